@@ -1,0 +1,107 @@
+"""The one exception tree of ml_lib.diffusion.
+
+Every error the library raises on purpose is a subclass of :class:`MlDiffusionError`, and its message
+says what went wrong and how to fix it::
+
+    MlDiffusionError
+    ├── ConfigError                 settings, environment, missing optional extra
+    ├── RequestError                a request that cannot be planned (size, steps, names …)
+    │   └── UnknownSamplerError     sampler or schedule name we do not know
+    ├── PlanError                   a plan JSON that cannot be read (schema, fields)
+    ├── ModelError
+    │   ├── ModelNotFoundError      no file, folder or Hub repository by that reference
+    │   ├── ModelUnreadableError    the file exists but cannot be read or parsed
+    │   ├── UnsupportedModelError   a family or layout we cannot load
+    │   └── OfflineError            the model needs the Hugging Face Hub, which cannot be reached
+    ├── GenerationError             the engine failed while running a plan
+    │   └── GenerationCancelled     cancelled between steps on request
+    ├── OutputError
+    │   ├── OutputNotWritableError  output folder missing and not creatable, or read-only
+    │   └── DiskFullError           the disk filled while saving (no partial file is left)
+    └── MetadataError               an image whose metadata cannot be read
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigError",
+    "DiskFullError",
+    "GenerationCancelled",
+    "GenerationError",
+    "MetadataError",
+    "MlDiffusionError",
+    "ModelError",
+    "ModelNotFoundError",
+    "ModelUnreadableError",
+    "OfflineError",
+    "OutputError",
+    "OutputNotWritableError",
+    "PlanError",
+    "RequestError",
+    "UnknownSamplerError",
+    "UnsupportedModelError",
+]
+
+
+class MlDiffusionError(Exception):
+    """Base of every error raised on purpose by ml_lib.diffusion."""
+
+
+class ConfigError(MlDiffusionError):
+    """Settings or environment are wrong, or an optional extra is not installed."""
+
+
+class RequestError(MlDiffusionError, ValueError):
+    """A generation request that cannot be planned as given."""
+
+
+class UnknownSamplerError(RequestError):
+    """A sampler or schedule name we do not know; the message lists the known ones."""
+
+
+class PlanError(MlDiffusionError, ValueError):
+    """A serialised plan that cannot be read back."""
+
+
+class ModelError(MlDiffusionError):
+    """A problem with a model reference or file."""
+
+
+class ModelNotFoundError(ModelError, FileNotFoundError):
+    """No model exists under the given reference."""
+
+
+class ModelUnreadableError(ModelError):
+    """The model exists but cannot be read (permissions, truncated or malformed file)."""
+
+
+class UnsupportedModelError(ModelError):
+    """A model family or layout this version cannot load."""
+
+
+class OfflineError(ModelError):
+    """The model must come from the Hugging Face Hub, which cannot be reached."""
+
+
+class GenerationError(MlDiffusionError):
+    """The engine failed while executing a plan."""
+
+
+class GenerationCancelled(GenerationError):
+    """Generation was cancelled between two denoising steps."""
+
+
+class OutputError(MlDiffusionError):
+    """An image or metadata file could not be written."""
+
+
+class OutputNotWritableError(OutputError):
+    """The output folder cannot be created or written to."""
+
+
+class DiskFullError(OutputError):
+    """The disk filled up while saving; nothing partial was left behind."""
+
+
+class MetadataError(MlDiffusionError):
+    """An image file whose metadata cannot be read."""
