@@ -11,7 +11,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Union
+from typing import Any
 
 from .errors import PlanError
 
@@ -26,7 +26,7 @@ __all__ = [
 
 SCHEMA_VERSION = 1
 
-JSONScalar = Union[str, int, float, bool, None]
+JSONScalar = str | int | float | bool | None
 
 
 class Source(str, Enum):
@@ -186,4 +186,3 @@ def _build(cls: type, data: Any, where: str) -> Any:
             value = float(value)
         kwargs[name] = value
     return cls(**kwargs)
-

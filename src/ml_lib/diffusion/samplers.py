@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from .errors import UnknownSamplerError
 
 __all__ = [
+    "AUTOMATIC",
     "SAMPLERS",
     "SCHEDULES",
     "SamplerChoice",
@@ -19,6 +20,7 @@ __all__ = [
     "SchedulerRecipe",
     "parse_sampler",
     "scheduler_recipe",
+    "split_sampler",
 ]
 
 AUTOMATIC = "Automatic"
@@ -76,7 +78,9 @@ SAMPLERS: dict[str, SamplerSpec] = {
         ),
         SamplerSpec("Heun", "HeunDiscreteScheduler", aliases=("heun", "k_heun")),
         SamplerSpec("LMS", "LMSDiscreteScheduler", aliases=("lms", "k_lms")),
-        SamplerSpec("DPM2", "KDPM2DiscreteScheduler", default_schedule="Karras", aliases=("dpm_2", "k_dpm_2")),
+        SamplerSpec(
+            "DPM2", "KDPM2DiscreteScheduler", default_schedule="Karras", aliases=("dpm_2", "k_dpm_2")
+        ),
         SamplerSpec(
             "DPM2 a",
             "KDPM2AncestralDiscreteScheduler",
@@ -98,7 +102,10 @@ SAMPLERS: dict[str, SamplerSpec] = {
             aliases=("dpmpp_2m_sde", "k_dpmpp_2m_sde"),
         ),
         SamplerSpec(
-            "DPM++ SDE", "DPMSolverSDEScheduler", default_schedule="Karras", aliases=("dpmpp_sde", "k_dpmpp_sde")
+            "DPM++ SDE",
+            "DPMSolverSDEScheduler",
+            default_schedule="Karras",
+            aliases=("dpmpp_sde", "k_dpmpp_sde"),
         ),
         SamplerSpec(
             "DPM++ 3M",
@@ -116,7 +123,11 @@ SAMPLERS: dict[str, SamplerSpec] = {
         ),
         SamplerSpec("DDIM", "DDIMScheduler", schedules=_SPACING_SCHEDULES, aliases=("ddim",)),
         SamplerSpec(
-            "PLMS", "PNDMScheduler", (("skip_prk_steps", True),), schedules=_SPACING_SCHEDULES, aliases=("plms",)
+            "PLMS",
+            "PNDMScheduler",
+            (("skip_prk_steps", True),),
+            schedules=_SPACING_SCHEDULES,
+            aliases=("plms",),
         ),
         SamplerSpec("DDPM", "DDPMScheduler", schedules=_SPACING_SCHEDULES, aliases=("ddpm",)),
         SamplerSpec("UniPC", "UniPCMultistepScheduler", aliases=("uni_pc", "unipc")),
@@ -151,22 +162,26 @@ def _canonical_schedule(text: str) -> str:
         ) from None
 
 
+def split_sampler(text: str) -> tuple[str, str | None]:
+    """Canonical sampler name and the schedule embedded in a pre-1.9 name ("DPM++ 2M Karras"), if any."""
+    key = " ".join(text.split()).lower()
+    if key in _BY_LOWER:
+        return _BY_LOWER[key], None
+    for sched_lower, sched in _SCHEDULE_BY_LOWER.items():
+        prefix = key[: -len(sched_lower) - 1]
+        if key.endswith(" " + sched_lower) and prefix in _BY_LOWER:
+            return _BY_LOWER[prefix], sched
+    raise _unknown_sampler(text)
+
+
 def parse_sampler(text: str, schedule: str | None = None) -> SamplerChoice:
     """Read a sampler name in either A1111 form and return it with a concrete schedule.
 
     ``parse_sampler("DPM++ 2M Karras")`` and ``parse_sampler("DPM++ 2M", "Karras")`` give the same choice;
-    a schedule named in both places must agree.
+    a schedule named in both places must agree. No schedule, or ``Automatic``, gives A1111's default
+    schedule for the sampler.
     """
-    key = " ".join(text.split()).lower()
-    name = _BY_LOWER.get(key)
-    embedded: str | None = None
-    if name is None:
-        for sched_lower, sched in _SCHEDULE_BY_LOWER.items():
-            if key.endswith(" " + sched_lower) and key[: -len(sched_lower) - 1] in _BY_LOWER:
-                name, embedded = _BY_LOWER[key[: -len(sched_lower) - 1]], sched
-                break
-    if name is None:
-        raise _unknown_sampler(text)
+    name, embedded = split_sampler(text)
     chosen = _canonical_schedule(schedule) if schedule else None
     if embedded and chosen and chosen not in (embedded, AUTOMATIC):
         raise UnknownSamplerError(

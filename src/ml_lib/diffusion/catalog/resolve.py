@@ -1,0 +1,140 @@
+"""Turn what the user typed after ``--model`` into a :class:`ModelRef` with family and hash.
+
+A reference is a diffusers folder, a single ``.safetensors`` checkpoint, or a Hugging Face Hub id
+(``owner/name``). A single file of an unusual architecture needs a weightless diffusers config folder:
+given explicitly (``config_dir``) or placed beside the checkpoint as ``<stem>.config/``.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import re
+from pathlib import Path
+
+from ..errors import ModelNotFoundError, OfflineError, UnsupportedModelError
+from ..plan import ModelFormat, ModelRef
+from .families import CONFIG_FOLDERS, Family, PredictionType
+from .hashing import HashCache, autov2
+from .header import read_header
+from .probe import FamilyGuess, detect_family, probe_diffusers_folder
+
+__all__ = ["LOADABLE_FAMILIES", "PICKLE_SUFFIXES", "beside_config_dir", "resolve_model", "shipped_config_dir"]
+
+LOADABLE_FAMILIES = frozenset({Family.SD1, Family.SD2, Family.SDXL, Family.SDXL_REFINER})
+PICKLE_SUFFIXES = frozenset({".ckpt", ".pt", ".pth", ".bin"})
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def shipped_config_dir(family: Family, prediction: PredictionType) -> Path | None:
+    """The weightless config folder shipped for a family, if any."""
+    name = CONFIG_FOLDERS.get((family, prediction)) or CONFIG_FOLDERS.get((family, PredictionType.EPSILON))
+    if name is None:
+        return None
+    root = importlib.resources.files("ml_lib.diffusion") / "assets" / "configs" / name
+    return Path(str(root))
+
+
+def beside_config_dir(checkpoint: Path) -> Path:
+    """Where a checkpoint's own config folder is looked for: ``<stem>.config/`` beside it."""
+    return checkpoint.with_name(checkpoint.stem + ".config")
+
+
+def _check_loadable(guess: FamilyGuess, what: str) -> None:
+    if guess.family not in LOADABLE_FAMILIES:
+        supported = ", ".join(sorted(f.value for f in LOADABLE_FAMILIES))
+        raise UnsupportedModelError(
+            f"{what} is a {guess.family.value} model ({guess.reason}); this version generates with "
+            f"{supported} models only. Choose a checkpoint of one of those families."
+        )
+
+
+def _single_file(path: Path, config_dir: str | None, hashes: HashCache | None) -> ModelRef:
+    guess = detect_family(read_header(path))
+    _check_loadable(guess, str(path))
+    if config_dir:
+        config = Path(config_dir).expanduser()
+        if not (config / "model_index.json").is_file():
+            raise ModelNotFoundError(
+                f"Config folder {config} has no model_index.json; give a diffusers config folder."
+            )
+        guess = probe_diffusers_folder(config)
+    elif (beside := beside_config_dir(path)).is_dir():
+        config = beside
+        guess = probe_diffusers_folder(config)
+    elif guess.standard:
+        config = shipped_config_dir(guess.family, guess.prediction_type)
+    else:
+        raise UnsupportedModelError(
+            f"{path} is a {guess.family.value} checkpoint with non-standard shapes; no shipped config fits. "
+            f"Give its diffusers config folder with --config DIR, or place it beside the file as "
+            f"{beside_config_dir(path).name}/."
+        )
+    sha = hashes.sha256(path) if hashes else None
+    return ModelRef(
+        reference=str(path.resolve()),
+        format=ModelFormat.SINGLE_FILE,
+        family=guess.family.value,
+        prediction_type=guess.prediction_type.value,
+        name=path.stem,
+        hash=autov2(sha) if sha else None,
+        config_dir=str(config) if config else None,
+    )
+
+
+def _hub(repo_id: str) -> ModelRef:
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError
+
+    try:
+        index = Path(hf_hub_download(repo_id, "model_index.json"))
+        for sub in ("scheduler/scheduler_config.json", "unet/config.json"):
+            try:
+                hf_hub_download(repo_id, sub)
+            except EntryNotFoundError:
+                continue
+    except LocalEntryNotFoundError as exc:
+        raise OfflineError(
+            f"{repo_id!r} is not in the local Hugging Face cache and the Hub cannot be reached. "
+            f"Download it where there is a network (`hf download {repo_id}`) or give a local path "
+            "(if you meant a local path: it does not exist)."
+        ) from exc
+    except (RepositoryNotFoundError, EntryNotFoundError) as exc:
+        raise ModelNotFoundError(f"No diffusers model {repo_id!r} on the Hugging Face Hub.") from exc
+    guess = probe_diffusers_folder(index.parent)
+    _check_loadable(guess, repo_id)
+    return ModelRef(repo_id, ModelFormat.HUB, guess.family.value, guess.prediction_type.value, repo_id)
+
+
+def resolve_model(
+    reference: str, *, config_dir: str | None = None, hashes: HashCache | None = None
+) -> ModelRef:
+    """Resolve a path or Hub id; raise a typed error naming the fix when it cannot be used."""
+    path = Path(reference).expanduser()
+    if path.is_dir():
+        if not (path / "model_index.json").is_file():
+            raise ModelNotFoundError(
+                f"{path} is a folder without model_index.json: not a diffusers model. "
+                "Point --model at a diffusers folder or a .safetensors checkpoint."
+            )
+        guess = probe_diffusers_folder(path)
+        _check_loadable(guess, str(path))
+        return ModelRef(
+            str(path.resolve()),
+            ModelFormat.DIFFUSERS,
+            guess.family.value,
+            guess.prediction_type.value,
+            path.name,
+        )
+    if path.is_file():
+        if path.suffix.lower() in PICKLE_SUFFIXES:
+            raise UnsupportedModelError(
+                f"{path} is a pickle checkpoint, which can run arbitrary code and is not loaded. "
+                "Use a .safetensors version of the model."
+            )
+        return _single_file(path, config_dir, hashes)
+    if _HUB_ID.match(reference) and not path.suffix:
+        return _hub(reference)
+    raise ModelNotFoundError(
+        f"No model at {reference!r}: not an existing file or folder, nor a Hub id (owner/name). "
+        "Check the path, or give a diffusers folder or .safetensors checkpoint."
+    )

@@ -1,0 +1,290 @@
+"""The ``ml-diffusion`` command line (typer + rich). Errors print one line; ``--debug`` shows tracebacks."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .errors import MlDiffusionError, RequestError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="ml-diffusion",
+    help="Turn a plain prompt into a good image on your own hardware.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+
+class _State:
+    debug = False
+
+
+def _console(stderr: bool = False) -> Console:
+    return Console(stderr=stderr, highlight=False)
+
+
+@app.callback()
+def _root(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logging.")] = False,
+) -> None:
+    _State.debug = debug
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
+
+
+def _parse_size(size: str) -> tuple[int, int]:
+    match = re.fullmatch(r"\s*(\d+)\s*[xX\u00d7]\s*(\d+)\s*", size)
+    if not match:
+        raise RequestError(f"Size {size!r} is not WIDTHxHEIGHT, e.g. 512x768.")
+    return int(match.group(1)), int(match.group(2))
+
+
+def _generator() -> Any:
+    from .facade import ImageGenerator
+
+    return ImageGenerator()
+
+
+def _request(prompt: str, **kw: Any) -> Any:
+    from .request import GenerationRequest
+
+    size = kw.pop("size")
+    if size:
+        if kw.get("width") or kw.get("height"):
+            raise RequestError("Give either --size or --width/--height, not both.")
+        kw["width"], kw["height"] = _parse_size(size)
+    out = kw.pop("out")
+    kw["output_dir"] = str(out) if out else None
+    config = kw.pop("config", None)
+    kw["config_dir"] = str(config) if config else None
+    return GenerationRequest(prompt=prompt, **kw)
+
+
+Negative = Annotated[str, typer.Option("--negative", "-n", help="Negative prompt.")]
+ModelOpt = Annotated[
+    str | None, typer.Option("--model", "-m", help="Diffusers folder, .safetensors checkpoint or Hub id.")
+]
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option("--config", help="Weightless diffusers config folder for an unusual single file."),
+]
+SizeOpt = Annotated[str | None, typer.Option("--size", help="WIDTHxHEIGHT, e.g. 512x768.")]
+WidthOpt = Annotated[int | None, typer.Option("--width", "-W")]
+HeightOpt = Annotated[int | None, typer.Option("--height", "-H")]
+StepsOpt = Annotated[int | None, typer.Option("--steps", "-s")]
+CfgOpt = Annotated[float | None, typer.Option("--cfg", help="CFG scale.")]
+SamplerOpt = Annotated[
+    str | None, typer.Option("--sampler", help='A1111 name, e.g. "DPM++ 2M" or "Euler a".')
+]
+ScheduleOpt = Annotated[str | None, typer.Option("--schedule", help="Automatic, Karras, Exponential, …")]
+SeedOpt = Annotated[int | None, typer.Option("--seed", help="Seed; image i of a batch uses seed + i.")]
+BatchOpt = Annotated[int | None, typer.Option("--batch", "-b", help="Images in one batch.")]
+ClipSkipOpt = Annotated[int | None, typer.Option("--clip-skip", help="1 = last CLIP layer (A1111).")]
+OutOpt = Annotated[Path | None, typer.Option("--out", "-o", help="Output folder.")]
+NameOpt = Annotated[str | None, typer.Option("--name", help="File-name template, e.g. '[date]-[seed]'.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+
+
+def _run(action: Any) -> None:
+    try:
+        action()
+    except MlDiffusionError as exc:
+        if _State.debug:
+            raise
+        _console(stderr=True).print(f"[bold red]error:[/] {exc}", soft_wrap=True)
+        raise typer.Exit(2 if isinstance(exc, RequestError) else 1) from None
+
+
+@app.command()
+def generate(
+    prompt: Annotated[str, typer.Argument(help="What to draw (A1111 prompt syntax).")],
+    negative: Negative = "",
+    model: ModelOpt = None,
+    config: ConfigOpt = None,
+    size: SizeOpt = None,
+    width: WidthOpt = None,
+    height: HeightOpt = None,
+    steps: StepsOpt = None,
+    cfg: CfgOpt = None,
+    sampler: SamplerOpt = None,
+    schedule: ScheduleOpt = None,
+    seed: SeedOpt = None,
+    batch: BatchOpt = None,
+    clip_skip: ClipSkipOpt = None,
+    out: OutOpt = None,
+    name: NameOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Generate images from PROMPT and save them with A1111-compatible metadata."""
+
+    def action() -> None:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        request = _request(
+            prompt,
+            negative_prompt=negative,
+            model=model,
+            config=config,
+            size=size,
+            width=width,
+            height=height,
+            steps=steps,
+            cfg_scale=cfg,
+            sampler=sampler,
+            schedule=schedule,
+            seed=seed,
+            batch_size=batch,
+            clip_skip=clip_skip,
+            out=out,
+            name_template=name,
+        )
+        with _generator() as gen:
+            plan = gen.plan(request)
+            progress = Progress(
+                TextColumn("[progress.description]{task.description}"),
+                BarColumn(),
+                TextColumn("{task.completed}/{task.total}"),
+                TimeElapsedColumn(),
+                console=_console(stderr=True),
+                disable=as_json,
+                transient=True,
+            )
+            with progress:
+                task = progress.add_task("denoising", total=plan.steps)
+                result = gen.execute(
+                    plan, on_step=lambda s: progress.update(task, completed=s.step, total=s.total)
+                )
+        if as_json:
+            typer.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
+            return
+        console = _console()
+        for path, image_seed in zip(result.paths, result.seeds, strict=True):
+            console.print(f"saved [bold]{path}[/] (seed {image_seed})")
+        t = result.timings
+        console.print(
+            f"[dim]{plan.model.name} · {plan.width}x{plan.height} · {plan.steps} steps · {plan.sampler} "
+            f"{plan.schedule} · load {t.load:.1f}s, denoise {t.denoise:.1f}s, decode {t.decode:.1f}s[/]"
+        )
+
+    _run(action)
+
+
+@app.command("plan")
+def plan_cmd(
+    prompt: Annotated[str, typer.Argument(help="What to draw.")],
+    negative: Negative = "",
+    model: ModelOpt = None,
+    config: ConfigOpt = None,
+    size: SizeOpt = None,
+    steps: StepsOpt = None,
+    cfg: CfgOpt = None,
+    sampler: SamplerOpt = None,
+    schedule: ScheduleOpt = None,
+    seed: SeedOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show the plan for PROMPT and the reason for every choice, without generating."""
+
+    def action() -> None:
+        request = _request(
+            prompt,
+            negative_prompt=negative,
+            model=model,
+            config=config,
+            size=size,
+            steps=steps,
+            cfg_scale=cfg,
+            sampler=sampler,
+            schedule=schedule,
+            seed=seed,
+            out=None,
+        )
+        with _generator() as gen:
+            plan = gen.plan(request)
+        if as_json:
+            typer.echo(plan.to_json(indent=2))
+            return
+        table = Table(title=f"{plan.model.name} ({plan.model.family})")
+        for column in ("field", "value", "source", "reason"):
+            table.add_column(column)
+        for d in plan.decisions:
+            table.add_row(d.field, str(d.value), d.source.value, d.reason)
+        _console().print(table)
+
+    _run(action)
+
+
+@app.command()
+def info(
+    image: Annotated[Path, typer.Argument(help="PNG, JPEG or WebP image.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Show the generation metadata of IMAGE (ours or any A1111-compatible tool's)."""
+
+    def action() -> None:
+        from .facade import ImageGenerator
+
+        meta = ImageGenerator().info(image)
+        if as_json:
+            data = {
+                "format": meta.format,
+                "infotext": meta.infotext,
+                "parameters": dict(meta.parsed.parameters) if meta.parsed else None,
+                "plan": meta.plan.to_dict() if meta.plan else None,
+            }
+            typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
+            return
+        console = _console()
+        if meta.infotext is None and meta.plan is None:
+            console.print(f"{image}: no generation metadata")
+            return
+        if meta.parsed is not None:
+            console.print(f"[bold]Prompt:[/] {meta.parsed.prompt}", soft_wrap=True)
+            if meta.parsed.negative_prompt:
+                console.print(f"[bold]Negative prompt:[/] {meta.parsed.negative_prompt}", soft_wrap=True)
+            table = Table(show_header=False)
+            for key, value in dict(meta.parsed.parameters).items():
+                table.add_row(key, value)
+            console.print(table)
+        if meta.plan is not None:
+            console.print(
+                f"[dim]Embedded ml-diffusion plan: {len(meta.plan.decisions)} decisions; "
+                f"`ml-diffusion reproduce {image}` regenerates it.[/]"
+            )
+
+    _run(action)
+
+
+@app.command()
+def reproduce(
+    image: Annotated[Path, typer.Argument(help="An image written by ml-diffusion.")],
+    out: OutOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Regenerate IMAGE from the plan embedded in it."""
+
+    def action() -> None:
+        with _generator() as gen:
+            result = gen.reproduce(image, output_dir=out)
+        if as_json:
+            typer.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
+            return
+        for path, image_seed in zip(result.paths, result.seeds, strict=True):
+            _console().print(f"saved [bold]{path}[/] (seed {image_seed})")
+
+    _run(action)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,34 @@
+"""Find the compute device and map dtype names to torch dtypes."""
+
+from __future__ import annotations
+
+import torch
+
+from ..planning.device import DeviceInfo
+
+__all__ = ["detect_device", "torch_dtype"]
+
+_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+def detect_device(prefer: str | None = None) -> DeviceInfo:
+    """CUDA when present, else Apple MPS, else CPU; ``prefer`` ("cpu", "cuda", "mps") forces one."""
+    kind = prefer
+    if kind is None:
+        if torch.cuda.is_available():
+            kind = "cuda"
+        elif getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            kind = "mps"
+        else:
+            kind = "cpu"
+    if kind == "cuda":
+        free, total = torch.cuda.mem_get_info()
+        return DeviceInfo("cuda", torch.cuda.get_device_name(), total, free)
+    if kind == "mps":
+        return DeviceInfo("mps", "Apple MPS")
+    return DeviceInfo("cpu", f"CPU ({torch.get_num_threads()} threads)")
+
+
+def torch_dtype(name: str) -> torch.dtype:
+    """torch dtype for a plan's dtype name."""
+    return _DTYPES[name]

@@ -1,0 +1,146 @@
+"""Run a GenerationPlan on a loaded pipeline: encode, denoise, decode, each timed.
+
+Noise is drawn on CPU generators seeded ``seed + i`` per image (A1111's rule), so an image
+reproduces across devices and alone or within a batch.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from ..catalog.families import Family
+from ..errors import GenerationCancelled, GenerationError, UnsupportedModelError
+from ..plan import GenerationPlan
+from ..result import CancelToken, StepInfo
+from ..samplers import SamplerChoice
+from .schedulers import make_scheduler
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+__all__ = ["ExecutionOutput", "execute"]
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionOutput:
+    """Images and per-phase seconds of one run."""
+
+    images: tuple[Image.Image, ...]
+    encode: float
+    denoise: float
+    decode: float
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _apply_scheduler(pipe: Any, plan: GenerationPlan) -> None:
+    choice = SamplerChoice(plan.sampler, plan.schedule)
+    current = getattr(pipe, "_ml_scheduler_key", None)
+    key = (choice, plan.model.prediction_type)
+    if current != key:
+        base = getattr(pipe, "_ml_base_scheduler_config", None) or dict(pipe.scheduler.config)
+        pipe._ml_base_scheduler_config = base
+        pipe.scheduler = make_scheduler(choice, base, plan.model.prediction_type)
+        pipe._ml_scheduler_key = key
+
+
+def _encode(pipe: Any, plan: GenerationPlan, device: torch.device) -> dict[str, torch.Tensor]:
+    cfg = plan.cfg_scale > 1.0
+    clip_skip = plan.clip_skip - 1 or None  # A1111 counts the last layer as 1, diffusers as 0
+    common = dict(
+        device=device,
+        num_images_per_prompt=plan.batch_size,
+        do_classifier_free_guidance=cfg,
+        negative_prompt=plan.negative_prompt or None,
+        clip_skip=clip_skip,
+    )
+    with torch.inference_mode():
+        if Family(plan.model.family) is Family.SDXL:
+            pe, ne, pp, np_ = pipe.encode_prompt(prompt=plan.prompt, **common)
+            out = {"prompt_embeds": pe, "pooled_prompt_embeds": pp}
+            if cfg:
+                out.update(negative_prompt_embeds=ne, negative_pooled_prompt_embeds=np_)
+            return out
+        pe, ne = pipe.encode_prompt(plan.prompt, **common)
+    return {"prompt_embeds": pe, "negative_prompt_embeds": ne} if cfg else {"prompt_embeds": pe}
+
+
+def _decode(pipe: Any, latents: torch.Tensor) -> list[Image.Image]:
+    vae = pipe.vae
+    upcast = vae.dtype == torch.float16 and getattr(vae.config, "force_upcast", False)
+    with torch.inference_mode():
+        if upcast:
+            vae.to(torch.float32)
+        latents = latents.to(next(iter(vae.post_quant_conv.parameters())).dtype)
+        mean, std = getattr(vae.config, "latents_mean", None), getattr(vae.config, "latents_std", None)
+        if mean is not None and std is not None:
+            m = torch.tensor(mean).view(1, -1, 1, 1).to(latents)
+            s = torch.tensor(std).view(1, -1, 1, 1).to(latents)
+            latents = latents * s / vae.config.scaling_factor + m
+        else:
+            latents = latents / vae.config.scaling_factor
+        image = vae.decode(latents, return_dict=False)[0]
+        if upcast:
+            vae.to(torch.float16)
+        return pipe.image_processor.postprocess(image, output_type="pil")
+
+
+def execute(
+    pipe: Any,
+    plan: GenerationPlan,
+    *,
+    on_step: Callable[[StepInfo], None] | None = None,
+    cancel: CancelToken | None = None,
+) -> ExecutionOutput:
+    """Generate the images of ``plan`` with ``pipe``; raises GenerationCancelled when ``cancel`` is set."""
+    if Family(plan.model.family) is Family.SDXL_REFINER:
+        raise UnsupportedModelError(
+            "The SDXL refiner only refines existing images (img2img); choose an SDXL base model for txt2img."
+        )
+    device = pipe._execution_device
+    _apply_scheduler(pipe, plan)
+
+    def step_end(p: Any, i: int, _t: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+        if cancel is not None and cancel.cancelled:
+            p._interrupt = True
+        elif on_step is not None:
+            on_step(StepInfo(i + 1, p.num_timesteps))
+        return kwargs
+
+    try:
+        t0 = time.perf_counter()
+        embeds = _encode(pipe, plan, device)
+        _sync(device)
+        t1 = time.perf_counter()
+        generators = [torch.Generator("cpu").manual_seed(s) for s in plan.seeds]
+        latents = pipe(
+            **embeds,
+            width=plan.width,
+            height=plan.height,
+            num_inference_steps=plan.steps,
+            guidance_scale=plan.cfg_scale,
+            generator=generators,
+            output_type="latent",
+            callback_on_step_end=step_end,
+        ).images
+        _sync(device)
+        t2 = time.perf_counter()
+        if cancel is not None and cancel.cancelled:
+            raise GenerationCancelled("Generation was cancelled; no image was produced.")
+        images = _decode(pipe, latents)
+        _sync(device)
+        t3 = time.perf_counter()
+    except torch.OutOfMemoryError as exc:
+        raise GenerationError(
+            f"Out of memory at {plan.width}x{plan.height}, batch {plan.batch_size}: "
+            "use a smaller size or batch."
+        ) from exc
+    return ExecutionOutput(tuple(images), t1 - t0, t2 - t1, t3 - t2)

@@ -1,0 +1,101 @@
+"""Load a diffusers pipeline for a ModelRef: diffusers folder, single-file checkpoint (offline), or Hub id."""
+
+from __future__ import annotations
+
+import importlib.resources
+import logging
+from pathlib import Path
+from typing import Any
+
+import diffusers
+from transformers import CLIPTokenizer
+
+from ..catalog.families import Family
+from ..errors import ModelNotFoundError, ModelUnreadableError, OfflineError, UnsupportedModelError
+from ..plan import ModelFormat, ModelRef
+from .device import torch_dtype
+
+__all__ = ["load_pipeline", "pipeline_class", "shipped_tokenizer"]
+
+log = logging.getLogger(__name__)
+
+_PIPELINES = {
+    Family.SD1: "StableDiffusionPipeline",
+    Family.SD2: "StableDiffusionPipeline",
+    Family.SDXL: "StableDiffusionXLPipeline",
+    Family.SDXL_REFINER: "StableDiffusionXLImg2ImgPipeline",
+}
+
+
+def pipeline_class(family: Family) -> Any:
+    """The diffusers pipeline class for a family."""
+    try:
+        return getattr(diffusers, _PIPELINES[family])
+    except KeyError:
+        raise UnsupportedModelError(f"No pipeline for family {family.value!r} in this version.") from None
+
+
+def shipped_tokenizer(pad_token: str | None = None) -> CLIPTokenizer:
+    """The CLIP tokenizer shipped with the package (SD1.x; ``pad_token="!"`` for SD2.x / SDXL's second)."""
+    folder = Path(str(importlib.resources.files("ml_lib.diffusion") / "assets" / "clip_tokenizer"))
+    kwargs = {"pad_token": pad_token} if pad_token else {}
+    return CLIPTokenizer.from_pretrained(folder, **kwargs)
+
+
+def _tokenizers(family: Family, config_dir: Path) -> dict[str, Any]:
+    """Tokenizers to pass to from_single_file when the config folder does not carry them."""
+    out: dict[str, Any] = {}
+    if family in (Family.SD1, Family.SD2, Family.SDXL) and not (config_dir / "tokenizer").is_dir():
+        out["tokenizer"] = shipped_tokenizer("!" if family is Family.SD2 else None)
+    if family in (Family.SDXL, Family.SDXL_REFINER) and not (config_dir / "tokenizer_2").is_dir():
+        out["tokenizer_2"] = shipped_tokenizer("!")
+    return out
+
+
+def _from_single_file(cls: Any, model: ModelRef, dtype: Any) -> Any:
+    if not model.config_dir:
+        raise UnsupportedModelError(f"{model.reference}: no config folder to load this single file with.")
+    config = Path(model.config_dir)
+    family = Family(model.family)
+    kwargs: dict[str, Any] = dict(config=str(config), local_files_only=True, dtype=dtype)
+    kwargs.update(_tokenizers(family, config))
+    if family in (Family.SD1, Family.SD2):
+        kwargs.update(safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    return cls.from_single_file(model.reference, **kwargs)
+
+
+def _from_pretrained(cls: Any, model: ModelRef, dtype: Any) -> Any:
+    kwargs: dict[str, Any] = {"dtype": dtype}
+    if model.format is ModelFormat.DIFFUSERS:
+        kwargs["local_files_only"] = True
+    if Family(model.family) in (Family.SD1, Family.SD2):
+        kwargs.update(safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    return cls.from_pretrained(model.reference, **kwargs)
+
+
+def load_pipeline(model: ModelRef, *, dtype: str, device: str) -> Any:
+    """Load ``model`` as a pipeline in ``dtype`` on ``device``; typed errors name the fix."""
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    cls = pipeline_class(Family(model.family))
+    tdtype = torch_dtype(dtype)
+    log.info("loading %s (%s, %s) as %s", model.reference, model.format.value, model.family, cls.__name__)
+    try:
+        if model.format is ModelFormat.SINGLE_FILE:
+            pipe = _from_single_file(cls, model, tdtype)
+        else:
+            pipe = _from_pretrained(cls, model, tdtype)
+    except LocalEntryNotFoundError as exc:
+        raise OfflineError(
+            f"{model.reference} needs files from the Hugging Face Hub, which cannot be reached: {exc}. "
+            "Download the model where there is a network, or give a local path."
+        ) from exc
+    except FileNotFoundError as exc:
+        raise ModelNotFoundError(f"{model.reference}: {exc}") from exc
+    except (OSError, ValueError, RuntimeError, KeyError) as exc:
+        raise ModelUnreadableError(
+            f"Cannot load {model.reference} as a {model.family} model: {exc}. "
+            "Check the file is complete and of the family shown; give --config for unusual architectures."
+        ) from exc
+    pipe.set_progress_bar_config(disable=True)
+    return pipe.to(device)

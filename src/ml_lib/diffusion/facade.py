@@ -1,0 +1,205 @@
+"""ImageGenerator: wires the rooms together (analyse → plan → execute → write); no logic of its own."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import sqlite3
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .catalog.hashing import HashCache
+from .catalog.resolve import resolve_model
+from .errors import MetadataError, RequestError
+from .plan import GenerationPlan, ModelRef
+from .request import GenerationRequest
+from .result import CancelToken, GenerationResult, PhaseTimings, StepInfo
+from .settings import Settings
+
+if TYPE_CHECKING:
+    from .engine.pool import PipelinePool
+    from .output.metadata import ImageMetadata
+    from .planning.device import DeviceInfo
+
+__all__ = ["ImageGenerator"]
+
+log = logging.getLogger(__name__)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"ml-lib v{version('ml-lib')}"
+    except PackageNotFoundError:
+        return "ml-lib"
+
+
+class ImageGenerator:
+    """The Python entry point: ``ImageGenerator().generate("a red fox in the snow", model=...)``.
+
+    Heavy pieces (torch, the database, pipelines) are created on first use, not in the constructor.
+    """
+
+    def __init__(
+        self, settings: Settings | None = None, *, device: str | None = None, pool_size: int = 1
+    ) -> None:
+        self.settings = settings or Settings.from_env()
+        self._device_pref = device
+        self._pool_size = pool_size
+        self._device: DeviceInfo | None = None
+        self._pool: PipelinePool | None = None
+        self._conn: sqlite3.Connection | None = None
+
+    # -- wiring ---------------------------------------------------------------------------------
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            from .db import connect
+
+            self._conn = connect(self.settings.db_path)
+        return self._conn
+
+    def device(self) -> DeviceInfo:
+        """The compute device (detected once)."""
+        if self._device is None:
+            from .engine.device import detect_device
+
+            self._device = detect_device(self._device_pref)
+        return self._device
+
+    def _pipelines(self) -> PipelinePool:
+        if self._pool is None:
+            from .engine.pool import PipelinePool
+
+            self._pool = PipelinePool(self._pool_size)
+        return self._pool
+
+    def close(self) -> None:
+        """Release pipelines and the database connection."""
+        if self._pool is not None:
+            self._pool.clear()
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def __enter__(self) -> ImageGenerator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- public API -----------------------------------------------------------------------------
+    def resolve_model(self, reference: str, *, config_dir: str | None = None) -> ModelRef:
+        """Resolve a model path or Hub id to a ModelRef (family, hash, config folder)."""
+        return resolve_model(reference, config_dir=config_dir, hashes=HashCache(self._db()))
+
+    def plan(self, request: GenerationRequest | str, **overrides: Any) -> GenerationPlan:
+        """A fully resolved plan for ``request`` (a prompt string plus overrides also works)."""
+        from .planning.planner import Planner
+
+        req = _as_request(request, overrides)
+        if not req.model:
+            raise RequestError(
+                "No model given: pass model=PATH (a diffusers folder or .safetensors checkpoint)."
+            )
+        model = self.resolve_model(req.model, config_dir=req.config_dir)
+        return Planner(self.settings).plan(req, model, self.device())
+
+    def generate(
+        self,
+        request: GenerationRequest | str,
+        *,
+        on_step: Callable[[StepInfo], None] | None = None,
+        cancel: CancelToken | None = None,
+        save: bool = True,
+        **overrides: Any,
+    ) -> GenerationResult:
+        """Plan and execute ``request``; images are saved unless ``save=False``."""
+        return self.execute(self.plan(request, **overrides), on_step=on_step, cancel=cancel, save=save)
+
+    def execute(
+        self,
+        plan: GenerationPlan,
+        *,
+        on_step: Callable[[StepInfo], None] | None = None,
+        cancel: CancelToken | None = None,
+        save: bool = True,
+    ) -> GenerationResult:
+        """Run an existing plan (as from :meth:`plan` or read back from an image)."""
+        from .engine.executor import execute
+
+        t0 = time.perf_counter()
+        pipe, _ = self._pipelines().get(plan.model, dtype=plan.dtype, device=plan.device)
+        load = time.perf_counter() - t0
+        out = execute(pipe, plan, on_step=on_step, cancel=cancel)
+        t1 = time.perf_counter()
+        paths = self._save(plan, out.images, plan.seeds) if save else ()
+        timings = PhaseTimings(load, out.encode, out.denoise, out.decode, time.perf_counter() - t1)
+        return GenerationResult(out.images, plan.seeds, plan, paths, timings)
+
+    def reproduce(
+        self, image: str | Path, *, output_dir: str | Path | None = None, save: bool = True
+    ) -> GenerationResult:
+        """Regenerate an image from the plan embedded in it (pixel-identical on the same device/versions)."""
+        meta = self.info(image)
+        if meta.plan is None:
+            why = f" ({meta.plan_error})" if meta.plan_error else ""
+            raise MetadataError(
+                f"{image} carries no ml-diffusion plan{why}; "
+                "only images written by ml-diffusion can be reproduced."
+            )
+        plan = meta.plan
+        if output_dir is not None:
+            plan = dataclasses.replace(plan, output_dir=str(output_dir))
+        # The whole batch is regenerated (batching changes floating-point results); keep this image.
+        seed = meta.parsed.seed if meta.parsed is not None and meta.parsed.seed in plan.seeds else plan.seed
+        index = plan.seeds.index(seed)
+        full = self.execute(plan, save=False)
+        t0 = time.perf_counter()
+        images = full.images[index : index + 1]
+        paths = self._save(plan, images, (seed,)) if save else ()
+        timings = dataclasses.replace(full.timings, save=time.perf_counter() - t0)
+        return GenerationResult(images, (seed,), plan, paths, timings)
+
+    def info(self, image: str | Path) -> ImageMetadata:
+        """Metadata of an image written by us or by an A1111-compatible tool."""
+        from .output.metadata import read_metadata
+
+        return read_metadata(Path(image))
+
+    # -- output -----------------------------------------------------------------------------------
+    def _save(
+        self, plan: GenerationPlan, images: tuple[Any, ...], seeds: tuple[int, ...]
+    ) -> tuple[Path, ...]:
+        from .output.infotext import format_infotext
+        from .output.naming import NameContext
+        from .output.writer import save_image
+
+        now = datetime.now()
+        plan_json = plan.to_json()
+        paths = []
+        for image, seed in zip(images, seeds, strict=True):
+            text = format_infotext(plan, seed=seed, model_hash=plan.model.hash, version=_version())
+            ctx = NameContext(
+                seed=seed,
+                prompt=plan.prompt,
+                model=plan.model.name,
+                sampler=plan.sampler,
+                steps=plan.steps,
+                cfg=plan.cfg_scale,
+                width=plan.width,
+                height=plan.height,
+                counter=0,
+                now=now,
+            )
+            paths.append(save_image(image, Path(plan.output_dir), plan.name_template, ctx, text, plan_json))
+        return tuple(paths)
+
+
+def _as_request(request: GenerationRequest | str, overrides: dict[str, Any]) -> GenerationRequest:
+    if isinstance(request, str):
+        return GenerationRequest(prompt=request, **overrides)
+    return dataclasses.replace(request, **overrides) if overrides else request

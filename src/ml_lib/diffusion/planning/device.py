@@ -1,0 +1,41 @@
+"""Device description (filled by the engine, injected here) and the dtype policy (pure)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..catalog.families import Family
+
+__all__ = ["DeviceInfo", "DtypeChoice", "choose_dtype"]
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceInfo:
+    """What the engine found: ``kind`` is "cuda", "mps" or "cpu"; memory in bytes when known."""
+
+    kind: str
+    name: str = ""
+    total_memory: int | None = None
+    free_memory: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DtypeChoice:
+    """Compute dtype for the models and the reason."""
+
+    dtype: str
+    reason: str
+
+
+def choose_dtype(device: DeviceInfo, family: Family) -> DtypeChoice:
+    """CUDA fp16 (SDXL's VAE upcast to fp32 by the engine), MPS fp16, CPU fp32.
+
+    bf16 on a CPU without bf16 hardware is two orders of magnitude slower than fp32, so the CPU
+    always computes in fp32.
+    """
+    if device.kind == "cuda":
+        upcast = " (VAE decoded in fp32)" if family in (Family.SDXL, Family.SDXL_REFINER) else ""
+        return DtypeChoice("float16", f"CUDA runs diffusion in fp16{upcast}")
+    if device.kind == "mps":
+        return DtypeChoice("float16", "Apple MPS runs diffusion in fp16")
+    return DtypeChoice("float32", "CPUs compute fp32 fastest; bf16 without bf16 hardware is unusably slow")

@@ -1,0 +1,114 @@
+"""Planner: a GenerationRequest + a resolved model + the device → a fully resolved GenerationPlan.
+
+Each value comes from the user when given, else from the family profile (later: the prompt analysis,
+the catalog and learned preferences), and each is recorded as a Decision with its reason.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ..catalog.families import Family, PredictionType
+from ..plan import Decision, GenerationPlan, JSONScalar, ModelRef, Source
+from ..request import GenerationRequest
+from ..samplers import AUTOMATIC, parse_sampler, split_sampler
+from ..settings import Settings
+from .checks import MAX_SEED, check_request, check_size
+from .device import DeviceInfo, choose_dtype
+from .profiles import profile_for
+
+__all__ = ["DEFAULT_NAME_TEMPLATE", "Planner"]
+
+DEFAULT_NAME_TEMPLATE = "[counter]-[seed]-[prompt_words]"
+
+
+@dataclass(slots=True)
+class _Decisions:
+    items: list[Decision] = field(default_factory=list)
+
+    def pick(
+        self, name: str, user: JSONScalar, fallback: JSONScalar, source: Source, reason: str
+    ) -> JSONScalar:
+        if user is not None:
+            self.items.append(Decision(name, user, Source.USER, "set by the user"))
+            return user
+        self.items.append(Decision(name, fallback, source, reason))
+        return fallback
+
+
+class Planner:
+    """Fills every unset field of a request; holds no state between plans."""
+
+    def __init__(self, settings: Settings, *, seed_source: Callable[[], int] | None = None) -> None:
+        self._settings = settings
+        self._seed_source = seed_source or (lambda: random.SystemRandom().randrange(MAX_SEED + 1))
+
+    def plan(self, request: GenerationRequest, model: ModelRef, device: DeviceInfo) -> GenerationPlan:
+        """Resolve ``request`` for ``model`` on ``device``; raises RequestError on bad input."""
+        limits = self._settings.limits
+        check_request(request, limits)
+        family, prediction = Family(model.family), PredictionType(model.prediction_type)
+        profile = profile_for(family, prediction)
+        d = _Decisions()
+        why = f"{family.value} profile: {profile.note}"
+        width = d.pick("width", request.width, profile.width, Source.PROFILE, why)
+        height = d.pick("height", request.height, profile.height, Source.PROFILE, why)
+        check_size(int(width), int(height), limits)  # type: ignore[arg-type]
+        steps = d.pick(
+            "steps", request.steps, profile.steps, Source.PROFILE, f"{family.value} profile default"
+        )
+        cfg = d.pick(
+            "cfg_scale", request.cfg_scale, profile.cfg_scale, Source.PROFILE, f"{family.value} profile"
+        )
+        sampler_reason = f"{family.value} profile default sampler"
+        if request.sampler is None:
+            choice = parse_sampler(profile.sampler, request.schedule or profile.schedule)
+            d.pick("sampler", None, choice.sampler, Source.PROFILE, sampler_reason)
+        else:
+            choice = parse_sampler(request.sampler, request.schedule)
+            d.pick("sampler", choice.sampler, None, Source.USER, "")
+        embedded = split_sampler(request.sampler)[1] if request.sampler else None
+        if embedded or request.schedule not in (None, AUTOMATIC):
+            d.pick("schedule", choice.schedule, None, Source.USER, "")
+        elif request.sampler:
+            d.pick(
+                "schedule", None, choice.schedule, Source.PROFILE, f"A1111's schedule for {choice.sampler}"
+            )
+        else:
+            d.pick(
+                "schedule", None, choice.schedule, Source.PROFILE, f"{family.value} profile default schedule"
+            )
+        seed = request.seed if request.seed not in (None, -1) else None
+        seed = d.pick("seed", seed, self._seed_source(), Source.RANDOM, "no seed given: drawn at random")
+        batch = d.pick("batch_size", request.batch_size, 1, Source.PROFILE, "one image unless asked")
+        clip_skip = d.pick("clip_skip", request.clip_skip, profile.clip_skip, Source.PROFILE, why)
+        dtype = choose_dtype(device, family)
+        d.items.append(Decision("device", device.kind, Source.DEVICE, device.name or "detected device"))
+        d.items.append(Decision("dtype", dtype.dtype, Source.DEVICE, dtype.reason))
+        out = d.pick(
+            "output_dir", request.output_dir, str(self._settings.outputs), Source.PROFILE, "settings"
+        )
+        template = d.pick(
+            "name_template", request.name_template, DEFAULT_NAME_TEMPLATE, Source.PROFILE, "A1111-style names"
+        )
+        return GenerationPlan(
+            prompt=request.prompt,
+            negative_prompt=request.negative_prompt,
+            model=model,
+            width=int(width),  # type: ignore[arg-type]
+            height=int(height),  # type: ignore[arg-type]
+            steps=int(steps),  # type: ignore[arg-type]
+            cfg_scale=float(cfg),  # type: ignore[arg-type]
+            sampler=choice.sampler,
+            schedule=choice.schedule,
+            seed=int(seed),  # type: ignore[arg-type]
+            batch_size=int(batch),  # type: ignore[arg-type]
+            clip_skip=int(clip_skip),  # type: ignore[arg-type]
+            device=device.kind,
+            dtype=dtype.dtype,
+            output_dir=str(out),
+            name_template=str(template),
+            decisions=tuple(d.items),
+        )

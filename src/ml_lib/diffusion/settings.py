@@ -1,0 +1,64 @@
+"""Where things live: home folder, database, outputs, model roots, and input limits.
+
+The home folder is ``$ML_DIFFUSION_HOME`` when set, else the platform's user data folder
+(platformdirs). Nothing is created at import time.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["Limits", "Settings"]
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Bounds that requests are checked against before any work starts."""
+
+    max_side: int = 4096
+    max_pixels: int = 4096 * 4096
+    max_steps: int = 500
+    max_batch: int = 64
+    max_cfg: float = 100.0
+
+
+def _default_home() -> Path:
+    env = os.environ.get("ML_DIFFUSION_HOME")
+    if env:
+        return Path(env).expanduser()
+    from platformdirs import user_data_path
+
+    return user_data_path("ml-diffusion", appauthor=False)
+
+
+def _env_paths(name: str) -> tuple[Path, ...]:
+    value = os.environ.get(name, "")
+    return tuple(Path(p).expanduser() for p in value.split(os.pathsep) if p.strip())
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Resolved locations and limits; build with :meth:`from_env` or directly in tests."""
+
+    home: Path = field(default_factory=_default_home)
+    output_dir: Path | None = None
+    model_roots: tuple[Path, ...] = field(default_factory=lambda: _env_paths("ML_DIFFUSION_MODELS"))
+    limits: Limits = field(default_factory=Limits)
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        """Settings from the environment (ML_DIFFUSION_HOME, ML_DIFFUSION_OUTPUT, ML_DIFFUSION_MODELS)."""
+        out = os.environ.get("ML_DIFFUSION_OUTPUT")
+        return cls(output_dir=Path(out).expanduser() if out else None)
+
+    @property
+    def db_path(self) -> Path:
+        """The one SQLite database of the project."""
+        return self.home / "ml-diffusion.sqlite3"
+
+    @property
+    def outputs(self) -> Path:
+        """Default folder for generated images."""
+        return self.output_dir or self.home / "outputs"
