@@ -147,10 +147,8 @@ def probe_diffusers_folder(folder: Path) -> FamilyGuess:
     if sched.is_file() and _json(sched).get("prediction_type") == "v_prediction":
         pred = PredictionType.V_PREDICTION
     if cls.startswith("StableDiffusionXL"):
-        refiner = index.get("requires_aesthetics_score") is True or index.get("text_encoder") in (
-            None,
-            [None, None],
-        )
+        no_first_encoder = "text_encoder" in index and index["text_encoder"] in (None, [None, None])
+        refiner = index.get("requires_aesthetics_score") is True or no_first_encoder
         family = Family.SDXL_REFINER if refiner else Family.SDXL
         return FamilyGuess(family, pred, True, f"model_index.json names {cls}")
     if cls.startswith("StableDiffusion3"):
