@@ -14,7 +14,9 @@ def make_plan(**overrides: object) -> GenerationPlan:
     values: dict[str, object] = dict(
         prompt='a "quoted", multi\nline prompt: ünïcode',
         negative_prompt="blurry",
-        model=ModelRef("/m/x.safetensors", ModelFormat.SINGLE_FILE, "sd1", "epsilon", "x", "0123456789", "/c"),
+        model=ModelRef(
+            "/m/x.safetensors", ModelFormat.SINGLE_FILE, "sd1", "epsilon", "x", "0123456789", "/c"
+        ),
         width=512,
         height=768,
         steps=20,
@@ -28,7 +30,10 @@ def make_plan(**overrides: object) -> GenerationPlan:
         dtype="float32",
         output_dir="/out",
         name_template="[seed]",
-        decisions=(Decision("steps", 20, Source.PROFILE, "sd1 default"), Decision("seed", 1234, Source.RANDOM, "r")),
+        decisions=(
+            Decision("steps", 20, Source.PROFILE, "sd1 default"),
+            Decision("seed", 1234, Source.RANDOM, "r"),
+        ),
     )
     values.update(overrides)
     return GenerationPlan(**values)  # type: ignore[arg-type]

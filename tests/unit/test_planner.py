@@ -34,7 +34,9 @@ def planner(tmp_path: Path) -> Planner:
         ("sdxl", "epsilon", (1024, 1024), 30, 6.0),
     ],
 )
-def test_family_defaults(planner: Planner, family: str, prediction: str, size, steps: int, cfg: float) -> None:
+def test_family_defaults(
+    planner: Planner, family: str, prediction: str, size, steps: int, cfg: float
+) -> None:
     plan = planner.plan(GenerationRequest("a fox"), model(family, prediction), CPU)
     assert (plan.width, plan.height, plan.steps, plan.cfg_scale) == (*size, steps, cfg)
     assert (plan.sampler, plan.schedule) == ("DPM++ 2M", "Karras")
@@ -50,7 +52,17 @@ def test_family_defaults(planner: Planner, family: str, prediction: str, size, s
 def test_every_field_has_a_decision(planner: Planner) -> None:
     plan = planner.plan(GenerationRequest("a fox"), model(), CPU)
     fields = {d.field for d in plan.decisions}
-    expected = {"width", "height", "steps", "cfg_scale", "sampler", "schedule", "seed", "batch_size", "clip_skip"}
+    expected = {
+        "width",
+        "height",
+        "steps",
+        "cfg_scale",
+        "sampler",
+        "schedule",
+        "seed",
+        "batch_size",
+        "clip_skip",
+    }
     assert expected | {"device", "dtype", "output_dir", "name_template"} <= fields
 
 
@@ -60,7 +72,14 @@ def test_user_values_win_and_are_recorded(planner: Planner, tmp_path: Path) -> N
         clip_skip=2, output_dir=str(tmp_path), name_template="[seed]",
     )  # fmt: skip
     plan = planner.plan(request, model(), CPU)
-    assert (plan.width, plan.height, plan.steps, plan.cfg_scale, plan.seed, plan.batch_size) == (640, 448, 12, 4.5, 5, 2)
+    assert (plan.width, plan.height, plan.steps, plan.cfg_scale, plan.seed, plan.batch_size) == (
+        640,
+        448,
+        12,
+        4.5,
+        5,
+        2,
+    )
     assert (plan.sampler, plan.schedule) == ("Euler a", "Uniform")
     for name in ("width", "steps", "cfg_scale", "sampler", "seed", "batch_size", "clip_skip", "output_dir"):
         decision = plan.decision(name)
@@ -116,3 +135,8 @@ def test_profile_size_over_limit_is_rejected(tmp_path: Path) -> None:
 def test_unknown_sampler(planner: Planner) -> None:
     with pytest.raises(UnknownSamplerError):
         planner.plan(GenerationRequest("x", sampler="nope"), model(), CPU)
+
+
+def test_unknown_name_token_is_rejected_before_work(planner: Planner) -> None:
+    with pytest.raises(RequestError, match=r"Unknown file name token.*\[bogus\]"):
+        planner.plan(GenerationRequest("x", name_template="[seed]-[bogus]"), model(), CPU)

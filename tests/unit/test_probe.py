@@ -42,7 +42,9 @@ def test_header_reads_no_tensor_data(tmp_path: Path) -> None:
 
 def test_sd2_prediction_markers(tmp_path: Path) -> None:
     v = detect_family(read_header(write_fake_safetensors(tmp_path / "v2-1_768.safetensors", SD2)))
-    assert v.family is Family.SD2 and v.prediction_type is PredictionType.V_PREDICTION and "assumed" in v.reason
+    assert (
+        v.family is Family.SD2 and v.prediction_type is PredictionType.V_PREDICTION and "assumed" in v.reason
+    )
     base = detect_family(read_header(write_fake_safetensors(tmp_path / "v2-1_512-base.safetensors", SD2)))
     assert base.prediction_type is PredictionType.EPSILON
     yaml_ckpt = write_fake_safetensors(tmp_path / "custom.safetensors", SD2)
@@ -112,7 +114,9 @@ def test_diffusers_folder_probe(tmp_path: Path) -> None:
     (tmp_path / "scheduler").mkdir()
     (tmp_path / "model_index.json").write_text(json.dumps({"_class_name": "StableDiffusionPipeline"}))
     (tmp_path / "unet" / "config.json").write_text(json.dumps({"cross_attention_dim": 1024}))
-    (tmp_path / "scheduler" / "scheduler_config.json").write_text(json.dumps({"prediction_type": "v_prediction"}))
+    (tmp_path / "scheduler" / "scheduler_config.json").write_text(
+        json.dumps({"prediction_type": "v_prediction"})
+    )
     guess = probe_diffusers_folder(tmp_path)
     assert guess.family is Family.SD2 and guess.prediction_type is PredictionType.V_PREDICTION
     (tmp_path / "model_index.json").write_text(

@@ -50,7 +50,7 @@ def test_unusual_single_file_needs_config(tmp_path: Path) -> None:
     explicit.mkdir()
     (explicit / "model_index.json").write_text(json.dumps({"_class_name": "StableDiffusionXLPipeline"}))
     assert resolve_model(str(tiny), config_dir=str(explicit)).family == "sdxl"
-    with pytest.raises(ModelNotFoundError, match="no model_index.json"):
+    with pytest.raises(ModelNotFoundError, match=r"no model_index\.json"):
         resolve_model(str(tiny), config_dir=str(tmp_path / "missing"))
 
 
@@ -66,7 +66,7 @@ def test_unsupported_family_and_pickles(tmp_path: Path) -> None:
 def test_missing_paths_and_folders(tmp_path: Path) -> None:
     with pytest.raises(ModelNotFoundError, match="not an existing file"):
         resolve_model(str(tmp_path / "nope.safetensors"))
-    with pytest.raises(ModelNotFoundError, match="without model_index.json"):
+    with pytest.raises(ModelNotFoundError, match=r"without model_index\.json"):
         resolve_model(str(tmp_path))
 
 

@@ -68,6 +68,12 @@ def test_unknown_and_unsupported_schedules() -> None:
 def test_recipes() -> None:
     recipe = scheduler_recipe(parse_sampler("DPM++ 2M SDE Karras"))
     assert recipe.class_name == "DPMSolverMultistepScheduler"
-    assert dict(recipe.kwargs) == {"algorithm_type": "sde-dpmsolver++", "solver_order": 2, "use_karras_sigmas": True}
-    assert dict(scheduler_recipe(parse_sampler("DDIM", "SGM Uniform")).kwargs) == {"timestep_spacing": "trailing"}
+    assert dict(recipe.kwargs) == {
+        "algorithm_type": "sde-dpmsolver++",
+        "solver_order": 2,
+        "use_karras_sigmas": True,
+    }
+    assert dict(scheduler_recipe(parse_sampler("DDIM", "SGM Uniform")).kwargs) == {
+        "timestep_spacing": "trailing"
+    }
     assert scheduler_recipe(parse_sampler("TCD")).class_name == "TCDScheduler"

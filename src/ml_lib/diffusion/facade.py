@@ -183,18 +183,7 @@ class ImageGenerator:
         paths = []
         for image, seed in zip(images, seeds, strict=True):
             text = format_infotext(plan, seed=seed, model_hash=plan.model.hash, version=_version())
-            ctx = NameContext(
-                seed=seed,
-                prompt=plan.prompt,
-                model=plan.model.name,
-                sampler=plan.sampler,
-                steps=plan.steps,
-                cfg=plan.cfg_scale,
-                width=plan.width,
-                height=plan.height,
-                counter=0,
-                now=now,
-            )
+            ctx = NameContext.from_plan(plan, seed=seed, now=now)
             paths.append(save_image(image, Path(plan.output_dir), plan.name_template, ctx, text, plan_json))
         return tuple(paths)
 

@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..catalog.families import Family, PredictionType
+from ..output.naming import DEFAULT_TEMPLATE as DEFAULT_NAME_TEMPLATE
+from ..output.naming import template_tokens
 from ..plan import Decision, GenerationPlan, JSONScalar, ModelRef, Source
 from ..request import GenerationRequest
 from ..samplers import AUTOMATIC, parse_sampler, split_sampler
@@ -20,8 +22,6 @@ from .device import DeviceInfo, choose_dtype
 from .profiles import profile_for
 
 __all__ = ["DEFAULT_NAME_TEMPLATE", "Planner"]
-
-DEFAULT_NAME_TEMPLATE = "[counter]-[seed]-[prompt_words]"
 
 
 @dataclass(slots=True)
@@ -49,6 +49,8 @@ class Planner:
         """Resolve ``request`` for ``model`` on ``device``; raises RequestError on bad input."""
         limits = self._settings.limits
         check_request(request, limits)
+        if request.name_template is not None:
+            template_tokens(request.name_template)
         family, prediction = Family(model.family), PredictionType(model.prediction_type)
         profile = profile_for(family, prediction)
         d = _Decisions()

@@ -1,0 +1,227 @@
+"""Atomic, collision-free image saving.
+
+The image is encoded into a hidden temp file (``.tmp-…``) in the target folder, flushed and fsynced,
+then published under its final name with ``os.link`` (which fails instead of overwriting). Where hard
+links are not supported the name is reserved with ``O_CREAT | O_EXCL`` and the temp file moved over
+it with ``os.replace``. On any error the temp file (and a reserved name) is removed: no partial file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import errno
+import logging
+import os
+import secrets
+from collections.abc import Callable, Iterator
+from itertools import count, islice
+from pathlib import Path
+from typing import BinaryIO
+
+from PIL import Image
+
+from ..errors import DiskFullError, OutputError, OutputNotWritableError
+from .metadata import SaveOptions, image_save_kwargs
+from .naming import MAX_STEM_BYTES, NameContext, next_counter, render_stem, safe_stem, template_tokens
+
+__all__ = ["TEMP_PREFIX", "Encoder", "encode_image", "save_image"]
+
+logger = logging.getLogger(__name__)
+
+TEMP_PREFIX = ".tmp-"
+_MAX_ATTEMPTS = 10_000
+_FULL = frozenset(e for e in (errno.ENOSPC, getattr(errno, "EDQUOT", None)) if e is not None)
+_NOT_WRITABLE = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EEXIST, errno.EISDIR})
+_NO_HARDLINK = frozenset(
+    e
+    for e in (
+        errno.EPERM,
+        errno.EXDEV,
+        getattr(errno, "ENOTSUP", None),
+        getattr(errno, "EOPNOTSUPP", None),
+        getattr(errno, "ENOSYS", None),
+    )
+    if e is not None
+)
+
+#: Writes ``image`` with ``options`` into an open binary file (injectable for tests).
+Encoder = Callable[[Image.Image, BinaryIO, SaveOptions], None]
+
+
+def encode_image(image: Image.Image, fp: BinaryIO, options: SaveOptions) -> None:
+    """The default encoder: Pillow, with the metadata in ``options``."""
+    options.save(image, fp)
+
+
+def save_image(
+    image: Image.Image,
+    directory: Path,
+    stem_template: str,
+    ctx: NameContext,
+    infotext: str,
+    plan_json: str | None,
+    fmt: str = "png",
+    *,
+    encoder: Encoder = encode_image,
+) -> Path:
+    """Save ``image`` with its metadata in ``directory`` under a new name from ``stem_template``.
+
+    ``ctx.counter`` is ignored: the writer uses the next free A1111 counter. An existing file is never
+    overwritten: the next counter (or a ``-2``, ``-3`` … suffix when the template has no ``[counter]``)
+    is tried instead. Raises OutputNotWritableError, DiskFullError or OutputError; nothing partial is
+    left behind.
+    """
+    options = image_save_kwargs(fmt, infotext, plan_json)
+    uses_counter = "counter" in template_tokens(stem_template)
+    directory = Path(directory)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _output_error(exc, directory) from exc
+
+    temp = _write_temp(image, directory, options, encoder)
+    try:
+        names = _candidates(directory, stem_template, ctx, uses_counter)
+        final = _publish(temp, directory, names, options.extension)
+    finally:
+        _remove(temp)
+    _fsync_dir(directory)
+    logger.info("Saved %s", final)
+    return final
+
+
+def _write_temp(image: Image.Image, directory: Path, options: SaveOptions, encoder: Encoder) -> Path:
+    """Encode into a fresh hidden temp file, flushed and fsynced; removed again on any failure."""
+    for _ in range(100):
+        temp = directory / f"{TEMP_PREFIX}{secrets.token_hex(8)}{options.extension}"
+        try:
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise _output_error(exc, directory) from exc
+        break
+    else:
+        raise OutputError(
+            f"Could not create a temporary file in {directory}; remove stale {TEMP_PREFIX}* files there."
+        )
+    done = False
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            encoder(image, fh, options)
+            fh.flush()
+            os.fsync(fh.fileno())
+        done = True
+    except OSError as exc:
+        raise _output_error(exc, directory) from exc
+    except ValueError as exc:
+        raise OutputError(f"Could not encode the image as {options.format}: {exc}") from exc
+    finally:
+        if not done:
+            _remove(temp)
+    return temp
+
+
+def _candidates(directory: Path, template: str, ctx: NameContext, uses_counter: bool) -> Iterator[str]:
+    """Stems to try in order: successive counters, then ``-2``, ``-3`` … suffixes."""
+    base = render_stem(template, ctx)
+    if uses_counter:
+        previous = None
+        for number in count(next_counter(directory)):
+            stem = render_stem(template, dataclasses.replace(ctx, counter=number))
+            if stem == previous:  # the counter was cut off by the length cap: fall back to suffixes
+                break
+            previous = base = stem
+            yield stem
+    else:
+        yield base
+    for n in count(2):
+        suffix = f"-{n}"
+        yield safe_stem(base, max_bytes=MAX_STEM_BYTES - len(suffix)) + suffix
+
+
+def _publish(temp: Path, directory: Path, stems: Iterator[str], extension: str) -> Path:
+    """Give ``temp`` the first free name; never replaces an existing file."""
+    use_link = True
+    for stem in islice(stems, _MAX_ATTEMPTS):
+        final = directory / f"{stem}{extension}"
+        if use_link:
+            try:
+                os.link(temp, final)
+            except FileExistsError:
+                continue
+            except OSError as exc:
+                if exc.errno not in _NO_HARDLINK:
+                    raise _output_error(exc, directory) from exc
+                logger.debug("hard links unsupported in %s (%s); reserving names instead", directory, exc)
+                use_link = False
+            else:
+                return final
+        if _reserve_and_replace(temp, final, directory):
+            return final
+    raise OutputError(
+        f"No free file name in {directory} after {_MAX_ATTEMPTS} attempts; "
+        "use a name template with [counter] or [datetime], or choose another folder with --out."
+    )
+
+
+def _reserve_and_replace(temp: Path, final: Path, directory: Path) -> bool:
+    """Claim ``final`` with O_EXCL, then move ``temp`` over it; False when the name is taken."""
+    try:
+        fd = os.open(final, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    except FileExistsError:
+        return False
+    except OSError as exc:
+        raise _output_error(exc, directory) from exc
+    os.close(fd)
+    placed = False
+    try:
+        os.replace(temp, final)
+        placed = True
+    except OSError as exc:
+        raise _output_error(exc, directory) from exc
+    finally:
+        if not placed:
+            _remove(final)
+    return True
+
+
+def _output_error(exc: OSError, directory: Path) -> OutputError:
+    reason = exc.strerror or str(exc)
+    if exc.errno in _FULL:
+        return DiskFullError(
+            f"The disk is full: could not save an image in {directory} ({reason}). "
+            "Free space or choose another folder with --out."
+        )
+    if exc.errno in _NOT_WRITABLE:
+        return OutputNotWritableError(
+            f"Cannot write to the output folder {directory} ({reason}). Make sure it is a folder you can "
+            "write to (not a file, not read-only), or choose another one with --out."
+        )
+    return OutputError(f"Could not save an image in {directory}: {reason}.")
+
+
+def _remove(path: Path) -> None:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        logger.warning("Could not remove temporary file %s: %s", path, exc)
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make the new directory entry durable (POSIX only; best effort)."""
+    if os.name != "posix":
+        return
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError as exc:
+        logger.debug("cannot open %s to fsync it: %s", directory, exc)
+        return
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        logger.debug("cannot fsync %s: %s", directory, exc)
+    finally:
+        os.close(fd)
