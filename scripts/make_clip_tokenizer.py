@@ -38,7 +38,7 @@ def bytes_to_unicode() -> dict[int, str]:
             bs.append(b)
             cs.append(256 + n)
             n += 1
-    return dict(zip(bs, [chr(c) for c in cs]))
+    return dict(zip(bs, [chr(c) for c in cs], strict=True))
 
 
 def build_vocab(merges: list[str]) -> dict[str, int]:
@@ -87,7 +87,9 @@ def _download_wheel(dest: Path) -> Path:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--wheel", type=Path, help="an open-clip-torch wheel (downloaded when omitted)")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()

@@ -49,7 +49,15 @@ def test_unusual_single_file_needs_config(tmp_path: Path) -> None:
     explicit = tmp_path / "elsewhere"
     explicit.mkdir()
     (explicit / "model_index.json").write_text(json.dumps({"_class_name": "StableDiffusionXLPipeline"}))
-    assert resolve_model(str(tiny), config_dir=str(explicit)).family == "sdxl"
+    with pytest.raises(UnsupportedModelError, match=r"is for a sdxl pipeline but tiny\.safetensors is a sd1"):
+        resolve_model(str(tiny), config_dir=str(explicit))
+    (explicit / "model_index.json").write_text(json.dumps({"_class_name": "StableDiffusionPipeline"}))
+    (explicit / "scheduler").mkdir()
+    (explicit / "scheduler" / "scheduler_config.json").write_text(
+        json.dumps({"prediction_type": "v_prediction"})
+    )
+    explicit_ref = resolve_model(str(tiny), config_dir=str(explicit))
+    assert (explicit_ref.family, explicit_ref.prediction_type) == ("sd1", "v_prediction")
     with pytest.raises(ModelNotFoundError, match=r"no model_index\.json"):
         resolve_model(str(tiny), config_dir=str(tmp_path / "missing"))
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from .errors import MlDiffusionError, RequestError
@@ -29,7 +31,7 @@ class _State:
 
 
 def _console(stderr: bool = False) -> Console:
-    return Console(stderr=stderr, highlight=False)
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)
 
 
 @app.callback()
@@ -37,6 +39,10 @@ def _root(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logging.")] = False,
 ) -> None:
     _State.debug = debug
+    if not debug:
+        # diffusers/transformers log warnings at import time that mean nothing to a CLI user.
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
     logging.basicConfig(
         level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
@@ -101,7 +107,7 @@ def _run(action: Any) -> None:
     except MlDiffusionError as exc:
         if _State.debug:
             raise
-        _console(stderr=True).print(f"[bold red]error:[/] {exc}", soft_wrap=True)
+        _console(stderr=True).print(f"[bold red]error:[/] {escape(str(exc))}")
         raise typer.Exit(2 if isinstance(exc, RequestError) else 1) from None
 
 
@@ -169,10 +175,10 @@ def generate(
             return
         console = _console()
         for path, image_seed in zip(result.paths, result.seeds, strict=True):
-            console.print(f"saved [bold]{path}[/] (seed {image_seed})")
+            console.print(f"saved [bold]{escape(str(path))}[/] (seed {image_seed})")
         t = result.timings
         console.print(
-            f"[dim]{plan.model.name} · {plan.width}x{plan.height} · {plan.steps} steps · {plan.sampler} "
+            f"[dim]{escape(plan.model.name)} · {plan.width}x{plan.height} · {plan.steps} steps · {plan.sampler} "
             f"{plan.schedule} · load {t.load:.1f}s, denoise {t.denoise:.1f}s, decode {t.decode:.1f}s[/]"
         )
 
@@ -214,11 +220,11 @@ def plan_cmd(
         if as_json:
             typer.echo(plan.to_json(indent=2))
             return
-        table = Table(title=f"{plan.model.name} ({plan.model.family})")
+        table = Table(title=escape(f"{plan.model.name} ({plan.model.family})"))
         for column in ("field", "value", "source", "reason"):
             table.add_column(column)
         for d in plan.decisions:
-            table.add_row(d.field, str(d.value), d.source.value, d.reason)
+            table.add_row(d.field, escape(str(d.value)), d.source.value, escape(d.reason))
         _console().print(table)
 
     _run(action)
@@ -246,20 +252,20 @@ def info(
             return
         console = _console()
         if meta.infotext is None and meta.plan is None:
-            console.print(f"{image}: no generation metadata")
+            console.print(f"{escape(str(image))}: no generation metadata")
             return
         if meta.parsed is not None:
-            console.print(f"[bold]Prompt:[/] {meta.parsed.prompt}", soft_wrap=True)
+            console.print(f"[bold]Prompt:[/] {escape(meta.parsed.prompt)}")
             if meta.parsed.negative_prompt:
-                console.print(f"[bold]Negative prompt:[/] {meta.parsed.negative_prompt}", soft_wrap=True)
+                console.print(f"[bold]Negative prompt:[/] {escape(meta.parsed.negative_prompt)}")
             table = Table(show_header=False)
             for key, value in dict(meta.parsed.parameters).items():
-                table.add_row(key, value)
+                table.add_row(escape(key), escape(value))
             console.print(table)
         if meta.plan is not None:
             console.print(
                 f"[dim]Embedded ml-diffusion plan: {len(meta.plan.decisions)} decisions; "
-                f"`ml-diffusion reproduce {image}` regenerates it.[/]"
+                f"`ml-diffusion reproduce {escape(str(image))}` regenerates it.[/]"
             )
 
     _run(action)
@@ -280,7 +286,7 @@ def reproduce(
             typer.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
             return
         for path, image_seed in zip(result.paths, result.seeds, strict=True):
-            _console().print(f"saved [bold]{path}[/] (seed {image_seed})")
+            _console().print(f"saved [bold]{escape(str(path))}[/] (seed {image_seed})")
 
     _run(action)
 

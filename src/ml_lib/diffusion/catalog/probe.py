@@ -156,8 +156,12 @@ def probe_diffusers_folder(folder: Path) -> FamilyGuess:
     if cls.startswith("Flux"):
         return FamilyGuess(Family.FLUX, pred, True, f"model_index.json names {cls}")
     if cls.startswith("StableDiffusion"):
-        unet_cfg = folder / "unet" / "config.json"
+        unet_cfg, te_cfg = folder / "unet" / "config.json", folder / "text_encoder" / "config.json"
         dim = _json(unet_cfg).get("cross_attention_dim") if unet_cfg.is_file() else None
-        family = Family.SD2 if dim == 1024 else Family.SD1
-        return FamilyGuess(family, pred, dim in (768, 1024), f"{cls} with cross-attention dim {dim}")
+        act = _json(te_cfg).get("hidden_act") if te_cfg.is_file() else None
+        # OpenCLIP (SD2.x) uses gelu; OpenAI CLIP-L (SD1.x) uses quick_gelu.
+        family = Family.SD2 if dim == 1024 or act == "gelu" else Family.SD1
+        return FamilyGuess(
+            family, pred, dim in (768, 1024), f"{cls}, cross-attention dim {dim}, text act {act}"
+        )
     return FamilyGuess(Family.UNKNOWN, pred, False, f"model_index.json names {cls or 'no pipeline class'}")

@@ -7,6 +7,7 @@ given explicitly (``config_dir``) or placed beside the checkpoint as ``<stem>.co
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.resources
 import re
 from pathlib import Path
@@ -22,6 +23,8 @@ __all__ = ["LOADABLE_FAMILIES", "PICKLE_SUFFIXES", "beside_config_dir", "resolve
 
 LOADABLE_FAMILIES = frozenset({Family.SD1, Family.SD2, Family.SDXL, Family.SDXL_REFINER})
 PICKLE_SUFFIXES = frozenset({".ckpt", ".pt", ".pth", ".bin"})
+# Families that share a pipeline class; a config folder may only serve a checkpoint of its own group.
+_GROUPS = {Family.SD1: "sd", Family.SD2: "sd", Family.SDXL: "sdxl", Family.SDXL_REFINER: "sdxl-refiner"}
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
@@ -52,15 +55,13 @@ def _single_file(path: Path, config_dir: str | None, hashes: HashCache | None) -
     guess = detect_family(read_header(path))
     _check_loadable(guess, str(path))
     if config_dir:
-        config = Path(config_dir).expanduser()
+        config: Path | None = Path(config_dir).expanduser()
         if not (config / "model_index.json").is_file():
             raise ModelNotFoundError(
                 f"Config folder {config} has no model_index.json; give a diffusers config folder."
             )
-        guess = probe_diffusers_folder(config)
-    elif (beside := beside_config_dir(path)).is_dir():
-        config = beside
-        guess = probe_diffusers_folder(config)
+    elif beside_config_dir(path).is_dir():
+        config = beside_config_dir(path)
     elif guess.standard:
         config = shipped_config_dir(guess.family, guess.prediction_type)
     else:
@@ -69,6 +70,16 @@ def _single_file(path: Path, config_dir: str | None, hashes: HashCache | None) -
             f"Give its diffusers config folder with --config DIR, or place it beside the file as "
             f"{beside_config_dir(path).name}/."
         )
+    if config_dir or config == beside_config_dir(path):
+        # The header knows the layout; the model's own config folder knows the prediction type.
+        assert config is not None
+        folder = probe_diffusers_folder(config)
+        if _GROUPS.get(folder.family) != _GROUPS.get(guess.family):
+            raise UnsupportedModelError(
+                f"Config folder {config} is for a {folder.family.value} pipeline but {path.name} is a "
+                f"{guess.family.value} checkpoint ({guess.reason}); give the config folder of this model."
+            )
+        guess = dataclasses.replace(guess, prediction_type=folder.prediction_type)
     sha = hashes.sha256(path) if hashes else None
     return ModelRef(
         reference=str(path.resolve()),

@@ -18,6 +18,7 @@ from ..errors import GenerationCancelled, GenerationError, UnsupportedModelError
 from ..plan import GenerationPlan
 from ..result import CancelToken, StepInfo
 from ..samplers import SamplerChoice
+from .conditioning import encode_sd, encode_sdxl
 from .schedulers import make_scheduler
 
 if TYPE_CHECKING:
@@ -53,24 +54,16 @@ def _apply_scheduler(pipe: Any, plan: GenerationPlan) -> None:
 
 
 def _encode(pipe: Any, plan: GenerationPlan, device: torch.device) -> dict[str, torch.Tensor]:
-    cfg = plan.cfg_scale > 1.0
-    clip_skip = plan.clip_skip - 1 or None  # A1111 counts the last layer as 1, diffusers as 0
-    common = dict(
+    encode = encode_sdxl if Family(plan.model.family) is Family.SDXL else encode_sd
+    return encode(
+        pipe,
+        plan.prompt,
+        plan.negative_prompt,
+        batch=plan.batch_size,
+        clip_skip=plan.clip_skip,
+        cfg=plan.cfg_scale > 1.0,
         device=device,
-        num_images_per_prompt=plan.batch_size,
-        do_classifier_free_guidance=cfg,
-        negative_prompt=plan.negative_prompt or None,
-        clip_skip=clip_skip,
     )
-    with torch.inference_mode():
-        if Family(plan.model.family) is Family.SDXL:
-            pe, ne, pp, np_ = pipe.encode_prompt(prompt=plan.prompt, **common)
-            out = {"prompt_embeds": pe, "pooled_prompt_embeds": pp}
-            if cfg:
-                out.update(negative_prompt_embeds=ne, negative_pooled_prompt_embeds=np_)
-            return out
-        pe, ne = pipe.encode_prompt(plan.prompt, **common)
-    return {"prompt_embeds": pe, "negative_prompt_embeds": ne} if cfg else {"prompt_embeds": pe}
 
 
 def _decode(pipe: Any, latents: torch.Tensor) -> list[Image.Image]:

@@ -52,6 +52,13 @@ def _tokenizers(family: Family, config_dir: Path) -> dict[str, Any]:
     return out
 
 
+def _family_kwargs(family: Family) -> dict[str, Any]:
+    """No safety checker for SD (A1111 has none either); no invisible watermark for SDXL."""
+    if family in (Family.SD1, Family.SD2):
+        return {"safety_checker": None, "feature_extractor": None, "requires_safety_checker": False}
+    return {"add_watermarker": False}
+
+
 def _from_single_file(cls: Any, model: ModelRef, dtype: Any) -> Any:
     if not model.config_dir:
         raise UnsupportedModelError(f"{model.reference}: no config folder to load this single file with.")
@@ -59,8 +66,7 @@ def _from_single_file(cls: Any, model: ModelRef, dtype: Any) -> Any:
     family = Family(model.family)
     kwargs: dict[str, Any] = dict(config=str(config), local_files_only=True, dtype=dtype)
     kwargs.update(_tokenizers(family, config))
-    if family in (Family.SD1, Family.SD2):
-        kwargs.update(safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    kwargs.update(_family_kwargs(family))
     return cls.from_single_file(model.reference, **kwargs)
 
 
@@ -68,8 +74,7 @@ def _from_pretrained(cls: Any, model: ModelRef, dtype: Any) -> Any:
     kwargs: dict[str, Any] = {"dtype": dtype}
     if model.format is ModelFormat.DIFFUSERS:
         kwargs["local_files_only"] = True
-    if Family(model.family) in (Family.SD1, Family.SD2):
-        kwargs.update(safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    kwargs.update(_family_kwargs(Family(model.family)))
     return cls.from_pretrained(model.reference, **kwargs)
 
 
@@ -80,6 +85,8 @@ def load_pipeline(model: ModelRef, *, dtype: str, device: str) -> Any:
     cls = pipeline_class(Family(model.family))
     tdtype = torch_dtype(dtype)
     log.info("loading %s (%s, %s) as %s", model.reference, model.format.value, model.family, cls.__name__)
+    bars_were_on = diffusers.utils.logging.is_progress_bar_enabled()
+    diffusers.utils.logging.disable_progress_bar()
     try:
         if model.format is ModelFormat.SINGLE_FILE:
             pipe = _from_single_file(cls, model, tdtype)
@@ -97,5 +104,8 @@ def load_pipeline(model: ModelRef, *, dtype: str, device: str) -> Any:
             f"Cannot load {model.reference} as a {model.family} model: {exc}. "
             "Check the file is complete and of the family shown; give --config for unusual architectures."
         ) from exc
+    finally:
+        if bars_were_on:
+            diffusers.utils.logging.enable_progress_bar()
     pipe.set_progress_bar_config(disable=True)
-    return pipe.to(device)
+    return pipe if device == "cpu" else pipe.to(device)

@@ -85,7 +85,13 @@ class Planner:
         seed = request.seed if request.seed not in (None, -1) else None
         seed = d.pick("seed", seed, self._seed_source(), Source.RANDOM, "no seed given: drawn at random")
         batch = d.pick("batch_size", request.batch_size, 1, Source.PROFILE, "one image unless asked")
-        clip_skip = d.pick("clip_skip", request.clip_skip, profile.clip_skip, Source.PROFILE, why)
+        clip_skip = d.pick(
+            "clip_skip",
+            request.clip_skip,
+            profile.clip_skip,
+            Source.PROFILE,
+            f"{family.value} profile: last CLIP layer",
+        )
         dtype = choose_dtype(device, family)
         d.items.append(Decision("device", device.kind, Source.DEVICE, device.name or "detected device"))
         d.items.append(Decision("dtype", dtype.dtype, Source.DEVICE, dtype.reason))
