@@ -222,7 +222,7 @@ def plan_cmd(
             return
         table = Table(title=escape(f"{plan.model.name} ({plan.model.family})"))
         for column in ("field", "value", "source", "reason"):
-            table.add_column(column)
+            table.add_column(column, overflow="fold")
         for d in plan.decisions:
             table.add_row(d.field, escape(str(d.value)), d.source.value, escape(d.reason))
         _console().print(table)

@@ -332,6 +332,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("kind", choices=sorted(_BUILDERS))
     parser.add_argument("folder", type=Path)
     args = parser.parse_args(argv)
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+    from diffusers.utils import logging as diffusers_logging
+
+    diffusers_logging.disable_progress_bar()
     files = write_tiny_model(args.kind, args.folder)
     print(f"wrote {files.single_file} (config {files.config_dir.name}/) and {files.diffusers_dir}")
 

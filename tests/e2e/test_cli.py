@@ -1,0 +1,126 @@
+"""The CLI as a user drives it: generate, info, reproduce, plan, and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from ml_lib.diffusion.cli import app
+from ml_lib.diffusion.testing.tiny import TinyModelFiles, write_tiny_model
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> TinyModelFiles:
+    return write_tiny_model("sd1", tmp_path_factory.mktemp("models"))
+
+
+@pytest.fixture
+def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("ML_DIFFUSION_HOME", str(tmp_path / "home"))
+    runner = CliRunner()
+
+    def invoke(*args: str):
+        return runner.invoke(app, list(args), catch_exceptions=False)
+
+    return invoke
+
+
+def _generate_args(tiny: TinyModelFiles, out: Path, *extra: str) -> list[str]:
+    return [
+        "generate", "a lighthouse at dusk, (oil painting:1.2)", "--model", str(tiny.single_file),
+        "--size", "64x64", "--steps", "2", "--sampler", "Euler a", "--out", str(out), *extra,
+    ]  # fmt: skip
+
+
+def test_generate_info_reproduce(run, tiny: TinyModelFiles, tmp_path: Path) -> None:
+    result = run(*_generate_args(tiny, tmp_path / "out", "--seed", "42", "--batch", "2", "-n", "blurry"))
+    assert result.exit_code == 0, result.output
+    saved = sorted((tmp_path / "out").glob("*.png"))
+    assert len(saved) == 2
+    assert f"saved {saved[0]} (seed 42)" in result.output and "(seed 43)" in result.output
+
+    info = run("info", str(saved[1]))
+    assert info.exit_code == 0, info.output
+    assert "a lighthouse at dusk, (oil painting:1.2)" in info.output
+    assert "Negative prompt: blurry" in info.output and "43" in info.output and "Euler a" in info.output
+
+    info_json = json.loads(run("info", str(saved[1]), "--json").output)
+    assert info_json["parameters"]["Seed"] == "43" and info_json["plan"]["seed"] == 42
+
+    again = run("reproduce", str(saved[1]), "--out", str(tmp_path / "again"))
+    assert again.exit_code == 0, again.output
+    (copy,) = (tmp_path / "again").glob("*.png")
+    with Image.open(saved[1]) as a, Image.open(copy) as b:
+        assert np.array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_generate_json_and_name_template(run, tiny: TinyModelFiles, tmp_path: Path) -> None:
+    result = run(*_generate_args(tiny, tmp_path / "o", "--seed", "5", "--json", "--name", "[seed]-[sampler]"))
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["seeds"] == [5] and data["plan"]["sampler"] == "Euler a"
+    assert Path(data["paths"][0]).name == "5-Euler a.png"
+    assert set(data["timings"]) == {"load", "encode", "denoise", "decode", "save"}
+
+
+def test_plan_shows_every_reason(run, tiny: TinyModelFiles) -> None:
+    result = run("plan", "a fox", "--model", str(tiny.single_file), "--json")
+    assert result.exit_code == 0, result.output
+    plan = json.loads(result.output)
+    assert plan["width"] == 512 and plan["model"]["family"] == "sd1"
+    assert {d["field"] for d in plan["decisions"]} >= {"width", "steps", "sampler", "seed"}
+    table = run("plan", "a [fox]", "--model", str(tiny.single_file))
+    assert "[counter]" in table.output and "[seed]" in table.output  # user text is not read as markup
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["--size", "65x64"], 2, "not a multiple of 8"),
+        (["--size", "big"], 2, "is not WIDTHxHEIGHT"),
+        (["--steps", "0"], 2, "steps must be between 1"),
+        (["--sampler", "Warp"], 2, "Unknown sampler 'Warp'"),
+        (["--name", "[nope]"], 2, "Unknown file name token"),
+    ],
+)
+def test_bad_input_is_one_line(run, tiny: TinyModelFiles, tmp_path: Path, args, code: int, message: str) -> None:
+    result = run(*_generate_args(tiny, tmp_path / "o"), *args)
+    assert result.exit_code == code
+    assert message in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_missing_model_and_image_without_plan(run, tmp_path: Path) -> None:
+    result = run("generate", "x", "--model", str(tmp_path / "none.safetensors"))
+    assert result.exit_code == 1 and "No model at" in result.output
+    plain = tmp_path / "plain.png"
+    Image.new("RGB", (8, 8)).save(plain)
+    assert "no generation metadata" in run("info", str(plain)).output
+    result = run("reproduce", str(plain))
+    assert result.exit_code == 1 and "carries no ml-diffusion plan" in result.output
+    garbage = tmp_path / "garbage.png"
+    garbage.write_bytes(b"not an image")
+    assert run("info", str(garbage)).exit_code == 1
+
+
+def test_console_script_runs(tiny: TinyModelFiles, tmp_path: Path) -> None:
+    exe = Path(sys.executable).with_name("ml-diffusion")
+    env = {**os.environ, "ML_DIFFUSION_HOME": str(tmp_path / "home")}
+    args = _generate_args(tiny, tmp_path / "out", "--seed", "1")
+    proc = subprocess.run([str(exe), *args], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "saved" in proc.stdout and len(list((tmp_path / "out").glob("*.png"))) == 1
+    assert "Warning" not in proc.stderr and "Traceback" not in proc.stderr
+    debug = subprocess.run(
+        [str(exe), "--debug", "generate", "x", "--model", str(tmp_path / "none.safetensors")],
+        capture_output=True, text=True, env=env, timeout=300,
+    )  # fmt: skip
+    assert debug.returncode != 0 and "Traceback" in debug.stderr
