@@ -91,7 +91,9 @@ def test_plan_shows_every_reason(run, tiny: TinyModelFiles) -> None:
         (["--name", "[nope]"], 2, "Unknown file name token"),
     ],
 )
-def test_bad_input_is_one_line(run, tiny: TinyModelFiles, tmp_path: Path, args, code: int, message: str) -> None:
+def test_bad_input_is_one_line(
+    run, tiny: TinyModelFiles, tmp_path: Path, args, code: int, message: str
+) -> None:
     result = run(*_generate_args(tiny, tmp_path / "o"), *args)
     assert result.exit_code == code
     assert message in result.output and "Traceback" not in result.output

@@ -19,7 +19,8 @@ from diffusers import (
 )
 from safetensors import safe_open
 
-from ml_lib.diffusion.engine.export import save_single_file, to_ldm_state_dict, write_config_folder
+from ml_lib.diffusion.engine.export import save_single_file, write_config_folder
+from ml_lib.diffusion.engine.ldm_layout import to_ldm_state_dict
 from ml_lib.diffusion.errors import DiskFullError, OutputNotWritableError, UnsupportedModelError
 from ml_lib.diffusion.testing.tiny import (
     TinyModelFiles,
