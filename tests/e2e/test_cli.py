@@ -126,3 +126,18 @@ def test_console_script_runs(tiny: TinyModelFiles, tmp_path: Path) -> None:
         capture_output=True, text=True, env=env, timeout=300,
     )  # fmt: skip
     assert debug.returncode != 0 and "Traceback" in debug.stderr
+
+
+@pytest.mark.parametrize("fmt", ["jpeg", "webp"])
+def test_jpeg_and_webp_carry_metadata_and_reproduce(
+    run, tiny: TinyModelFiles, tmp_path: Path, fmt: str
+) -> None:
+    result = run(*_generate_args(tiny, tmp_path / "o", "--seed", "8", "--format", fmt))
+    assert result.exit_code == 0, result.output
+    (saved,) = (tmp_path / "o").iterdir()
+    assert saved.suffix == {"jpeg": ".jpg", "webp": ".webp"}[fmt]
+    info = json.loads(run("info", str(saved), "--json").output)
+    assert info["parameters"]["Seed"] == "8" and info["plan"]["image_format"] == {"jpeg": "jpg"}.get(fmt, fmt)
+    again = run("reproduce", str(saved), "--out", str(tmp_path / "r"))
+    assert again.exit_code == 0, again.output
+    assert len(list((tmp_path / "r").iterdir())) == 1

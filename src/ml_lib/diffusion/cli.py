@@ -98,6 +98,7 @@ BatchOpt = Annotated[int | None, typer.Option("--batch", "-b", help="Images in o
 ClipSkipOpt = Annotated[int | None, typer.Option("--clip-skip", help="1 = last CLIP layer (A1111).")]
 OutOpt = Annotated[Path | None, typer.Option("--out", "-o", help="Output folder.")]
 NameOpt = Annotated[str | None, typer.Option("--name", help="File-name template, e.g. '[date]-[seed]'.")]
+FormatOpt = Annotated[str | None, typer.Option("--format", help="png (default), jpeg or webp.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 
 
@@ -129,6 +130,7 @@ def generate(
     clip_skip: ClipSkipOpt = None,
     out: OutOpt = None,
     name: NameOpt = None,
+    image_format: FormatOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Generate images from PROMPT and save them with A1111-compatible metadata."""
@@ -153,6 +155,7 @@ def generate(
             clip_skip=clip_skip,
             out=out,
             name_template=name,
+            image_format=image_format,
         )
         with _generator() as gen:
             plan = gen.plan(request)

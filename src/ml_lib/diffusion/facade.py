@@ -184,7 +184,11 @@ class ImageGenerator:
         for image, seed in zip(images, seeds, strict=True):
             text = format_infotext(plan, seed=seed, model_hash=plan.model.hash, version=_version())
             ctx = NameContext.from_plan(plan, seed=seed, now=now)
-            paths.append(save_image(image, Path(plan.output_dir), plan.name_template, ctx, text, plan_json))
+            paths.append(
+                save_image(
+                    image, Path(plan.output_dir), plan.name_template, ctx, text, plan_json, plan.image_format
+                )
+            )
         return tuple(paths)
 
 

@@ -92,6 +92,7 @@ class GenerationPlan:
     dtype: str
     output_dir: str
     name_template: str
+    image_format: str = "png"
     decisions: tuple[Decision, ...] = ()
     schema_version: int = SCHEMA_VERSION
 

@@ -30,4 +30,5 @@ class GenerationRequest:
     clip_skip: int | None = None
     output_dir: str | None = None
     name_template: str | None = None
+    image_format: str | None = None
     config_dir: str | None = None

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..catalog.families import Family, PredictionType
+from ..output.metadata import normalize_format
 from ..output.naming import DEFAULT_TEMPLATE as DEFAULT_NAME_TEMPLATE
 from ..output.naming import template_tokens
 from ..plan import Decision, GenerationPlan, JSONScalar, ModelRef, Source
@@ -101,6 +102,13 @@ class Planner:
         template = d.pick(
             "name_template", request.name_template, DEFAULT_NAME_TEMPLATE, Source.PROFILE, "A1111-style names"
         )
+        if request.image_format is not None:
+            fmt = normalize_format(request.image_format)[1].lstrip(".")
+            d.pick("image_format", fmt, None, Source.USER, "")
+        else:
+            fmt = str(
+                d.pick("image_format", None, "png", Source.PROFILE, "PNG keeps full metadata, lossless")
+            )
         return GenerationPlan(
             prompt=request.prompt,
             negative_prompt=request.negative_prompt,
@@ -118,5 +126,6 @@ class Planner:
             dtype=dtype.dtype,
             output_dir=str(out),
             name_template=str(template),
+            image_format=fmt,
             decisions=tuple(d.items),
         )

@@ -335,8 +335,10 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
     from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
 
     diffusers_logging.disable_progress_bar()
+    transformers_logging.disable_progress_bar()
     files = write_tiny_model(args.kind, args.folder)
     print(f"wrote {files.single_file} (config {files.config_dir.name}/) and {files.diffusers_dir}")
 
