@@ -52,7 +52,7 @@ def test_generate_info_reproduce(run, tiny: TinyModelFiles, tmp_path: Path) -> N
     assert "a lighthouse at dusk, (oil painting:1.2)" in info.output
     assert "Negative prompt: blurry" in info.output and "43" in info.output and "Euler a" in info.output
 
-    info_json = json.loads(run("info", str(saved[1]), "--json").output)
+    info_json = json.loads(run("info", str(saved[1]), "--json").stdout)
     assert info_json["parameters"]["Seed"] == "43" and info_json["plan"]["seed"] == 42
 
     again = run("reproduce", str(saved[1]), "--out", str(tmp_path / "again"))
@@ -65,7 +65,7 @@ def test_generate_info_reproduce(run, tiny: TinyModelFiles, tmp_path: Path) -> N
 def test_generate_json_and_name_template(run, tiny: TinyModelFiles, tmp_path: Path) -> None:
     result = run(*_generate_args(tiny, tmp_path / "o", "--seed", "5", "--json", "--name", "[seed]-[sampler]"))
     assert result.exit_code == 0, result.output
-    data = json.loads(result.output)
+    data = json.loads(result.stdout)
     assert data["seeds"] == [5] and data["plan"]["sampler"] == "Euler a"
     assert Path(data["paths"][0]).name == "5-Euler a.png"
     assert set(data["timings"]) == {"load", "encode", "denoise", "decode", "save"}
@@ -74,7 +74,7 @@ def test_generate_json_and_name_template(run, tiny: TinyModelFiles, tmp_path: Pa
 def test_plan_shows_every_reason(run, tiny: TinyModelFiles) -> None:
     result = run("plan", "a fox", "--model", str(tiny.single_file), "--json")
     assert result.exit_code == 0, result.output
-    plan = json.loads(result.output)
+    plan = json.loads(result.stdout)
     assert plan["width"] == 512 and plan["model"]["family"] == "sd1"
     assert {d["field"] for d in plan["decisions"]} >= {"width", "steps", "sampler", "seed"}
     table = run("plan", "a [fox]", "--model", str(tiny.single_file))
@@ -136,8 +136,21 @@ def test_jpeg_and_webp_carry_metadata_and_reproduce(
     assert result.exit_code == 0, result.output
     (saved,) = (tmp_path / "o").iterdir()
     assert saved.suffix == {"jpeg": ".jpg", "webp": ".webp"}[fmt]
-    info = json.loads(run("info", str(saved), "--json").output)
+    info = json.loads(run("info", str(saved), "--json").stdout)
     assert info["parameters"]["Seed"] == "8" and info["plan"]["image_format"] == {"jpeg": "jpg"}.get(fmt, fmt)
     again = run("reproduce", str(saved), "--out", str(tmp_path / "r"))
     assert again.exit_code == 0, again.output
     assert len(list((tmp_path / "r").iterdir())) == 1
+
+
+def test_lora_option(run, tiny: TinyModelFiles, tmp_path: Path) -> None:
+    from ml_lib.diffusion.testing.tiny import tiny_sd1_components
+    from ml_lib.diffusion.testing.tiny_adapters import write_tiny_lora
+
+    lora = write_tiny_lora(tiny_sd1_components(), tmp_path / "my style.safetensors", seed=1)
+    result = run(*_generate_args(tiny, tmp_path / "o", "--seed", "2", "--lora", f"{lora}:0.3:0.7", "--json"))
+    assert result.exit_code == 0, result.output
+    (use,) = json.loads(result.stdout)["plan"]["loras"]
+    assert (use["name"], use["te_weight"], use["unet_weight"]) == ("my style", 0.3, 0.7)
+    missing = run(*_generate_args(tiny, tmp_path / "o", "--lora", str(tmp_path / "nope.safetensors")))
+    assert missing.exit_code == 1 and "No LoRA file" in missing.output

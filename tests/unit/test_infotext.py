@@ -8,7 +8,7 @@ import pytest
 
 from ml_lib.diffusion.errors import RequestError
 from ml_lib.diffusion.output.infotext import format_cfg, format_infotext, parse_infotext, quote, unquote
-from ml_lib.diffusion.plan import GenerationPlan, ModelFormat, ModelRef
+from ml_lib.diffusion.plan import GenerationPlan, LoraUse, ModelFormat, ModelRef
 
 
 def make_plan(**overrides: object) -> GenerationPlan:
@@ -101,11 +101,27 @@ def test_extra_pairs_go_before_version_and_are_quoted() -> None:
         seed=1,
         model_hash=None,
         version="v1",
-        extra=[("Lora hashes", "detail: 0123456789ab, style: ba9876543210"), ("Denoising strength", "0.4")],
+        extra=[("Denoising strength", "0.4"), ("Hires upscaler", "Latent (nearest)")],
     )
     assert text.endswith(
-        'Clip skip: 2, Lora hashes: "detail: 0123456789ab, style: ba9876543210", '
-        "Denoising strength: 0.4, Version: v1"
+        'Clip skip: 2, Denoising strength: 0.4, Hires upscaler: "Latent (nearest)", Version: v1'
+    )
+
+
+def test_loras_become_prompt_tags_and_lora_hashes() -> None:
+    loras = (
+        LoraUse("detail", "/l/detail.safetensors", 0.5, 0.5, "0123456789ab"),
+        LoraUse("style", "/l/style.safetensors", 0.8, 0.4, "ba9876543210"),
+        LoraUse("nohash", "/l/nohash.safetensors", 1.0, 1.0, None),
+    )
+    text = format_infotext(make_plan(loras=loras), seed=1, model_hash=None, version="v1")
+    info = parse_infotext(text)
+    assert info.prompt == "a cat on a mat <lora:detail:0.5> <lora:style:0.4:0.8> <lora:nohash:1>"
+    assert info.lora_hashes == (("detail", "0123456789ab"), ("style", "ba9876543210"))
+    already = make_plan(prompt="a cat <lora:detail:0.5>", loras=loras[:1])
+    assert (
+        parse_infotext(format_infotext(already, seed=1, model_hash=None, version="v1")).prompt
+        == already.prompt
     )
 
 
@@ -279,7 +295,7 @@ def test_round_trip_recovers_every_field(prompt: str, negative: str) -> None:
     plan = make_plan(prompt=prompt, negative_prompt=negative, model=model, cfg_scale=5.5, clip_skip=3)
     for seed in plan.seeds:
         text = format_infotext(
-            plan, seed=seed, model_hash="0123abcdef", version="v0.1.0", extra=[("Lora hashes", "a: 1, b: 2")]
+            plan, seed=seed, model_hash="0123abcdef", version="v0.1.0", extra=[("Denoising strength", "0.5")]
         )
         info = parse_infotext(text)
         assert info.prompt == prompt
@@ -292,7 +308,7 @@ def test_round_trip_recovers_every_field(prompt: str, negative: str) -> None:
         assert (info.model_hash, info.model) == ("0123abcdef", model.name)
         assert info.clip_skip == 3
         assert info.version == "v0.1.0"
-        assert info.lora_hashes == (("a", "1"), ("b", "2"))
+        assert info.get("Denoising strength") == "0.5"
 
 
 def test_round_trip_batch_seeds() -> None:

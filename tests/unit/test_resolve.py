@@ -115,3 +115,19 @@ def test_migrations_apply_once_and_refuse_newer(tmp_path: Path) -> None:
     conn.close()
     with pytest.raises(ConfigError, match="newer than this ml-lib"):
         connect(db)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("style", ("style", 1.0, None)),
+        ("style:0.8", ("style", 0.8, None)),
+        ("style:0.4:0.9", ("style", 0.9, 0.4)),
+        ("C:/loras/x.safetensors:0.5", ("C:/loras/x.safetensors", 0.5, None)),
+        ("a:b", ("a:b", 1.0, None)),
+    ],
+)
+def test_parse_lora_arg(text: str, expected: tuple) -> None:
+    from ml_lib.diffusion.catalog.lora_resolve import parse_lora_arg
+
+    assert parse_lora_arg(text) == expected

@@ -55,6 +55,13 @@ def _parse_size(size: str) -> tuple[int, int]:
     return int(match.group(1)), int(match.group(2))
 
 
+def _lora_requests(values: list[str] | None) -> tuple[Any, ...]:
+    from .catalog.lora_resolve import parse_lora_arg
+    from .request import LoraRequest
+
+    return tuple(LoraRequest(*parse_lora_arg(v)) for v in values or ())
+
+
 def _generator() -> Any:
     from .facade import ImageGenerator
 
@@ -98,6 +105,12 @@ BatchOpt = Annotated[int | None, typer.Option("--batch", "-b", help="Images in o
 ClipSkipOpt = Annotated[int | None, typer.Option("--clip-skip", help="1 = last CLIP layer (A1111).")]
 OutOpt = Annotated[Path | None, typer.Option("--out", "-o", help="Output folder.")]
 NameOpt = Annotated[str | None, typer.Option("--name", help="File-name template, e.g. '[date]-[seed]'.")]
+LoraOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--lora", help="LoRA file, optionally with weight: PATH[:w] or A1111's PATH:te:unet. Repeatable."
+    ),
+]
 FormatOpt = Annotated[str | None, typer.Option("--format", help="png (default), jpeg or webp.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 
@@ -131,6 +144,7 @@ def generate(
     out: OutOpt = None,
     name: NameOpt = None,
     image_format: FormatOpt = None,
+    lora: LoraOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Generate images from PROMPT and save them with A1111-compatible metadata."""
@@ -156,6 +170,7 @@ def generate(
             out=out,
             name_template=name,
             image_format=image_format,
+            loras=_lora_requests(lora),
         )
         with _generator() as gen:
             plan = gen.plan(request)

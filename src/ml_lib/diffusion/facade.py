@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .catalog.hashing import HashCache
+from .catalog.lora_resolve import resolve_lora
 from .catalog.resolve import resolve_model
 from .errors import MetadataError, RequestError
 from .plan import GenerationPlan, ModelRef
@@ -106,7 +107,8 @@ class ImageGenerator:
                 "No model given: pass model=PATH (a diffusers folder or .safetensors checkpoint)."
             )
         model = self.resolve_model(req.model, config_dir=req.config_dir)
-        return Planner(self.settings).plan(req, model, self.device())
+        loras = tuple(resolve_lora(r.ref, r.weight, r.te_weight) for r in req.loras)
+        return Planner(self.settings).plan(req, model, self.device(), loras)
 
     def generate(
         self,

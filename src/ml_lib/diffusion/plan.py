@@ -19,6 +19,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "Decision",
     "GenerationPlan",
+    "LoraUse",
     "ModelFormat",
     "ModelRef",
     "Source",
@@ -73,6 +74,17 @@ class ModelRef:
 
 
 @dataclass(frozen=True, slots=True)
+class LoraUse:
+    """A LoRA applied to the generation, with separate UNet and text-encoder weights (A1111's te:unet)."""
+
+    name: str
+    path: str
+    unet_weight: float = 1.0
+    te_weight: float = 1.0
+    hash: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class GenerationPlan:
     """Everything the engine needs to produce images, with the reason for each automatic choice."""
 
@@ -93,6 +105,7 @@ class GenerationPlan:
     output_dir: str
     name_template: str
     image_format: str = "png"
+    loras: tuple[LoraUse, ...] = ()
     decisions: tuple[Decision, ...] = ()
     schema_version: int = SCHEMA_VERSION
 
@@ -126,10 +139,11 @@ class GenerationPlan:
             )
         values = dict(data)
         values["model"] = _build(ModelRef, values.get("model"), "model")
-        raw_decisions = values.get("decisions", [])
-        if not isinstance(raw_decisions, list):
-            raise PlanError("Plan field 'decisions' must be a list.")
-        values["decisions"] = tuple(_build(Decision, d, "decisions[]") for d in raw_decisions)
+        for name, item_cls in _LISTS.items():
+            raw = values.get(name, [])
+            if not isinstance(raw, list):
+                raise PlanError(f"Plan field {name!r} must be a list.")
+            values[name] = tuple(_build(item_cls, item, f"{name}[]") for item in raw)
         return _build(cls, values, "plan")
 
     @classmethod
@@ -152,6 +166,7 @@ def _plain(value: Any) -> Any:
     return value
 
 
+_LISTS: dict[str, type] = {"decisions": Decision, "loras": LoraUse}
 _ENUM_FIELDS: dict[str, type[Enum]] = {"source": Source, "format": ModelFormat}
 _NUMBER_TYPES: dict[str, tuple[type, ...]] = {
     "int": (int,),

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["GenerationRequest"]
+__all__ = ["GenerationRequest", "LoraRequest"]
+
+
+@dataclass(frozen=True, slots=True)
+class LoraRequest:
+    """A LoRA the user asked for: a path (or catalog name), UNet weight, text-encoder weight (None = same)."""
+
+    ref: str
+    weight: float = 1.0
+    te_weight: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,4 +40,5 @@ class GenerationRequest:
     output_dir: str | None = None
     name_template: str | None = None
     image_format: str | None = None
+    loras: tuple[LoraRequest, ...] = ()
     config_dir: str | None = None

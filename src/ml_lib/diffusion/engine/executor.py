@@ -18,6 +18,7 @@ from ..errors import GenerationCancelled, GenerationError, UnsupportedModelError
 from ..plan import GenerationPlan
 from ..result import CancelToken, StepInfo
 from ..samplers import SamplerChoice
+from .adapters import apply_loras
 from .conditioning import encode_sd, encode_sdxl
 from .schedulers import make_scheduler
 
@@ -100,6 +101,7 @@ def execute(
         )
     device = pipe._execution_device
     _apply_scheduler(pipe, plan)
+    apply_loras(pipe, plan.loras)
 
     def step_end(p: Any, i: int, _t: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
         if cancel is not None and cancel.cancelled:

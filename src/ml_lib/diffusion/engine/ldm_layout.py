@@ -37,7 +37,7 @@ keeps at 23 of OpenCLIP-H's 24 blocks, export 23 ``resblocks``, and SD2 gets no 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 import torch
@@ -48,7 +48,7 @@ if TYPE_CHECKING:
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTextModelWithProjection
 
-__all__ = ["TextLayout", "to_ldm_state_dict"]
+__all__ = ["TextLayout", "to_ldm_state_dict", "unet_ldm_module_names"]
 
 #: How a single text encoder is laid out: decided from its config, OpenAI CLIP (SD1), or OpenCLIP (SD2).
 TextLayout = Literal["auto", "clip", "open_clip"]
@@ -171,6 +171,19 @@ def _put(out: dict[str, torch.Tensor], name: str, tensor: torch.Tensor, source: 
     if name in out:
         raise UnsupportedModelError(f"{what} keys collide on LDM name {name!r} (from {source!r}).")
     out[name] = tensor
+
+
+def unet_ldm_module_names(unet: UNet2DConditionModel, module_names: Iterable[str]) -> dict[str, str]:
+    """LDM name (without the ``model.diffusion_model.`` prefix) of each diffusers UNet module name.
+
+    This is the naming kohya uses for SD1.x "block-style" LoRAs (``lora_unet_input_blocks_1_1_…``).
+    """
+    rules = _unet_rules(unet.config, set(unet.state_dict()))
+    out: dict[str, str] = {}
+    for name in module_names:
+        (ldm,) = _apply_rules({f"{name}.weight": torch.empty(0)}, rules, "", "UNet")
+        out[name] = ldm.removesuffix(".weight")
+    return out
 
 
 def _unet_to_ldm(unet: UNet2DConditionModel) -> dict[str, torch.Tensor]:

@@ -13,6 +13,7 @@ from transformers import CLIPTokenizer
 from ..catalog.families import Family
 from ..errors import ModelNotFoundError, ModelUnreadableError, OfflineError, UnsupportedModelError
 from ..plan import ModelFormat, ModelRef
+from ._quiet import no_progress_bars
 from .device import torch_dtype
 
 __all__ = ["load_pipeline", "pipeline_class", "shipped_tokenizer"]
@@ -85,13 +86,12 @@ def load_pipeline(model: ModelRef, *, dtype: str, device: str) -> Any:
     cls = pipeline_class(Family(model.family))
     tdtype = torch_dtype(dtype)
     log.info("loading %s (%s, %s) as %s", model.reference, model.format.value, model.family, cls.__name__)
-    bars_were_on = diffusers.utils.logging.is_progress_bar_enabled()
-    diffusers.utils.logging.disable_progress_bar()
     try:
-        if model.format is ModelFormat.SINGLE_FILE:
-            pipe = _from_single_file(cls, model, tdtype)
-        else:
-            pipe = _from_pretrained(cls, model, tdtype)
+        with no_progress_bars():
+            if model.format is ModelFormat.SINGLE_FILE:
+                pipe = _from_single_file(cls, model, tdtype)
+            else:
+                pipe = _from_pretrained(cls, model, tdtype)
     except LocalEntryNotFoundError as exc:
         raise OfflineError(
             f"{model.reference} needs files from the Hugging Face Hub, which cannot be reached: {exc}. "
@@ -104,8 +104,5 @@ def load_pipeline(model: ModelRef, *, dtype: str, device: str) -> Any:
             f"Cannot load {model.reference} as a {model.family} model: {exc}. "
             "Check the file is complete and of the family shown; give --config for unusual architectures."
         ) from exc
-    finally:
-        if bars_were_on:
-            diffusers.utils.logging.enable_progress_bar()
     pipe.set_progress_bar_config(disable=True)
     return pipe if device == "cpu" else pipe.to(device)

@@ -43,6 +43,7 @@ _STANDARD_KEYS = frozenset(
         "Model hash",
         "Model",
         "Clip skip",
+        "Lora hashes",
         "Version",
     }
 )
@@ -143,6 +144,9 @@ def format_infotext(
         pairs.append(("Model", plan.model.name))
     if plan.clip_skip > 1:
         pairs.append(("Clip skip", str(plan.clip_skip)))
+    hashed = [f"{lora.name}: {lora.hash}" for lora in plan.loras if lora.hash]
+    if hashed:
+        pairs.append(("Lora hashes", ", ".join(hashed)))
     for key, value in extra:
         if not _RE_KEY.match(key) or key != key.strip():
             raise RequestError(
@@ -157,7 +161,22 @@ def format_infotext(
     pairs.append(("Version", version))
     params = ", ".join(f"{key}: {quote(value)}" for key, value in pairs)
     negative = f"\n{_NEGATIVE} {plan.negative_prompt}" if plan.negative_prompt else ""
-    return f"{plan.prompt}{negative}\n{params}".strip()
+    return f"{_prompt_with_lora_tags(plan)}{negative}\n{params}".strip()
+
+
+def _prompt_with_lora_tags(plan: GenerationPlan) -> str:
+    """The prompt as A1111 would show it: each LoRA as ``<lora:name:w>`` (``<lora:name:te:unet>``)."""
+    tags = []
+    for lora in plan.loras:
+        if f"<lora:{lora.name}:" in plan.prompt:
+            continue
+        weights = (
+            format_cfg(lora.unet_weight)
+            if lora.te_weight == lora.unet_weight
+            else f"{format_cfg(lora.te_weight)}:{format_cfg(lora.unet_weight)}"
+        )
+        tags.append(f"<lora:{lora.name}:{weights}>")
+    return " ".join([plan.prompt, *tags]) if tags else plan.prompt
 
 
 def parse_infotext(text: str) -> Infotext:

@@ -14,7 +14,7 @@ from ..catalog.families import Family, PredictionType
 from ..output.metadata import normalize_format
 from ..output.naming import DEFAULT_TEMPLATE as DEFAULT_NAME_TEMPLATE
 from ..output.naming import template_tokens
-from ..plan import Decision, GenerationPlan, JSONScalar, ModelRef, Source
+from ..plan import Decision, GenerationPlan, JSONScalar, LoraUse, ModelRef, Source
 from ..request import GenerationRequest
 from ..samplers import AUTOMATIC, parse_sampler, split_sampler
 from ..settings import Settings
@@ -46,7 +46,9 @@ class Planner:
         self._settings = settings
         self._seed_source = seed_source or (lambda: random.SystemRandom().randrange(MAX_SEED + 1))
 
-    def plan(self, request: GenerationRequest, model: ModelRef, device: DeviceInfo) -> GenerationPlan:
+    def plan(
+        self, request: GenerationRequest, model: ModelRef, device: DeviceInfo, loras: tuple[LoraUse, ...] = ()
+    ) -> GenerationPlan:
         """Resolve ``request`` for ``model`` on ``device``; raises RequestError on bad input."""
         limits = self._settings.limits
         check_request(request, limits)
@@ -109,6 +111,12 @@ class Planner:
             fmt = str(
                 d.pick("image_format", None, "png", Source.PROFILE, "PNG keeps full metadata, lossless")
             )
+        for lora in loras:
+            d.items.append(
+                Decision(
+                    "lora", f"{lora.name}:{lora.te_weight:g}:{lora.unet_weight:g}", Source.USER, "requested"
+                )
+            )
         return GenerationPlan(
             prompt=request.prompt,
             negative_prompt=request.negative_prompt,
@@ -127,5 +135,6 @@ class Planner:
             output_dir=str(out),
             name_template=str(template),
             image_format=fmt,
+            loras=loras,
             decisions=tuple(d.items),
         )

@@ -1,0 +1,90 @@
+"""Tiny, seeded LoRA files for the tiny pipelines, in the formats users' LoRAs come in.
+
+- ``"kohya"``: kohya-ss names in diffusers module order (``lora_unet_down_blocks_1_attentions_0_…``,
+  ``lora_te_text_model_…``; ``lora_te1_``/``lora_te2_`` for SDXL) with ``lora_down``/``lora_up``/``alpha``;
+- ``"kohya_blocks"``: SD1.x kohya files named after the original LDM blocks (``lora_unet_input_blocks_4_1_…``);
+- ``"peft"``: the diffusers/peft format (``unet.<module>.lora_A.weight``, ``text_encoder.<module>.lora_B.weight``).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from safetensors.torch import save_file
+
+from ..engine.ldm_layout import unet_ldm_module_names
+
+__all__ = ["LoraStyle", "tiny_lora_state", "write_tiny_lora"]
+
+LoraStyle = Literal["kohya", "kohya_blocks", "peft"]
+
+_UNET_TARGETS = ("to_q", "to_k", "to_v", "to_out.0")
+_TE_TARGETS = ("q_proj", "k_proj", "v_proj", "out_proj")
+
+
+def _targets(model: Any, suffixes: tuple[str, ...]) -> list[tuple[str, torch.nn.Linear]]:
+    return [
+        (name, module)
+        for name, module in model.named_modules()
+        if isinstance(module, torch.nn.Linear) and name.endswith(suffixes)
+    ]
+
+
+def _pair(
+    module: torch.nn.Linear, rank: int, strength: float, gen: torch.Generator
+) -> tuple[torch.Tensor, ...]:
+    down = torch.randn(rank, module.in_features, generator=gen) / math.sqrt(module.in_features)
+    up = torch.randn(module.out_features, rank, generator=gen) * strength
+    return down, up
+
+
+def tiny_lora_state(
+    pipe: Any,
+    *,
+    style: LoraStyle = "kohya",
+    rank: int = 4,
+    seed: int = 0,
+    strength: float = 0.5,
+    unet: bool = True,
+    text_encoder: bool = True,
+) -> dict[str, torch.Tensor]:
+    """A random LoRA for ``pipe``'s attention projections (UNet and/or text encoders), seeded."""
+    gen = torch.Generator().manual_seed(seed)
+    out: dict[str, torch.Tensor] = {}
+    if unet:
+        targets = _targets(pipe.unet, _UNET_TARGETS)
+        ldm = unet_ldm_module_names(pipe.unet, [n for n, _ in targets]) if style == "kohya_blocks" else {}
+        for name, module in targets:
+            down, up = _pair(module, rank, strength, gen)
+            if style == "peft":
+                out[f"unet.{name}.lora_A.weight"], out[f"unet.{name}.lora_B.weight"] = down, up
+            else:
+                key = "lora_unet_" + ldm.get(name, name).replace(".", "_")
+                out[f"{key}.lora_down.weight"], out[f"{key}.lora_up.weight"] = down, up
+                out[f"{key}.alpha"] = torch.tensor(float(rank))
+    encoders = [("text_encoder", getattr(pipe, "text_encoder", None))]
+    encoders.append(("text_encoder_2", getattr(pipe, "text_encoder_2", None)))
+    two = all(enc is not None for _, enc in encoders)
+    for index, (component, encoder) in enumerate(encoders):
+        if not text_encoder or encoder is None:
+            continue
+        for name, module in _targets(encoder, _TE_TARGETS):
+            down, up = _pair(module, rank, strength, gen)
+            if style == "peft":
+                out[f"{component}.{name}.lora_A.weight"], out[f"{component}.{name}.lora_B.weight"] = down, up
+            else:
+                prefix = f"lora_te{index + 1}_" if two else "lora_te_"
+                key = prefix + "text_model_" + name.removeprefix("text_model.").replace(".", "_")
+                out[f"{key}.lora_down.weight"], out[f"{key}.lora_up.weight"] = down, up
+                out[f"{key}.alpha"] = torch.tensor(float(rank))
+    return {k: v.contiguous() for k, v in out.items()}
+
+
+def write_tiny_lora(pipe: Any, path: Path, *, metadata: dict[str, str] | None = None, **kwargs: Any) -> Path:
+    """Write :func:`tiny_lora_state` to ``path`` as safetensors (``metadata`` e.g. kohya ``ss_*`` keys)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(tiny_lora_state(pipe, **kwargs), str(path), metadata=metadata)
+    return path
