@@ -101,7 +101,7 @@ def test_extra_pairs_go_before_version_and_are_quoted() -> None:
         seed=1,
         model_hash=None,
         version="v1",
-        extra=[("Denoising strength", "0.4"), ("Hires upscaler", "Latent (nearest)")],
+        extra=[("Denoising strength", "0.4"), ("ADetailer prompt", "face, smile")],
     )
     assert text.endswith(
         'Clip skip: 2, Denoising strength: 0.4, Hires upscaler: "Latent (nearest)", Version: v1'
