@@ -104,7 +104,7 @@ def test_extra_pairs_go_before_version_and_are_quoted() -> None:
         extra=[("Denoising strength", "0.4"), ("ADetailer prompt", "face, smile")],
     )
     assert text.endswith(
-        'Clip skip: 2, Denoising strength: 0.4, Hires upscaler: "Latent (nearest)", Version: v1'
+        'Clip skip: 2, Denoising strength: 0.4, ADetailer prompt: "face, smile", Version: v1'
     )
 
 
