@@ -153,4 +153,4 @@ def test_lora_option(run, tiny: TinyModelFiles, tmp_path: Path) -> None:
     (use,) = json.loads(result.stdout)["plan"]["loras"]
     assert (use["name"], use["te_weight"], use["unet_weight"]) == ("my style", 0.3, 0.7)
     missing = run(*_generate_args(tiny, tmp_path / "o", "--lora", str(tmp_path / "nope.safetensors")))
-    assert missing.exit_code == 1 and "No LoRA file" in missing.output
+    assert missing.exit_code == 1 and "No LoRA" in missing.output

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +12,7 @@ import torch
 from safetensors.torch import save_file
 
 from ml_lib.diffusion import ImageGenerator, Settings
-from ml_lib.diffusion.errors import UnsupportedModelError
+from ml_lib.diffusion.errors import ModelNotFoundError, UnsupportedModelError
 from ml_lib.diffusion.output.infotext import parse_infotext
 from ml_lib.diffusion.request import LoraRequest
 from ml_lib.diffusion.testing.tiny import TinyModelFiles, tiny_sd1_components, tiny_sdxl_components
@@ -123,3 +125,17 @@ def test_infotext_carries_lora_tags(gen, tiny_sd1, loras, tmp_path: Path) -> Non
     assert info.infotext is not None and "<lora:style_kohya:0.4:0.6>" in info.infotext
     assert parse_infotext(info.infotext).prompt.endswith("<lora:style_kohya:0.4:0.6>")
     assert info.plan is not None and info.plan.loras == result.plan.loras
+    data = loras["kohya"].read_bytes()
+    (header_len,) = struct.unpack("<Q", data[:8])
+    addnet = hashlib.sha256(data[8 + header_len :]).hexdigest()[:12]  # kohya/A1111 "addnet" hash
+    assert parse_infotext(info.infotext).lora_hashes == (("style_kohya", addnet),)
+
+
+def test_lora_by_catalog_name(tiny_sd1, loras, tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path, model_roots=(loras["kohya"].parent,))
+    with ImageGenerator(settings, device="cpu") as gen:
+        plan = gen.plan("x", model=str(tiny_sd1.single_file), loras=(LoraRequest("STYLE_KOHYA", 0.5),))
+        (use,) = plan.loras
+        assert Path(use.path) == loras["kohya"].resolve() and use.unet_weight == use.te_weight == 0.5
+        with pytest.raises(ModelNotFoundError, match="nor a LoRA name in the catalog"):
+            gen.plan("x", model=str(tiny_sd1.single_file), loras=(LoraRequest("no_such_lora"),))

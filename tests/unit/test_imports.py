@@ -44,7 +44,7 @@ def test_every_pure_module_imports_with_torch_blocked() -> None:
         """
         import ml_lib.diffusion as root
         names = []
-        for room in ("catalog", "planning", "output", "prompt", "learning"):
+        for room in ("catalog", "planning", "output", "prompt", "learning", "imaging"):
             try:
                 pkg = __import__(f"ml_lib.diffusion.{room}", fromlist=["x"])
             except ModuleNotFoundError:

@@ -48,6 +48,23 @@ def test_json_round_trip_is_exact() -> None:
     assert json.loads(plan.to_json())["schema_version"] == SCHEMA_VERSION
 
 
+def test_round_trip_with_every_optional_part() -> None:
+    from ml_lib.diffusion.plan import ControlUse, ImageRef, InitImage, IPAdapterUse, LoraUse
+
+    img = ImageRef("/store/ab.png", "ab" * 32, 64, 48)
+    plan = make_plan(
+        loras=(LoraUse("style", "/l/style.safetensors", 0.8, 0.5, "0123456789ab"),),
+        controls=(ControlUse("/cn/canny", img, "canny", 0.9, 0.1, 0.8),),
+        ip_adapters=(IPAdapterUse("/ip", "ip-adapter_sd15.safetensors", img, 0.6),),
+        init=InitImage(
+            img, 0.55, "crop_and_resize", ImageRef("/store/m.png", "cd" * 32, 64, 48), 8, True, 16
+        ),
+    )
+    again = GenerationPlan.from_json(plan.to_json())
+    assert again == plan and isinstance(again.init, InitImage) and again.init.mask is not None
+    assert GenerationPlan.from_json(make_plan().to_json()).init is None
+
+
 def test_float_cfg_given_as_int_in_json_reads_as_float() -> None:
     data = make_plan(cfg_scale=7.0).to_dict()
     data["cfg_scale"] = 7
@@ -69,11 +86,13 @@ def test_decision_lookup() -> None:
     ("mutate", "message"),
     [
         (lambda d: d.update(schema_version=99), "schema version 99"),
-        (lambda d: d.pop("steps"), "Missing field plan.steps"),
+        (lambda d: d.pop("steps"), r"Missing field GenerationPlan\.steps"),
         (lambda d: d.update(bogus=1), "Unknown field"),
         (lambda d: d.update(steps="20"), "must be int"),
         (lambda d: d.update(steps=True), "must be int"),
         (lambda d: d["model"].update(format="zip"), "Bad value 'zip'"),
+        (lambda d: d["decisions"][0].update(value=[1]), "must be one of"),
+        (lambda d: d.update(init={"image": {"path": "x"}}), r"Missing field .*sha256"),
         (lambda d: d.update(decisions="x"), "must be a list"),
     ],
 )

@@ -140,3 +140,20 @@ def test_unknown_sampler(planner: Planner) -> None:
 def test_unknown_name_token_is_rejected_before_work(planner: Planner) -> None:
     with pytest.raises(RequestError, match=r"Unknown file name token.*\[bogus\]"):
         planner.plan(GenerationRequest("x", name_template="[seed]-[bogus]"), model(), CPU)
+
+
+def test_prompt_lora_tags_become_requests() -> None:
+    from ml_lib.diffusion.planning.prompt_loras import merge_lora_requests
+    from ml_lib.diffusion.request import LoraRequest
+
+    merged = merge_lora_requests(
+        "a fox <lora:detail:0.5> <lora:Style:0.4:0.9> <lyco:grain:1> <hypernet:old:1>",
+        (LoraRequest("style", 0.7),),
+    )
+    assert merged == (
+        LoraRequest("style", 0.7),
+        LoraRequest("detail", 0.5, 0.5),
+        LoraRequest("grain", 1.0, 1.0),
+    )
+    with pytest.raises(RequestError, match="Cannot read the weights"):
+        merge_lora_requests("<lora:x:abc>", ())

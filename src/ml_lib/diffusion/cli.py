@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from .cli_models import models_app
 from .errors import MlDiffusionError, RequestError
 
 __all__ = ["app", "main"]
@@ -24,6 +25,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
+app.add_typer(models_app, name="models")
 
 
 class _State:
@@ -60,6 +62,45 @@ def _lora_requests(values: list[str] | None) -> tuple[Any, ...]:
     from .request import LoraRequest
 
     return tuple(LoraRequest(*parse_lora_arg(v)) for v in values or ())
+
+
+def _split_unit(text: str, option: str) -> tuple[str, str, float | None]:
+    """MODEL:IMAGE[:scale] → (model, image, scale)."""
+    head, _, last = text.rpartition(":")
+    scale: float | None = None
+    try:
+        scale = float(last)
+        text = head
+    except ValueError:
+        pass
+    model, sep, image = text.partition(":")
+    if not sep or not model or not image:
+        raise RequestError(f"{option} {text!r} is not MODEL:IMAGE[:scale].")
+    return model, image, scale
+
+
+def _control_requests(values: list[str] | None, types: list[str] | None) -> tuple[Any, ...]:
+    from .request import ControlRequest
+
+    values, types = values or [], types or []
+    if len(types) not in (0, 1, len(values)):
+        raise RequestError("Give one --control-type for all --controlnet units, or one per unit.")
+    out = []
+    for i, value in enumerate(values):
+        model, image, scale = _split_unit(value, "--controlnet")
+        kind = types[i] if len(types) == len(values) else (types[0] if types else "none")
+        out.append(ControlRequest(model, Path(image), kind, scale))
+    return tuple(out)
+
+
+def _ip_requests(values: list[str] | None, weights: str) -> tuple[Any, ...]:
+    from .request import IPAdapterRequest
+
+    out = []
+    for value in values or []:
+        model, image, scale = _split_unit(value, "--ip-adapter")
+        out.append(IPAdapterRequest(model, Path(image), weights, 1.0 if scale is None else scale))
+    return tuple(out)
 
 
 def _generator() -> Any:
@@ -111,6 +152,33 @@ LoraOpt = Annotated[
         "--lora", help="LoRA file, optionally with weight: PATH[:w] or A1111's PATH:te:unet. Repeatable."
     ),
 ]
+InitOpt = Annotated[Path | None, typer.Option("--init-image", help="Start from this image (img2img).")]
+MaskOpt = Annotated[Path | None, typer.Option("--mask", help="Inpaint where this mask is white.")]
+StrengthOpt = Annotated[
+    float | None, typer.Option("--strength", help="Denoising strength 0..1 (A1111 0.75).")
+]
+ResizeOpt = Annotated[
+    str | None, typer.Option("--resize-mode", help="just_resize, crop_and_resize or resize_and_fill.")
+]
+MaskBlurOpt = Annotated[int | None, typer.Option("--mask-blur", help="Mask blur radius in pixels (4).")]
+FullResOpt = Annotated[
+    bool, typer.Option("--inpaint-only-masked", help="Inpaint the masked area at full size.")
+]
+PaddingOpt = Annotated[
+    int | None, typer.Option("--inpaint-padding", help="Padding around the masked area (32).")
+]
+ControlOpt = Annotated[
+    list[str] | None,
+    typer.Option("--controlnet", help="MODEL:IMAGE[:scale], repeatable (MODEL: folder or Hub id)."),
+]
+ControlTypeOpt = Annotated[
+    list[str] | None,
+    typer.Option("--control-type", help="Preprocessor per --controlnet (canny, scribble, tile, …; none)."),
+]
+IPOpt = Annotated[
+    list[str] | None, typer.Option("--ip-adapter", help="FOLDER:IMAGE[:scale] (h94 layout), repeatable.")
+]
+IPWeightOpt = Annotated[str, typer.Option("--ip-adapter-weights", help="Weights file inside FOLDER/models.")]
 FormatOpt = Annotated[str | None, typer.Option("--format", help="png (default), jpeg or webp.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 
@@ -145,6 +213,17 @@ def generate(
     name: NameOpt = None,
     image_format: FormatOpt = None,
     lora: LoraOpt = None,
+    init_image: InitOpt = None,
+    mask: MaskOpt = None,
+    strength: StrengthOpt = None,
+    resize_mode: ResizeOpt = None,
+    mask_blur: MaskBlurOpt = None,
+    inpaint_only_masked: FullResOpt = False,
+    inpaint_padding: PaddingOpt = None,
+    controlnet: ControlOpt = None,
+    control_type: ControlTypeOpt = None,
+    ip_adapter: IPOpt = None,
+    ip_adapter_weights: IPWeightOpt = "ip-adapter_sd15.safetensors",
     as_json: JsonOpt = False,
 ) -> None:
     """Generate images from PROMPT and save them with A1111-compatible metadata."""
@@ -171,6 +250,15 @@ def generate(
             name_template=name,
             image_format=image_format,
             loras=_lora_requests(lora),
+            init_image=init_image,
+            mask=mask,
+            strength=strength,
+            resize_mode=resize_mode,
+            mask_blur=mask_blur,
+            inpaint_full_res=inpaint_only_masked,
+            inpaint_padding=inpaint_padding,
+            controls=_control_requests(controlnet, control_type),
+            ip_adapters=_ip_requests(ip_adapter, ip_adapter_weights),
         )
         with _generator() as gen:
             plan = gen.plan(request)

@@ -24,6 +24,47 @@ MIGRATIONS: Sequence[str] = (
     );
     CREATE INDEX file_hashes_sha256 ON file_hashes (sha256);
     """,
+    # 2: model catalog (records as JSON + indexed columns); hashes of several kinds per file.
+    """
+    CREATE TABLE file_digests (
+        path TEXT NOT NULL,
+        algo TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        mtime_ns INTEGER NOT NULL,
+        digest TEXT NOT NULL,
+        PRIMARY KEY (path, algo)
+    );
+    CREATE INDEX file_digests_digest ON file_digests (digest);
+    INSERT INTO file_digests (path, algo, size, mtime_ns, digest)
+        SELECT path, 'sha256', size, mtime_ns, sha256 FROM file_hashes;
+    DROP TABLE file_hashes;
+    CREATE TABLE models (
+        path TEXT PRIMARY KEY,
+        root TEXT NOT NULL,
+        name_key TEXT NOT NULL,
+        rel_key TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        family TEXT NOT NULL,
+        status TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        mtime_ns INTEGER NOT NULL,
+        sidecar_sig TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        sha256 TEXT,
+        autov2 TEXT,
+        addnet TEXT,
+        search TEXT NOT NULL,
+        record TEXT NOT NULL
+    );
+    CREATE INDEX models_kind_family ON models (kind, family);
+    CREATE INDEX models_name_key ON models (name_key);
+    CREATE INDEX models_rel_key ON models (rel_key);
+    CREATE INDEX models_root ON models (root);
+    CREATE INDEX models_status ON models (status);
+    CREATE INDEX models_sha256 ON models (sha256);
+    CREATE INDEX models_autov2 ON models (autov2);
+    CREATE INDEX models_addnet ON models (addnet);
+    """,
 )
 
 

@@ -6,12 +6,15 @@ says what went wrong and how to fix it::
     MlDiffusionError
     ├── ConfigError                 settings, environment, missing optional extra
     ├── RequestError                a request that cannot be planned (size, steps, names …)
-    │   └── UnknownSamplerError     sampler or schedule name we do not know
+    │   ├── UnknownSamplerError     sampler or schedule name we do not know
+    │   └── InputImageError         an input image or mask we cannot use (unreadable, too big, bad mask)
+    │       └── InputImageChangedError  a stored input image missing or no longer matching its hash
     ├── PlanError                   a plan JSON that cannot be read (schema, fields)
     ├── ModelError
     │   ├── ModelNotFoundError      no file, folder or Hub repository by that reference
     │   ├── ModelUnreadableError    the file exists but cannot be read or parsed
     │   ├── UnsupportedModelError   a family or layout we cannot load
+    │   ├── AmbiguousModelError     a catalog name that fits several models (lists them)
     │   └── OfflineError            the model needs the Hugging Face Hub, which cannot be reached
     ├── GenerationError             the engine failed while running a plan
     │   └── GenerationCancelled     cancelled between steps on request
@@ -24,10 +27,13 @@ says what went wrong and how to fix it::
 from __future__ import annotations
 
 __all__ = [
+    "AmbiguousModelError",
     "ConfigError",
     "DiskFullError",
     "GenerationCancelled",
     "GenerationError",
+    "InputImageChangedError",
+    "InputImageError",
     "MetadataError",
     "MlDiffusionError",
     "ModelError",
@@ -59,6 +65,14 @@ class UnknownSamplerError(RequestError):
     """A sampler or schedule name we do not know; the message lists the known ones."""
 
 
+class InputImageError(RequestError):
+    """An input image or mask (img2img, inpaint, ControlNet, IP-Adapter) that cannot be used as given."""
+
+
+class InputImageChangedError(InputImageError):
+    """A stored input image is missing, or its pixels no longer match the hash recorded for it."""
+
+
 class PlanError(MlDiffusionError, ValueError):
     """A serialised plan that cannot be read back."""
 
@@ -77,6 +91,14 @@ class ModelUnreadableError(ModelError):
 
 class UnsupportedModelError(ModelError):
     """A model family or layout this version cannot load."""
+
+
+class AmbiguousModelError(ModelError):
+    """A model name that fits several catalogued models; ``candidates`` holds their paths."""
+
+    def __init__(self, message: str, candidates: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.candidates = candidates
 
 
 class OfflineError(ModelError):

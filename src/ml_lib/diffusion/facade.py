@@ -15,12 +15,15 @@ from .catalog.hashing import HashCache
 from .catalog.lora_resolve import resolve_lora
 from .catalog.resolve import resolve_model
 from .errors import MetadataError, RequestError
+from .input_refs import store_inputs
 from .plan import GenerationPlan, ModelRef
+from .planning.prompt_loras import merge_lora_requests
 from .request import GenerationRequest
 from .result import CancelToken, GenerationResult, PhaseTimings, StepInfo
 from .settings import Settings
 
 if TYPE_CHECKING:
+    from .catalog.catalog import Catalog
     from .engine.pool import PipelinePool
     from .output.metadata import ImageMetadata
     from .planning.device import DeviceInfo
@@ -54,6 +57,7 @@ class ImageGenerator:
         self._device: DeviceInfo | None = None
         self._pool: PipelinePool | None = None
         self._conn: sqlite3.Connection | None = None
+        self._catalog: Catalog | None = None
 
     # -- wiring ---------------------------------------------------------------------------------
     def _db(self) -> sqlite3.Connection:
@@ -85,6 +89,7 @@ class ImageGenerator:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+            self._catalog = None
 
     def __enter__(self) -> ImageGenerator:
         return self
@@ -94,8 +99,18 @@ class ImageGenerator:
 
     # -- public API -----------------------------------------------------------------------------
     def resolve_model(self, reference: str, *, config_dir: str | None = None) -> ModelRef:
-        """Resolve a model path or Hub id to a ModelRef (family, hash, config folder)."""
-        return resolve_model(reference, config_dir=config_dir, hashes=HashCache(self._db()))
+        """Resolve a model path, catalog name or Hub id to a ModelRef (family, hash, config folder)."""
+        return resolve_model(
+            reference, config_dir=config_dir, hashes=HashCache(self._db()), catalog=self.catalog()
+        )
+
+    def catalog(self) -> Catalog:
+        """The model catalog over the settings' model roots (``--model NAME`` resolves through it)."""
+        if self._catalog is None:
+            from .catalog.catalog import Catalog
+
+            self._catalog = Catalog(self._db(), self.settings.model_roots)
+        return self._catalog
 
     def plan(self, request: GenerationRequest | str, **overrides: Any) -> GenerationPlan:
         """A fully resolved plan for ``request`` (a prompt string plus overrides also works)."""
@@ -107,8 +122,13 @@ class ImageGenerator:
                 "No model given: pass model=PATH (a diffusers folder or .safetensors checkpoint)."
             )
         model = self.resolve_model(req.model, config_dir=req.config_dir)
-        loras = tuple(resolve_lora(r.ref, r.weight, r.te_weight) for r in req.loras)
-        return Planner(self.settings).plan(req, model, self.device(), loras)
+        hashes, catalog = HashCache(self._db()), self.catalog()
+        loras = tuple(
+            resolve_lora(r.ref, r.weight, r.te_weight, catalog=catalog, hashes=hashes)
+            for r in merge_lora_requests(req.prompt, req.loras)
+        )
+        inputs = store_inputs(req, self.settings.home / "inputs")
+        return Planner(self.settings).plan(req, model, self.device(), loras, inputs)
 
     def generate(
         self,

@@ -6,19 +6,23 @@ and carries, in ``decisions``, the value, source and reason of every choice made
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+from ._codec import from_jsonable, to_jsonable
 from .errors import PlanError
 
 __all__ = [
     "SCHEMA_VERSION",
+    "ControlUse",
     "Decision",
     "GenerationPlan",
+    "IPAdapterUse",
+    "ImageRef",
+    "InitImage",
     "LoraUse",
     "ModelFormat",
     "ModelRef",
@@ -85,6 +89,52 @@ class LoraUse:
 
 
 @dataclass(frozen=True, slots=True)
+class ImageRef:
+    """An input image kept in the content-addressed input store; ``sha256`` guards reproduction."""
+
+    path: str
+    sha256: str
+    width: int
+    height: int
+
+
+@dataclass(frozen=True, slots=True)
+class ControlUse:
+    """One ControlNet unit: model, control image, how it is preprocessed, and how strongly it steers."""
+
+    model: str
+    image: ImageRef
+    control_type: str = "none"
+    scale: float = 1.0
+    guidance_start: float = 0.0
+    guidance_end: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class IPAdapterUse:
+    """One IP-Adapter: a folder in the h94 layout (``subfolder`` holds weights and ``image_encoder/``)."""
+
+    model: str
+    weight_name: str
+    image: ImageRef
+    scale: float = 1.0
+    subfolder: str = "models"
+
+
+@dataclass(frozen=True, slots=True)
+class InitImage:
+    """img2img / inpaint input with A1111's options (mask white = repaint)."""
+
+    image: ImageRef
+    strength: float = 0.75
+    resize_mode: str = "just_resize"
+    mask: ImageRef | None = None
+    mask_blur: int = 4
+    inpaint_full_res: bool = False
+    inpaint_padding: int = 32
+
+
+@dataclass(frozen=True, slots=True)
 class GenerationPlan:
     """Everything the engine needs to produce images, with the reason for each automatic choice."""
 
@@ -106,6 +156,9 @@ class GenerationPlan:
     name_template: str
     image_format: str = "png"
     loras: tuple[LoraUse, ...] = ()
+    controls: tuple[ControlUse, ...] = ()
+    ip_adapters: tuple[IPAdapterUse, ...] = ()
+    init: InitImage | None = None
     decisions: tuple[Decision, ...] = ()
     schema_version: int = SCHEMA_VERSION
 
@@ -120,7 +173,7 @@ class GenerationPlan:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-compatible dict (enums as their values)."""
-        return _plain(dataclasses.asdict(self))
+        return to_jsonable(self)
 
     def to_json(self, *, indent: int | None = None) -> str:
         """JSON text of :meth:`to_dict`."""
@@ -128,7 +181,7 @@ class GenerationPlan:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> GenerationPlan:
-        """Read a plan back; raises PlanError on a wrong schema version, missing or unknown fields."""
+        """Read a plan back; raises PlanError on a wrong schema version, missing, unknown or mistyped fields."""
         if not isinstance(data, Mapping):
             raise PlanError("A plan must be a JSON object.")
         version = data.get("schema_version")
@@ -137,14 +190,7 @@ class GenerationPlan:
                 f"Plan schema version {version!r} is not supported (this version reads {SCHEMA_VERSION}); "
                 "upgrade ml-lib to read newer plans."
             )
-        values = dict(data)
-        values["model"] = _build(ModelRef, values.get("model"), "model")
-        for name, item_cls in _LISTS.items():
-            raw = values.get(name, [])
-            if not isinstance(raw, list):
-                raise PlanError(f"Plan field {name!r} must be a list.")
-            values[name] = tuple(_build(item_cls, item, f"{name}[]") for item in raw)
-        return _build(cls, values, "plan")
+        return from_jsonable(cls, dict(data), error=PlanError, strict=True)
 
     @classmethod
     def from_json(cls, text: str) -> GenerationPlan:
@@ -154,51 +200,3 @@ class GenerationPlan:
         except json.JSONDecodeError as exc:
             raise PlanError(f"Plan JSON is malformed: {exc}") from exc
         return cls.from_dict(data)
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
-
-
-_LISTS: dict[str, type] = {"decisions": Decision, "loras": LoraUse}
-_ENUM_FIELDS: dict[str, type[Enum]] = {"source": Source, "format": ModelFormat}
-_NUMBER_TYPES: dict[str, tuple[type, ...]] = {
-    "int": (int,),
-    "float": (int, float),
-    "str": (str,),
-    "str | None": (str, type(None)),
-}
-
-
-def _build(cls: type, data: Any, where: str) -> Any:
-    if not isinstance(data, Mapping):
-        raise PlanError(f"Plan field {where!r} must be an object.")
-    names = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = set(data) - set(names)
-    if unknown:
-        raise PlanError(f"Unknown field(s) in {where}: {', '.join(sorted(unknown))}.")
-    kwargs: dict[str, Any] = {}
-    for name, f in names.items():
-        if name not in data:
-            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                raise PlanError(f"Missing field {where}.{name}.")
-            continue
-        value = data[name]
-        if name in _ENUM_FIELDS and cls is not GenerationPlan:
-            try:
-                value = _ENUM_FIELDS[name](value)
-            except ValueError as exc:
-                raise PlanError(f"Bad value {value!r} for {where}.{name}.") from exc
-        expected = _NUMBER_TYPES.get(str(f.type))
-        if expected is not None and (isinstance(value, bool) or not isinstance(value, expected)):
-            raise PlanError(f"Field {where}.{name} must be {f.type}, got {value!r}.")
-        if str(f.type) == "float":
-            value = float(value)
-        kwargs[name] = value
-    return cls(**kwargs)

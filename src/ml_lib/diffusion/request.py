@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-__all__ = ["GenerationRequest", "LoraRequest"]
+__all__ = ["ControlRequest", "GenerationRequest", "IPAdapterRequest", "LoraRequest"]
+
+#: An image given by the user: a path, encoded bytes, a PIL image or a numpy array.
+ImageInput = Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -14,6 +18,29 @@ class LoraRequest:
     ref: str
     weight: float = 1.0
     te_weight: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ControlRequest:
+    """A ControlNet unit: model (path or Hub id), image, preprocessor ("none" = already a control map)."""
+
+    model: str
+    image: ImageInput
+    control_type: str = "none"
+    scale: float | None = None
+    guidance_start: float = 0.0
+    guidance_end: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class IPAdapterRequest:
+    """An IP-Adapter: an h94-layout folder (or Hub id), the weights file in it, a reference image."""
+
+    model: str
+    image: ImageInput
+    weight_name: str = "ip-adapter_sd15.safetensors"
+    scale: float = 1.0
+    subfolder: str = "models"
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,4 +68,13 @@ class GenerationRequest:
     name_template: str | None = None
     image_format: str | None = None
     loras: tuple[LoraRequest, ...] = ()
+    controls: tuple[ControlRequest, ...] = ()
+    ip_adapters: tuple[IPAdapterRequest, ...] = ()
+    init_image: ImageInput = None
+    mask: ImageInput = None
+    strength: float | None = None
+    resize_mode: str | None = None
+    mask_blur: int | None = None
+    inpaint_full_res: bool = False
+    inpaint_padding: int | None = None
     config_dir: str | None = None

@@ -1,31 +1,79 @@
-"""Read a safetensors header (tensor names, dtypes, shapes, metadata) without touching tensor data."""
+"""Read a safetensors header (tensor names, dtypes, shapes, metadata) without touching tensor data.
+
+The file is opened once, non-blocking, and checked to be the regular file that was looked at; a file
+that changes while its header is read is reported, not half-read. Parsing has a fast path (one C-level
+``json.loads`` plus checks that need no per-tensor Python objects) and, when something looks wrong, a
+slow path whose only job is to name the exact problem. Tensor entries become :class:`TensorInfo` on
+access, so a probe that looks at a dozen keys of a 2,500-tensor header pays for a dozen.
+"""
 
 from __future__ import annotations
 
+import bisect
 import json
 import os
+import re
 import stat
 import struct
-from collections.abc import Mapping
-from dataclasses import dataclass
+import zlib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from types import MappingProxyType
+from typing import Any
 
 from ..errors import ModelNotFoundError, ModelUnreadableError
 
-__all__ = ["MAX_HEADER_BYTES", "SafetensorsHeader", "TensorInfo", "read_header"]
+__all__ = ["MAX_HEADER_BYTES", "FileStamp", "SafetensorsHeader", "TensorInfo", "read_header"]
 
 MAX_HEADER_BYTES = 100 * 1024 * 1024
+_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
 
 
 @dataclass(frozen=True, slots=True)
 class TensorInfo:
-    """Dtype, shape and byte range of one tensor."""
+    """Dtype, shape and byte range (relative to the data section) of one tensor."""
 
     dtype: str
     shape: tuple[int, ...]
     start: int
     end: int
+
+
+@dataclass(frozen=True, slots=True)
+class FileStamp:
+    """Identity and version of a file as it was read: device, inode, size, modification time."""
+
+    dev: int
+    ino: int
+    size: int
+    mtime_ns: int
+
+    @classmethod
+    def of(cls, st: os.stat_result) -> FileStamp:
+        """The stamp of a stat result."""
+        return cls(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+class _Tensors(Mapping[str, TensorInfo]):
+    """Read-only view over the parsed JSON entries; each entry is checked when first looked at."""
+
+    __slots__ = ("_entries", "_path")
+
+    def __init__(self, entries: dict[str, Any], path: Path) -> None:
+        self._entries = entries
+        self._path = path
+
+    def __getitem__(self, key: str) -> TensorInfo:
+        return _tensor(self._path, key, self._entries[key])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._entries
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,15 +85,76 @@ class SafetensorsHeader:
     header_bytes: int
     tensors: Mapping[str, TensorInfo]
     metadata: Mapping[str, str]
+    #: Header length and a crc32 of its first and last 4 KiB: cheap evidence that two files are the same.
+    fingerprint: str = ""
+    stamp: FileStamp | None = None
+    _names: str = field(default="", repr=False, compare=False)
+    _sorted: tuple[str, ...] = field(default=(), repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not self._names:
+            object.__setattr__(self, "_names", "\n" + "\n".join(self.tensors) + "\n")
 
     def shape(self, key: str) -> tuple[int, ...] | None:
         """Shape of tensor ``key``, or None when absent."""
-        info = self.tensors.get(key)
-        return info.shape if info else None
+        return self.tensors[key].shape if key in self.tensors else None
+
+    def _sorted_names(self) -> tuple[str, ...]:
+        names = self._sorted
+        if not names and self.tensors:
+            names = tuple(sorted(self.tensors))
+            object.__setattr__(self, "_sorted", names)
+        return names
 
     def has_prefix(self, prefix: str) -> bool:
-        """Whether any tensor name starts with ``prefix``."""
-        return any(k.startswith(prefix) for k in self.tensors)
+        """Whether any tensor name starts with ``prefix`` (a binary search over the sorted names)."""
+        names = self._sorted_names()
+        i = bisect.bisect_left(names, prefix)
+        return i < len(names) and names[i].startswith(prefix)
+
+    def sample_names(self, head: int = 16384, tail: int = 4096) -> str:
+        """The first and last names (``\n``-separated), for markers every module of a file carries."""
+        names = self._names
+        return names if len(names) <= head + tail else names[:head] + "\n" + names[-tail:]
+
+    def has_suffix(self, suffix: str) -> bool:
+        """Whether any tensor name ends with ``suffix``."""
+        return (suffix + "\n") in self._names
+
+    def has_part(self, text: str) -> bool:
+        """Whether any tensor name contains ``text``."""
+        return text in self._names
+
+    def count_suffix(self, suffix: str) -> int:
+        """How many tensor names end with ``suffix``."""
+        return self._names.count(suffix + "\n")
+
+    def matching(self, pattern: re.Pattern[str]) -> Iterator[str]:
+        """Tensor names matched by ``pattern`` (compiled with ``re.M``, anchored with ``^…$``)."""
+        return (m.group(0) for m in pattern.finditer(self._names))
+
+    def first(self, prefix: str = "", suffix: str = "", part: str = "") -> str | None:
+        """The first tensor name (sorted order with a prefix, else file order) with this prefix, suffix
+        and inner part, if any."""
+        if prefix:
+            names = self._sorted_names()
+            for i in range(bisect.bisect_left(names, prefix), len(names)):
+                name = names[i]
+                if not name.startswith(prefix):
+                    return None
+                if name.endswith(suffix) and part in name:
+                    return name
+            return None
+        start, names_text = 0, self._names
+        needle = part or suffix + "\n"
+        while (i := names_text.find(needle, start)) >= 0:
+            line_start = names_text.rfind("\n", 0, i + 1) + 1
+            line_end = names_text.find("\n", i + 1)
+            name = names_text[line_start:line_end]
+            if name.endswith(suffix) and part in name:
+                return name
+            start = line_end
+        return None
 
 
 def _no_duplicates(pairs: list[tuple[str, object]]) -> dict[str, object]:
@@ -57,52 +166,154 @@ def _no_duplicates(pairs: list[tuple[str, object]]) -> dict[str, object]:
     return out
 
 
-def read_header(path: str | os.PathLike[str]) -> SafetensorsHeader:
-    """Parse the header of ``path``; raises ModelUnreadableError with the reason when it is malformed."""
-    p = Path(path)
+def _no_float(text: str) -> object:
+    raise ValueError(f"non-integer number {text}")
+
+
+def _tensor(path: Path, key: str, info: object) -> TensorInfo:
     try:
-        st = p.stat()
+        start, end = info["data_offsets"]  # type: ignore[index]
+        shape, dtype = info["shape"], info["dtype"]  # type: ignore[index]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelUnreadableError(f"{path}: malformed entry for tensor {key!r}.") from exc
+    ints = isinstance(shape, list) and all(type(d) is int and d >= 0 for d in [*shape, start, end])
+    if not (ints and isinstance(dtype, str)):
+        raise ModelUnreadableError(f"{path}: malformed entry for tensor {key!r}.")
+    return TensorInfo(dtype, tuple(shape), start, end)
+
+
+def _check_spans(path: Path, entries: dict[str, Any], data_len: int) -> None:
+    """Offsets inside the data section and not overlapping (fast; precise message on failure)."""
+    try:
+        spans = [info["data_offsets"] for info in entries.values()]
+        for in_order in (True, False):  # files are usually written in order: no sort needed
+            end = 0
+            for start, stop in spans if in_order else sorted(spans):
+                if start < end or stop < start:
+                    break
+                end = stop
+            else:
+                if end <= data_len:
+                    return
+                break
+    except (KeyError, TypeError, ValueError):
+        pass
+    _explain_spans(path, entries, data_len)
+
+
+def _explain_spans(path: Path, entries: dict[str, Any], data_len: int) -> None:
+    tensors = sorted(((_tensor(path, k, v), k) for k, v in entries.items()), key=lambda t: t[0].start)
+    previous: tuple[TensorInfo, str] | None = None
+    for tensor, key in tensors:
+        if tensor.end > data_len:
+            raise ModelUnreadableError(f"{path}: tensor {key!r} lies past the end of the file (truncated?).")
+        if tensor.start > tensor.end:
+            raise ModelUnreadableError(f"{path}: tensor {key!r} has reversed byte offsets.")
+        if previous is not None and tensor.start < previous[0].end:
+            raise ModelUnreadableError(f"{path}: tensors {previous[1]!r} and {key!r} overlap in the file.")
+        previous = tensor, key
+
+
+def _parse(path: Path, raw: bytes, data_len: int) -> tuple[dict[str, Any], dict[str, str]]:
+    try:
+        text = raw.decode("utf-8")
+        data = json.loads(text, parse_float=_no_float, parse_constant=_no_float)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ModelUnreadableError(
+            f"{path}: header is not valid UTF-8 JSON ({exc}); not safetensors."
+        ) from exc
+    if not isinstance(data, dict):
+        raise ModelUnreadableError(f"{path}: header is not a JSON object.")
+    meta = data.pop("__metadata__", None)
+    # JSON keeps the last of repeated keys silently. Every tensor entry has one "data_offsets" and one
+    # "dtype": counting them (C speed) finds a repeated tensor or field; the metadata object is reparsed.
+    n = len(data)
+    at = raw.find(b'"__metadata__"') if meta is not None else -1
+    repeated_meta = meta is not None and raw.find(b'"__metadata__"', at + 1) >= 0
+    if raw.count(b'"data_offsets"') != n or raw.count(b'"dtype"') != n or repeated_meta:
+        try:
+            json.loads(text, object_pairs_hook=_no_duplicates)
+        except ValueError as exc:
+            raise ModelUnreadableError(f"{path}: header is not valid safetensors JSON ({exc}).") from exc
+    elif meta:
+        start = (
+            raw.index(b":", at) + 1 if raw.isascii() else text.index(":", text.index('"__metadata__"')) + 1
+        )
+        while text[start] in " \t\r\n":
+            start += 1
+        try:
+            json.JSONDecoder(object_pairs_hook=_no_duplicates).raw_decode(text, start)
+        except ValueError as exc:
+            raise ModelUnreadableError(f"{path}: header is not valid safetensors JSON ({exc}).") from exc
+    if meta is None:
+        meta = {}
+    if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
+        raise ModelUnreadableError(f"{path}: __metadata__ must map strings to strings.")
+    _check_spans(path, data, data_len)
+    return data, meta
+
+
+def _open(p: Path) -> tuple[int, os.stat_result]:
+    try:
+        before = p.stat()
     except FileNotFoundError:
         raise ModelNotFoundError(f"No model file at {p}.") from None
     except OSError as exc:
         raise ModelUnreadableError(f"Cannot read {p}: {exc.strerror or exc}.") from exc
-    if not stat.S_ISREG(st.st_mode):
+    if not stat.S_ISREG(before.st_mode):
         raise ModelUnreadableError(f"{p} is not a regular file.")
     try:
-        with p.open("rb") as fh:
-            head = fh.read(8)
-            if len(head) < 8:
-                raise ModelUnreadableError(f"{p} is too short to be a safetensors file ({st.st_size} bytes).")
-            (n,) = struct.unpack("<Q", head)
-            if n > MAX_HEADER_BYTES:
-                raise ModelUnreadableError(
-                    f"{p}: header length {n} is over the 100 MB limit; not safetensors."
-                )
-            if 8 + n > st.st_size:
-                raise ModelUnreadableError(
-                    f"{p}: header length {n} runs past the end of the file (truncated?)."
-                )
-            raw = fh.read(n)
+        fd = os.open(p, _FLAGS)
+    except FileNotFoundError:
+        raise ModelNotFoundError(f"{p} vanished before it could be read.") from None
     except OSError as exc:
         raise ModelUnreadableError(f"Cannot read {p}: {exc.strerror or exc}.") from exc
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) != (before.st_dev, before.st_ino):
+        os.close(fd)
+        raise ModelUnreadableError(f"{p} was replaced while it was being opened; scan again.")
+    return fd, st
+
+
+def _read_exactly(fd: int, n: int) -> bytes:
+    chunks, got = [], 0
+    while got < n:
+        chunk = os.read(fd, n - got)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        got += len(chunk)
+    return b"".join(chunks)
+
+
+def read_header(path: str | os.PathLike[str]) -> SafetensorsHeader:
+    """Parse the header of ``path``; raises ModelUnreadableError with the reason when it is malformed."""
+    p = Path(path)
+    fd, st = _open(p)
     try:
-        data = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise ModelUnreadableError(f"{p}: header is not valid UTF-8 JSON ({exc}); not safetensors.") from exc
-    if not isinstance(data, dict):
-        raise ModelUnreadableError(f"{p}: header is not a JSON object.")
-    meta_raw = data.pop("__metadata__", None) or {}
-    if not isinstance(meta_raw, dict) or not all(isinstance(v, str) for v in meta_raw.values()):
-        raise ModelUnreadableError(f"{p}: __metadata__ must map strings to strings.")
-    data_len = st.st_size - 8 - n
-    tensors: dict[str, TensorInfo] = {}
-    for key, info in data.items():
-        try:
-            start, end = (int(x) for x in info["data_offsets"])
-            tensor = TensorInfo(str(info["dtype"]), tuple(int(d) for d in info["shape"]), start, end)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ModelUnreadableError(f"{p}: malformed entry for tensor {key!r}.") from exc
-        if not 0 <= start <= end <= data_len:
-            raise ModelUnreadableError(f"{p}: tensor {key!r} lies past the end of the file (truncated?).")
-        tensors[key] = tensor
-    return SafetensorsHeader(p, st.st_size, n, MappingProxyType(tensors), MappingProxyType(dict(meta_raw)))
+        head = _read_exactly(fd, 8)
+        if len(head) < 8:
+            raise ModelUnreadableError(f"{p} is too short to be a safetensors file ({st.st_size} bytes).")
+        (n,) = struct.unpack("<Q", head)
+        if n > MAX_HEADER_BYTES:
+            raise ModelUnreadableError(f"{p}: header length {n} is over the 100 MB limit; not safetensors.")
+        if 8 + n > st.st_size:
+            raise ModelUnreadableError(f"{p}: header length {n} runs past the end of the file (truncated?).")
+        raw = _read_exactly(fd, n)
+        after = os.fstat(fd)
+    except OSError as exc:
+        raise ModelUnreadableError(f"Cannot read {p}: {exc.strerror or exc}.") from exc
+    finally:
+        os.close(fd)
+    if len(raw) < n or (after.st_size, after.st_mtime_ns) != (st.st_size, st.st_mtime_ns):
+        raise ModelUnreadableError(f"{p} changed while its header was being read; scan again.")
+    entries, meta = _parse(p, raw, st.st_size - 8 - n)
+    return SafetensorsHeader(
+        p,
+        st.st_size,
+        n,
+        _Tensors(entries, p),
+        meta,
+        f"{n:x}-{zlib.crc32(raw[:4096] + raw[-4096:]):08x}",
+        FileStamp.of(st),
+    )

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.resources
+import logging
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import ModelNotFoundError, OfflineError, UnsupportedModelError
 from ..plan import ModelFormat, ModelRef
@@ -18,6 +20,10 @@ from .families import CONFIG_FOLDERS, Family, PredictionType
 from .hashing import HashCache, autov2
 from .header import read_header
 from .probe import FamilyGuess, detect_family, probe_diffusers_folder
+from .records import ModelKind
+
+if TYPE_CHECKING:
+    from .catalog import Catalog
 
 __all__ = ["LOADABLE_FAMILIES", "PICKLE_SUFFIXES", "beside_config_dir", "resolve_model", "shipped_config_dir"]
 
@@ -26,6 +32,7 @@ PICKLE_SUFFIXES = frozenset({".ckpt", ".pt", ".pth", ".bin"})
 # Families that share a pipeline class; a config folder may only serve a checkpoint of its own group.
 _GROUPS = {Family.SD1: "sd", Family.SD2: "sd", Family.SDXL: "sdxl", Family.SDXL_REFINER: "sdxl-refiner"}
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+log = logging.getLogger(__name__)
 
 
 def shipped_config_dir(family: Family, prediction: PredictionType) -> Path | None:
@@ -117,9 +124,18 @@ def _hub(repo_id: str) -> ModelRef:
 
 
 def resolve_model(
-    reference: str, *, config_dir: str | None = None, hashes: HashCache | None = None
+    reference: str,
+    *,
+    config_dir: str | None = None,
+    hashes: HashCache | None = None,
+    catalog: Catalog | None = None,
 ) -> ModelRef:
-    """Resolve a path or Hub id; raise a typed error naming the fix when it cannot be used."""
+    """Resolve a path, catalog name or Hub id; raise a typed error naming the fix when it cannot be used.
+
+    A reference that is not an existing path is looked up in ``catalog`` first (A1111 rules: file stem
+    or sub-folder/stem, any case, or a hash; several matches raise AmbiguousModelError), then taken as
+    a Hub id. A catalogued Hugging Face cache repo named by its id keeps going through the Hub rule.
+    """
     path = Path(reference).expanduser()
     if path.is_dir():
         if not (path / "model_index.json").is_file():
@@ -143,9 +159,15 @@ def resolve_model(
                 "Use a .safetensors version of the model."
             )
         return _single_file(path, config_dir, hashes)
+    if catalog is not None:
+        record = catalog.resolve_name(reference, (ModelKind.CHECKPOINT,))
+        if record is not None and not (record.layout == "hf-cache" and record.name == reference):
+            log.info("model %r is %s in the catalog", reference, record.path)
+            return resolve_model(record.path, config_dir=config_dir, hashes=hashes)
     if _HUB_ID.match(reference) and not path.suffix:
         return _hub(reference)
     raise ModelNotFoundError(
-        f"No model at {reference!r}: not an existing file or folder, nor a Hub id (owner/name). "
-        "Check the path, or give a diffusers folder or .safetensors checkpoint."
+        f"No model at {reference!r}: not an existing file or folder, a catalogued model name, nor a Hub id "
+        "(owner/name). Check the path, give a diffusers folder or .safetensors checkpoint, or add your "
+        "model folder with `ml-diffusion models scan --root DIR` (or ML_DIFFUSION_MODELS)."
     )

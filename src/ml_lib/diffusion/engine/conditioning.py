@@ -1,8 +1,11 @@
-"""Text conditioning: prompt → embeddings for SD1.x/SD2.x (our own encoder) and SDXL (diffusers').
+"""Prompt conditioning with A1111's semantics for SD1.x, SD2.x and SDXL.
 
-SD1.x/SD2.x are encoded here because diffusers 0.42's clip-skip path reaches for
-``text_encoder.text_model``, which transformers ≥ 5 no longer has. Clip skip counts as A1111 does:
-1 is the last layer; n > 1 takes the n-th layer from the end, then the final layer norm.
+Weighted and long prompts (:mod:`.prompt_chunks`): each 77-token chunk is encoded on its own, token
+embeddings are multiplied by their emphasis weight and rescaled to the chunk's original mean
+(A1111's "Original" emphasis), chunks are concatenated; positive and negative are padded to the same
+number of chunks with empty-prompt chunks (A1111's ``pad_cond_uncond``); SDXL's pooled embedding comes
+from the first chunk. Clip skip counts as A1111 does: 1 is the last layer; n > 1 takes the n-th layer
+from the end then the final layer norm (SD1/SD2); SDXL uses the penultimate layer, one more per skip.
 """
 
 from __future__ import annotations
@@ -11,51 +14,135 @@ from typing import Any
 
 import torch
 
-__all__ = ["encode_sd", "encode_sdxl"]
+from ..prompt.networks import strip_networks
+from .prompt_chunks import TokenChunk, chunk_prompt, empty_chunk
+
+__all__ = ["encode_sd", "encode_sdxl", "prompt_chunks"]
+
+
+def _ids(tokenizer: Any) -> tuple[int, int, int, int | None]:
+    vocab = tokenizer.get_vocab()
+    eos = tokenizer.eos_token_id
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
+    return tokenizer.bos_token_id, eos, pad, vocab.get(",</w>")
+
+
+def prompt_chunks(tokenizer: Any, text: str) -> tuple[TokenChunk, ...]:
+    """A1111 chunks of ``text`` for ``tokenizer`` (LoRA tags removed)."""
+    bos, eos, _pad, comma = _ids(tokenizer)
+
+    def tokenize(texts: Any) -> list[list[int]]:
+        return tokenizer(list(texts), truncation=False, add_special_tokens=False)["input_ids"]
+
+    return chunk_prompt(strip_networks(text), tokenize, bos=bos, eos=eos, comma=comma)
 
 
 def _final_layer_norm(text_encoder: Any) -> Any:
-    inner = getattr(text_encoder, "text_model", text_encoder)
-    return inner.final_layer_norm
+    return getattr(text_encoder, "text_model", text_encoder).final_layer_norm
 
 
-def _embed(pipe: Any, text: str, clip_skip: int, device: torch.device) -> torch.Tensor:
-    tok = pipe.tokenizer
-    ids = tok(
-        text, padding="max_length", max_length=tok.model_max_length, truncation=True, return_tensors="pt"
-    )
-    encoder = pipe.text_encoder
-    mask = ids.attention_mask.to(device) if getattr(encoder.config, "use_attention_mask", False) else None
-    out = encoder(ids.input_ids.to(device), attention_mask=mask, output_hidden_states=clip_skip > 1)
-    hidden = _final_layer_norm(encoder)(out.hidden_states[-clip_skip]) if clip_skip > 1 else out[0]
-    return hidden.to(dtype=encoder.dtype, device=device)
+def _encode_chunk(
+    encoder: Any, chunk: TokenChunk, *, eos: int, pad: int, layer: int, norm: bool, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Hidden states of one chunk (emphasis applied, mean restored) and its pooled output if any."""
+    ids = list(chunk.tokens)
+    if pad != eos:  # SD2/OpenCLIP: positions after the first EOS hold the pad token
+        first = ids.index(eos)
+        ids = ids[: first + 1] + [pad] * (len(ids) - first - 1)
+    tokens = torch.tensor([ids], device=device)
+    out = encoder(tokens, output_hidden_states=layer != -1)
+    if layer == -1:
+        z = out[0]
+    else:
+        z = out.hidden_states[layer]
+        if norm:
+            z = _final_layer_norm(encoder)(z)
+    return _emphasis(z, chunk.weights), getattr(out, "text_embeds", None)
+
+
+def _emphasis(z: torch.Tensor, weights: tuple[float, ...]) -> torch.Tensor:
+    """A1111's "Original" emphasis: scale each token by its weight, then restore the chunk's mean.
+
+    Unweighted chunks are returned untouched (bit-identical to plain encoding); a chunk whose mean is 0
+    after weighting (possible only with untrained layer norms) is left unrescaled instead of dividing by 0.
+    """
+    if all(w == 1.0 for w in weights):
+        return z
+    original_mean = z.mean()
+    weighted = z * torch.tensor(weights, device=z.device, dtype=z.dtype).reshape(1, -1, 1)
+    new_mean = weighted.mean()
+    if new_mean == 0 or not torch.isfinite(original_mean / new_mean):
+        return weighted
+    return weighted * (original_mean / new_mean)
+
+
+def _encode_text(
+    tokenizer: Any, encoder: Any, text: str, *, layer: int, norm: bool, device: torch.device, chunks: int
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    bos, eos, pad, _comma = _ids(tokenizer)
+    parts = list(prompt_chunks(tokenizer, text))
+    parts += [empty_chunk(bos, eos)] * (chunks - len(parts))
+    encoded = [
+        _encode_chunk(encoder, c, eos=eos, pad=pad, layer=layer, norm=norm, device=device) for c in parts
+    ]
+    return torch.cat([z for z, _ in encoded], dim=1), encoded[0][1]
+
+
+def _chunk_count(tokenizer: Any, *texts: str) -> int:
+    return max(len(prompt_chunks(tokenizer, t)) for t in texts)
 
 
 def encode_sd(
     pipe: Any, prompt: str, negative: str, *, batch: int, clip_skip: int, cfg: bool, device: torch.device
 ) -> dict[str, torch.Tensor]:
     """``prompt_embeds`` (and ``negative_prompt_embeds`` when ``cfg``) for a StableDiffusionPipeline."""
+    tok, enc = pipe.tokenizer, pipe.text_encoder
+    layer, norm = (-1, False) if clip_skip <= 1 else (-clip_skip, True)
+    texts = (prompt, negative) if cfg else (prompt,)
+    n = _chunk_count(tok, *texts)
     with torch.inference_mode():
-        out = {"prompt_embeds": _embed(pipe, prompt, clip_skip, device).repeat(batch, 1, 1)}
+        out = {
+            "prompt_embeds": _encode_text(tok, enc, prompt, layer=layer, norm=norm, device=device, chunks=n)[
+                0
+            ]
+        }
         if cfg:
-            out["negative_prompt_embeds"] = _embed(pipe, negative, clip_skip, device).repeat(batch, 1, 1)
-    return out
+            neg = _encode_text(tok, enc, negative, layer=layer, norm=norm, device=device, chunks=n)[0]
+            out["negative_prompt_embeds"] = neg
+    return {k: v.to(enc.dtype).repeat(batch, 1, 1) for k, v in out.items()}
+
+
+def _sdxl_pair(
+    pipe: Any, text: str, layer: int, device: torch.device, n: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    zs, pooled = [], None
+    for tok, enc in ((pipe.tokenizer, pipe.text_encoder), (pipe.tokenizer_2, pipe.text_encoder_2)):
+        if enc is None:
+            continue
+        z, p = _encode_text(tok, enc, text, layer=layer, norm=False, device=device, chunks=n)
+        zs.append(z)
+        pooled = p if p is not None else pooled
+    if pooled is None:
+        raise RuntimeError("SDXL's second text encoder gave no pooled output")
+    return torch.cat(zs, dim=-1), pooled
 
 
 def encode_sdxl(
     pipe: Any, prompt: str, negative: str, *, batch: int, clip_skip: int, cfg: bool, device: torch.device
 ) -> dict[str, torch.Tensor]:
     """Embeddings and pooled embeddings for a StableDiffusionXLPipeline (penultimate layer by default)."""
+    layer = -(clip_skip + 1)
+    texts = (prompt, negative) if cfg else (prompt,)
+    tokenizers = [t for t in (pipe.tokenizer, pipe.tokenizer_2) if t is not None]
+    n = max(_chunk_count(t, *texts) for t in tokenizers)
     with torch.inference_mode():
-        pe, ne, pp, npp = pipe.encode_prompt(
-            prompt=prompt,
-            device=device,
-            num_images_per_prompt=batch,
-            do_classifier_free_guidance=cfg,
-            negative_prompt=negative or None,
-            clip_skip=clip_skip - 1 or None,
-        )
-    out = {"prompt_embeds": pe, "pooled_prompt_embeds": pp}
-    if cfg:
-        out.update(negative_prompt_embeds=ne, negative_pooled_prompt_embeds=npp)
-    return out
+        pe, pp = _sdxl_pair(pipe, prompt, layer, device, n)
+        out = {"prompt_embeds": pe, "pooled_prompt_embeds": pp}
+        if cfg:
+            if not negative and pipe.config.get("force_zeros_for_empty_prompt", False):
+                ne, npp = torch.zeros_like(pe), torch.zeros_like(pp)
+            else:
+                ne, npp = _sdxl_pair(pipe, negative, layer, device, n)
+            out.update(negative_prompt_embeds=ne, negative_pooled_prompt_embeds=npp)
+    dtype = pipe.text_encoder_2.dtype
+    return {k: v.to(dtype).repeat(batch, *([1] * (v.dim() - 1))) for k, v in out.items()}

@@ -20,7 +20,11 @@ from ..result import CancelToken, StepInfo
 from ..samplers import SamplerChoice
 from .adapters import apply_loras
 from .conditioning import encode_sd, encode_sdxl
+from .control import control_image, load_controlnets
+from .init_images import load_ref, prepare_init
+from .ip_adapter import apply_ip_adapters
 from .schedulers import make_scheduler
+from .variants import mode_of, pipeline_view
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -95,20 +99,28 @@ def execute(
     cancel: CancelToken | None = None,
 ) -> ExecutionOutput:
     """Generate the images of ``plan`` with ``pipe``; raises GenerationCancelled when ``cancel`` is set."""
-    if Family(plan.model.family) is Family.SDXL_REFINER:
+    mode = mode_of(plan)
+    if Family(plan.model.family) is Family.SDXL_REFINER and mode == "txt2img":
         raise UnsupportedModelError(
             "The SDXL refiner only refines existing images (img2img); choose an SDXL base model for txt2img."
         )
     device = pipe._execution_device
+    cfg = plan.cfg_scale > 1.0
     _apply_scheduler(pipe, plan)
     apply_loras(pipe, plan.loras)
+    ip_images = tuple(load_ref(u.image) for u in plan.ip_adapters)
+    ip_kwargs = apply_ip_adapters(pipe, plan.ip_adapters, ip_images, batch=plan.batch_size, cfg=cfg)
+    nets = load_controlnets(pipe, plan.controls, dtype=plan.dtype, device=plan.device)
+    view = pipeline_view(pipe, mode, nets)
+    prepared = prepare_init(plan)
+    kwargs = {**prepared.kwargs, **ip_kwargs, **_control_kwargs(plan, mode)}
 
-    def step_end(p: Any, i: int, _t: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+    def step_end(p: Any, i: int, _t: Any, kw: dict[str, Any]) -> dict[str, Any]:
         if cancel is not None and cancel.cancelled:
             p._interrupt = True
         elif on_step is not None:
             on_step(StepInfo(i + 1, p.num_timesteps))
-        return kwargs
+        return kw
 
     try:
         t0 = time.perf_counter()
@@ -116,10 +128,9 @@ def execute(
         _sync(device)
         t1 = time.perf_counter()
         generators = [torch.Generator("cpu").manual_seed(s) for s in plan.seeds]
-        latents = pipe(
+        latents = view(
             **embeds,
-            width=plan.width,
-            height=plan.height,
+            **kwargs,
             num_inference_steps=plan.steps,
             guidance_scale=plan.cfg_scale,
             generator=generators,
@@ -130,12 +141,24 @@ def execute(
         t2 = time.perf_counter()
         if cancel is not None and cancel.cancelled:
             raise GenerationCancelled("Generation was cancelled; no image was produced.")
-        images = _decode(pipe, latents)
+        images = prepared.finish(_decode(view, latents))
         _sync(device)
         t3 = time.perf_counter()
     except torch.OutOfMemoryError as exc:
         raise GenerationError(
-            f"Out of memory at {plan.width}x{plan.height}, batch {plan.batch_size}: "
-            "use a smaller size or batch."
+            f"Out of memory at {plan.width}x{plan.height}, batch {plan.batch_size}: use a smaller size or batch."
         ) from exc
     return ExecutionOutput(tuple(images), t1 - t0, t2 - t1, t3 - t2)
+
+
+def _control_kwargs(plan: GenerationPlan, mode: str) -> dict[str, Any]:
+    if not plan.controls:
+        return {}
+    images = [control_image(u, load_ref(u.image), plan.width, plan.height) for u in plan.controls]
+    one = len(plan.controls) == 1
+    return {
+        ("image" if mode == "txt2img" else "control_image"): images[0] if one else images,
+        "controlnet_conditioning_scale": plan.controls[0].scale if one else [u.scale for u in plan.controls],
+        "control_guidance_start": [u.guidance_start for u in plan.controls],
+        "control_guidance_end": [u.guidance_end for u in plan.controls],
+    }

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..catalog.families import Family, PredictionType
+from ..errors import RequestError
 from ..output.metadata import normalize_format
 from ..output.naming import DEFAULT_TEMPLATE as DEFAULT_NAME_TEMPLATE
 from ..output.naming import template_tokens
@@ -20,6 +21,7 @@ from ..samplers import AUTOMATIC, parse_sampler, split_sampler
 from ..settings import Settings
 from .checks import MAX_SEED, check_request, check_size
 from .device import DeviceInfo, choose_dtype
+from .inputs import InputRefs, plan_controls, plan_init, plan_ip_adapters
 from .profiles import profile_for
 
 __all__ = ["DEFAULT_NAME_TEMPLATE", "Planner"]
@@ -47,7 +49,12 @@ class Planner:
         self._seed_source = seed_source or (lambda: random.SystemRandom().randrange(MAX_SEED + 1))
 
     def plan(
-        self, request: GenerationRequest, model: ModelRef, device: DeviceInfo, loras: tuple[LoraUse, ...] = ()
+        self,
+        request: GenerationRequest,
+        model: ModelRef,
+        device: DeviceInfo,
+        loras: tuple[LoraUse, ...] = (),
+        inputs: InputRefs | None = None,
     ) -> GenerationPlan:
         """Resolve ``request`` for ``model`` on ``device``; raises RequestError on bad input."""
         limits = self._settings.limits
@@ -57,9 +64,15 @@ class Planner:
         family, prediction = Family(model.family), PredictionType(model.prediction_type)
         profile = profile_for(family, prediction)
         d = _Decisions()
+        refs = inputs or InputRefs()
         why = f"{family.value} profile: {profile.note}"
-        width = d.pick("width", request.width, profile.width, Source.PROFILE, why)
-        height = d.pick("height", request.height, profile.height, Source.PROFILE, why)
+        size_source, size_why, default_w, default_h = Source.PROFILE, why, profile.width, profile.height
+        if refs.init_image is not None:
+            ref = refs.init_image
+            default_w, default_h = max(8, ref.width // 8 * 8), max(8, ref.height // 8 * 8)
+            size_source, size_why = Source.ANALYSIS, "the init image's size (rounded down to a multiple of 8)"
+        width = d.pick("width", request.width, default_w, size_source, size_why)
+        height = d.pick("height", request.height, default_h, size_source, size_why)
         check_size(int(width), int(height), limits)  # type: ignore[arg-type]
         steps = d.pick(
             "steps", request.steps, profile.steps, Source.PROFILE, f"{family.value} profile default"
@@ -111,6 +124,14 @@ class Planner:
             fmt = str(
                 d.pick("image_format", None, "png", Source.PROFILE, "PNG keeps full metadata, lossless")
             )
+        init = plan_init(request, refs, d.items)
+        if init is not None and int(int(steps) * init.strength) < 1:  # type: ignore[call-overload]
+            raise RequestError(
+                f"{steps} steps at strength {init.strength:g} leave no denoising step "
+                f"(img2img runs steps x strength); raise --steps or --strength."
+            )
+        controls = plan_controls(request, refs, d.items)
+        ip_adapters = plan_ip_adapters(request, refs)
         for lora in loras:
             d.items.append(
                 Decision(
@@ -136,5 +157,8 @@ class Planner:
             name_template=str(template),
             image_format=fmt,
             loras=loras,
+            controls=controls,
+            ip_adapters=ip_adapters,
+            init=init,
             decisions=tuple(d.items),
         )

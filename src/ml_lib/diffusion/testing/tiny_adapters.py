@@ -1,4 +1,6 @@
-"""Tiny, seeded LoRA files for the tiny pipelines, in the formats users' LoRAs come in.
+"""Tiny, seeded LoRA, ControlNet and IP-Adapter files for the tiny pipelines.
+
+LoRAs come in the formats users' LoRAs come in:
 
 - ``"kohya"``: kohya-ss names in diffusers module order (``lora_unet_down_blocks_1_attentions_0_…``,
   ``lora_te_text_model_…``; ``lora_te1_``/``lora_te2_`` for SDXL) with ``lora_down``/``lora_up``/``alpha``;
@@ -17,7 +19,13 @@ from safetensors.torch import save_file
 
 from ..engine.ldm_layout import unet_ldm_module_names
 
-__all__ = ["LoraStyle", "tiny_lora_state", "write_tiny_lora"]
+__all__ = [
+    "LoraStyle",
+    "tiny_lora_state",
+    "write_tiny_controlnet",
+    "write_tiny_ip_adapter",
+    "write_tiny_lora",
+]
 
 LoraStyle = Literal["kohya", "kohya_blocks", "peft"]
 
@@ -88,3 +96,68 @@ def write_tiny_lora(pipe: Any, path: Path, *, metadata: dict[str, str] | None = 
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(tiny_lora_state(pipe, **kwargs), str(path), metadata=metadata)
     return path
+
+
+def write_tiny_controlnet(pipe: Any, folder: Path, *, seed: int = 0) -> Path:
+    """A ControlNet made from ``pipe``'s UNet (diffusers folder); its zero-initialised outputs are randomised
+    so that a scale above 0 visibly changes the image."""
+    from diffusers import ControlNetModel
+
+    torch_state = torch.random.get_rng_state()
+    try:
+        torch.manual_seed(seed)
+        factor = pipe.vae_scale_factor
+        channels = tuple(16 * 2**i for i in range(int(math.log2(factor)) + 1))
+        net = ControlNetModel.from_unet(pipe.unet, conditioning_embedding_out_channels=channels)
+        with torch.no_grad():
+            for module in [*net.controlnet_down_blocks, net.controlnet_mid_block]:
+                module.weight.normal_(0.0, 0.3)
+    finally:
+        torch.random.set_rng_state(torch_state)
+    net.save_pretrained(folder, safe_serialization=True)
+    return folder
+
+
+def write_tiny_ip_adapter(pipe: Any, folder: Path, *, seed: int = 0, embed_dim: int = 16) -> Path:
+    """A basic IP-Adapter for ``pipe`` in the h94 layout: ``folder/models/image_encoder/`` (a tiny CLIP
+    vision model) and ``folder/models/ip-adapter_tiny.safetensors`` (``image_proj.*``, ``ip_adapter.N.*``)."""
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    gen = torch.Generator().manual_seed(seed)
+    unet = pipe.unet
+    cross = unet.config.cross_attention_dim
+    state: dict[str, torch.Tensor] = {
+        "image_proj.proj.weight": torch.randn(cross * 4, embed_dim, generator=gen) * 0.5,
+        "image_proj.proj.bias": torch.zeros(cross * 4),
+        "image_proj.norm.weight": torch.ones(cross),
+        "image_proj.norm.bias": torch.zeros(cross),
+    }
+    key_id = 1
+    channels = unet.config.block_out_channels
+    for name in unet.attn_processors:
+        if name.endswith("attn1.processor"):
+            continue
+        if name.startswith("mid_block"):
+            hidden = channels[-1]
+        elif name.startswith("up_blocks"):
+            hidden = list(reversed(channels))[int(name[len("up_blocks.")])]
+        else:
+            hidden = channels[int(name[len("down_blocks.")])]
+        for part in ("to_k_ip", "to_v_ip"):
+            state[f"ip_adapter.{key_id}.{part}.weight"] = torch.randn(hidden, cross, generator=gen) * 0.5
+        key_id += 2
+    models = folder / "models"
+    models.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in state.items()}, str(models / "ip-adapter_tiny.safetensors"))
+    config = CLIPVisionConfig(
+        hidden_size=32, intermediate_size=37, num_attention_heads=4, num_hidden_layers=2,
+        image_size=32, patch_size=8, projection_dim=embed_dim,
+    )  # fmt: skip
+    torch_state = torch.random.get_rng_state()
+    try:
+        torch.manual_seed(seed)
+        encoder = CLIPVisionModelWithProjection(config)
+    finally:
+        torch.random.set_rng_state(torch_state)
+    encoder.save_pretrained(models / "image_encoder", safe_serialization=True)
+    return folder

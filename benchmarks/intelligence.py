@@ -1,0 +1,162 @@
+"""Prompt-analysis quality on the labelled set in ``benchmarks/data/intelligence_eval.jsonl``.
+
+Run: ``python benchmarks/intelligence.py [--repeat 20] [--no-semantic] [--errors dev]``. Prints, for the
+dev split (the rules and vocabularies were tuned looking at it) and the held-out test split (never
+used for tuning): content-type accuracy, aspect (orientation) accuracy and style-cue recall, for the
+rules alone and, when the ``semantic`` extra is installed, rules + sentence embeddings; then per-kind
+accuracy and the analysis latency (p50/p95 wall and CPU time per prompt). See
+``benchmarks/data/README.md`` for the labelling rules.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ml_lib.diffusion.prompt.analysis import PromptAnalysis
+from ml_lib.diffusion.prompt.analyzer import analyze_prompt
+
+DATA = Path(__file__).parent / "data" / "intelligence_eval.jsonl"
+SPLITS = ("dev", "test")
+
+
+@dataclass(frozen=True, slots=True)
+class Example:
+    id: str
+    split: str
+    prompt: str
+    content_type: str
+    aspect: str
+    styles: tuple[str, ...]
+    kinds: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Score:
+    n: int
+    content: float
+    aspect: float
+    style_recall: float
+
+
+def load(path: Path = DATA) -> list[Example]:
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [
+        Example(
+            r["id"],
+            r["split"],
+            r["prompt"],
+            r["content_type"],
+            r["aspect"],
+            tuple(r["styles"]),
+            tuple(r["kinds"]),
+        )
+        for r in rows
+    ]
+
+
+def score(examples: list[Example], results: dict[str, PromptAnalysis]) -> Score:
+    content = sum(results[e.id].content_type == e.content_type for e in examples)
+    aspect = sum(results[e.id].aspect.orientation == e.aspect for e in examples)
+    expected = [(e, s) for e in examples for s in e.styles]
+    found = sum(s in results[e.id].style_labels for e, s in expected)
+    n = len(examples) or 1
+    return Score(len(examples), content / n, aspect / n, found / (len(expected) or 1))
+
+
+def run(examples: list[Example], analyze: Callable[[str], PromptAnalysis]) -> dict[str, PromptAnalysis]:
+    return {e.id: analyze(e.prompt) for e in examples}
+
+
+def latency(examples: list[Example], repeat: int) -> tuple[list[float], list[float]]:
+    wall, cpu = [], []
+    for e in examples:
+        analyze_prompt(e.prompt)  # vocabularies loaded once per process, outside the measurement
+    for _ in range(repeat):
+        for e in examples:
+            w0, c0 = time.perf_counter(), time.process_time()
+            analyze_prompt(e.prompt)
+            cpu.append(time.process_time() - c0)
+            wall.append(time.perf_counter() - w0)
+    return wall, cpu
+
+
+def percentile(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
+
+
+def report(name: str, examples: list[Example], results: dict[str, PromptAnalysis]) -> None:
+    for split in SPLITS:
+        part = [e for e in examples if e.split == split]
+        s = score(part, results)
+        print(
+            f"{name:<16} {split:<5} n={s.n:<4} content-type {s.content:6.1%}   aspect {s.aspect:6.1%}"
+            f"   style-cue recall {s.style_recall:6.1%}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--repeat", type=int, default=20, help="latency passes over the whole set")
+    parser.add_argument("--no-semantic", action="store_true", help="skip rules + embeddings")
+    parser.add_argument("--errors", choices=SPLITS, help="list the misclassified prompts of a split")
+    args = parser.parse_args()
+
+    examples = load()
+    print(f"{len(examples)} labelled prompts ({DATA.name}); dev = tuning split, test = held out\n")
+    rules = run(examples, analyze_prompt)
+    report("rules", examples, rules)
+    semantic: dict[str, PromptAnalysis] | None = None
+    if not args.no_semantic:
+        from ml_lib.diffusion.prompt import semantic as semantic_module
+
+        if semantic_module.is_available():
+            analyzer = semantic_module.SemanticAnalyzer()
+            analyzer.warm_up()
+            t0 = time.perf_counter()
+            analyses = analyzer.analyze_many([e.prompt for e in examples])
+            per_prompt = (time.perf_counter() - t0) / len(examples)
+            semantic = {e.id: a for e, a in zip(examples, analyses, strict=True)}
+            report("rules+semantic", examples, semantic)
+            print(
+                f"{'':16} (batched embedding analysis {per_prompt * 1000:.1f} ms per prompt, model load excluded)"
+            )
+        else:
+            print('rules+semantic   not measured: pip install "ml-lib[semantic]"')
+
+    print("\nper kind, test split (rules):")
+    kinds = sorted({k for e in examples for k in e.kinds})
+    for kind in kinds:
+        part = [e for e in examples if e.split == "test" and kind in e.kinds]
+        s = score(part, rules)
+        print(f"  {kind:<12} n={s.n:<4} content-type {s.content:6.1%}   aspect {s.aspect:6.1%}")
+
+    wall, cpu = latency(examples, args.repeat)
+    print(
+        f"\nanalysis latency (rules), {len(wall)} runs: wall p50 {percentile(wall, 50) * 1e3:.3f} ms, "
+        f"p95 {percentile(wall, 95) * 1e3:.3f} ms; CPU p50 {percentile(cpu, 50) * 1e3:.3f} ms, "
+        f"p95 {percentile(cpu, 95) * 1e3:.3f} ms"
+    )
+
+    if args.errors:
+        print(f"\nmisclassified ({args.errors}):")
+        for e in examples:
+            if e.split != args.errors:
+                continue
+            a = rules[e.id]
+            if a.content_type != e.content_type or a.aspect.orientation != e.aspect:
+                print(
+                    f"  {e.id} want {e.content_type}/{e.aspect} got {a.content_type}/{a.aspect.orientation}"
+                    f" ({a.aspect.source}: {a.aspect.cue}): {e.prompt[:90]}"
+                )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,54 @@
+"""Store a request's input images in the content-addressed input store and resolve their models.
+
+The plan then refers to each image by path + sha256 (+ size), so it stays JSON and reproducible.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .plan import ImageRef
+from .planning.inputs import InputRefs
+from .request import GenerationRequest
+
+__all__ = ["model_reference", "store_inputs"]
+
+
+def model_reference(model: str) -> str:
+    """An existing local path made absolute; anything else (a Hub id) kept as given."""
+    path = Path(model).expanduser()
+    return str(path.resolve()) if path.exists() else model
+
+
+def store_inputs(request: GenerationRequest, root: Path) -> InputRefs:
+    """Load, check and store every input image of ``request`` under ``root``."""
+    if (
+        request.init_image is None
+        and request.mask is None
+        and not request.controls
+        and not request.ip_adapters
+    ):
+        return InputRefs()
+    from .imaging.intake import load_image, load_mask
+    from .imaging.store import InputStore
+
+    store = InputStore(root)
+
+    def keep(image: Any) -> ImageRef:
+        stored = store.put(image)
+        return ImageRef(str(store.path_of(stored)), stored.sha256, stored.width, stored.height)
+
+    init = load_image(request.init_image) if request.init_image is not None else None
+    mask = None
+    if request.mask is not None:
+        size = (init.width, init.height) if init is not None else None
+        mask = keep(load_mask(request.mask, size)) if size else keep(load_image(request.mask))
+    return InputRefs(
+        init_image=keep(init) if init is not None else None,
+        mask=mask,
+        control_models=tuple(model_reference(c.model) for c in request.controls),
+        control_images=tuple(keep(load_image(c.image)) for c in request.controls),
+        ip_models=tuple(model_reference(u.model) for u in request.ip_adapters),
+        ip_images=tuple(keep(load_image(u.image)) for u in request.ip_adapters),
+    )

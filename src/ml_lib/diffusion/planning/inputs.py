@@ -1,0 +1,97 @@
+"""Planning of image inputs: img2img/inpaint options, ControlNet units and IP-Adapters (pure)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import RequestError
+from ..plan import ControlUse, Decision, ImageRef, InitImage, IPAdapterUse, Source
+from ..request import GenerationRequest
+
+__all__ = ["RESIZE_MODES", "InputRefs", "plan_controls", "plan_init", "plan_ip_adapters"]
+
+RESIZE_MODES = ("just_resize", "crop_and_resize", "resize_and_fill")
+_DEFAULT_STRENGTH = 0.75  # A1111's default denoising strength
+_DEFAULT_MASK_BLUR = 4
+_DEFAULT_PADDING = 32
+
+
+@dataclass(frozen=True, slots=True)
+class InputRefs:
+    """Images and models the facade stored/resolved for a request (parallel to its lists)."""
+
+    init_image: ImageRef | None = None
+    mask: ImageRef | None = None
+    control_models: tuple[str, ...] = ()
+    control_images: tuple[ImageRef, ...] = ()
+    ip_models: tuple[str, ...] = ()
+    ip_images: tuple[ImageRef, ...] = ()
+
+
+def _unit(name: str, value: float) -> None:
+    if not 0.0 <= value <= 1.0:
+        raise RequestError(f"{name} must be between 0 and 1, got {value!r}.")
+
+
+def plan_init(request: GenerationRequest, refs: InputRefs, out: list[Decision]) -> InitImage | None:
+    """The img2img/inpaint part of the plan, or None for txt2img."""
+    if refs.init_image is None:
+        if refs.mask is not None:
+            raise RequestError("A mask needs an init image (--init-image) to inpaint.")
+        return None
+    strength = request.strength
+    if strength is None:
+        strength = _DEFAULT_STRENGTH
+        out.append(Decision("strength", strength, Source.PROFILE, "A1111's default denoising strength"))
+    else:
+        out.append(Decision("strength", strength, Source.USER, "set by the user"))
+    _unit("strength", strength)
+    mode = request.resize_mode or "just_resize"
+    if mode not in RESIZE_MODES:
+        raise RequestError(f"Unknown resize mode {mode!r}; choose one of {', '.join(RESIZE_MODES)}.")
+    blur = _DEFAULT_MASK_BLUR if request.mask_blur is None else request.mask_blur
+    padding = _DEFAULT_PADDING if request.inpaint_padding is None else request.inpaint_padding
+    if blur < 0 or padding < 0:
+        raise RequestError("Mask blur and inpaint padding must not be negative.")
+    return InitImage(
+        refs.init_image, float(strength), mode, refs.mask, blur, request.inpaint_full_res, padding
+    )
+
+
+def plan_controls(request: GenerationRequest, refs: InputRefs, out: list[Decision]) -> tuple[ControlUse, ...]:
+    """ControlNet units with their conditioning scale (the control type's recommended one by default)."""
+    if not request.controls:
+        return ()
+    from ..imaging.preprocess import control_types, recommended_scale
+
+    units = []
+    for i, (req, model, image) in enumerate(
+        zip(request.controls, refs.control_models, refs.control_images, strict=True)
+    ):
+        kind = req.control_type
+        if kind != "none" and kind not in control_types():
+            raise RequestError(f"Unknown control type {kind!r}; known: none, {', '.join(control_types())}.")
+        if req.scale is None:
+            scale = recommended_scale(kind) if kind != "none" else 1.0
+            out.append(Decision(f"controls[{i}].scale", scale, Source.PROFILE, f"recommended for {kind}"))
+        else:
+            scale = req.scale
+            out.append(Decision(f"controls[{i}].scale", scale, Source.USER, "set by the user"))
+        if not 0.0 <= scale <= 2.0:
+            raise RequestError(f"ControlNet scale must be between 0 and 2, got {scale!r}.")
+        _unit("control guidance start", req.guidance_start)
+        _unit("control guidance end", req.guidance_end)
+        if req.guidance_start >= req.guidance_end:
+            raise RequestError("Control guidance start must be before its end.")
+        units.append(ControlUse(model, image, kind, float(scale), req.guidance_start, req.guidance_end))
+    return tuple(units)
+
+
+def plan_ip_adapters(request: GenerationRequest, refs: InputRefs) -> tuple[IPAdapterUse, ...]:
+    """IP-Adapters as requested (scale 0..2)."""
+    uses = []
+    for req, model, image in zip(request.ip_adapters, refs.ip_models, refs.ip_images, strict=True):
+        if not 0.0 <= req.scale <= 2.0:
+            raise RequestError(f"IP-Adapter scale must be between 0 and 2, got {req.scale!r}.")
+        uses.append(IPAdapterUse(model, req.weight_name, image, float(req.scale), req.subfolder))
+    return tuple(uses)

@@ -1,0 +1,111 @@
+"""Aspect from a prompt: an explicit ratio or size, framing words, else what suits the content type."""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass
+
+from .analysis import AspectHint
+from .lexicon import PhraseIndex, Token, load_vocab
+
+__all__ = ["FrameContext", "infer_aspect", "orientation_of"]
+
+_RATIO = re.compile(
+    r"(?P<prefix>--ar\s+|aspect ratio\s*(?:of\s*)?|ratio\s+)?"
+    r"(?<![\d.:])(?P<w>\d{1,2}(?:\.\d{1,2})?)\s*[:\u00d7]\s*(?P<h>\d{1,2}(?:\.\d{1,2})?)(?![\d:])",
+    re.I,
+)
+_SIZE = re.compile(r"(?<!\d)([1-9]\d{2,3})\s*[x\u00d7]\s*([1-9]\d{2,3})(?!\d)")
+_KNOWN_RATIOS = frozenset(
+    {(1, 1), (2, 3), (3, 2), (3, 4), (4, 3), (4, 5), (5, 4), (9, 16), (16, 9), (21, 9), (9, 21), (2, 1), (1, 2),
+     (3, 1), (5, 7), (7, 5), (16, 10), (10, 16), (2.39, 1), (1.85, 1), (2.35, 1)}
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class FrameContext:
+    """What the content analysis found that bears on the frame."""
+
+    content_type: str
+    subject_type: str | None
+    confidence: float
+    group: bool
+    single_person: bool
+
+
+def orientation_of(ratio: float) -> str:
+    """Orientation name of a width/height ratio."""
+    if ratio < 0.6:
+        return "tall"
+    if ratio < 0.9:
+        return "portrait"
+    if ratio <= 1.1:
+        return "square"
+    if ratio < 1.65:
+        return "landscape"
+    return "wide"
+
+
+@functools.cache
+def _index() -> PhraseIndex:
+    cues = load_vocab("aspect")["cues"]
+    return PhraseIndex((f"aspect:{term}", f"{orientation}|{ratio}", term, float(strength))
+                       for term, orientation, ratio, strength in cues)  # fmt: skip
+
+
+def _explicit(text: str) -> AspectHint | None:
+    for match in _RATIO.finditer(text):
+        width, height = float(match.group("w")), float(match.group("h"))
+        prefixed = match.group("prefix") is not None
+        if width <= 0 or height <= 0 or not (prefixed or (width, height) in _KNOWN_RATIOS):
+            continue
+        ratio = width / height
+        return AspectHint(orientation_of(ratio), round(ratio, 4), 0.95, "ratio", match.group(0).strip())
+    match = _SIZE.search(text)
+    if match is not None:
+        ratio = int(match.group(1)) / int(match.group(2))
+        if 0.25 <= ratio <= 4:
+            return AspectHint(orientation_of(ratio), round(ratio, 4), 0.9, "ratio", match.group(0))
+    return None
+
+
+def infer_aspect(raw: str, text: str, tokens: list[Token], context: FrameContext) -> AspectHint:
+    """The aspect the prompt asks for (``raw``: its text with syntax, ``text``: plain), or the one that
+    suits its content."""
+    explicit = _explicit(raw) or _explicit(text)
+    if explicit is not None:
+        return explicit
+    votes: dict[str, float] = {}
+    best_cue: dict[str, tuple[float, str, float]] = {}
+    for match in _index().find(tokens, text):
+        orientation, ratio = match.label.split("|")
+        strength = match.value * max(0.0, min(match.weight, 2.0))
+        votes[orientation] = votes.get(orientation, 0.0) + strength
+        if strength > best_cue.get(orientation, (0.0, "", 0.0))[0]:
+            best_cue[orientation] = (strength, match.term, float(ratio))
+    table = load_vocab("aspect")
+    defaults = table["content_defaults"]
+    content_type = context.content_type
+    if content_type not in table["keep_own_default"] and context.subject_type in defaults:
+        content_type = context.subject_type
+    default = defaults.get(content_type)
+    if default is not None:
+        votes[default[0]] = votes.get(default[0], 0.0) + 1.5 * context.confidence
+    for applies, (orientation, strength) in (
+        (context.group, table["group_vote"]),
+        (context.single_person, table["single_person_vote"]),
+    ):
+        if applies:
+            votes[orientation] = votes.get(orientation, 0.0) + strength
+    if not votes or max(votes.values()) <= 0:
+        return AspectHint("square", 1.0, 0.3, "default")
+    orientation = max(votes, key=lambda o: votes[o])
+    total = sum(votes.values())
+    confidence = round(min(0.95, 0.35 + 0.6 * votes[orientation] / (total + 1.0)), 3)
+    if orientation in best_cue:
+        _, term, ratio = best_cue[orientation]
+        return AspectHint(orientation, ratio, confidence, "cue", term)
+    ratio = float(default[1]) if default is not None and default[0] == orientation else None
+    ratio = ratio or table["orientations"][orientation]
+    return AspectHint(orientation, ratio, confidence, "content", content_type)
