@@ -21,7 +21,9 @@ def merge_lora_requests(prompt: str, explicit: tuple[LoraRequest, ...]) -> tuple
         if ref.name.lower() in seen:
             continue
         if ref.te_weight is None or ref.unet_weight is None:
-            raise RequestError(f"Cannot read the weights of <{ref.kind}:{ref.name}:…> in the prompt; use numbers.")
+            raise RequestError(
+                f"Cannot read the weights of <{ref.kind}:{ref.name}:…> in the prompt; use numbers."
+            )
         out.append(LoraRequest(ref.name, ref.unet_weight, ref.te_weight))
         seen.add(ref.name.lower())
     return tuple(out)
