@@ -317,3 +317,23 @@ def test_round_trip_batch_seeds() -> None:
         parse_infotext(format_infotext(plan, seed=s, model_hash=None, version="v")).seed for s in plan.seeds
     ]
     assert seeds == [1000, 1001, 1002]
+
+
+def test_img2img_inpaint_and_control_units_are_written_as_a1111_does() -> None:
+    from ml_lib.diffusion.plan import ControlUse, ImageRef, InitImage, IPAdapterUse
+
+    img = ImageRef("/s/a.png", "ab" * 32, 64, 64)
+    plan = make_plan(
+        init=InitImage(
+            img, 0.55, mask=ImageRef("/s/m.png", "cd" * 32, 64, 64), mask_blur=6, inpaint_full_res=True
+        ),
+        controls=(ControlUse("/models/ControlNet/control_v11p_sd15_canny", img, "canny", 0.9, 0.0, 0.8),),
+        ip_adapters=(IPAdapterUse("/ip", "ip-adapter_sd15.safetensors", img, 0.6),),
+    )
+    info = parse_infotext(format_infotext(plan, seed=1, model_hash=None, version="v1"))
+    assert info.get("Denoising strength") == "0.55" and info.get("Mask blur") == "6"
+    assert info.get("Inpaint area") == "Only masked" and info.get("Masked area padding") == "32"
+    assert info.get("ControlNet 0") == (
+        "Module: canny, Model: control_v11p_sd15_canny, Weight: 0.9, Guidance Start: 0, Guidance End: 0.8"
+    )
+    assert info.get("IP-Adapter 0") == "Model: ip-adapter_sd15.safetensors, Weight: 0.6"

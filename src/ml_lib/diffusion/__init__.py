@@ -9,21 +9,26 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .catalog.catalog import Catalog
     from .errors import MlDiffusionError
     from .facade import ImageGenerator
     from .plan import Decision, GenerationPlan, ModelRef, Source
-    from .request import GenerationRequest
+    from .request import ControlRequest, GenerationRequest, IPAdapterRequest, LoraRequest
     from .result import CancelToken, GenerationResult, PhaseTimings, StepInfo
     from .settings import Limits, Settings
 
 __all__ = [
     "CancelToken",
+    "Catalog",
+    "ControlRequest",
     "Decision",
     "GenerationPlan",
     "GenerationRequest",
     "GenerationResult",
+    "IPAdapterRequest",
     "ImageGenerator",
     "Limits",
+    "LoraRequest",
     "MlDiffusionError",
     "ModelRef",
     "PhaseTimings",
@@ -34,6 +39,10 @@ __all__ = [
 
 _WHERE = {
     "CancelToken": "result",
+    "Catalog": "catalog.catalog",
+    "ControlRequest": "request",
+    "IPAdapterRequest": "request",
+    "LoraRequest": "request",
     "Decision": "plan",
     "GenerationPlan": "plan",
     "GenerationRequest": "request",

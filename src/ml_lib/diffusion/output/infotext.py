@@ -144,6 +144,7 @@ def format_infotext(
         pairs.append(("Model", plan.model.name))
     if plan.clip_skip > 1:
         pairs.append(("Clip skip", str(plan.clip_skip)))
+    pairs.extend(_input_pairs(plan))
     hashed = [f"{lora.name}: {lora.hash}" for lora in plan.loras if lora.hash]
     if hashed:
         pairs.append(("Lora hashes", ", ".join(hashed)))
@@ -162,6 +163,29 @@ def format_infotext(
     params = ", ".join(f"{key}: {quote(value)}" for key, value in pairs)
     negative = f"\n{_NEGATIVE} {plan.negative_prompt}" if plan.negative_prompt else ""
     return f"{_prompt_with_lora_tags(plan)}{negative}\n{params}".strip()
+
+
+def _input_pairs(plan: GenerationPlan) -> list[tuple[str, str]]:
+    """The keys A1111 (and its ControlNet extension) write for img2img, inpaint and control units."""
+    pairs: list[tuple[str, str]] = []
+    init = plan.init
+    if init is not None:
+        pairs.append(("Denoising strength", format_cfg(init.strength)))
+        if init.mask is not None:
+            pairs.append(("Mask blur", str(init.mask_blur)))
+            if init.inpaint_full_res:
+                pairs.append(("Inpaint area", "Only masked"))
+                pairs.append(("Masked area padding", str(init.inpaint_padding)))
+    for i, unit in enumerate(plan.controls):
+        model = unit.model.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
+        value = (
+            f"Module: {unit.control_type}, Model: {model}, Weight: {format_cfg(unit.scale)}, "
+            f"Guidance Start: {format_cfg(unit.guidance_start)}, Guidance End: {format_cfg(unit.guidance_end)}"
+        )
+        pairs.append((f"ControlNet {i}", value))
+    for i, ip in enumerate(plan.ip_adapters):
+        pairs.append((f"IP-Adapter {i}", f"Model: {ip.weight_name}, Weight: {format_cfg(ip.scale)}"))
+    return pairs
 
 
 def _prompt_with_lora_tags(plan: GenerationPlan) -> str:
