@@ -19,6 +19,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "ControlUse",
     "Decision",
+    "EmbeddingUse",
     "GenerationPlan",
     "IPAdapterUse",
     "ImageRef",
@@ -85,6 +86,15 @@ class LoraUse:
     path: str
     unet_weight: float = 1.0
     te_weight: float = 1.0
+    hash: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddingUse:
+    """A textual-inversion embedding the prompt names (bare word or ``embedding:name``)."""
+
+    name: str
+    path: str
     hash: str | None = None
 
 
@@ -156,6 +166,7 @@ class GenerationPlan:
     name_template: str
     image_format: str = "png"
     loras: tuple[LoraUse, ...] = ()
+    embeddings: tuple[EmbeddingUse, ...] = ()
     controls: tuple[ControlUse, ...] = ()
     ip_adapters: tuple[IPAdapterUse, ...] = ()
     init: InitImage | None = None

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from ..prompt.networks import strip_networks
+from .embeddings import expand_embeddings
 from .prompt_chunks import TokenChunk, chunk_prompt, empty_chunk
 
 __all__ = ["encode_sd", "encode_sdxl", "prompt_chunks"]
@@ -27,14 +28,17 @@ def _ids(tokenizer: Any) -> tuple[int, int, int, int | None]:
     return tokenizer.bos_token_id, eos, pad, vocab.get(",</w>")
 
 
-def prompt_chunks(tokenizer: Any, text: str) -> tuple[TokenChunk, ...]:
-    """A1111 chunks of ``text`` for ``tokenizer`` (LoRA tags removed)."""
+def prompt_chunks(tokenizer: Any, text: str, pipe: Any = None) -> tuple[TokenChunk, ...]:
+    """A1111 chunks of ``text`` for ``tokenizer`` (LoRA tags removed; ``pipe``'s embeddings expanded)."""
     bos, eos, _pad, comma = _ids(tokenizer)
+    text = strip_networks(text)
+    if pipe is not None:
+        text = expand_embeddings(pipe, text, tokenizer)
 
     def tokenize(texts: Any) -> list[list[int]]:
         return tokenizer(list(texts), truncation=False, add_special_tokens=False)["input_ids"]
 
-    return chunk_prompt(strip_networks(text), tokenize, bos=bos, eos=eos, comma=comma)
+    return chunk_prompt(text, tokenize, bos=bos, eos=eos, comma=comma)
 
 
 def _final_layer_norm(text_encoder: Any) -> Any:
@@ -77,10 +81,11 @@ def _emphasis(z: torch.Tensor, weights: tuple[float, ...]) -> torch.Tensor:
 
 
 def _encode_text(
-    tokenizer: Any, encoder: Any, text: str, *, layer: int, norm: bool, device: torch.device, chunks: int
+    pipe: Any, which: int, text: str, *, layer: int, norm: bool, device: torch.device, chunks: int
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    tokenizer, encoder = _pair(pipe, which)
     bos, eos, pad, _comma = _ids(tokenizer)
-    parts = list(prompt_chunks(tokenizer, text))
+    parts = list(prompt_chunks(tokenizer, text, pipe))
     parts += [empty_chunk(bos, eos)] * (chunks - len(parts))
     encoded = [
         _encode_chunk(encoder, c, eos=eos, pad=pad, layer=layer, norm=norm, device=device) for c in parts
@@ -88,26 +93,35 @@ def _encode_text(
     return torch.cat([z for z, _ in encoded], dim=1), encoded[0][1]
 
 
-def _chunk_count(tokenizer: Any, *texts: str) -> int:
-    return max(len(prompt_chunks(tokenizer, t)) for t in texts)
+def _pair(pipe: Any, which: int) -> tuple[Any, Any]:
+    """(tokenizer, text encoder) number ``which`` (1 or 2) of ``pipe``."""
+    suffix = "" if which == 1 else "_2"
+    return getattr(pipe, "tokenizer" + suffix, None), getattr(pipe, "text_encoder" + suffix, None)
+
+
+def _chunk_count(pipe: Any, texts: tuple[str, ...], which: tuple[int, ...] = (1,)) -> int:
+    return max(
+        len(prompt_chunks(_pair(pipe, i)[0], t, pipe))
+        for i in which
+        if _pair(pipe, i)[1] is not None
+        for t in texts
+    )
 
 
 def encode_sd(
     pipe: Any, prompt: str, negative: str, *, batch: int, clip_skip: int, cfg: bool, device: torch.device
 ) -> dict[str, torch.Tensor]:
     """``prompt_embeds`` (and ``negative_prompt_embeds`` when ``cfg``) for a StableDiffusionPipeline."""
-    tok, enc = pipe.tokenizer, pipe.text_encoder
+    enc = pipe.text_encoder
     layer, norm = (-1, False) if clip_skip <= 1 else (-clip_skip, True)
     texts = (prompt, negative) if cfg else (prompt,)
-    n = _chunk_count(tok, *texts)
+    n = _chunk_count(pipe, texts)
     with torch.inference_mode():
         out = {
-            "prompt_embeds": _encode_text(tok, enc, prompt, layer=layer, norm=norm, device=device, chunks=n)[
-                0
-            ]
+            "prompt_embeds": _encode_text(pipe, 1, prompt, layer=layer, norm=norm, device=device, chunks=n)[0]
         }
         if cfg:
-            neg = _encode_text(tok, enc, negative, layer=layer, norm=norm, device=device, chunks=n)[0]
+            neg = _encode_text(pipe, 1, negative, layer=layer, norm=norm, device=device, chunks=n)[0]
             out["negative_prompt_embeds"] = neg
     return {k: v.to(enc.dtype).repeat(batch, 1, 1) for k, v in out.items()}
 
@@ -116,10 +130,10 @@ def _sdxl_pair(
     pipe: Any, text: str, layer: int, device: torch.device, n: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     zs, pooled = [], None
-    for tok, enc in ((pipe.tokenizer, pipe.text_encoder), (pipe.tokenizer_2, pipe.text_encoder_2)):
-        if enc is None:
+    for which in (1, 2):
+        if _pair(pipe, which)[1] is None:
             continue
-        z, p = _encode_text(tok, enc, text, layer=layer, norm=False, device=device, chunks=n)
+        z, p = _encode_text(pipe, which, text, layer=layer, norm=False, device=device, chunks=n)
         zs.append(z)
         pooled = p if p is not None else pooled
     if pooled is None:
@@ -133,8 +147,7 @@ def encode_sdxl(
     """Embeddings and pooled embeddings for a StableDiffusionXLPipeline (penultimate layer by default)."""
     layer = -(clip_skip + 1)
     texts = (prompt, negative) if cfg else (prompt,)
-    tokenizers = [t for t in (pipe.tokenizer, pipe.tokenizer_2) if t is not None]
-    n = max(_chunk_count(t, *texts) for t in tokenizers)
+    n = _chunk_count(pipe, texts, (1, 2))
     with torch.inference_mode():
         pe, pp = _sdxl_pair(pipe, prompt, layer, device, n)
         out = {"prompt_embeds": pe, "pooled_prompt_embeds": pp}

@@ -21,6 +21,7 @@ from ..samplers import SamplerChoice
 from .adapters import apply_loras
 from .conditioning import encode_sd, encode_sdxl
 from .control import control_image, load_controlnets
+from .embeddings import apply_embeddings
 from .init_images import load_ref, prepare_init
 from .ip_adapter import apply_ip_adapters
 from .schedulers import make_scheduler
@@ -108,6 +109,7 @@ def execute(
     cfg = plan.cfg_scale > 1.0
     _apply_scheduler(pipe, plan)
     apply_loras(pipe, plan.loras)
+    apply_embeddings(pipe, plan.embeddings)
     ip_images = tuple(load_ref(u.image) for u in plan.ip_adapters)
     ip_kwargs = apply_ip_adapters(pipe, plan.ip_adapters, ip_images, batch=plan.batch_size, cfg=cfg)
     nets = load_controlnets(pipe, plan.controls, dtype=plan.dtype, device=plan.device)

@@ -44,6 +44,7 @@ _STANDARD_KEYS = frozenset(
         "Model",
         "Clip skip",
         "Lora hashes",
+        "TI hashes",
         "Version",
     }
 )
@@ -148,6 +149,9 @@ def format_infotext(
     hashed = [f"{lora.name}: {lora.hash}" for lora in plan.loras if lora.hash]
     if hashed:
         pairs.append(("Lora hashes", ", ".join(hashed)))
+    ti_hashed = [f"{e.name}: {e.hash}" for e in plan.embeddings if e.hash]
+    if ti_hashed:
+        pairs.append(("TI hashes", ", ".join(ti_hashed)))
     for key, value in extra:
         if not _RE_KEY.match(key) or key != key.strip():
             raise RequestError(
