@@ -6,6 +6,9 @@ used for tuning): content-type accuracy, aspect (orientation) accuracy and style
 rules alone and, when the ``semantic`` extra is installed, rules + sentence embeddings; then per-kind
 accuracy and the analysis latency (p50/p95 wall and CPU time per prompt). See
 ``benchmarks/data/README.md`` for the labelling rules.
+
+Then LoRA recommendation (``lora_bench.py``): precision@3 / recall@3 against a keyword-trigger baseline,
+family-incompatible picks (must be 0) and the latency p95 over 10,000 generated LoRAs (``--no-lora`` skips).
 """
 
 from __future__ import annotations
@@ -107,6 +110,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=20, help="latency passes over the whole set")
     parser.add_argument("--no-semantic", action="store_true", help="skip rules + embeddings")
     parser.add_argument("--errors", choices=SPLITS, help="list the misclassified prompts of a split")
+    parser.add_argument("--no-lora", action="store_true", help="skip the LoRA recommendation benchmark")
     args = parser.parse_args()
 
     examples = load()
@@ -144,6 +148,11 @@ def main() -> None:
         f"p95 {percentile(wall, 95) * 1e3:.3f} ms; CPU p50 {percentile(cpu, 50) * 1e3:.3f} ms, "
         f"p95 {percentile(cpu, 95) * 1e3:.3f} ms"
     )
+
+    if not args.no_lora:
+        from lora_bench import report as lora_report
+
+        lora_report()
 
     if args.errors:
         print(f"\nmisclassified ({args.errors}):")

@@ -181,6 +181,9 @@ IPOpt = Annotated[
 IPWeightOpt = Annotated[str, typer.Option("--ip-adapter-weights", help="Weights file inside FOLDER/models.")]
 FormatOpt = Annotated[str | None, typer.Option("--format", help="png (default), jpeg or webp.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+NoAutoOpt = Annotated[
+    bool, typer.Option("--no-auto", help="No automatic checkpoint choice or LoRA recommendation.")
+]
 
 
 def _run(action: Any) -> None:
@@ -225,6 +228,7 @@ def generate(
     ip_adapter: IPOpt = None,
     ip_adapter_weights: IPWeightOpt = "ip-adapter_sd15.safetensors",
     as_json: JsonOpt = False,
+    no_auto: NoAutoOpt = False,
 ) -> None:
     """Generate images from PROMPT and save them with A1111-compatible metadata."""
 
@@ -244,6 +248,7 @@ def generate(
             sampler=sampler,
             schedule=schedule,
             seed=seed,
+            auto=not no_auto,
             batch_size=batch,
             clip_skip=clip_skip,
             out=out,
@@ -304,6 +309,7 @@ def plan_cmd(
     schedule: ScheduleOpt = None,
     seed: SeedOpt = None,
     as_json: JsonOpt = False,
+    no_auto: NoAutoOpt = False,
 ) -> None:
     """Show the plan for PROMPT and the reason for every choice, without generating."""
 
@@ -319,6 +325,7 @@ def plan_cmd(
             sampler=sampler,
             schedule=schedule,
             seed=seed,
+            auto=not no_auto,
             out=None,
         )
         with _generator() as gen:

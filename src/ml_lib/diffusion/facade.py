@@ -13,11 +13,14 @@ from typing import TYPE_CHECKING, Any
 
 from .catalog.hashing import HashCache
 from .catalog.lora_resolve import resolve_lora
+from .catalog.records import ModelKind
 from .catalog.resolve import resolve_model
 from .errors import MetadataError, RequestError
 from .input_refs import store_inputs
 from .plan import GenerationPlan, ModelRef
+from .planning.embeddings import known_embeddings, with_embeddings
 from .planning.prompt_loras import merge_lora_requests
+from .prompt.analysis import PromptAnalysis
 from .request import GenerationRequest
 from .result import CancelToken, GenerationResult, PhaseTimings, StepInfo
 from .settings import Settings
@@ -112,23 +115,43 @@ class ImageGenerator:
             self._catalog = Catalog(self._db(), self.settings.model_roots)
         return self._catalog
 
+    def analyze(self, prompt: str) -> PromptAnalysis:
+        """What the prompt asks for: content type, styles, aspect … (rules, no model needed)."""
+        from .prompt.analyzer import analyze_prompt
+
+        return analyze_prompt(prompt)
+
     def plan(self, request: GenerationRequest | str, **overrides: Any) -> GenerationPlan:
-        """A fully resolved plan for ``request`` (a prompt string plus overrides also works)."""
+        """A fully resolved plan for ``request`` (a prompt string plus overrides also works).
+
+        With ``auto`` (the default) a checkpoint is chosen from the catalog when none is named, and
+        catalog LoRAs that fit the prompt are recommended.
+        """
+        from .planning.auto import auto_checkpoint, catalog_candidates, model_reference
         from .planning.planner import Planner
 
         req = _as_request(request, overrides)
-        if not req.model:
+        analysis = self.analyze(req.prompt)
+        candidates = catalog_candidates(self.catalog()) if req.auto else None
+        choice = auto_checkpoint(req, analysis, candidates)
+        reference = model_reference(req, choice)
+        if not reference:
             raise RequestError(
                 "No model given: pass model=PATH (a diffusers folder or .safetensors checkpoint)."
             )
-        model = self.resolve_model(req.model, config_dir=req.config_dir)
+        model = self.resolve_model(reference, config_dir=req.config_dir)
         hashes, catalog = HashCache(self._db()), self.catalog()
         loras = tuple(
             resolve_lora(r.ref, r.weight, r.te_weight, catalog=catalog, hashes=hashes)
             for r in merge_lora_requests(req.prompt, req.loras)
         )
         inputs = store_inputs(req, self.settings.home / "inputs")
-        return Planner(self.settings).plan(req, model, self.device(), loras, inputs)
+        plan = Planner(self.settings).plan(
+            req, model, self.device(), loras, inputs, analysis=analysis, candidates=candidates,
+            model_choice=choice,
+        )  # fmt: skip
+        embeddings = known_embeddings(catalog.find(kind=ModelKind.EMBEDDING))
+        return with_embeddings(plan, embeddings, lambda path: hashes.sha256(Path(path)))
 
     def generate(
         self,

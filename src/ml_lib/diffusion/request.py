@@ -49,7 +49,8 @@ class GenerationRequest:
 
     ``model`` is a path (diffusers folder or single ``.safetensors`` file), a catalog name or a Hub id.
     ``config_dir`` names a weightless diffusers config folder for a single-file checkpoint of an
-    unusual architecture (see the README).
+    unusual architecture (see the README). ``preset`` scales the step count (speed, balanced,
+    quality); ``auto=False`` turns off the automatic checkpoint choice and LoRA recommendation.
     """
 
     prompt: str
@@ -78,3 +79,5 @@ class GenerationRequest:
     inpaint_full_res: bool = False
     inpaint_padding: int | None = None
     config_dir: str | None = None
+    preset: str = "balanced"  # speed | balanced | quality
+    auto: bool = True  # False: no automatic checkpoint choice or LoRA recommendation

@@ -9,7 +9,6 @@ uses another image: a missing, damaged or edited file raises :class:`InputImageC
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import logging
 import os
@@ -20,12 +19,10 @@ from pathlib import Path
 
 from PIL import Image
 
+from .._files import fsync_dir, remove_quietly, write_error
 from ..errors import (
-    DiskFullError,
     InputImageChangedError,
     InputImageError,
-    OutputError,
-    OutputNotWritableError,
 )
 from ._decode import DEFAULT_MAX_PIXELS, decode_path
 
@@ -38,8 +35,6 @@ STORABLE_MODES = frozenset({"1", "L", "LA", "RGB", "RGBA", "I;16"})
 
 _TEMP_PREFIX = ".tmp-"
 _HEX64 = re.compile(r"[0-9a-f]{64}")
-_FULL = frozenset(e for e in (errno.ENOSPC, getattr(errno, "EDQUOT", None)) if e is not None)
-_NOT_WRITABLE = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EEXIST})
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +126,9 @@ class InputStore:
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise _store_error(exc, folder) from exc
+            raise write_error(
+                exc, folder, "store an input image", "set ML_DIFFUSION_HOME to another folder"
+            ) from exc
         temp = folder / f"{_TEMP_PREFIX}{secrets.token_hex(8)}.png"
         placed = False
         try:
@@ -143,11 +140,13 @@ class InputStore:
             os.replace(temp, target)
             placed = True
         except OSError as exc:
-            raise _store_error(exc, folder) from exc
+            raise write_error(
+                exc, folder, "store an input image", "set ML_DIFFUSION_HOME to another folder"
+            ) from exc
         finally:
             if not placed:
-                _remove(temp)
-        _fsync_dir(folder)
+                remove_quietly(temp)
+        fsync_dir(folder)
 
 
 def _expected_hash(ref: StoredImage | str | os.PathLike[str], sha256: str | None) -> str:
@@ -160,41 +159,3 @@ def _expected_hash(ref: StoredImage | str | os.PathLike[str], sha256: str | None
     if not _HEX64.fullmatch(sha256):
         raise InputImageError(f"{sha256!r} is not a sha256 (64 lower-case hex digits).")
     return sha256
-
-
-def _store_error(exc: OSError, folder: Path) -> OutputError:
-    reason = exc.strerror or str(exc)
-    if exc.errno in _FULL:
-        return DiskFullError(f"The disk is full: could not store an input image in {folder} ({reason}).")
-    if exc.errno in _NOT_WRITABLE:
-        return OutputNotWritableError(
-            f"Cannot write input images to {folder} ({reason}); make it a writable folder or set "
-            "ML_DIFFUSION_HOME to one."
-        )
-    return OutputError(f"Could not store an input image in {folder}: {reason}.")
-
-
-def _remove(path: Path) -> None:
-    try:
-        path.unlink()
-    except FileNotFoundError:
-        return
-    except OSError as exc:
-        logger.warning("Could not remove temporary file %s: %s", path, exc)
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make the new directory entry durable (POSIX only; best effort)."""
-    if os.name != "posix":
-        return
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError as exc:
-        logger.debug("cannot open %s to fsync it: %s", folder, exc)
-        return
-    try:
-        os.fsync(fd)
-    except OSError as exc:
-        logger.debug("cannot fsync %s: %s", folder, exc)
-    finally:
-        os.close(fd)

@@ -20,7 +20,8 @@ from typing import BinaryIO
 
 from PIL import Image
 
-from ..errors import DiskFullError, OutputError, OutputNotWritableError
+from .._files import fsync_dir, remove_quietly, write_error
+from ..errors import OutputError
 from .metadata import SaveOptions, image_save_kwargs
 from .naming import MAX_STEM_BYTES, NameContext, next_counter, render_stem, safe_stem, template_tokens
 
@@ -30,8 +31,6 @@ logger = logging.getLogger(__name__)
 
 TEMP_PREFIX = ".tmp-"
 _MAX_ATTEMPTS = 10_000
-_FULL = frozenset(e for e in (errno.ENOSPC, getattr(errno, "EDQUOT", None)) if e is not None)
-_NOT_WRITABLE = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EEXIST, errno.EISDIR})
 _NO_HARDLINK = frozenset(
     e
     for e in (
@@ -77,15 +76,15 @@ def save_image(
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise _output_error(exc, directory) from exc
+        raise write_error(exc, directory, "save an image", "choose another folder with --out") from exc
 
     temp = _write_temp(image, directory, options, encoder)
     try:
         names = _candidates(directory, stem_template, ctx, uses_counter)
         final = _publish(temp, directory, names, options.extension)
     finally:
-        _remove(temp)
-    _fsync_dir(directory)
+        remove_quietly(temp)
+    fsync_dir(directory)
     logger.info("Saved %s", final)
     return final
 
@@ -99,7 +98,7 @@ def _write_temp(image: Image.Image, directory: Path, options: SaveOptions, encod
         except FileExistsError:
             continue
         except OSError as exc:
-            raise _output_error(exc, directory) from exc
+            raise write_error(exc, directory, "save an image", "choose another folder with --out") from exc
         break
     else:
         raise OutputError(
@@ -113,12 +112,12 @@ def _write_temp(image: Image.Image, directory: Path, options: SaveOptions, encod
             os.fsync(fh.fileno())
         done = True
     except OSError as exc:
-        raise _output_error(exc, directory) from exc
+        raise write_error(exc, directory, "save an image", "choose another folder with --out") from exc
     except ValueError as exc:
         raise OutputError(f"Could not encode the image as {options.format}: {exc}") from exc
     finally:
         if not done:
-            _remove(temp)
+            remove_quietly(temp)
     return temp
 
 
@@ -152,7 +151,9 @@ def _publish(temp: Path, directory: Path, stems: Iterator[str], extension: str) 
                 continue
             except OSError as exc:
                 if exc.errno not in _NO_HARDLINK:
-                    raise _output_error(exc, directory) from exc
+                    raise write_error(
+                        exc, directory, "save an image", "choose another folder with --out"
+                    ) from exc
                 logger.debug("hard links unsupported in %s (%s); reserving names instead", directory, exc)
                 use_link = False
             else:
@@ -172,56 +173,15 @@ def _reserve_and_replace(temp: Path, final: Path, directory: Path) -> bool:
     except FileExistsError:
         return False
     except OSError as exc:
-        raise _output_error(exc, directory) from exc
+        raise write_error(exc, directory, "save an image", "choose another folder with --out") from exc
     os.close(fd)
     placed = False
     try:
         os.replace(temp, final)
         placed = True
     except OSError as exc:
-        raise _output_error(exc, directory) from exc
+        raise write_error(exc, directory, "save an image", "choose another folder with --out") from exc
     finally:
         if not placed:
-            _remove(final)
+            remove_quietly(final)
     return True
-
-
-def _output_error(exc: OSError, directory: Path) -> OutputError:
-    reason = exc.strerror or str(exc)
-    if exc.errno in _FULL:
-        return DiskFullError(
-            f"The disk is full: could not save an image in {directory} ({reason}). "
-            "Free space or choose another folder with --out."
-        )
-    if exc.errno in _NOT_WRITABLE:
-        return OutputNotWritableError(
-            f"Cannot write to the output folder {directory} ({reason}). Make sure it is a folder you can "
-            "write to (not a file, not read-only), or choose another one with --out."
-        )
-    return OutputError(f"Could not save an image in {directory}: {reason}.")
-
-
-def _remove(path: Path) -> None:
-    try:
-        path.unlink()
-    except FileNotFoundError:
-        return
-    except OSError as exc:
-        logger.warning("Could not remove temporary file %s: %s", path, exc)
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Make the new directory entry durable (POSIX only; best effort)."""
-    if os.name != "posix":
-        return
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError as exc:
-        logger.debug("cannot open %s to fsync it: %s", directory, exc)
-        return
-    try:
-        os.fsync(fd)
-    except OSError as exc:
-        logger.debug("cannot fsync %s: %s", directory, exc)
-    finally:
-        os.close(fd)

@@ -1,7 +1,8 @@
 """Planner: a GenerationRequest + a resolved model + the device → a fully resolved GenerationPlan.
 
-Each value comes from the user when given, else from the family profile (later: the prompt analysis,
-the catalog and learned preferences), and each is recorded as a Decision with its reason.
+Each value comes from the user when given, else from the prompt analysis (size), the catalog (a chosen
+checkpoint, recommended LoRAs, distilled retuning) or the family profile and preset, and each is recorded
+as a Decision with its reason.
 """
 
 from __future__ import annotations
@@ -16,12 +17,17 @@ from ..output.metadata import normalize_format
 from ..output.naming import DEFAULT_TEMPLATE as DEFAULT_NAME_TEMPLATE
 from ..output.naming import template_tokens
 from ..plan import Decision, GenerationPlan, JSONScalar, LoraUse, ModelRef, Source
+from ..prompt.analysis import PromptAnalysis
 from ..request import GenerationRequest
 from ..samplers import AUTOMATIC, parse_sampler, split_sampler
 from ..settings import Settings
+from .auto import Candidates
 from .checks import MAX_SEED, check_request, check_size
 from .device import DeviceInfo, choose_dtype
 from .inputs import InputRefs, plan_controls, plan_init, plan_ip_adapters
+from .loras import LoraPick, insert_triggers, recommend_loras
+from .models import CheckpointChoice
+from .parameters import find_speed, parameter_defaults
 from .profiles import profile_for
 
 __all__ = ["DEFAULT_NAME_TEMPLATE", "Planner"]
@@ -55,8 +61,16 @@ class Planner:
         device: DeviceInfo,
         loras: tuple[LoraUse, ...] = (),
         inputs: InputRefs | None = None,
+        *,
+        analysis: PromptAnalysis | None = None,
+        candidates: Candidates | None = None,
+        model_choice: CheckpointChoice | None = None,
     ) -> GenerationPlan:
-        """Resolve ``request`` for ``model`` on ``device``; raises RequestError on bad input."""
+        """Resolve ``request`` for ``model`` on ``device``; raises RequestError on bad input.
+
+        ``analysis`` sets the size from the prompt's aspect; ``candidates`` (with ``request.auto``)
+        adds recommended LoRAs; ``model_choice`` records why the checkpoint was chosen.
+        """
         limits = self._settings.limits
         check_request(request, limits)
         if request.name_template is not None:
@@ -65,8 +79,13 @@ class Planner:
         profile = profile_for(family, prediction)
         d = _Decisions()
         refs = inputs or InputRefs()
-        why = f"{family.value} profile: {profile.note}"
-        size_source, size_why, default_w, default_h = Source.PROFILE, why, profile.width, profile.height
+        if model_choice is not None:
+            d.items.append(model_choice.decision)
+        picks = _recommend(request, model, family, loras, analysis, candidates)
+        loras = loras + tuple(p.use for p in picks)
+        speed = find_speed(model, loras, candidates.records if candidates is not None else ())
+        p = parameter_defaults(profile, prediction, request, analysis, speed)
+        size_source, size_why, default_w, default_h = p.size_source, p.size_reason, p.width, p.height
         if refs.init_image is not None:
             ref = refs.init_image
             default_w, default_h = max(8, ref.width // 8 * 8), max(8, ref.height // 8 * 8)
@@ -74,16 +93,11 @@ class Planner:
         width = d.pick("width", request.width, default_w, size_source, size_why)
         height = d.pick("height", request.height, default_h, size_source, size_why)
         check_size(int(width), int(height), limits)  # type: ignore[arg-type]
-        steps = d.pick(
-            "steps", request.steps, profile.steps, Source.PROFILE, f"{family.value} profile default"
-        )
-        cfg = d.pick(
-            "cfg_scale", request.cfg_scale, profile.cfg_scale, Source.PROFILE, f"{family.value} profile"
-        )
-        sampler_reason = f"{family.value} profile default sampler"
+        steps = d.pick("steps", request.steps, p.steps, p.steps_source, p.steps_reason)
+        cfg = d.pick("cfg_scale", request.cfg_scale, p.cfg_scale, p.cfg_source, p.cfg_reason)
         if request.sampler is None:
-            choice = parse_sampler(profile.sampler, request.schedule or profile.schedule)
-            d.pick("sampler", None, choice.sampler, Source.PROFILE, sampler_reason)
+            choice = parse_sampler(p.sampler, request.schedule or p.schedule)
+            d.pick("sampler", None, choice.sampler, p.sampler_source, p.sampler_reason)
         else:
             choice = parse_sampler(request.sampler, request.schedule)
             d.pick("sampler", choice.sampler, None, Source.USER, "")
@@ -95,9 +109,7 @@ class Planner:
                 "schedule", None, choice.schedule, Source.PROFILE, f"A1111's schedule for {choice.sampler}"
             )
         else:
-            d.pick(
-                "schedule", None, choice.schedule, Source.PROFILE, f"{family.value} profile default schedule"
-            )
+            d.pick("schedule", None, choice.schedule, p.sampler_source, f"{p.sampler_reason} (schedule)")
         seed = request.seed if request.seed not in (None, -1) else None
         seed = d.pick("seed", seed, self._seed_source(), Source.RANDOM, "no seed given: drawn at random")
         batch = d.pick("batch_size", request.batch_size, 1, Source.PROFILE, "one image unless asked")
@@ -132,14 +144,19 @@ class Planner:
             )
         controls = plan_controls(request, refs, d.items)
         ip_adapters = plan_ip_adapters(request, refs)
-        for lora in loras:
+        for lora in loras[: len(loras) - len(picks)]:
             d.items.append(
                 Decision(
                     "lora", f"{lora.name}:{lora.te_weight:g}:{lora.unet_weight:g}", Source.USER, "requested"
                 )
             )
+        d.items.extend(pick.decision for pick in picks)
+        prompt = insert_triggers(request.prompt, (pick.trigger for pick in picks))
+        if prompt != request.prompt:
+            added = ", ".join(str(pick.trigger) for pick in picks if pick.trigger)
+            d.items.append(Decision("prompt", prompt, Source.CATALOG, f"added trigger words: {added}"))
         return GenerationPlan(
-            prompt=request.prompt,
+            prompt=prompt,
             negative_prompt=request.negative_prompt,
             model=model,
             width=int(width),  # type: ignore[arg-type]
@@ -162,3 +179,19 @@ class Planner:
             init=init,
             decisions=tuple(d.items),
         )
+
+
+def _recommend(
+    request: GenerationRequest,
+    model: ModelRef,
+    family: Family,
+    loras: tuple[LoraUse, ...],
+    analysis: PromptAnalysis | None,
+    candidates: Candidates | None,
+) -> tuple[LoraPick, ...]:
+    if not request.auto or candidates is None or candidates.loras is None:
+        return ()
+    exclude = [x for lora in loras for x in (lora.path, lora.name)]
+    return recommend_loras(
+        request.prompt, candidates.loras, family, analysis, exclude=exclude, limit=candidates.max_loras
+    )

@@ -1,0 +1,51 @@
+"""``ml-diffusion plan`` without --model: checkpoint chosen from the catalog, LoRAs recommended; --no-auto."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from ml_lib.diffusion.catalog import fakes
+from ml_lib.diffusion.catalog import fakes_adapters as adapters
+from ml_lib.diffusion.cli import app
+
+W = fakes.write_fake_safetensors
+
+
+@pytest.fixture
+def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("ML_DIFFUSION_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("ML_DIFFUSION_MODELS", raising=False)
+    root = tmp_path / "webui"
+    W(root / "models/Stable-diffusion/dream.safetensors", fakes.checkpoint_keys("sd1"))
+    meta = adapters.kohya_metadata(tags={"10_sks dog": {"dog": 7, "grass": 3}})
+    W(root / "models/Lora/dog.safetensors", adapters.lora_keys("sd1"), meta)
+    W(root / "models/Lora/dog_xl.safetensors", adapters.lora_keys("sdxl"), meta)
+    runner = CliRunner()
+
+    def invoke(*args: str):
+        return runner.invoke(app, list(args), catch_exceptions=False)
+
+    assert invoke("models", "scan", "--root", str(root)).exit_code == 0
+    return invoke
+
+
+def test_plan_chooses_checkpoint_and_lora(run) -> None:
+    result = run("plan", "a sks dog running on grass", "--json")
+    assert result.exit_code == 0, result.output
+    plan = json.loads(result.output)
+    assert plan["model"]["name"] == "dream"
+    assert [lora["name"] for lora in plan["loras"]] == ["dog"]  # the sd1 LoRA, never the sdxl one
+    sources = {d["field"]: d["source"] for d in plan["decisions"]}
+    assert sources["model"] == "catalog" and sources["lora"] == "catalog"
+
+
+def test_no_auto_turns_choices_off(run) -> None:
+    result = run("plan", "a sks dog running on grass", "--no-auto")
+    assert result.exit_code == 2 and "No model given" in result.output
+    result = run("plan", "a sks dog running on grass", "--model", "dream", "--no-auto", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["loras"] == []
