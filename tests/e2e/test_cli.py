@@ -154,3 +154,11 @@ def test_lora_option(run, tiny: TinyModelFiles, tmp_path: Path) -> None:
     assert (use["name"], use["te_weight"], use["unet_weight"]) == ("my style", 0.3, 0.7)
     missing = run(*_generate_args(tiny, tmp_path / "o", "--lora", str(tmp_path / "nope.safetensors")))
     assert missing.exit_code == 1 and "No LoRA" in missing.output
+
+
+def test_preset_scales_steps_and_unknown_preset_is_refused(run, tiny: TinyModelFiles) -> None:
+    fast = json.loads(run("plan", "a fox", "--model", str(tiny.single_file), "--preset", "speed", "--json").stdout)
+    base = json.loads(run("plan", "a fox", "--model", str(tiny.single_file), "--json").stdout)
+    assert fast["steps"] < base["steps"]
+    bad = run("plan", "a fox", "--model", str(tiny.single_file), "--preset", "turbo")
+    assert bad.exit_code == 2 and "Unknown preset 'turbo'" in bad.output

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,6 +14,43 @@ from rich.markup import escape
 from rich.table import Table
 
 from .cli_models import models_app
+from .cli_options import (
+    BatchOpt,
+    CfgOpt,
+    ClipSkipOpt,
+    ConfigOpt,
+    ControlOpt,
+    ControlTypeOpt,
+    FormatOpt,
+    FullResOpt,
+    HeightOpt,
+    InitOpt,
+    IPOpt,
+    IPWeightOpt,
+    JsonOpt,
+    LoraOpt,
+    MaskBlurOpt,
+    MaskOpt,
+    ModelOpt,
+    NameOpt,
+    Negative,
+    NoAutoOpt,
+    OutOpt,
+    PaddingOpt,
+    PresetOpt,
+    ResizeOpt,
+    SamplerOpt,
+    ScheduleOpt,
+    SeedOpt,
+    SizeOpt,
+    StepsOpt,
+    StrengthOpt,
+    WidthOpt,
+    build_request,
+    control_requests,
+    ip_requests,
+    lora_requests,
+)
 from .errors import MlDiffusionError, RequestError
 
 __all__ = ["app", "main"]
@@ -50,140 +86,10 @@ def _root(
     )
 
 
-def _parse_size(size: str) -> tuple[int, int]:
-    match = re.fullmatch(r"\s*(\d+)\s*[xX\u00d7]\s*(\d+)\s*", size)
-    if not match:
-        raise RequestError(f"Size {size!r} is not WIDTHxHEIGHT, e.g. 512x768.")
-    return int(match.group(1)), int(match.group(2))
-
-
-def _lora_requests(values: list[str] | None) -> tuple[Any, ...]:
-    from .catalog.lora_resolve import parse_lora_arg
-    from .request import LoraRequest
-
-    return tuple(LoraRequest(*parse_lora_arg(v)) for v in values or ())
-
-
-def _split_unit(text: str, option: str) -> tuple[str, str, float | None]:
-    """MODEL:IMAGE[:scale] → (model, image, scale)."""
-    head, _, last = text.rpartition(":")
-    scale: float | None = None
-    try:
-        scale = float(last)
-        text = head
-    except ValueError:
-        pass
-    model, sep, image = text.partition(":")
-    if not sep or not model or not image:
-        raise RequestError(f"{option} {text!r} is not MODEL:IMAGE[:scale].")
-    return model, image, scale
-
-
-def _control_requests(values: list[str] | None, types: list[str] | None) -> tuple[Any, ...]:
-    from .request import ControlRequest
-
-    values, types = values or [], types or []
-    if len(types) not in (0, 1, len(values)):
-        raise RequestError("Give one --control-type for all --controlnet units, or one per unit.")
-    out = []
-    for i, value in enumerate(values):
-        model, image, scale = _split_unit(value, "--controlnet")
-        kind = types[i] if len(types) == len(values) else (types[0] if types else "none")
-        out.append(ControlRequest(model, Path(image), kind, scale))
-    return tuple(out)
-
-
-def _ip_requests(values: list[str] | None, weights: str) -> tuple[Any, ...]:
-    from .request import IPAdapterRequest
-
-    out = []
-    for value in values or []:
-        model, image, scale = _split_unit(value, "--ip-adapter")
-        out.append(IPAdapterRequest(model, Path(image), weights, 1.0 if scale is None else scale))
-    return tuple(out)
-
-
 def _generator() -> Any:
     from .facade import ImageGenerator
 
     return ImageGenerator()
-
-
-def _request(prompt: str, **kw: Any) -> Any:
-    from .request import GenerationRequest
-
-    size = kw.pop("size")
-    if size:
-        if kw.get("width") or kw.get("height"):
-            raise RequestError("Give either --size or --width/--height, not both.")
-        kw["width"], kw["height"] = _parse_size(size)
-    out = kw.pop("out")
-    kw["output_dir"] = str(out) if out else None
-    config = kw.pop("config", None)
-    kw["config_dir"] = str(config) if config else None
-    return GenerationRequest(prompt=prompt, **kw)
-
-
-Negative = Annotated[str, typer.Option("--negative", "-n", help="Negative prompt.")]
-ModelOpt = Annotated[
-    str | None, typer.Option("--model", "-m", help="Diffusers folder, .safetensors checkpoint or Hub id.")
-]
-ConfigOpt = Annotated[
-    Path | None,
-    typer.Option("--config", help="Weightless diffusers config folder for an unusual single file."),
-]
-SizeOpt = Annotated[str | None, typer.Option("--size", help="WIDTHxHEIGHT, e.g. 512x768.")]
-WidthOpt = Annotated[int | None, typer.Option("--width", "-W")]
-HeightOpt = Annotated[int | None, typer.Option("--height", "-H")]
-StepsOpt = Annotated[int | None, typer.Option("--steps", "-s")]
-CfgOpt = Annotated[float | None, typer.Option("--cfg", help="CFG scale.")]
-SamplerOpt = Annotated[
-    str | None, typer.Option("--sampler", help='A1111 name, e.g. "DPM++ 2M" or "Euler a".')
-]
-ScheduleOpt = Annotated[str | None, typer.Option("--schedule", help="Automatic, Karras, Exponential, …")]
-SeedOpt = Annotated[int | None, typer.Option("--seed", help="Seed; image i of a batch uses seed + i.")]
-BatchOpt = Annotated[int | None, typer.Option("--batch", "-b", help="Images in one batch.")]
-ClipSkipOpt = Annotated[int | None, typer.Option("--clip-skip", help="1 = last CLIP layer (A1111).")]
-OutOpt = Annotated[Path | None, typer.Option("--out", "-o", help="Output folder.")]
-NameOpt = Annotated[str | None, typer.Option("--name", help="File-name template, e.g. '[date]-[seed]'.")]
-LoraOpt = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--lora", help="LoRA file, optionally with weight: PATH[:w] or A1111's PATH:te:unet. Repeatable."
-    ),
-]
-InitOpt = Annotated[Path | None, typer.Option("--init-image", help="Start from this image (img2img).")]
-MaskOpt = Annotated[Path | None, typer.Option("--mask", help="Inpaint where this mask is white.")]
-StrengthOpt = Annotated[
-    float | None, typer.Option("--strength", help="Denoising strength 0..1 (A1111 0.75).")
-]
-ResizeOpt = Annotated[
-    str | None, typer.Option("--resize-mode", help="just_resize, crop_and_resize or resize_and_fill.")
-]
-MaskBlurOpt = Annotated[int | None, typer.Option("--mask-blur", help="Mask blur radius in pixels (4).")]
-FullResOpt = Annotated[
-    bool, typer.Option("--inpaint-only-masked", help="Inpaint the masked area at full size.")
-]
-PaddingOpt = Annotated[
-    int | None, typer.Option("--inpaint-padding", help="Padding around the masked area (32).")
-]
-ControlOpt = Annotated[
-    list[str] | None,
-    typer.Option("--controlnet", help="MODEL:IMAGE[:scale], repeatable (MODEL: folder or Hub id)."),
-]
-ControlTypeOpt = Annotated[
-    list[str] | None,
-    typer.Option("--control-type", help="Preprocessor per --controlnet (canny, scribble, tile, …; none)."),
-]
-IPOpt = Annotated[
-    list[str] | None, typer.Option("--ip-adapter", help="FOLDER:IMAGE[:scale] (h94 layout), repeatable.")
-]
-IPWeightOpt = Annotated[str, typer.Option("--ip-adapter-weights", help="Weights file inside FOLDER/models.")]
-FormatOpt = Annotated[str | None, typer.Option("--format", help="png (default), jpeg or webp.")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
-NoAutoOpt = Annotated[
-    bool, typer.Option("--no-auto", help="No automatic checkpoint choice or LoRA recommendation.")
-]
 
 
 def _run(action: Any) -> None:
@@ -229,13 +135,14 @@ def generate(
     ip_adapter_weights: IPWeightOpt = "ip-adapter_sd15.safetensors",
     as_json: JsonOpt = False,
     no_auto: NoAutoOpt = False,
+    preset: PresetOpt = None,
 ) -> None:
     """Generate images from PROMPT and save them with A1111-compatible metadata."""
 
     def action() -> None:
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-        request = _request(
+        request = build_request(
             prompt,
             negative_prompt=negative,
             model=model,
@@ -249,12 +156,13 @@ def generate(
             schedule=schedule,
             seed=seed,
             auto=not no_auto,
+            preset=preset or "balanced",
             batch_size=batch,
             clip_skip=clip_skip,
             out=out,
             name_template=name,
             image_format=image_format,
-            loras=_lora_requests(lora),
+            loras=lora_requests(lora),
             init_image=init_image,
             mask=mask,
             strength=strength,
@@ -262,8 +170,8 @@ def generate(
             mask_blur=mask_blur,
             inpaint_full_res=inpaint_only_masked,
             inpaint_padding=inpaint_padding,
-            controls=_control_requests(controlnet, control_type),
-            ip_adapters=_ip_requests(ip_adapter, ip_adapter_weights),
+            controls=control_requests(controlnet, control_type),
+            ip_adapters=ip_requests(ip_adapter, ip_adapter_weights),
         )
         with _generator() as gen:
             plan = gen.plan(request)
@@ -310,11 +218,12 @@ def plan_cmd(
     seed: SeedOpt = None,
     as_json: JsonOpt = False,
     no_auto: NoAutoOpt = False,
+    preset: PresetOpt = None,
 ) -> None:
     """Show the plan for PROMPT and the reason for every choice, without generating."""
 
     def action() -> None:
-        request = _request(
+        request = build_request(
             prompt,
             negative_prompt=negative,
             model=model,
@@ -326,6 +235,7 @@ def plan_cmd(
             schedule=schedule,
             seed=seed,
             auto=not no_auto,
+            preset=preset or "balanced",
             out=None,
         )
         with _generator() as gen:

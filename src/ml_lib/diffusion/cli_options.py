@@ -1,0 +1,149 @@
+"""Option types and request builders of the ``ml-diffusion`` command line (parsing only, no work)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from .errors import RequestError
+
+__all__ = ["build_request", "control_requests", "ip_requests", "lora_requests", "parse_size"]
+
+
+def parse_size(size: str) -> tuple[int, int]:
+    """``"512x768"`` → (512, 768)."""
+    match = re.fullmatch(r"\s*(\d+)\s*[xX\u00d7]\s*(\d+)\s*", size)
+    if not match:
+        raise RequestError(f"Size {size!r} is not WIDTHxHEIGHT, e.g. 512x768.")
+    return int(match.group(1)), int(match.group(2))
+
+
+def lora_requests(values: list[str] | None) -> tuple[Any, ...]:
+    """``--lora`` values as LoraRequests."""
+    from .catalog.lora_resolve import parse_lora_arg
+    from .request import LoraRequest
+
+    return tuple(LoraRequest(*parse_lora_arg(v)) for v in values or ())
+
+
+def _split_unit(text: str, option: str) -> tuple[str, str, float | None]:
+    """MODEL:IMAGE[:scale] → (model, image, scale)."""
+    head, _, last = text.rpartition(":")
+    scale: float | None = None
+    try:
+        scale = float(last)
+        text = head
+    except ValueError:
+        pass
+    model, sep, image = text.partition(":")
+    if not sep or not model or not image:
+        raise RequestError(f"{option} {text!r} is not MODEL:IMAGE[:scale].")
+    return model, image, scale
+
+
+def control_requests(values: list[str] | None, types: list[str] | None) -> tuple[Any, ...]:
+    """``--controlnet`` units with their ``--control-type`` (one for all, or one each)."""
+    from .request import ControlRequest
+
+    values, types = values or [], types or []
+    if len(types) not in (0, 1, len(values)):
+        raise RequestError("Give one --control-type for all --controlnet units, or one per unit.")
+    out = []
+    for i, value in enumerate(values):
+        model, image, scale = _split_unit(value, "--controlnet")
+        kind = types[i] if len(types) == len(values) else (types[0] if types else "none")
+        out.append(ControlRequest(model, Path(image), kind, scale))
+    return tuple(out)
+
+
+def ip_requests(values: list[str] | None, weights: str) -> tuple[Any, ...]:
+    """``--ip-adapter`` values as IPAdapterRequests."""
+    from .request import IPAdapterRequest
+
+    out = []
+    for value in values or []:
+        model, image, scale = _split_unit(value, "--ip-adapter")
+        out.append(IPAdapterRequest(model, Path(image), weights, 1.0 if scale is None else scale))
+    return tuple(out)
+
+
+def build_request(prompt: str, **kw: Any) -> Any:
+    """A GenerationRequest from CLI values (``size``, ``out`` and ``config`` translated)."""
+    from .request import GenerationRequest
+
+    size = kw.pop("size")
+    if size:
+        if kw.get("width") or kw.get("height"):
+            raise RequestError("Give either --size or --width/--height, not both.")
+        kw["width"], kw["height"] = parse_size(size)
+    out = kw.pop("out")
+    kw["output_dir"] = str(out) if out else None
+    config = kw.pop("config", None)
+    kw["config_dir"] = str(config) if config else None
+    return GenerationRequest(prompt=prompt, **kw)
+
+
+Negative = Annotated[str, typer.Option("--negative", "-n", help="Negative prompt.")]
+ModelOpt = Annotated[
+    str | None, typer.Option("--model", "-m", help="Diffusers folder, .safetensors checkpoint or Hub id.")
+]
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option("--config", help="Weightless diffusers config folder for an unusual single file."),
+]
+SizeOpt = Annotated[str | None, typer.Option("--size", help="WIDTHxHEIGHT, e.g. 512x768.")]
+WidthOpt = Annotated[int | None, typer.Option("--width", "-W")]
+HeightOpt = Annotated[int | None, typer.Option("--height", "-H")]
+StepsOpt = Annotated[int | None, typer.Option("--steps", "-s")]
+CfgOpt = Annotated[float | None, typer.Option("--cfg", help="CFG scale.")]
+SamplerOpt = Annotated[
+    str | None, typer.Option("--sampler", help='A1111 name, e.g. "DPM++ 2M" or "Euler a".')
+]
+ScheduleOpt = Annotated[str | None, typer.Option("--schedule", help="Automatic, Karras, Exponential, …")]
+SeedOpt = Annotated[int | None, typer.Option("--seed", help="Seed; image i of a batch uses seed + i.")]
+BatchOpt = Annotated[int | None, typer.Option("--batch", "-b", help="Images in one batch.")]
+ClipSkipOpt = Annotated[int | None, typer.Option("--clip-skip", help="1 = last CLIP layer (A1111).")]
+OutOpt = Annotated[Path | None, typer.Option("--out", "-o", help="Output folder.")]
+NameOpt = Annotated[str | None, typer.Option("--name", help="File-name template, e.g. '[date]-[seed]'.")]
+LoraOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--lora", help="LoRA file, optionally with weight: PATH[:w] or A1111's PATH:te:unet. Repeatable."
+    ),
+]
+InitOpt = Annotated[Path | None, typer.Option("--init-image", help="Start from this image (img2img).")]
+MaskOpt = Annotated[Path | None, typer.Option("--mask", help="Inpaint where this mask is white.")]
+StrengthOpt = Annotated[
+    float | None, typer.Option("--strength", help="Denoising strength 0..1 (A1111 0.75).")
+]
+ResizeOpt = Annotated[
+    str | None, typer.Option("--resize-mode", help="just_resize, crop_and_resize or resize_and_fill.")
+]
+MaskBlurOpt = Annotated[int | None, typer.Option("--mask-blur", help="Mask blur radius in pixels (4).")]
+FullResOpt = Annotated[
+    bool, typer.Option("--inpaint-only-masked", help="Inpaint the masked area at full size.")
+]
+PaddingOpt = Annotated[
+    int | None, typer.Option("--inpaint-padding", help="Padding around the masked area (32).")
+]
+ControlOpt = Annotated[
+    list[str] | None,
+    typer.Option("--controlnet", help="MODEL:IMAGE[:scale], repeatable (MODEL: folder or Hub id)."),
+]
+ControlTypeOpt = Annotated[
+    list[str] | None,
+    typer.Option("--control-type", help="Preprocessor per --controlnet (canny, scribble, tile, …; none)."),
+]
+IPOpt = Annotated[
+    list[str] | None, typer.Option("--ip-adapter", help="FOLDER:IMAGE[:scale] (h94 layout), repeatable.")
+]
+IPWeightOpt = Annotated[str, typer.Option("--ip-adapter-weights", help="Weights file inside FOLDER/models.")]
+FormatOpt = Annotated[str | None, typer.Option("--format", help="png (default), jpeg or webp.")]
+PresetOpt = Annotated[str | None, typer.Option("--preset", help="speed, balanced (default) or quality.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+NoAutoOpt = Annotated[
+    bool, typer.Option("--no-auto", help="No automatic checkpoint choice or LoRA recommendation.")
+]
