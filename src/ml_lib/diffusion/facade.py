@@ -137,7 +137,8 @@ class ImageGenerator:
         reference = model_reference(req, choice)
         if not reference:
             raise RequestError(
-                "No model given: pass model=PATH (a diffusers folder or .safetensors checkpoint)."
+                "No model given and no catalogued checkpoint to choose from: pass --model PATH (a diffusers "
+                "folder or .safetensors checkpoint), or set ML_DIFFUSION_MODELS and run `ml-diffusion models scan`."
             )
         model = self.resolve_model(reference, config_dir=req.config_dir)
         hashes, catalog = HashCache(self._db()), self.catalog()
