@@ -152,7 +152,7 @@ def main() -> None:
     if not args.no_lora:
         from lora_bench import report as lora_report
 
-        lora_report()
+        lora_report(semantic=not args.no_semantic)
 
     if args.errors:
         print(f"\nmisclassified ({args.errors}):")

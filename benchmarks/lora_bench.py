@@ -18,7 +18,7 @@ from lora_fixture import EVAL, LIBRARY, big_library, record_of
 
 from ml_lib.diffusion.catalog.families import Family
 from ml_lib.diffusion.catalog.records import ModelRecord
-from ml_lib.diffusion.planning.loras import LoraIndex, recommend_loras
+from ml_lib.diffusion.planning.loras import LoraIndex, Similarity, recommend_loras
 from ml_lib.diffusion.prompt.analyzer import analyze_prompt
 
 K = 3
@@ -50,9 +50,10 @@ def evaluate(recommend: Recommender, rows: list[dict[str, object]]) -> LoraScore
     return LoraScore(right / (picked or 1), right / (expected or 1), incompatible, picked)
 
 
-def ours(index: LoraIndex) -> Recommender:
+def ours(index: LoraIndex, similarity: Similarity | None = None) -> Recommender:
     def recommend(prompt: str, family: Family) -> list[ModelRecord]:
-        return [p.record for p in recommend_loras(prompt, index, family, analyze_prompt(prompt), limit=K)]
+        picks = recommend_loras(prompt, index, family, analyze_prompt(prompt), limit=K, similarity=similarity)
+        return [p.record for p in picks]
 
     return recommend
 
@@ -97,15 +98,17 @@ def latency(n: int = 10_000, repeat: int = 5) -> Latency:
     return Latency(build, q[49] * 1e3, q[94] * 1e3, qc[94] * 1e3)
 
 
-def report() -> None:
+def report(semantic: bool = True) -> None:
     library = [record_of(r) for r in _load(LIBRARY)]
     rows = _load(EVAL)
     families = sorted({r.family.value for r in library})
     print(f"\nLoRA recommendation: {len(library)} fixture LoRAs ({', '.join(families)}), {len(rows)} prompts")
-    for name, recommend in (
-        ("bm25 (ours)", ours(LoraIndex(library))),
-        ("keyword-trigger", keyword_baseline(library)),
-    ):
+    systems = [("bm25 (ours)", ours(LoraIndex(library))), ("keyword-trigger", keyword_baseline(library))]
+    from ml_lib.diffusion.prompt import semantic as sem
+
+    if semantic and sem.is_available():
+        systems.insert(1, ("bm25 + semantic", ours(LoraIndex(library), sem.similarities)))
+    for name, recommend in systems:
         s = evaluate(recommend, rows)
         print(
             f"  {name:<16} precision@{K} {s.precision:6.1%}   recall@{K} {s.recall:6.1%}   "

@@ -140,3 +140,39 @@ def test_user_named_loras_are_kept_and_not_duplicated(planner: Planner) -> None:
 def test_auto_false_recommends_nothing(planner: Planner) -> None:
     p = plan(planner, "watercolor painting of a fox", auto=False)
     assert p.loras == () and p.prompt == "watercolor painting of a fox"
+
+
+def test_semantic_similarity_lifts_a_weak_lexical_match_and_is_evidence() -> None:
+    prompt = "a soft painting of a harbour"
+    assert names(prompt) == []  # "painting" alone is too weak lexically
+
+    def fake_similarity(query: str, texts):  # type: ignore[no-untyped-def]
+        assert query == prompt
+        return [0.9 if "wtrclr" in t else 0.0 for t in texts]
+
+    picks = recommend_loras(prompt, INDEX, XL, analyze_prompt(prompt), similarity=fake_similarity)
+    assert [p.record.name for p in picks] == ["watercolor_style_xl"]
+    assert any(e.startswith("semantic:0.90") for e in picks[0].evidence)
+    no_meaning = recommend_loras(
+        prompt, INDEX, XL, analyze_prompt(prompt), similarity=lambda q, t: [0.0] * len(t)
+    )
+    assert no_meaning == ()
+
+
+def test_semantic_similarity_never_crosses_families() -> None:
+    prompt = "pixel art castle, watercolor"
+    picks = recommend_loras(
+        prompt, INDEX, SD1, analyze_prompt(prompt), similarity=lambda q, t: [1.0] * len(t)
+    )
+    assert {p.record.family for p in picks} == {SD1}
+
+
+def test_real_sentence_embeddings_rank_by_meaning() -> None:
+    from ml_lib.diffusion.prompt import semantic
+
+    if not semantic.is_available():
+        pytest.skip('needs pip install "ml-lib[semantic]"')
+    sims = semantic.similarities(
+        "a delicate watercolor painting of a lake", ["watercolor painting, soft colors", "pixel art, 8bit"]
+    )
+    assert sims[0] > sims[1] + 0.1

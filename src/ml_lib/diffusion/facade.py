@@ -132,7 +132,7 @@ class ImageGenerator:
 
         req = _as_request(request, overrides)
         analysis = self.analyze(req.prompt)
-        candidates = catalog_candidates(self.catalog()) if req.auto else None
+        candidates = catalog_candidates(self.catalog(), _semantic_similarity()) if req.auto else None
         choice = auto_checkpoint(req, analysis, candidates)
         reference = model_reference(req, choice)
         if not reference:
@@ -236,6 +236,13 @@ class ImageGenerator:
                 )
             )
         return tuple(paths)
+
+
+def _semantic_similarity() -> Callable[[str, Any], Any] | None:
+    """Sentence-embedding similarity when the ``semantic`` extra is installed (used to score LoRAs)."""
+    from .prompt import semantic
+
+    return semantic.similarities if semantic.is_available() else None
 
 
 def _as_request(request: GenerationRequest | str, overrides: dict[str, Any]) -> GenerationRequest:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from ..catalog.records import ModelKind, ModelRecord, Status
 from ..prompt.analysis import PromptAnalysis
 from ..request import GenerationRequest
-from .loras import LoraIndex
+from .loras import LoraIndex, Similarity
 from .models import CheckpointChoice, ScoreHook, choose_checkpoint, neutral
 
 if TYPE_CHECKING:
@@ -24,6 +24,7 @@ class Candidates:
     checkpoints: tuple[ModelRecord, ...] = ()
     loras: LoraIndex | None = None
     max_loras: int = 2
+    similarity: Similarity | None = None
 
     @classmethod
     def of(cls, records: tuple[ModelRecord, ...], *, max_loras: int = 2) -> Candidates:
@@ -39,11 +40,12 @@ class Candidates:
         return self.checkpoints + self.loras.records + self.loras.speed
 
 
-def catalog_candidates(catalog: Catalog) -> Candidates:
-    """Candidates from the catalog's usable checkpoints and LoRAs."""
+def catalog_candidates(catalog: Catalog, similarity: Similarity | None = None) -> Candidates:
+    """Candidates from the catalog's usable checkpoints and LoRAs (``similarity``: semantic LoRA scoring)."""
     ok = (Status.OK,)
     checkpoints = catalog.find(kind=ModelKind.CHECKPOINT, statuses=ok)
-    return Candidates(checkpoints, LoraIndex(catalog.find(kind=ModelKind.LORA, statuses=ok)))
+    loras = LoraIndex(catalog.find(kind=ModelKind.LORA, statuses=ok))
+    return Candidates(checkpoints, loras, similarity=similarity)
 
 
 def auto_checkpoint(

@@ -9,7 +9,7 @@ above a confidence threshold, drops one of two that fight for the same style cue
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from ..catalog.families import Family
@@ -22,6 +22,7 @@ __all__ = [
     "DEFAULT_LORA_WEIGHT",
     "LoraIndex",
     "LoraPick",
+    "Similarity",
     "insert_triggers",
     "lora_weight",
     "recommend_loras",
@@ -148,6 +149,33 @@ def _trigger(record: ModelRecord) -> str | None:
     return words[0].split(",")[0].strip() or None if words else None
 
 
+#: ``similarity(query, texts)`` → cosine similarity of the query with each text (e.g. sentence embeddings).
+Similarity = Callable[[str, Sequence[str]], Sequence[float]]
+
+
+def _description(record: ModelRecord) -> str:
+    """What a LoRA is about, in words, for semantic comparison."""
+    parts = [record.name.replace("_", " "), *record.trigger_words]
+    lora = record.info.lora
+    if lora is not None:
+        parts += [t.tag for t in lora.top_tags[:10]]
+    if record.sidecar is not None and record.sidecar.description:
+        parts.append(record.sidecar.description[:200])
+    return ", ".join(p for p in parts if p)
+
+
+def _semantic(
+    prompt: str, index: LoraIndex, scored: dict[int, float], similarity: Similarity, weight: float
+) -> dict[int, tuple[float, float]]:
+    """Confidence plus ``weight`` x similarity for the lexically matching candidates: (combined, similarity)."""
+    ids = list(scored)
+    sims = similarity(prompt, [_description(index.records[i]) for i in ids]) if ids else []
+    return {
+        i: (index.confidence(scored[i]) + weight * max(0.0, sim), sim)
+        for i, sim in zip(ids, sims, strict=True)
+    }
+
+
 def recommend_loras(
     prompt: str,
     index: LoraIndex,
@@ -157,34 +185,42 @@ def recommend_loras(
     exclude: Iterable[str] = (),
     limit: int = 2,
     threshold: float = 1.5,
+    similarity: Similarity | None = None,
+    semantic_weight: float = 1.0,
 ) -> tuple[LoraPick, ...]:
-    """At most ``limit`` LoRAs of ``family`` that fit ``prompt`` (paths or names in ``exclude`` skipped)."""
+    """At most ``limit`` LoRAs of ``family`` that fit ``prompt`` (paths or names in ``exclude`` skipped).
+
+    With ``similarity`` (the ``semantic`` extra), every LoRA with lexical evidence is also compared with
+    the prompt in meaning: its confidence gains ``semantic_weight`` x similarity before the threshold.
+    """
     if limit <= 0 or not len(index):
         return ()
     styles = _style_words(analysis)
     query = tokens(prompt) + sorted(styles)
     skip = {e.lower() for e in exclude}
-    ranked = sorted(
-        (-s, index.records[i].name, i)
-        for i, s in index.scores(query, family).items()
-        if index.confidence(s) >= threshold
-    )
+    scored = index.scores(query, family)
+    if similarity is not None:
+        combined = _semantic(prompt, index, scored, similarity, semantic_weight)
+    else:
+        combined = {i: (index.confidence(s), None) for i, s in scored.items()}
+    ranked = sorted((-c, index.records[i].name, i) for i, (c, _) in combined.items() if c >= threshold)
     picks: list[LoraPick] = []
     taken_styles: set[str] = set()
     for neg, _, i in ranked:
         record = index.records[i]
         if record.path.lower() in skip or record.name.lower() in skip:
             continue
-        score = -neg
-        confidence = index.confidence(score)
         evidence = index.evidence(i, query)
+        sim = combined[i][1]
+        if sim is not None:
+            evidence += (f"semantic:{sim:.2f}",)
         matched_styles = {e.split(":", 1)[1] for e in evidence} & styles
         if matched_styles & taken_styles:
             continue  # another pick already serves this style cue
         taken_styles |= matched_styles
         weight, _ = lora_weight(record)
         use = LoraUse(record.name, record.path, weight, weight, record.short_hash)
-        picks.append(LoraPick(record, use, _trigger(record), score, confidence, evidence))
+        picks.append(LoraPick(record, use, _trigger(record), scored[i], -neg, evidence))
         if len(picks) == limit:
             break
     return tuple(picks)

@@ -193,5 +193,11 @@ def _recommend(
         return ()
     exclude = [x for lora in loras for x in (lora.path, lora.name)]
     return recommend_loras(
-        request.prompt, candidates.loras, family, analysis, exclude=exclude, limit=candidates.max_loras
+        request.prompt,
+        candidates.loras,
+        family,
+        analysis,
+        exclude=exclude,
+        limit=candidates.max_loras,
+        similarity=candidates.similarity,
     )

@@ -22,7 +22,7 @@ from .analyzer import analyze_prompt
 from .lexicon import load_vocab
 from .syntax import PromptDocument, parse_prompt
 
-__all__ = ["SemanticAnalyzer", "is_available"]
+__all__ = ["SemanticAnalyzer", "is_available", "similarities"]
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +69,14 @@ def _prototypes() -> tuple[
 
 def _dot(a: list[float], b: list[float]) -> float:
     return sum(x * y for x, y in zip(a, b, strict=True))
+
+
+def similarities(query: str, texts: Sequence[str]) -> tuple[float, ...]:
+    """Cosine similarity of ``query`` with each of ``texts`` (the model loads on first use)."""
+    if not texts:
+        return ()
+    first, *rest = _embed([query, *texts])
+    return tuple(_dot(first, vector) for vector in rest)
 
 
 class SemanticAnalyzer:
