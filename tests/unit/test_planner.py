@@ -157,3 +157,15 @@ def test_prompt_lora_tags_become_requests() -> None:
     )
     with pytest.raises(RequestError, match="Cannot read the weights"):
         merge_lora_requests("<lora:x:abc>", ())
+
+
+def test_analyzer_setting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ml_lib.diffusion.errors import ConfigError
+    from ml_lib.diffusion.facade import ImageGenerator
+
+    monkeypatch.setenv("ML_DIFFUSION_ANALYZER", "Rules")
+    assert Settings.from_env().analyzer == "rules"
+    gen = ImageGenerator(Settings(home=tmp_path))
+    assert gen.analyze("a portrait photo of an old man").content_type == "portrait"
+    with pytest.raises(ConfigError, match="rules, semantic or ollama"):
+        ImageGenerator(Settings(home=tmp_path, analyzer="magic")).analyze("x")

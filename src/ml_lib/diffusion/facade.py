@@ -15,7 +15,7 @@ from .catalog.hashing import HashCache
 from .catalog.lora_resolve import resolve_lora
 from .catalog.records import ModelKind
 from .catalog.resolve import resolve_model
-from .errors import MetadataError, RequestError
+from .errors import ConfigError, MetadataError, RequestError
 from .input_refs import store_inputs
 from .plan import GenerationPlan, ModelRef
 from .planning.embeddings import known_embeddings, with_embeddings
@@ -61,6 +61,7 @@ class ImageGenerator:
         self._pool: PipelinePool | None = None
         self._conn: sqlite3.Connection | None = None
         self._catalog: Catalog | None = None
+        self._analyzer: Callable[[str], PromptAnalysis] | None = None
 
     # -- wiring ---------------------------------------------------------------------------------
     def _db(self) -> sqlite3.Connection:
@@ -116,10 +117,10 @@ class ImageGenerator:
         return self._catalog
 
     def analyze(self, prompt: str) -> PromptAnalysis:
-        """What the prompt asks for: content type, styles, aspect … (rules, no model needed)."""
-        from .prompt.analyzer import analyze_prompt
-
-        return analyze_prompt(prompt)
+        """What the prompt asks for: content type, styles, aspect … (by ``settings.analyzer``)."""
+        if self._analyzer is None:
+            self._analyzer = make_analyzer(self.settings.analyzer)
+        return self._analyzer(prompt)
 
     def plan(self, request: GenerationRequest | str, **overrides: Any) -> GenerationPlan:
         """A fully resolved plan for ``request`` (a prompt string plus overrides also works).
@@ -236,6 +237,25 @@ class ImageGenerator:
                 )
             )
         return tuple(paths)
+
+
+def make_analyzer(name: str) -> Callable[[str], PromptAnalysis]:
+    """The prompt analyzer called ``name``: "rules", "semantic" or "ollama"."""
+    if name == "rules":
+        from .prompt.analyzer import analyze_prompt
+
+        return analyze_prompt
+    if name == "semantic":
+        from .prompt.semantic import SemanticAnalyzer
+
+        return SemanticAnalyzer().analyze
+    if name == "ollama":
+        from .prompt.ollama import OllamaAnalyzer
+
+        return OllamaAnalyzer().analyze
+    raise ConfigError(
+        f"Unknown prompt analyzer {name!r}; ML_DIFFUSION_ANALYZER is rules, semantic or ollama."
+    )
 
 
 def _semantic_similarity() -> Callable[[str, Any], Any] | None:

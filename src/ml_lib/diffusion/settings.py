@@ -1,4 +1,7 @@
-"""Where things live: home folder, database, outputs, model roots, and input limits.
+"""Where things live: home folder, database, outputs, model roots, input limits, the prompt analyzer.
+
+``analyzer`` ($ML_DIFFUSION_ANALYZER) is "rules" (default, offline, < 1 ms), "semantic" (the rules plus
+sentence embeddings; extra ``semantic``) or "ollama" (a local LLM; extra ``ollama``, rules as fallback).
 
 The home folder is ``$ML_DIFFUSION_HOME`` when set, else the platform's user data folder
 (platformdirs). Nothing is created at import time.
@@ -46,12 +49,14 @@ class Settings:
     output_dir: Path | None = None
     model_roots: tuple[Path, ...] = field(default_factory=lambda: _env_paths("ML_DIFFUSION_MODELS"))
     limits: Limits = field(default_factory=Limits)
+    analyzer: str = "rules"
 
     @classmethod
     def from_env(cls) -> Settings:
         """Settings from the environment (ML_DIFFUSION_HOME, ML_DIFFUSION_OUTPUT, ML_DIFFUSION_MODELS)."""
         out = os.environ.get("ML_DIFFUSION_OUTPUT")
-        return cls(output_dir=Path(out).expanduser() if out else None)
+        analyzer = os.environ.get("ML_DIFFUSION_ANALYZER", "rules").strip().lower() or "rules"
+        return cls(output_dir=Path(out).expanduser() if out else None, analyzer=analyzer)
 
     @property
     def db_path(self) -> Path:
