@@ -150,3 +150,61 @@ def test_ip_adapter_scale_and_unload(gen, tiny_sd1: TinyModelFiles, adapters) ->
     pipe, _ = gen._pipelines().get(gen.plan("x", model=model).model, dtype="float32", device="cpu")
     assert len(pipe._ml_ip_embeds) == 2  # one per distinct image, reused across calls
     assert np.array_equal(px(gen.generate("a ball", model=model, **FAST)), base)
+
+
+def test_ip_adapter_per_block_scales(gen, tiny_sd1: TinyModelFiles, adapters) -> None:
+    model = str(tiny_sd1.single_file)
+    red = Image.new("RGB", (48, 48), (255, 0, 0))
+
+    def run(scale: float = 1.0, blocks=None) -> np.ndarray:  # type: ignore[no-untyped-def]
+        unit = IPAdapterRequest(str(adapters["ip"]), red, "ip-adapter_tiny.safetensors", scale, blocks=blocks)
+        return px(gen.generate("a ball", model=model, ip_adapters=(unit,), **FAST))
+
+    base = px(gen.generate("a ball", model=model, **FAST))
+    full = run(1.0)
+    up_only = run(blocks={"up": {"block_1": 1.0}})  # the tiny UNet's cross-attention up block
+    assert np.array_equal(run(blocks={"up": {"block_1": 0.0}}), base)
+    assert np.abs(up_only - base).mean() > 0.1 and np.abs(up_only - full).mean() > 0.1
+    plan = gen.plan(
+        "x", model=model, ip_adapters=(IPAdapterRequest(str(adapters["ip"]), red, blocks={"mid": 0.5}),)
+    )
+    assert plan.ip_adapters[0].scale_config() == {"mid": 0.5}
+
+
+def test_adapters_by_catalog_name(tiny_sd1: TinyModelFiles, adapters, tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path, model_roots=(adapters["ip"].parent,))
+    red = Image.new("RGB", (48, 48), (255, 0, 0))
+    with ImageGenerator(settings, device="cpu") as named:
+        named.catalog().scan()
+        unit = IPAdapterRequest("ip-adapter_tiny", red, "ip-adapter_tiny.safetensors", 1.0)
+        result = named.generate("a ball", model=str(tiny_sd1.single_file), ip_adapters=(unit,), **FAST)
+    assert Path(result.plan.ip_adapters[0].model).name == "ip-adapter_tiny.safetensors"
+    with ImageGenerator(Settings(home=tmp_path / "other"), device="cpu") as by_path:
+        unit = IPAdapterRequest(str(adapters["ip"]), red, "ip-adapter_tiny.safetensors", 1.0)
+        same = by_path.generate("a ball", model=str(tiny_sd1.single_file), ip_adapters=(unit,), **FAST)
+    assert np.array_equal(px(result), px(same))
+
+
+def test_sdxl_controlnet_and_ip_adapter(tiny_sdxl: TinyModelFiles, tmp_path: Path) -> None:
+    from ml_lib.diffusion.testing.tiny import tiny_sdxl_components
+
+    pipe = tiny_sdxl_components()
+    cn = write_tiny_controlnet(pipe, tmp_path / "cn_xl", seed=5)
+    ip = write_tiny_ip_adapter(pipe, tmp_path / "ip_xl", seed=6)
+    model = str(tiny_sdxl.single_file)
+    with ImageGenerator(Settings(home=tmp_path / "home"), device="cpu") as g:
+        base = px(g.generate("a ball", model=model, **FAST))
+        controlled = px(
+            g.generate(
+                "a ball", model=model, controls=(ControlRequest(str(cn), scene(), "canny", 1.0),), **FAST
+            )
+        )
+        unit = IPAdapterRequest(
+            str(ip), Image.new("RGB", (48, 48), (0, 255, 0)), "ip-adapter_tiny.safetensors", 1.0
+        )
+        adapted = px(g.generate("a ball", model=model, ip_adapters=(unit,), **FAST))
+        zero = IPAdapterRequest(
+            str(ip), Image.new("RGB", (48, 48), (0, 255, 0)), "ip-adapter_tiny.safetensors", 0.0
+        )
+        assert np.array_equal(px(g.generate("a ball", model=model, ip_adapters=(zero,), **FAST)), base)
+    assert np.abs(controlled - base).mean() > 0.1 and np.abs(adapted - base).mean() > 0.1

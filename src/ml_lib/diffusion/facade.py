@@ -147,7 +147,7 @@ class ImageGenerator:
             resolve_lora(r.ref, r.weight, r.te_weight, catalog=catalog, hashes=hashes)
             for r in merge_lora_requests(req.prompt, req.loras)
         )
-        inputs = store_inputs(req, self.settings.home / "inputs")
+        inputs = store_inputs(req, self.settings.home / "inputs", catalog)
         plan = Planner(self.settings).plan(
             req, model, self.device(), loras, inputs, analysis=analysis, candidates=candidates,
             model_choice=choice,

@@ -6,23 +6,35 @@ The plan then refers to each image by path + sha256 (+ size), so it stays JSON a
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from .catalog.records import ModelKind
 from .plan import ImageRef
 from .planning.inputs import InputRefs
 from .request import GenerationRequest
 
+if TYPE_CHECKING:
+    from .catalog.catalog import Catalog
+
 __all__ = ["model_reference", "store_inputs"]
 
 
-def model_reference(model: str) -> str:
-    """An existing local path made absolute; anything else (a Hub id) kept as given."""
+def model_reference(model: str, catalog: Catalog | None = None, kind: ModelKind | None = None) -> str:
+    """An existing local path made absolute; else a catalogued model of ``kind`` by name (A1111 rules);
+    anything else (a Hub id) kept as given."""
     path = Path(model).expanduser()
-    return str(path.resolve()) if path.exists() else model
+    if path.exists():
+        return str(path.resolve())
+    if catalog is not None and kind is not None:
+        record = catalog.resolve_name(model, (kind,))
+        if record is not None:
+            return record.path
+    return model
 
 
-def store_inputs(request: GenerationRequest, root: Path) -> InputRefs:
-    """Load, check and store every input image of ``request`` under ``root``."""
+def store_inputs(request: GenerationRequest, root: Path, catalog: Catalog | None = None) -> InputRefs:
+    """Load, check and store every input image of ``request`` under ``root``; resolve adapter models
+    (paths, catalog names, Hub ids)."""
     if (
         request.init_image is None
         and request.mask is None
@@ -47,8 +59,10 @@ def store_inputs(request: GenerationRequest, root: Path) -> InputRefs:
     return InputRefs(
         init_image=keep(init) if init is not None else None,
         mask=mask,
-        control_models=tuple(model_reference(c.model) for c in request.controls),
+        control_models=tuple(
+            model_reference(c.model, catalog, ModelKind.CONTROLNET) for c in request.controls
+        ),
         control_images=tuple(keep(load_image(c.image)) for c in request.controls),
-        ip_models=tuple(model_reference(u.model) for u in request.ip_adapters),
+        ip_models=tuple(model_reference(u.model, catalog, ModelKind.IP_ADAPTER) for u in request.ip_adapters),
         ip_images=tuple(keep(load_image(u.image)) for u in request.ip_adapters),
     )

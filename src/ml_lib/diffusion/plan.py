@@ -17,6 +17,7 @@ from .errors import PlanError
 
 __all__ = [
     "SCHEMA_VERSION",
+    "BlockScale",
     "ControlUse",
     "Decision",
     "EmbeddingUse",
@@ -121,14 +122,41 @@ class ControlUse:
 
 
 @dataclass(frozen=True, slots=True)
+class BlockScale:
+    """IP-Adapter scale per attention layer of one UNet block, e.g. ``up.block_0`` → (0.0, 1.0, 0.0)."""
+
+    block: str
+    scales: tuple[float, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class IPAdapterUse:
-    """One IP-Adapter: a folder in the h94 layout (``subfolder`` holds weights and ``image_encoder/``)."""
+    """One IP-Adapter: a folder in the h94 layout (``subfolder`` holds weights and ``image_encoder/``).
+
+    ``blocks`` (InstantStyle-like per-block scales) replaces the global ``scale`` when given; blocks
+    not listed get 0.
+    """
 
     model: str
     weight_name: str
     image: ImageRef
     scale: float = 1.0
     subfolder: str = "models"
+    blocks: tuple[BlockScale, ...] = ()
+
+    def scale_config(self) -> float | dict[str, object]:
+        """The value diffusers' ``set_ip_adapter_scale`` takes for this adapter."""
+        if not self.blocks:
+            return self.scale
+        config: dict[str, object] = {}
+        for item in self.blocks:
+            part, _, block = item.block.partition(".")
+            values = list(item.scales)
+            if part == "mid":
+                config["mid"] = values[0] if len(values) == 1 else values
+            else:
+                config.setdefault(part, {})[block] = values  # type: ignore[index]
+        return config
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +42,7 @@ class IPAdapterRequest:
     weight_name: str = "ip-adapter_sd15.safetensors"
     scale: float = 1.0
     subfolder: str = "models"
+    blocks: Mapping[str, Any] | None = None  # diffusers/InstantStyle form: {"up": {"block_0": [0, 1, 0]}}
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import torch
 
-from ..errors import ModelUnreadableError, OfflineError
+from ..errors import ModelNotFoundError, ModelUnreadableError, OfflineError
 from ..plan import IPAdapterUse
 from ._quiet import no_progress_bars
 
@@ -16,16 +17,28 @@ __all__ = ["apply_ip_adapters"]
 log = logging.getLogger(__name__)
 
 
+def _location(use: IPAdapterUse) -> tuple[str, str, str]:
+    """(folder, subfolder, weights file) for diffusers; a weights file (e.g. from the catalog) is read from
+    its own folder, which must hold ``image_encoder/`` (the h94 layout's ``models/`` folder)."""
+    path = Path(use.model)
+    if not path.is_file():
+        return use.model, use.subfolder, use.weight_name
+    if not (path.parent / "image_encoder").is_dir():
+        raise ModelNotFoundError(
+            f"IP-Adapter {path.name} has no image_encoder/ folder beside it; diffusers needs the h94 layout "
+            "(<folder>/models/<weights>.safetensors and <folder>/models/image_encoder/)."
+        )
+    return str(path.parent), "", path.name
+
+
 def _load(base: Any, uses: tuple[IPAdapterUse, ...]) -> None:
     from huggingface_hub.errors import LocalEntryNotFoundError
 
+    folders, subfolders, weights = zip(*(_location(u) for u in uses), strict=True)
     try:
         with no_progress_bars():
             base.load_ip_adapter(
-                [u.model for u in uses],
-                subfolder=[u.subfolder for u in uses],
-                weight_name=[u.weight_name for u in uses],
-                local_files_only=True,
+                list(folders), subfolder=list(subfolders), weight_name=list(weights), local_files_only=True
             )
     except LocalEntryNotFoundError as exc:
         raise OfflineError(
@@ -52,7 +65,7 @@ def apply_ip_adapters(
         base._ml_ip_embeds = {}
     if not uses:
         return {}
-    base.set_ip_adapter_scale([u.scale for u in uses])
+    base.set_ip_adapter_scale([u.scale_config() for u in uses])
     key = (tuple(u.image.sha256 for u in uses), batch, cfg)
     cache: dict[Any, Any] = base._ml_ip_embeds
     if key not in cache:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from ..errors import RequestError
-from ..plan import ControlUse, Decision, ImageRef, InitImage, IPAdapterUse, Source
+from ..plan import BlockScale, ControlUse, Decision, ImageRef, InitImage, IPAdapterUse, Source
 from ..request import GenerationRequest
 
 __all__ = ["RESIZE_MODES", "InputRefs", "plan_controls", "plan_init", "plan_ip_adapters"]
@@ -87,11 +89,31 @@ def plan_controls(request: GenerationRequest, refs: InputRefs, out: list[Decisio
     return tuple(units)
 
 
+def _blocks(blocks: Mapping[str, Any] | None) -> tuple[BlockScale, ...]:
+    """diffusers' per-block scale mapping (``{"down": {"block_2": [0, 1]}, "mid": 1, …}``) as BlockScales."""
+    if not blocks:
+        return ()
+    out = []
+    for part, value in blocks.items():
+        if part not in ("down", "mid", "up"):
+            raise RequestError(f"IP-Adapter block scales use 'down', 'mid' and 'up', not {part!r}.")
+        items = {"": value} if part == "mid" else value
+        if not isinstance(items, Mapping):
+            raise RequestError(f"IP-Adapter block scales for {part!r} must map block names to scales.")
+        for block, scales in items.items():
+            values = tuple(float(v) for v in (scales if isinstance(scales, (list, tuple)) else [scales]))
+            if any(not 0.0 <= v <= 2.0 for v in values):
+                raise RequestError(f"IP-Adapter block scales must be between 0 and 2, got {values}.")
+            out.append(BlockScale(f"{part}.{block}".rstrip("."), values))
+    return tuple(out)
+
+
 def plan_ip_adapters(request: GenerationRequest, refs: InputRefs) -> tuple[IPAdapterUse, ...]:
-    """IP-Adapters as requested (scale 0..2)."""
+    """IP-Adapters as requested (scale 0..2, optional per-block scales)."""
     uses = []
     for req, model, image in zip(request.ip_adapters, refs.ip_models, refs.ip_images, strict=True):
         if not 0.0 <= req.scale <= 2.0:
             raise RequestError(f"IP-Adapter scale must be between 0 and 2, got {req.scale!r}.")
-        uses.append(IPAdapterUse(model, req.weight_name, image, float(req.scale), req.subfolder))
+        blocks = _blocks(req.blocks)
+        uses.append(IPAdapterUse(model, req.weight_name, image, float(req.scale), req.subfolder, blocks))
     return tuple(uses)
