@@ -31,6 +31,7 @@ def adapters(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "cn_a": write_tiny_controlnet(pipe, root / "cn_a", seed=1),
         "cn_b": write_tiny_controlnet(pipe, root / "cn_b", seed=2),
         "ip": write_tiny_ip_adapter(pipe, root / "ip", seed=3),
+        "ip_plus": write_tiny_ip_adapter(pipe, root / "ip_plus", seed=4, plus=True),
     }
 
 
@@ -208,3 +209,16 @@ def test_sdxl_controlnet_and_ip_adapter(tiny_sdxl: TinyModelFiles, tmp_path: Pat
         )
         assert np.array_equal(px(g.generate("a ball", model=model, ip_adapters=(zero,), **FAST)), base)
     assert np.abs(controlled - base).mean() > 0.1 and np.abs(adapted - base).mean() > 0.1
+
+
+def test_ip_adapter_plus_and_two_adapters_at_once(gen, tiny_sd1: TinyModelFiles, adapters) -> None:
+    model = str(tiny_sd1.single_file)
+    red, blue = Image.new("RGB", (48, 48), (255, 0, 0)), Image.new("RGB", (48, 48), (0, 0, 255))
+    basic = IPAdapterRequest(str(adapters["ip"]), red, "ip-adapter_tiny.safetensors", 1.0)
+    plus = IPAdapterRequest(str(adapters["ip_plus"]), blue, "ip-adapter_tiny.safetensors", 1.0)
+    base = px(gen.generate("a ball", model=model, **FAST))
+    only_basic = px(gen.generate("a ball", model=model, ip_adapters=(basic,), **FAST))
+    only_plus = px(gen.generate("a ball", model=model, ip_adapters=(plus,), **FAST))
+    both = px(gen.generate("a ball", model=model, ip_adapters=(basic, plus), **FAST))
+    assert np.abs(only_plus - base).mean() > 0.1
+    assert np.abs(both - only_basic).mean() > 0.1 and np.abs(both - only_plus).mean() > 0.1

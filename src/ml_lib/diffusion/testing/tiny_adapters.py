@@ -118,20 +118,65 @@ def write_tiny_controlnet(pipe: Any, folder: Path, *, seed: int = 0) -> Path:
     return folder
 
 
-def write_tiny_ip_adapter(pipe: Any, folder: Path, *, seed: int = 0, embed_dim: int = 16) -> Path:
-    """A basic IP-Adapter for ``pipe`` in the h94 layout: ``folder/models/image_encoder/`` (a tiny CLIP
-    vision model) and ``folder/models/ip-adapter_tiny.safetensors`` (``image_proj.*``, ``ip_adapter.N.*``)."""
+_VISION_HIDDEN = 32
+
+
+def _plus_image_proj(cross: int, seed: int) -> dict[str, torch.Tensor]:
+    """An IP-Adapter Plus Resampler (``image_proj``) in the original h94 key layout, seeded."""
+    from diffusers.models.embeddings import IPAdapterPlusImageProjection
+
+    torch_state = torch.random.get_rng_state()
+    try:
+        torch.manual_seed(seed)
+        proj = IPAdapterPlusImageProjection(
+            embed_dims=_VISION_HIDDEN, output_dims=cross, hidden_dims=64, heads=1, num_queries=4
+        )
+    finally:
+        torch.random.set_rng_state(torch_state)
+    out: dict[str, torch.Tensor] = {}
+    for key, value in proj.state_dict().items():
+        parts = key.split(".")
+        if parts[0] != "layers":
+            out[key] = value
+            continue
+        i, rest = parts[1], ".".join(parts[2:])
+        renames = {
+            "ln0.": "0.norm1.", "ln1.": "0.norm2.", "attn.to_q.": "0.to_q.", "attn.to_out.0.": "0.to_out.",
+            "ff.0.": "1.0.", "ff.1.net.0.proj.": "1.1.", "ff.1.net.2.": "1.3.",
+        }  # fmt: skip
+        if rest.startswith(("attn.to_k.", "attn.to_v.")):
+            if rest.startswith("attn.to_k."):
+                v = proj.state_dict()[key.replace("to_k", "to_v")]
+                out[f"layers.{i}.0.to_kv.weight"] = torch.cat([value, v])
+            continue
+        for old, new in renames.items():
+            if rest.startswith(old):
+                out[f"layers.{i}.{new}{rest[len(old) :]}"] = value
+                break
+        else:
+            raise KeyError(key)
+    return out
+
+
+def write_tiny_ip_adapter(
+    pipe: Any, folder: Path, *, seed: int = 0, embed_dim: int = 16, plus: bool = False
+) -> Path:
+    """A basic (or ``plus``) IP-Adapter for ``pipe`` in the h94 layout: ``folder/models/image_encoder/`` (a tiny
+    CLIP vision model) and ``folder/models/ip-adapter_tiny.safetensors`` (``image_proj.*``, ``ip_adapter.N.*``)."""
     from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
     gen = torch.Generator().manual_seed(seed)
     unet = pipe.unet
     cross = unet.config.cross_attention_dim
-    state: dict[str, torch.Tensor] = {
-        "image_proj.proj.weight": torch.randn(cross * 4, embed_dim, generator=gen) * 0.5,
-        "image_proj.proj.bias": torch.zeros(cross * 4),
-        "image_proj.norm.weight": torch.ones(cross),
-        "image_proj.norm.bias": torch.zeros(cross),
-    }
+    if plus:
+        state = {f"image_proj.{k}": v for k, v in _plus_image_proj(cross, seed).items()}
+    else:
+        state = {
+            "image_proj.proj.weight": torch.randn(cross * 4, embed_dim, generator=gen) * 0.5,
+            "image_proj.proj.bias": torch.zeros(cross * 4),
+            "image_proj.norm.weight": torch.ones(cross),
+            "image_proj.norm.bias": torch.zeros(cross),
+        }
     key_id = 1
     channels = unet.config.block_out_channels
     for name in unet.attn_processors:
@@ -150,7 +195,7 @@ def write_tiny_ip_adapter(pipe: Any, folder: Path, *, seed: int = 0, embed_dim: 
     models.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in state.items()}, str(models / "ip-adapter_tiny.safetensors"))
     config = CLIPVisionConfig(
-        hidden_size=32, intermediate_size=37, num_attention_heads=4, num_hidden_layers=2,
+        hidden_size=_VISION_HIDDEN, intermediate_size=37, num_attention_heads=4, num_hidden_layers=2,
         image_size=32, patch_size=8, projection_dim=embed_dim,
     )  # fmt: skip
     torch_state = torch.random.get_rng_state()
