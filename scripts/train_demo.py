@@ -1,0 +1,96 @@
+"""Train the embedded demo model in resumable slices, and export it into the package.
+
+    nohup nice -n 15 python scripts/train_demo.py all --threads 2 --minutes 120 >> /work/demo-train/log.txt 2>&1 &
+
+Stages (in order): ``vae``, ``unet``, ``lora``, ``controlnet``, ``export``; ``all`` runs what is left.
+State (checkpoints, ``train.log``) lives in ``--state`` (default ``/work/demo-train``), outside the
+repository; each stage resumes from its checkpoint, written every three minutes and at the end of a slice.
+``--minutes`` bounds one invocation; ``kill PID`` (SIGTERM) saves and stops. ``export`` writes
+``src/ml_lib/diffusion/assets/demo/`` (or ``--out``), and with ``--single-file F.safetensors`` also the
+A1111-layout single file and its ``F.config/`` folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+STAGES = ("vae", "unet", "lora", "controlnet", "export")
+_RUNNERS = {
+    "vae": ("ml_lib.diffusion.demo.train_vae", "train_vae"),
+    "unet": ("ml_lib.diffusion.demo.train_unet", "train_unet"),
+    "lora": ("ml_lib.diffusion.demo.train_lora", "train_lora"),
+    "controlnet": ("ml_lib.diffusion.demo.train_controlnet", "train_controlnet"),
+}
+REPO = Path(__file__).resolve().parents[1]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("stage", choices=(*STAGES, "all"))
+    parser.add_argument("--state", type=Path, default=Path("/work/demo-train"))
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--minutes", type=float, default=60.0)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=REPO / "src/ml_lib/diffusion/assets/demo")
+    parser.add_argument(
+        "--single-file", type=Path, default=None, help="export: also write this A1111-layout .safetensors"
+    )
+    args = parser.parse_args(argv)
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+    args.state.mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(message)s",
+        handlers=[logging.StreamHandler(sys.stdout), logging.FileHandler(args.state / "train.log")],
+    )
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from ml_lib.diffusion.demo.train_common import Budget
+
+    budget = Budget(args.minutes)
+    signal.signal(signal.SIGTERM, lambda *_: budget.stop())  # `kill PID`: save the checkpoint, then exit
+    log = logging.getLogger("train_demo")
+    log.info("start %s (threads %d, %.0f min, state %s)", args.stage, args.threads, args.minutes, args.state)
+    stages = STAGES if args.stage == "all" else (args.stage,)
+    for stage in stages:
+        started = time.monotonic()
+        if stage == "export":
+            from ml_lib.diffusion.demo.export import export_demo
+
+            export_demo(args.state, args.out)
+            log.info("exported to %s", args.out)
+            if args.single_file:
+                from ml_lib.diffusion.demo.export import export_single_file
+
+                export_single_file(args.out, args.single_file)
+                log.info("single file %s (+ %s.config/)", args.single_file, args.single_file.stem)
+            continue
+        module, name = _RUNNERS[stage]
+        done = getattr(importlib.import_module(module), name)(args.state, budget, seed=args.seed)
+        log.info(
+            "stage %s: %s after %.1f min",
+            stage,
+            "done" if done else "paused",
+            (time.monotonic() - started) / 60,
+        )
+        if not done:
+            log.info("resume with: %s", " ".join([sys.executable, *sys.argv]))
+            return 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

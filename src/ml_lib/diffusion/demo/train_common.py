@@ -1,0 +1,110 @@
+"""Shared pieces of the demo training stages: batches from the world, checkpoints, time budget, logging.
+
+Every batch is a pure function of (seed, stage, step), so a stage resumed from a checkpoint sees exactly
+the data it would have seen in one run. Checkpoints are written atomically (temp file + ``os.replace``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .world import Split, Style, render, sample_scene
+
+__all__ = ["Batch", "Budget", "load_checkpoint", "make_batch", "save_checkpoint", "stage_logger"]
+
+CHECKPOINT_EVERY_S = 180.0
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Images in [-1, 1] (N, 3, 64, 64), one caption per image, object masks (N, 64, 64) bool."""
+
+    images: torch.Tensor
+    captions: tuple[str, ...]
+    masks: np.ndarray
+    scenes: tuple[Any, ...]
+
+
+def make_batch(
+    seed: int,
+    step: int,
+    size: int,
+    *,
+    split: Split = "train",
+    striped_fraction: float = 0.0,
+    outline_fraction: float = 0.0,
+    stream: int = 0,
+) -> Batch:
+    """The deterministic batch number ``step`` of a stage (``stream`` separates stages' data).
+
+    Each image is striped with probability ``striped_fraction``, else outlined with ``outline_fraction``.
+    """
+    rng = np.random.default_rng([seed, stream, step])
+    scene_seeds = rng.integers(0, 2**62, size=size)
+    striped = rng.random(size) < striped_fraction
+    outlined = rng.random(size) < outline_fraction if outline_fraction > 0 else np.zeros(size, dtype=bool)
+    images, captions, masks, scenes = [], [], [], []
+    for scene_seed, is_striped, is_outlined in zip(scene_seeds, striped, outlined, strict=True):
+        style: Style = "striped" if is_striped else "outline" if is_outlined else "plain"
+        rendered = render(sample_scene(int(scene_seed), split, style=style))
+        images.append(rendered.image)
+        captions.append(rendered.captions[int(rng.integers(len(rendered.captions)))])
+        masks.append(rendered.mask)
+        scenes.append(rendered.scene)
+    pixels = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+    return Batch(images=pixels, captions=tuple(captions), masks=np.stack(masks), scenes=tuple(scenes))
+
+
+class Budget:
+    """A wall-clock budget for one invocation, and a clock for periodic checkpoints."""
+
+    def __init__(self, minutes: float) -> None:
+        self.deadline = time.monotonic() + minutes * 60.0
+        self._last_save = time.monotonic()
+
+    def expired(self) -> bool:
+        """Whether the invocation's time is up."""
+        return time.monotonic() >= self.deadline
+
+    def stop(self) -> None:
+        """End the budget now (a SIGTERM handler calls this so the stage saves and returns)."""
+        self.deadline = time.monotonic()
+
+    def save_due(self) -> bool:
+        """True every :data:`CHECKPOINT_EVERY_S` seconds (and resets the clock)."""
+        if time.monotonic() - self._last_save >= CHECKPOINT_EVERY_S:
+            self._last_save = time.monotonic()
+            return True
+        return False
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    """Write ``state`` with ``torch.save`` atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def load_checkpoint(path: Path) -> dict[str, Any] | None:
+    """The state saved at ``path``, or ``None`` when there is none (our own files, hence weights_only=False)."""
+    if not path.is_file():
+        return None
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def stage_logger(name: str) -> logging.Logger:
+    """The logger of a training stage (handlers are configured by the script)."""
+    return logging.getLogger(f"ml_lib.diffusion.demo.{name}")
