@@ -38,7 +38,10 @@ def _load(base: Any, uses: tuple[IPAdapterUse, ...]) -> None:
     try:
         with no_progress_bars():
             base.load_ip_adapter(
-                list(folders), subfolder=list(subfolders), weight_name=list(weights), local_files_only=True
+                list(folders),
+                subfolder=list(subfolders),
+                weight_name=list(weights),
+                local_files_only=all(Path(f).exists() for f in folders),  # Hub ids download when online
             )
     except LocalEntryNotFoundError as exc:
         raise OfflineError(
