@@ -9,7 +9,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from ml_lib.diffusion import ImageGenerator, Settings
-from ml_lib.diffusion.errors import RequestError
+from ml_lib.diffusion.errors import AmbiguousModelError, RequestError
 from ml_lib.diffusion.request import ControlRequest, IPAdapterRequest
 from ml_lib.diffusion.testing.tiny import TinyModelFiles, tiny_sd1_components
 from ml_lib.diffusion.testing.tiny_adapters import write_tiny_controlnet, write_tiny_ip_adapter
@@ -177,7 +177,10 @@ def test_adapters_by_catalog_name(tiny_sd1: TinyModelFiles, adapters, tmp_path: 
     red = Image.new("RGB", (48, 48), (255, 0, 0))
     with ImageGenerator(settings, device="cpu") as named:
         named.catalog().scan()
-        unit = IPAdapterRequest("ip-adapter_tiny", red, "ip-adapter_tiny.safetensors", 1.0)
+        bare = IPAdapterRequest("ip-adapter_tiny", red, "ip-adapter_tiny.safetensors", 1.0)
+        with pytest.raises(AmbiguousModelError, match="ip_plus/models/ip-adapter_tiny"):
+            named.plan("a ball", model=str(tiny_sd1.single_file), ip_adapters=(bare,))  # basic and Plus
+        unit = IPAdapterRequest("ip/models/ip-adapter_tiny", red, "ip-adapter_tiny.safetensors", 1.0)
         result = named.generate("a ball", model=str(tiny_sd1.single_file), ip_adapters=(unit,), **FAST)
     assert Path(result.plan.ip_adapters[0].model).name == "ip-adapter_tiny.safetensors"
     with ImageGenerator(Settings(home=tmp_path / "other"), device="cpu") as by_path:
