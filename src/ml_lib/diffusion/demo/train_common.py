@@ -19,7 +19,15 @@ import torch
 
 from .world import Split, Style, render, sample_scene
 
-__all__ = ["Batch", "Budget", "load_checkpoint", "make_batch", "save_checkpoint", "stage_logger"]
+__all__ = [
+    "Batch",
+    "Budget",
+    "load_checkpoint",
+    "make_batch",
+    "optimizer_step",
+    "save_checkpoint",
+    "stage_logger",
+]
 
 CHECKPOINT_EVERY_S = 180.0
 
@@ -108,3 +116,16 @@ def load_checkpoint(path: Path) -> dict[str, Any] | None:
 def stage_logger(name: str) -> logging.Logger:
     """The logger of a training stage (handlers are configured by the script)."""
     return logging.getLogger(f"ml_lib.diffusion.demo.{name}")
+
+
+def optimizer_step(opt: Any, loss: Any, params: Any, lr: float, *, max_norm: float = 1.0) -> float:
+    """One AdamW step at learning rate ``lr`` with gradient clipping; the loss as a float."""
+    import torch
+
+    for group in opt.param_groups:
+        group["lr"] = lr
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, max_norm)
+    opt.step()
+    return float(loss.detach())

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .train_common import Budget, load_checkpoint, make_batch, save_checkpoint, stage_logger
+from .train_common import Budget, load_checkpoint, make_batch, optimizer_step, save_checkpoint, stage_logger
 from .train_unet import alphas_cumprod, encode_text, load_base
 from .world import IMAGE_SIZE, OUTLINE_TRIGGER
 
@@ -152,13 +152,7 @@ def train_lora(state: Path, budget: Budget, *, seed: int = 0) -> bool:
         pred = unet(a.sqrt() * latents + (1 - a).sqrt() * noise, t, context).sample
         snr = acp[t] / (1 - acp[t])
         loss = ((pred - noise).pow(2).mean(dim=(1, 2, 3)) * torch.clamp(snr, max=5.0) / snr).mean()
-        for group in opt.param_groups:
-            group["lr"] = _LR * min(1.0, (step + 1) / 50)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        losses.append(float(loss.detach()))
+        losses.append(optimizer_step(opt, loss, params, _LR * min(1.0, (step + 1) / 50)))
         step += 1
         if step % 50 == 0:
             log.info("lora step %d loss %.4f", step, float(np.mean(losses)))

@@ -19,7 +19,7 @@ import torch
 from .analysis import analyse
 from .model import SCHEDULE, build_text_encoder, build_unet, make_pipeline
 from .tokenizer import demo_tokenizer
-from .train_common import Budget, load_checkpoint, make_batch, save_checkpoint, stage_logger
+from .train_common import Budget, load_checkpoint, make_batch, optimizer_step, save_checkpoint, stage_logger
 from .train_vae import load_vae
 
 __all__ = ["UNET_STEPS", "ema_update", "encode_text", "held_out_scores", "load_base", "train_unet"]
@@ -152,19 +152,10 @@ def train_unet(state: Path, budget: Budget, *, seed: int = 0) -> bool:
         snr = acp[t] / (1 - acp[t])
         weight = torch.clamp(snr, max=_SNR_GAMMA) / snr
         loss = ((pred - noise).pow(2).mean(dim=(1, 2, 3)) * weight).mean()
-        for group in opt.param_groups:
-            group["lr"] = (
-                _LR
-                * min(1.0, (step + 1) / _WARMUP)
-                * (0.2 + 0.4 * (1 + math.cos(math.pi * step / UNET_STEPS)))
-            )
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
+        lr = _LR * min(1.0, (step + 1) / _WARMUP) * (0.2 + 0.4 * (1 + math.cos(math.pi * step / UNET_STEPS)))
+        losses.append(optimizer_step(opt, loss, params, lr))
         ema_update(ema_unet, unet, _EMA if step >= _WARMUP else 0.0)
         ema_update(ema_text, text_encoder, _EMA if step >= _WARMUP else 0.0)
-        losses.append(float(loss.detach()))
         step += 1
         if step % 50 == 0:
             log.info("unet step %d loss %.4f", step, float(np.mean(losses)))
