@@ -3,6 +3,8 @@
     nohup nice -n 15 python scripts/train_demo.py all --threads 2 --minutes 120 >> /work/demo-train/log.txt 2>&1 &
 
 Stages (in order): ``vae``, ``unet``, ``lora``, ``controlnet``, ``export``; ``all`` runs what is left.
+``seed`` rebuilds lost state from the shipped model (VAE finished, UNet at the shipped step, fresh
+optimizer), so training can go on from it on a new machine: ``train_demo.py seed`` then ``all``.
 State (checkpoints, ``train.log``) lives in ``--state`` (default ``/work/demo-train``), outside the
 repository; each stage resumes from its checkpoint, written every three minutes and at the end of a slice.
 ``--minutes`` bounds one invocation; ``kill PID`` (SIGTERM) saves and stops. ``export`` writes
@@ -35,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("stage", choices=(*STAGES, "all"))
+    parser.add_argument("stage", choices=(*STAGES, "all", "seed"))
     parser.add_argument("--state", type=Path, default=Path("/work/demo-train"))
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--minutes", type=float, default=60.0)
@@ -64,6 +66,11 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: budget.stop())  # `kill PID`: save the checkpoint, then exit
     log = logging.getLogger("train_demo")
     log.info("start %s (threads %d, %.0f min, state %s)", args.stage, args.threads, args.minutes, args.state)
+    if args.stage == "seed":
+        from ml_lib.diffusion.demo.seed import seed_state
+
+        seed_state(args.state, args.out)
+        return 0
     stages = STAGES if args.stage == "all" else (args.stage,)
     for stage in stages:
         started = time.monotonic()

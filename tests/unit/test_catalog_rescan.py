@@ -120,7 +120,7 @@ def test_bad_files_are_recorded_with_reasons_and_the_scan_goes_on(root: Path, ca
         "not_utf8": (struct.pack("<Q", 4) + b"\xff\xfe\xfd\xfc", "not valid UTF-8 JSON"),
         "dup": (_h(b'{"a":1,"a":2}'), "duplicate key"),
         "overlap": (struct.pack("<Q", len(head)) + head + b"\0" * 12, "overlap"),
-        "meta": (_h(b'{"__metadata__":{"x":1.5}}'), "not valid UTF-8 JSON"),
+        "meta": (_h(b'{"__metadata__":{"x":1.5}}'), "must map strings to strings"),
         "meta_list": (_h(b'{"__metadata__":{"x":[1]}}'), "strings to strings"),
     }
     for name, (data, _) in cases.items():

@@ -3,11 +3,12 @@ kohya (``ss_*``) / modelspec training metadata (tags with counts, trigger words,
 
 from __future__ import annotations
 
-import json
 import re
 from collections import Counter
 from collections.abc import Mapping
 from typing import Any
+
+import orjson
 
 from .families import Family, PredictionType
 from .header import SafetensorsHeader
@@ -70,8 +71,8 @@ def _style(h: SafetensorsHeader) -> str:
 def _network(h: SafetensorsHeader) -> tuple[str, str]:
     module = h.metadata.get("ss_network_module", "")
     try:
-        args = json.loads(h.metadata.get("ss_network_args", "") or "{}")
-    except ValueError:
+        args = orjson.loads(h.metadata.get("ss_network_args", "") or "{}")
+    except orjson.JSONDecodeError:
         args = {}
     algo = str(args.get("algo", "")).lower() if isinstance(args, dict) else ""
     if "lycoris" in module and algo in _ALGOS:
@@ -147,8 +148,8 @@ def _family_from_keys(h: SafetensorsHeader) -> tuple[Family, str] | None:
 
 def _json_object(text: str) -> Any:
     try:
-        return json.loads(text) if text else None
-    except ValueError:
+        return orjson.loads(text) if text else None
+    except orjson.JSONDecodeError:
         return None
 
 

@@ -1,0 +1,60 @@
+"""Stage ``seed``: rebuild training state from the shipped demo model when the checkpoints are gone.
+
+Training state lives outside the repository and may not survive a move to another machine. The shipped
+weights are the EMA networks at ``training.json``'s UNet step (stored in fp16), so training can go on from
+them: ``vae.pt`` is rebuilt as finished, ``unet.pt`` at the shipped step with the EMA weights as both the
+live and the EMA networks and no optimizer state (``train_unet`` then re-warms the learning rate). This is
+a continuation, not a bit-exact resume; ``unet.pt`` records ``seeded_from`` so the logs say so.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from .train_common import save_checkpoint, stage_logger
+from .train_vae import VAE_STEPS
+
+__all__ = ["seed_state"]
+
+log = stage_logger("seed")
+
+
+def _fp32(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.float() if v.is_floating_point() else v for k, v in state_dict.items()}
+
+
+def seed_state(state: Path, assets: Path) -> bool:
+    """Write ``vae.pt`` and ``unet.pt`` in ``state`` from the model in ``assets``; False if already there."""
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPTextModel
+
+    if (state / "vae.pt").exists() or (state / "unet.pt").exists():
+        log.info("seed: %s already holds checkpoints; nothing to do", state)
+        return False
+    facts = json.loads((assets / "training.json").read_text(encoding="utf-8"))
+    step = int(facts["unet"]["steps"])
+    vae = AutoencoderKL.from_pretrained(assets / "vae", local_files_only=True)
+    save_checkpoint(
+        state / "vae.pt",
+        {"model": _fp32(vae.state_dict()), "opt": None, "step": VAE_STEPS, "config": dict(vae.config)},
+    )
+    unet = _fp32(UNet2DConditionModel.from_pretrained(assets / "unet", local_files_only=True).state_dict())
+    text = _fp32(CLIPTextModel.from_pretrained(assets / "text_encoder", local_files_only=True).state_dict())
+    save_checkpoint(
+        state / "unet.pt",
+        {
+            "unet": unet,
+            "text_encoder": text,
+            "opt": None,
+            "ema_unet": unet,
+            "ema_text": text,
+            "step": step,
+            "seconds": float(facts["unet"]["minutes"]) * 60.0,
+            "seeded_from": step,
+        },
+    )
+    log.info("seed: state rebuilt from %s at UNet step %d (fresh optimizer)", assets, step)
+    return True
