@@ -157,7 +157,9 @@ def test_lora_option(run, tiny: TinyModelFiles, tmp_path: Path) -> None:
 
 
 def test_preset_scales_steps_and_unknown_preset_is_refused(run, tiny: TinyModelFiles) -> None:
-    fast = json.loads(run("plan", "a fox", "--model", str(tiny.single_file), "--preset", "speed", "--json").stdout)
+    fast = json.loads(
+        run("plan", "a fox", "--model", str(tiny.single_file), "--preset", "speed", "--json").stdout
+    )
     base = json.loads(run("plan", "a fox", "--model", str(tiny.single_file), "--json").stdout)
     assert fast["steps"] < base["steps"]
     bad = run("plan", "a fox", "--model", str(tiny.single_file), "--preset", "turbo")
