@@ -43,9 +43,9 @@ def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 def test_scan_list_show_hash(run, webui: Path) -> None:
     scan = run("models", "scan", "--root", str(webui))
     assert scan.exit_code == 0, scan.output
-    assert "4 models in 2 folders: 4 new" in scan.output
+    assert "7 models in 5 folders: 7 new" in scan.output  # 4 in the webui, 3 built-in
     report = json.loads(run("models", "scan", "--root", str(webui), "--json").output)
-    assert report["unchanged"] == 4 and report["bytes_hashed"] == 0
+    assert report["unchanged"] == 7 and report["bytes_hashed"] == 0
 
     listing = run("models", "list", "--kind", "lora")
     assert listing.exit_code == 0 and "[red]odd" in listing.output and "dream" not in listing.output
@@ -73,8 +73,20 @@ def test_bad_requests_are_one_line(run, webui: Path) -> None:
     assert result.exit_code == 2 and "Unknown kind 'bogus'" in result.output
     result = run("models", "show", "nothing")
     assert result.exit_code == 1 and "models scan --root" in result.output
-    result = run("models", "scan")
-    assert result.exit_code == 1 and "No model roots" in result.output
+    result = run("models", "scan")  # no roots: only the built-ins, and how to add real models
+    assert result.exit_code == 0 and "Only the built-in demo models" in result.output
+
+
+def test_builtins_are_listed_as_demo_family(run) -> None:
+    assert run("models", "scan").exit_code == 0
+    listed = run("models", "list", "--json")
+    records = {r["name"]: r for r in json.loads(listed.output)}
+    assert {n: (r["info"]["kind"], r["info"]["family"], r["layout"]) for n, r in records.items()} == {
+        "demo": ("checkpoint", "demo", "builtin"),
+        "dmoutline": ("lora", "demo", "builtin"),
+        "demo-controlnet": ("controlnet", "demo", "builtin"),
+    }
+    assert records["dmoutline"]["info"]["lora"]["trigger_words"] == ["dmoutline"]
 
 
 def test_convert_needs_opt_in_and_refuses_code(run, tmp_path: Path) -> None:

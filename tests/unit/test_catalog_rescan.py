@@ -32,7 +32,7 @@ def root(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def catalog(tmp_path: Path, root: Path) -> Catalog:
-    return Catalog(connect(tmp_path / "db.sqlite3"), [root])
+    return Catalog(connect(tmp_path / "db.sqlite3"), [root], builtins=False)
 
 
 def _write_data(path: Path, keys: fakes.Keys, fill: bytes) -> Path:

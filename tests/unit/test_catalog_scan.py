@@ -123,7 +123,7 @@ def build_library(base: Path) -> tuple[Path, ...]:
 def library(tmp_path_factory: pytest.TempPathFactory) -> tuple[Catalog, ScanReport, Path]:
     base = tmp_path_factory.mktemp("library")
     roots = build_library(base)
-    catalog = Catalog(connect(base / "db.sqlite3"), roots)
+    catalog = Catalog(connect(base / "db.sqlite3"), roots, builtins=False)
     return catalog, catalog.scan(), base
 
 

@@ -136,6 +136,11 @@ def scan(
             console.print(f"  moved: {escape(move.old)} → {escape(move.new)} ({move.evidence})")
         for problem in report.problems:
             console.print(f"  [yellow]skipped[/] {escape(problem.path)}: {escape(problem.reason)}")
+        if not (root or catalog.roots):
+            console.print(
+                "Only the built-in demo models were scanned: set ML_DIFFUSION_MODELS to your model folders "
+                "(A1111, ComfyUI, diffusers or the Hugging Face cache) or pass --root DIR."
+            )
 
     _run(action)
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import AmbiguousModelError, ConfigError, ModelNotFoundError
+from .builtins import builtin_dirs, builtin_root
 from .families import Family
 from .hashing import ADDNET, SHA256, HashCache, OnBytes
 from .identify import folder_stamp, identify
@@ -78,8 +79,11 @@ class ScanReport:
 class Catalog:
     """Models on disk, remembered in the project database."""
 
-    def __init__(self, conn: sqlite3.Connection, roots: Sequence[Path] = ()) -> None:
+    def __init__(
+        self, conn: sqlite3.Connection, roots: Sequence[Path] = (), *, builtins: bool = True
+    ) -> None:
         self.store = ModelStore(conn)
+        self.builtins = builtins  # scans also walk the shipped demo model, LoRA and ControlNet
         self.hashes = HashCache(conn)
         self.roots = tuple(Path(r).expanduser() for r in roots)
         self._scanned = False
@@ -90,11 +94,14 @@ class Catalog:
         roots: Sequence[Path] | None = None,
         *,
         on_progress: Callable[[ScanProgress], None] | None = None,
+        builtins: bool | None = None,
     ) -> ScanReport:
-        """Walk ``roots`` (default: the catalog's), probe new and changed files, record everything."""
+        """Walk ``roots`` (default: the catalog's) and the built-ins, probe new and changed files, record
+        everything. With no roots only the built-ins are scanned (an error when they are off)."""
         t0, now = time.perf_counter(), time.time()
         chosen = tuple(Path(r).expanduser().absolute() for r in (roots if roots is not None else self.roots))
-        if not chosen:
+        builtins = self.builtins if builtins is None else builtins
+        if not chosen and not builtins:
             raise ConfigError("No model roots: set ML_DIFFUSION_MODELS or pass --root DIR.")
         bytes_before = self.hashes.bytes_hashed
         dirs: list[ModelDir] = []
@@ -103,6 +110,9 @@ class Catalog:
             discovery = discover(root)
             dirs += discovery.dirs
             problems += discovery.problems
+        if builtins and (shipped := builtin_dirs()):
+            dirs += shipped
+            chosen += (builtin_root(),)
         visited: set[tuple[int, int]] = set()
         found = [f for d in dirs for f in walk(d, visited, problems)]
         known = {s.path: s for s in self.store.stamps({str(r) for r in chosen})}

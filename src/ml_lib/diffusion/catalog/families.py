@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import Enum
 
-__all__ = ["CONFIG_FOLDERS", "Family", "PredictionType"]
+__all__ = ["CONFIG_FOLDERS", "CONTEXT_FAMILIES", "Family", "PredictionType"]
 
 
 class Family(str, Enum):
@@ -16,6 +16,7 @@ class Family(str, Enum):
     SDXL_REFINER = "sdxl-refiner"
     SD3 = "sd3"
     FLUX = "flux"
+    DEMO = "demo"  # the embedded demo model (64x64, trained by us), its LoRA and ControlNet
     UNKNOWN = "unknown"
 
 
@@ -25,6 +26,15 @@ class PredictionType(str, Enum):
     EPSILON = "epsilon"
     V_PREDICTION = "v_prediction"
 
+
+#: Family by the width of the UNet's cross-attention context (what the text encoder feeds it).
+CONTEXT_FAMILIES: dict[int, Family] = {
+    768: Family.SD1,
+    1024: Family.SD2,
+    2048: Family.SDXL,
+    1280: Family.SDXL_REFINER,
+    128: Family.DEMO,
+}
 
 #: Shipped weightless diffusers config folder (under ``assets/configs``) per (family, prediction type).
 CONFIG_FOLDERS: dict[tuple[Family, PredictionType], str] = {

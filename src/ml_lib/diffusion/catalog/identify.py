@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ModelNotFoundError, ModelUnreadableError
-from .families import Family
+from .families import CONTEXT_FAMILIES, Family
 from .header import read_header
 from .kinds import identify_header
 from .lineage import civitai_base, derivative_of, speed_hint
@@ -37,7 +37,6 @@ _COMPONENTS: dict[str, ModelKind] = {
     "FluxTransformer2DModel": ModelKind.UNET,
     "SD3Transformer2DModel": ModelKind.UNET,
 }
-_CTX = {768: Family.SD1, 1024: Family.SD2, 2048: Family.SDXL, 1280: Family.SDXL_REFINER}
 _SD_VERSION = {"sd1": Family.SD1, "sd2": Family.SD2, "sdxl": Family.SDXL}
 
 
@@ -76,7 +75,7 @@ def _component(folder: Path) -> ModelInfo:
     )
     dim = config.get("cross_attention_dim")
     if family is Family.UNKNOWN and isinstance(dim, int):
-        family = _CTX.get(dim, Family.UNKNOWN)
+        family = CONTEXT_FAMILIES.get(dim, Family.UNKNOWN)
     variant = f"{config.get('latent_channels')}-channel" if kind is ModelKind.VAE else ""
     return ModelInfo(kind, family, f"diffusers {cls} folder (config.json)", variant=variant)
 

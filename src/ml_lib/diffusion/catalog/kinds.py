@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from .families import Family, PredictionType
+from .families import CONTEXT_FAMILIES, Family, PredictionType
 from .header import SafetensorsHeader
 from .lora import analyse_lora
 from .probe import detect_family
@@ -20,7 +20,6 @@ __all__ = ["KIND_MATCHERS", "identify_header"]
 
 KindMatcher = Callable[[SafetensorsHeader], "ModelInfo | None"]
 
-_CTX = {768: Family.SD1, 1024: Family.SD2, 2048: Family.SDXL, 1280: Family.SDXL_REFINER}
 _TO_K = re.compile(r"^[^\n]*attn2\.to_k(?:\.weight|\.down)$", re.M)
 _FULL_PARTS = ("cond_stage_model.", "conditioner.", "first_stage_model.", "text_encoders.", "vae.")
 _VISION = {1024: "ViT-L/14", 1280: "ViT-H/14", 1664: "ViT-bigG/14"}
@@ -36,8 +35,8 @@ def _cross_attention(h: SafetensorsHeader, prefix: str = "") -> tuple[Family, st
     for name in h.matching(_TO_K):
         if name.startswith(prefix):
             width = h.tensors[name].shape[-1]
-            if width in _CTX:
-                return _CTX[width], f"cross-attention width {width}"
+            if width in CONTEXT_FAMILIES:
+                return CONTEXT_FAMILIES[width], f"cross-attention width {width}"
             return None
     return None
 
@@ -60,7 +59,7 @@ def _ip_adapter(h: SafetensorsHeader) -> ModelInfo | None:
         return None
     key = h.first(prefix="ip_adapter.", suffix=".to_k_ip.weight")
     width = h.tensors[key].shape[-1] if key else None
-    family = _CTX.get(width or 0, Family.UNKNOWN)
+    family = CONTEXT_FAMILIES.get(width or 0, Family.UNKNOWN)
     if h.has_part("_lora.") or h.has_prefix("image_proj.proj.0."):
         variant = "faceid"
     elif "image_proj.latents" in h.tensors:

@@ -93,6 +93,8 @@ def derivative_of(evidence: Evidence) -> Lineage | None:
 def family_from_base_version(version: str) -> Lineage | None:
     """kohya ``ss_base_model_version`` → family and v-prediction."""
     v = version.lower()
+    if v == "demo":
+        return Lineage(Family.DEMO, reason=f"ss_base_model_version {version!r}")
     for prefix, family in (("sdxl", Family.SDXL), ("sd_v2", Family.SD2), ("sd_v1", Family.SD1),
                            ("sd3", Family.SD3), ("flux", Family.FLUX)):  # fmt: skip
         if v.startswith(prefix):

@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from .families import Family, PredictionType
+from .families import CONTEXT_FAMILIES, Family, PredictionType
 from .header import SafetensorsHeader
 from .lineage import family_from_base_version, family_from_modelspec
 from .records import LoraDetails, ModelInfo, ModelKind, TagCount
@@ -34,7 +34,6 @@ _DOWN_SUFFIXES = (
     "_lora.down.weight",
     ".hada_w1_b",
 )
-_CTX = {768: Family.SD1, 1024: Family.SD2, 2048: Family.SDXL, 1280: Family.SDXL_REFINER}
 _TO_K = re.compile(r"^[^\n]*attn2[._](?:processor[._])?to_k[^\n]*$", re.M)
 _ALGOS = {"locon": "LoCon", "loha": "LoHa", "lokr": "LoKr", "ia3": "IA3", "glora": "GLoRA", "full": "Full"}
 _FLUX_PREFIXES = ("lora_unet_double_blocks_", "lora_unet_single_blocks_", "transformer.single_transformer_blocks.",
@@ -132,8 +131,8 @@ def _family_from_keys(h: SafetensorsHeader) -> tuple[Family, str] | None:
     for name in h.matching(_TO_K):
         if name.endswith(_DOWN_SUFFIXES):
             width = h.tensors[name].shape[-1]
-            if width in _CTX:
-                return _CTX[width], f"cross-attention input width {width}"
+            if width in CONTEXT_FAMILIES:
+                return CONTEXT_FAMILIES[width], f"cross-attention input width {width}"
     if h.has_prefix("lora_te1_") or h.has_prefix("text_encoder_2.") or h.has_prefix("lora_te2_"):
         return Family.SDXL, "two text encoders"
     key = h.first(prefix="lora_te_", suffix=".lora_down.weight") or h.first(
@@ -142,7 +141,7 @@ def _family_from_keys(h: SafetensorsHeader) -> tuple[Family, str] | None:
     if key is not None:
         width = h.tensors[key].shape[-1]
         if width in (768, 1024):
-            return _CTX[width], f"text-encoder width {width}"
+            return CONTEXT_FAMILIES[width], f"text-encoder width {width}"
     return None
 
 

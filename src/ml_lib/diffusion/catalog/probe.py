@@ -91,6 +91,14 @@ def _sd2(h: SafetensorsHeader) -> FamilyGuess | None:
     return FamilyGuess(Family.SD2, pred, standard, f"OpenCLIP-H text encoder; prediction: {reason}")
 
 
+def _demo(h: SafetensorsHeader) -> FamilyGuess | None:
+    if not (h.has_prefix("cond_stage_model.transformer.") and h.shape(_CROSS_ATTN_K) == (64, 128)):
+        return None
+    return FamilyGuess(
+        Family.DEMO, PredictionType.EPSILON, True, "the demo model's shapes (context width 128)"
+    )
+
+
 def _sd1(h: SafetensorsHeader) -> FamilyGuess | None:
     if not (h.has_prefix("cond_stage_model.transformer.") and h.has_prefix(_UNET)):
         return None
@@ -112,7 +120,7 @@ def _flux(h: SafetensorsHeader) -> FamilyGuess | None:
 
 
 #: Ordered registry; more specific layouts first.
-MATCHERS: tuple[Matcher, ...] = (_sdxl_base, _sdxl_refiner, _sd2, _sd1, _sd3, _flux)
+MATCHERS: tuple[Matcher, ...] = (_sdxl_base, _sdxl_refiner, _sd2, _demo, _sd1, _sd3, _flux)
 
 
 def detect_family(header: SafetensorsHeader) -> FamilyGuess:
@@ -159,6 +167,8 @@ def probe_diffusers_folder(folder: Path) -> FamilyGuess:
         unet_cfg, te_cfg = folder / "unet" / "config.json", folder / "text_encoder" / "config.json"
         dim = _json(unet_cfg).get("cross_attention_dim") if unet_cfg.is_file() else None
         act = _json(te_cfg).get("hidden_act") if te_cfg.is_file() else None
+        if dim == 128:
+            return FamilyGuess(Family.DEMO, pred, True, f"{cls}, cross-attention dim 128: the demo model")
         # OpenCLIP (SD2.x) uses gelu; OpenAI CLIP-L (SD1.x) uses quick_gelu.
         family = Family.SD2 if dim == 1024 or act == "gelu" else Family.SD1
         return FamilyGuess(

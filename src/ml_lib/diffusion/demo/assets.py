@@ -11,6 +11,7 @@ __all__ = [
     "LORA_FILE",
     "TRIGGER_WORD",
     "demo_controlnet_dir",
+    "demo_folder",
     "demo_lora_path",
     "demo_model_dir",
     "has_demo_model",
@@ -20,23 +21,26 @@ LORA_FILE = "lora/dmoutline.safetensors"
 TRIGGER_WORD = "dmoutline"
 
 
-def _folder() -> Path:
+def demo_folder() -> Path:
+    """Where the demo model lives in the package (whether or not it is there)."""
     return Path(str(importlib.resources.files("ml_lib.diffusion") / "assets" / "demo"))
 
 
 def has_demo_model() -> bool:
     """Whether the package carries the trained demo model (its UNet weights are present)."""
-    return (_folder() / "model_index.json").is_file() and any((_folder() / "unet").glob("*.safetensors"))
+    return (demo_folder() / "model_index.json").is_file() and any(
+        (demo_folder() / "unet").glob("*.safetensors")
+    )
 
 
 def demo_model_dir() -> Path:
     """The demo model's diffusers folder (``StableDiffusionPipeline``, fp16 safetensors, 64x64)."""
     if not has_demo_model():
         raise ModelNotFoundError(
-            f"The demo model is not in {_folder()}; train and export it with "
+            f"The demo model is not in {demo_folder()}; train and export it with "
             "'python scripts/train_demo.py all' then 'python scripts/train_demo.py export', or reinstall ml-lib."
         )
-    return _folder()
+    return demo_folder()
 
 
 def demo_lora_path() -> Path:
