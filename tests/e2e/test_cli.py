@@ -164,3 +164,21 @@ def test_preset_scales_steps_and_unknown_preset_is_refused(run, tiny: TinyModelF
     assert fast["steps"] < base["steps"]
     bad = run("plan", "a fox", "--model", str(tiny.single_file), "--preset", "turbo")
     assert bad.exit_code == 2 and "Unknown preset 'turbo'" in bad.output
+
+
+def test_readme_main_job_uses_the_demo_model_and_says_so(tmp_path: Path, monkeypatch) -> None:
+    """The README's first command, as written there, on a machine with no models configured."""
+    import shlex
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    line = next(x for x in readme.splitlines() if x.startswith("python3 -m venv"))
+    args = shlex.split(line.split("&& ml-diffusion ", 1)[1])
+    assert args[0] == "generate" and "--model" not in args
+    monkeypatch.setenv("ML_DIFFUSION_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("ML_DIFFUSION_MODELS", raising=False)
+    result = CliRunner().invoke(app, [*args, "--steps", "4", "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert "using the built-in 64x64 demo model" in result.output and "ml-diffusion models scan" in result.output
+    (saved,) = (tmp_path / "out").glob("*.png")
+    with Image.open(saved) as image:
+        assert image.size == (64, 64) and "demo" in image.text["parameters"]

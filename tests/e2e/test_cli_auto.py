@@ -49,3 +49,23 @@ def test_no_auto_turns_choices_off(run) -> None:
     result = run("plan", "a sks dog running on grass", "--model", "dream", "--no-auto", "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["loras"] == []
+
+
+def test_real_checkpoints_win_over_the_builtin_demo(run) -> None:
+    listed = json.loads(run("models", "list", "--kind", "checkpoint", "--json").output)
+    assert {r["name"] for r in listed} == {"dream", "demo"}  # the demo is catalogued as a built-in
+    plan = json.loads(run("plan", "a red circle on the left", "--json").output)
+    assert plan["model"]["name"] == "dream"
+
+
+def test_no_model_anywhere_falls_back_to_the_demo_with_a_notice(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("ML_DIFFUSION_HOME", str(tmp_path / "fresh"))
+    monkeypatch.delenv("ML_DIFFUSION_MODELS", raising=False)
+    runner = CliRunner()
+    plan = json.loads(runner.invoke(app, ["plan", "a red circle on the left", "--json"]).output)
+    assert (plan["model"]["family"], plan["width"], plan["height"], plan["sampler"]) == ("demo", 64, 64, "DDIM")
+    (model,) = [d for d in plan["decisions"] if d["field"] == "model"]
+    assert "built-in demo model" in model["reason"] and "ML_DIFFUSION_MODELS" in model["reason"]
+    assert plan["loras"] == []  # the style LoRA only with its trigger word
+    styled = json.loads(runner.invoke(app, ["plan", "a dmoutline red circle", "--json"]).output)
+    assert [lora["name"] for lora in styled["loras"]] == ["dmoutline"]

@@ -176,3 +176,17 @@ def test_real_sentence_embeddings_rank_by_meaning() -> None:
         "a delicate watercolor painting of a lake", ["watercolor painting, soft colors", "pixel art, 8bit"]
     )
     assert sims[0] > sims[1] + 0.1
+
+
+def test_minor_caption_tags_alone_recommend_nothing() -> None:
+    """A style LoRA's captions also name its images' content; matching only those is no reason to use it."""
+    tags = (("zqstyle", 400), ("left", 28), ("blue background", 26), ("red circle", 5))
+    index = LoraIndex((lora_record("zq_outline", SD1, triggers=("zqstyle",), tags=tags),))
+    plain = "a red circle on the left, blue background"
+    assert recommend_loras(plain, index, SD1, analyze_prompt(plain)) == ()
+    styled = "a zqstyle red circle on the left"
+    picks = recommend_loras(styled, index, SD1, analyze_prompt(styled))
+    assert [p.record.name for p in picks] == ["zq_outline"] and "trigger:zqstyle" in picks[0].evidence
+    major = LoraIndex((lora_record("sketchy", SD1, tags=(("architecture", 104), ("sketch", 84), ("tree", 9))),))
+    sketch = "architecture sketch of a museum"
+    assert [p.record.name for p in recommend_loras(sketch, major, SD1, analyze_prompt(sketch))] == ["sketchy"]

@@ -55,6 +55,11 @@ from .errors import MlDiffusionError, RequestError
 
 __all__ = ["app", "main"]
 
+DEMO_NOTICE = (
+    "No model given or catalogued: using the built-in 64x64 demo model. For real images pass --model PATH, "
+    "or set ML_DIFFUSION_MODELS to your model folders and run `ml-diffusion models scan`."
+)
+
 app = typer.Typer(
     name="ml-diffusion",
     help="Turn a plain prompt into a good image on your own hardware.",
@@ -175,6 +180,8 @@ def generate(
         )
         with _generator() as gen:
             plan = gen.plan(request)
+            if not model and plan.model.family == "demo":
+                _console(stderr=True).print(DEMO_NOTICE, highlight=False)
             progress = Progress(
                 TextColumn("[progress.description]{task.description}"),
                 BarColumn(),

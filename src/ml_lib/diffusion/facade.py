@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from .engine.pool import PipelinePool
     from .output.metadata import ImageMetadata
     from .planning.device import DeviceInfo
+    from .planning.models import CheckpointChoice
 
 __all__ = ["ImageGenerator"]
 
@@ -135,6 +136,8 @@ class ImageGenerator:
         analysis = self.analyze(req.prompt)
         candidates = catalog_candidates(self.catalog(), _semantic_similarity()) if req.auto else None
         choice = auto_checkpoint(req, analysis, candidates)
+        if not req.model and req.auto and choice is None:
+            choice = self._builtin_choice(analysis)
         reference = model_reference(req, choice)
         if not reference:
             raise RequestError(
@@ -154,6 +157,20 @@ class ImageGenerator:
         )  # fmt: skip
         embeddings = known_embeddings(catalog.find(kind=ModelKind.EMBEDDING))
         return with_embeddings(plan, embeddings, lambda path: hashes.sha256(Path(path)))
+
+    def _builtin_choice(self, analysis: PromptAnalysis) -> CheckpointChoice | None:
+        """The built-in demo model, for a request that names no model when the catalog offers none."""
+        from .catalog.families import Family
+        from .catalog.records import Status
+        from .planning.models import choose_checkpoint
+
+        catalog = self.catalog()
+        catalog.scan((), builtins=True)  # the built-ins only: three entries, unchanged ones are not probed
+        demo = catalog.find(kind=ModelKind.CHECKPOINT, family=Family.DEMO, statuses=(Status.OK,))
+        choice = choose_checkpoint(analysis, demo)
+        if choice is not None:
+            log.info("no checkpoint given or catalogued: using the built-in demo model %s", choice.record.path)
+        return choice
 
     def generate(
         self,

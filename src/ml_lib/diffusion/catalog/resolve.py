@@ -14,6 +14,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..demo.assets import demo_folder
 from ..errors import ModelNotFoundError, OfflineError, UnsupportedModelError
 from ..plan import ModelFormat, ModelRef
 from .families import CONFIG_FOLDERS, Family, PredictionType
@@ -27,16 +28,24 @@ if TYPE_CHECKING:
 
 __all__ = ["LOADABLE_FAMILIES", "PICKLE_SUFFIXES", "beside_config_dir", "resolve_model", "shipped_config_dir"]
 
-LOADABLE_FAMILIES = frozenset({Family.SD1, Family.SD2, Family.SDXL, Family.SDXL_REFINER})
+LOADABLE_FAMILIES = frozenset({Family.SD1, Family.SD2, Family.SDXL, Family.SDXL_REFINER, Family.DEMO})
 PICKLE_SUFFIXES = frozenset({".ckpt", ".pt", ".pth", ".bin"})
 # Families that share a pipeline class; a config folder may only serve a checkpoint of its own group.
-_GROUPS = {Family.SD1: "sd", Family.SD2: "sd", Family.SDXL: "sdxl", Family.SDXL_REFINER: "sdxl-refiner"}
+_GROUPS = {
+    Family.SD1: "sd",
+    Family.SD2: "sd",
+    Family.DEMO: "sd",
+    Family.SDXL: "sdxl",
+    Family.SDXL_REFINER: "sdxl-refiner",
+}
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 log = logging.getLogger(__name__)
 
 
 def shipped_config_dir(family: Family, prediction: PredictionType) -> Path | None:
-    """The weightless config folder shipped for a family, if any."""
+    """The config folder shipped for a family, if any (for the demo, the demo model's own folder)."""
+    if family is Family.DEMO:
+        return demo_folder() if (demo_folder() / "model_index.json").is_file() else None
     name = CONFIG_FOLDERS.get((family, prediction)) or CONFIG_FOLDERS.get((family, PredictionType.EPSILON))
     if name is None:
         return None

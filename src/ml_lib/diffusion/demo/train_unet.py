@@ -24,7 +24,7 @@ from .train_vae import load_vae
 
 __all__ = ["UNET_STEPS", "ema_update", "encode_text", "held_out_scores", "load_base", "train_unet"]
 
-UNET_STEPS = 10000  # 6,000 planned at first; raised when 2,728 steps left position unlearned
+UNET_STEPS = 16000  # 6,000 planned at first; raised when 3,200 steps left position unlearned
 _BATCH = 16
 _LR = 4e-4
 _WARMUP = 200

@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 _PIPELINES = {
     Family.SD1: "StableDiffusionPipeline",
     Family.SD2: "StableDiffusionPipeline",
+    Family.DEMO: "StableDiffusionPipeline",
     Family.SDXL: "StableDiffusionXLPipeline",
     Family.SDXL_REFINER: "StableDiffusionXLImg2ImgPipeline",
 }
@@ -55,7 +56,7 @@ def _tokenizers(family: Family, config_dir: Path) -> dict[str, Any]:
 
 def _family_kwargs(family: Family) -> dict[str, Any]:
     """No safety checker for SD (A1111 has none either); no invisible watermark for SDXL."""
-    if family in (Family.SD1, Family.SD2):
+    if family in (Family.SD1, Family.SD2, Family.DEMO):
         return {"safety_checker": None, "feature_extractor": None, "requires_safety_checker": False}
     return {"add_watermarker": False}
 

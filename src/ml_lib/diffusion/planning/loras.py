@@ -29,8 +29,11 @@ __all__ = [
 ]
 
 DEFAULT_LORA_WEIGHT = 0.8
-_FIELDS = (("trigger", 3.0), ("name", 2.0), ("tag", 1.0), ("text", 0.5))
+_FIELDS = (("trigger", 3.0), ("name", 2.0), ("tag", 1.0), ("minor", 1.0), ("text", 0.5))
 _K1, _B = 1.2, 0.75
+#: Evidence that says what a LoRA is for. A "minor" caption tag (under half the count of its most frequent
+#: tag) only names what some training images happened to contain: alone, it recommends nothing.
+_DISTINCT = ("trigger:", "name:", "tag:", "text:", "semantic:")
 _PRIOR_DOCS = 100  # virtual LoRAs sharing no word: a small catalog's words still count as rare
 
 
@@ -67,8 +70,9 @@ def _fields(record: ModelRecord) -> Iterable[tuple[str, str]]:
     if lora is not None:
         if lora.output_name:
             yield "name", lora.output_name
+        top = lora.top_tags[0].count if lora.top_tags else 0
         for tag in lora.top_tags[:20]:
-            yield "tag", tag.tag
+            yield ("tag" if 2 * tag.count >= top else "minor"), tag.tag
     for text in record_text(record):
         yield "text", text
 
@@ -215,6 +219,8 @@ def recommend_loras(
         if sim is not None:
             evidence += (f"semantic:{sim:.2f}",)
         matched_styles = {e.split(":", 1)[1] for e in evidence} & styles
+        if not matched_styles and not any(e.startswith(_DISTINCT) for e in evidence):
+            continue  # only minor caption tags matched: not what the LoRA is for
         if matched_styles & taken_styles:
             continue  # another pick already serves this style cue
         taken_styles |= matched_styles

@@ -18,6 +18,7 @@ from ..prompt.analysis import PromptAnalysis
 from ._text import record_text, tokens
 
 __all__ = [
+    "DEMO_REASON",
     "FAMILY_PREFERENCE",
     "LOADABLE_FAMILIES",
     "CheckpointChoice",
@@ -27,8 +28,13 @@ __all__ = [
 ]
 
 ScoreHook = Callable[[ModelRecord], float]
-LOADABLE_FAMILIES = (Family.SD1, Family.SD2, Family.SDXL)
-FAMILY_PREFERENCE = {Family.SDXL: 0.15, Family.SD1: 0.05, Family.SD2: 0.0}
+DEMO_REASON = (
+    "the built-in demo model (64x64 toy shapes): no other checkpoint is given or catalogued; pass --model "
+    "PATH, or set ML_DIFFUSION_MODELS to your model folders and run `ml-diffusion models scan`"
+)
+LOADABLE_FAMILIES = (Family.SD1, Family.SD2, Family.SDXL, Family.DEMO)
+#: The demo model is a fallback: any real checkpoint that fits scores above it.
+FAMILY_PREFERENCE = {Family.SDXL: 0.15, Family.SD1: 0.05, Family.SD2: 0.0, Family.DEMO: -10.0}
 _MISFIT = 0.3  # what a specialist loses before its content types' scores count
 
 #: Content types, and the words in checkpoint names/tags that say a model is made for them.
@@ -113,6 +119,8 @@ def choose_checkpoint(
     if best is None:
         return None
     score, _, record, why = best
+    if record.family is Family.DEMO:
+        return CheckpointChoice(record, score, DEMO_REASON)
     reason = "; ".join(why) or "no content-specific evidence; best general candidate"
     reason = f"{reason}; {record.family.value} (score {score:.2f}) for content type {analysis.content_type}"
     return CheckpointChoice(record, score, reason)

@@ -119,7 +119,10 @@ def preset_named(name: str) -> Preset:
 
 
 def size_buckets(family: Family, side: int) -> tuple[Bucket, ...]:
-    """Buckets at a ``side``² pixel budget: the SDXL set, or its ratios scaled and rounded to 64."""
+    """Buckets at a ``side``² pixel budget: the SDXL set, or its ratios scaled and rounded to 64 (the
+    demo model, trained at one size, has one bucket)."""
+    if family is Family.DEMO:
+        return (Bucket(side, side),)
     if family in (Family.SDXL, Family.SDXL_REFINER) and side == 1024:
         return SDXL_BUCKETS
     out: dict[Bucket, None] = {}

@@ -59,6 +59,17 @@ _PROFILES: dict[tuple[Family, PredictionType], FamilyProfile] = {
         1,
         "the SDXL refiner works at 1024x1024",
     ),
+    (Family.DEMO, PredictionType.EPSILON): FamilyProfile(
+        Family.DEMO,
+        64,
+        64,
+        20,
+        4.0,
+        "DDIM",
+        "Uniform",
+        1,
+        "the demo model is trained at 64x64 only, and evaluated with DDIM 20 steps at CFG 4",
+    ),
 }
 
 
