@@ -178,7 +178,9 @@ def test_readme_main_job_uses_the_demo_model_and_says_so(tmp_path: Path, monkeyp
     monkeypatch.delenv("ML_DIFFUSION_MODELS", raising=False)
     result = CliRunner().invoke(app, [*args, "--steps", "4", "--out", str(tmp_path / "out")])
     assert result.exit_code == 0, result.output
-    assert "using the built-in 64x64 demo model" in result.output and "ml-diffusion models scan" in result.output
+    assert (
+        "using the built-in 64x64 demo model" in result.output and "ml-diffusion models scan" in result.output
+    )
     (saved,) = (tmp_path / "out").glob("*.png")
     with Image.open(saved) as image:
         assert image.size == (64, 64) and "demo" in image.text["parameters"]

@@ -63,7 +63,12 @@ def test_no_model_anywhere_falls_back_to_the_demo_with_a_notice(tmp_path: Path, 
     monkeypatch.delenv("ML_DIFFUSION_MODELS", raising=False)
     runner = CliRunner()
     plan = json.loads(runner.invoke(app, ["plan", "a red circle on the left", "--json"]).output)
-    assert (plan["model"]["family"], plan["width"], plan["height"], plan["sampler"]) == ("demo", 64, 64, "DDIM")
+    assert (plan["model"]["family"], plan["width"], plan["height"], plan["sampler"]) == (
+        "demo",
+        64,
+        64,
+        "DDIM",
+    )
     (model,) = [d for d in plan["decisions"] if d["field"] == "model"]
     assert "built-in demo model" in model["reason"] and "ML_DIFFUSION_MODELS" in model["reason"]
     assert plan["loras"] == []  # the style LoRA only with its trigger word

@@ -187,6 +187,8 @@ def test_minor_caption_tags_alone_recommend_nothing() -> None:
     styled = "a zqstyle red circle on the left"
     picks = recommend_loras(styled, index, SD1, analyze_prompt(styled))
     assert [p.record.name for p in picks] == ["zq_outline"] and "trigger:zqstyle" in picks[0].evidence
-    major = LoraIndex((lora_record("sketchy", SD1, tags=(("architecture", 104), ("sketch", 84), ("tree", 9))),))
+    major = LoraIndex(
+        (lora_record("sketchy", SD1, tags=(("architecture", 104), ("sketch", 84), ("tree", 9))),)
+    )
     sketch = "architecture sketch of a museum"
     assert [p.record.name for p in recommend_loras(sketch, major, SD1, analyze_prompt(sketch))] == ["sketchy"]

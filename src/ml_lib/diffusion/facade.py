@@ -169,7 +169,9 @@ class ImageGenerator:
         demo = catalog.find(kind=ModelKind.CHECKPOINT, family=Family.DEMO, statuses=(Status.OK,))
         choice = choose_checkpoint(analysis, demo)
         if choice is not None:
-            log.info("no checkpoint given or catalogued: using the built-in demo model %s", choice.record.path)
+            log.info(
+                "no checkpoint given or catalogued: using the built-in demo model %s", choice.record.path
+            )
         return choice
 
     def generate(
