@@ -58,3 +58,17 @@ def test_demo_is_chosen_only_when_nothing_else_fits() -> None:
     real = checkpoint_record("anime_mix", Family.SD1)  # even a poor fit for the prompt beats the demo
     chosen = choose_checkpoint(analyze_prompt("a photo of a red circle"), [demo, real])
     assert chosen is not None and chosen.record is real
+
+
+def test_builtins_scan_alone_and_pipeline_size_counts_its_components(tmp_path: Path) -> None:
+    from ml_lib.diffusion.catalog.catalog import Catalog
+    from ml_lib.diffusion.db import connect
+
+    catalog = Catalog(connect(tmp_path / "db.sqlite3"))
+    report = catalog.scan()
+    assert report.files == 3 and report.roots == (str(builtin_root()),)
+    assert catalog.scan().unchanged == 3
+    demo = catalog.get("demo")
+    parts = ("unet", "vae", "text_encoder")
+    expected = sum(f.stat().st_size for p in parts for f in (demo_folder() / p).glob("*.safetensors"))
+    assert demo.weights_bytes == expected  # the LoRA and ControlNet kept inside the folder are not counted

@@ -55,6 +55,14 @@ def folder_stamp(found: Found) -> tuple[int, int]:
 
 
 def _folder_bytes(folder: Path) -> int:
+    """Weight bytes of a diffusers folder: a pipeline's components only (not other folders kept inside it)."""
+    try:
+        index = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        index = None
+    if isinstance(index, dict):
+        parts = [folder / k for k, v in index.items() if isinstance(v, list) and v and v[0]]
+        return sum(_folder_bytes(p) for p in parts if p.is_dir())
     total = 0
     for dirpath, _dirs, files in os.walk(folder, followlinks=True):
         for name in files:
