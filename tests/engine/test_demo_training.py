@@ -1,10 +1,17 @@
-"""The shared training step of the demo trainers: learning rate set, gradients clipped, weights moved."""
+"""Demo training: the shared optimizer step, and state rebuilt from the shipped model on a new machine."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+import pytest
 import torch
 
-from ml_lib.diffusion.demo.train_common import optimizer_step
+from ml_lib.diffusion.demo import train_unet
+from ml_lib.diffusion.demo.assets import demo_folder, has_demo_model
+from ml_lib.diffusion.demo.seed import seed_state
+from ml_lib.diffusion.demo.train_common import Budget, load_checkpoint, optimizer_step
 
 
 def test_optimizer_step_sets_lr_clips_and_updates() -> None:
@@ -15,3 +22,23 @@ def test_optimizer_step_sets_lr_clips_and_updates() -> None:
     assert value == 50_000.0 and opt.param_groups[0]["lr"] == 0.5
     step = (before - w.detach()).norm().item()
     assert abs(step - 0.5) < 1e-5  # SGD step = lr x clipped gradient of norm 1
+
+
+def test_seeded_state_resumes_from_the_shipped_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A new machine has no training state: it is rebuilt from the shipped weights and training goes on."""
+    if not has_demo_model():
+        pytest.skip("no shipped demo model")
+    shipped = json.loads((demo_folder() / "training.json").read_text())["unet"]["steps"]
+    assert seed_state(tmp_path, demo_folder()) is True
+    assert seed_state(tmp_path, demo_folder()) is False  # never overwrites a state
+    seeded = load_checkpoint(tmp_path / "unet.pt")
+    assert seeded is not None and seeded["step"] == shipped and seeded["opt"] is None
+    monkeypatch.setattr(train_unet, "UNET_STEPS", shipped + 2)
+    assert train_unet.train_unet(tmp_path, Budget(5.0)) is True
+    resumed = load_checkpoint(tmp_path / "unet.pt")
+    assert resumed is not None and resumed["step"] == shipped + 2
+    assert resumed["warm_from"] == shipped and resumed["opt"] is not None  # fresh moments, re-warmed
+    moved = [k for k, v in resumed["unet"].items() if not torch.equal(v, seeded["unet"][k])]
+    assert moved, "two training steps changed the live UNet"
+    pipe, step = train_unet.load_base(tmp_path)
+    assert step == shipped + 2 and type(pipe).__name__ == "StableDiffusionPipeline"
