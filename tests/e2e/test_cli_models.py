@@ -87,6 +87,7 @@ def test_builtins_are_listed_as_demo_family(run) -> None:
         "demo-controlnet": ("controlnet", "demo", "builtin"),
     }
     assert records["dmoutline"]["info"]["lora"]["trigger_words"] == ["dmoutline"]
+    assert "demo (built-in)" in run("models", "list", "--kind", "checkpoint").output
 
 
 def test_convert_needs_opt_in_and_refuses_code(run, tmp_path: Path) -> None:

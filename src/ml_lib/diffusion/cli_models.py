@@ -158,6 +158,7 @@ def list_cmd(
     """List catalogued models."""
 
     def action() -> None:
+        from .catalog.builtins import BUILTIN_LAYOUT
         from .catalog.records import ModelKind, Status
 
         try:
@@ -180,7 +181,8 @@ def list_cmd(
             kind_text = r.kind.value + (f" ({r.info.variant})" if r.info.variant else "")
             fam = r.family.value + (f" · {r.info.derivative}" if r.info.derivative else "")
             status = r.status.value if r.status.value == "ok" else f"[yellow]{r.status.value}[/]"
-            table.add_row(escape(r.rel_name), escape(kind_text), escape(fam), status, _size(r.weights_bytes),
+            name = escape(r.rel_name) + (" [dim](built-in)[/]" if r.layout == BUILTIN_LAYOUT else "")
+            table.add_row(name, escape(kind_text), escape(fam), status, _size(r.weights_bytes),
                           r.short_hash or "")  # fmt: skip
         _console().print(table)
 
