@@ -11,7 +11,7 @@ import torch
 from ml_lib.diffusion.demo import train_unet
 from ml_lib.diffusion.demo.assets import demo_folder, has_demo_model
 from ml_lib.diffusion.demo.seed import seed_state
-from ml_lib.diffusion.demo.train_common import Budget, load_checkpoint, optimizer_step
+from ml_lib.diffusion.demo.train_common import Budget, load_checkpoint, loss_weight, optimizer_step
 
 
 def test_optimizer_step_sets_lr_clips_and_updates() -> None:
@@ -42,3 +42,10 @@ def test_seeded_state_resumes_from_the_shipped_model(tmp_path: Path, monkeypatch
     assert moved, "two training steps changed the live UNet"
     pipe, step = train_unet.load_base(tmp_path)
     assert step == shipped + 2 and type(pipe).__name__ == "StableDiffusionPipeline"
+
+
+def test_loss_weight_is_min_snr_with_an_x0_floor() -> None:
+    snr = torch.tensor([0.01, 1.0, 100.0])
+    assert torch.allclose(loss_weight(snr), torch.tensor([1.0, 1.0, 0.05]))
+    # x0-space weight = ε weight x snr: never below the floor, so high noise (snr 0.01) still teaches
+    assert torch.allclose(loss_weight(snr, x0_floor=0.3) * snr, torch.tensor([0.3, 1.0, 5.0]))

@@ -23,6 +23,7 @@ __all__ = [
     "Batch",
     "Budget",
     "load_checkpoint",
+    "loss_weight",
     "make_batch",
     "optimizer_step",
     "save_checkpoint",
@@ -116,6 +117,17 @@ def load_checkpoint(path: Path) -> dict[str, Any] | None:
 def stage_logger(name: str) -> logging.Logger:
     """The logger of a training stage (handlers are configured by the script)."""
     return logging.getLogger(f"ml_lib.diffusion.demo.{name}")
+
+
+def loss_weight(snr: Any, gamma: float = 5.0, x0_floor: float = 0.0) -> Any:
+    """Per-sample weight of the ε loss: min-SNR-``gamma``, with an optional floor in x0 space.
+
+    The ε loss is snr x the x0 loss, so min-SNR's x0-space weight min(snr, gamma) all but vanishes at the
+    high noise levels where an object's place is decided; ``x0_floor`` keeps it at least that.
+    """
+    import torch
+
+    return torch.clamp(torch.clamp(snr, max=gamma), min=x0_floor) / snr
 
 
 def optimizer_step(opt: Any, loss: Any, params: Any, lr: float, *, max_norm: float = 1.0) -> float:

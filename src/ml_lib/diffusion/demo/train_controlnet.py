@@ -15,12 +15,20 @@ from typing import Any
 import numpy as np
 import torch
 
-from .train_common import Budget, load_checkpoint, make_batch, optimizer_step, save_checkpoint, stage_logger
+from .train_common import (
+    Budget,
+    load_checkpoint,
+    loss_weight,
+    make_batch,
+    optimizer_step,
+    save_checkpoint,
+    stage_logger,
+)
 from .train_unet import alphas_cumprod, encode_text, load_base
 
 __all__ = ["CONTROLNET_STEPS", "build_controlnet", "control_tensor", "load_controlnet", "train_controlnet"]
 
-CONTROLNET_STEPS = 350
+CONTROLNET_STEPS = 600
 _BATCH = 16
 _LR = 5e-4
 _DROPOUT = 0.1
@@ -103,7 +111,8 @@ def train_controlnet(state: Path, budget: Budget, *, seed: int = 0) -> bool:
             noisy, t, context, down_block_additional_residuals=down, mid_block_additional_residual=mid
         ).sample
         snr = acp[t] / (1 - acp[t])
-        loss = ((pred - noise).pow(2).mean(dim=(1, 2, 3)) * torch.clamp(snr, max=5.0) / snr).mean()
+        # the mask decides where the object goes: keep the high-noise steps weighted (x0-space floor)
+        loss = ((pred - noise).pow(2).mean(dim=(1, 2, 3)) * loss_weight(snr, x0_floor=0.3)).mean()
         losses.append(optimizer_step(opt, loss, controlnet.parameters(), _LR * min(1.0, (step + 1) / 50)))
         step += 1
         if step % 50 == 0:

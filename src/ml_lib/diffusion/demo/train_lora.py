@@ -18,13 +18,21 @@ from typing import Any
 import numpy as np
 import torch
 
-from .train_common import Budget, load_checkpoint, make_batch, optimizer_step, save_checkpoint, stage_logger
+from .train_common import (
+    Budget,
+    load_checkpoint,
+    loss_weight,
+    make_batch,
+    optimizer_step,
+    save_checkpoint,
+    stage_logger,
+)
 from .train_unet import alphas_cumprod, encode_text, load_base
 from .world import IMAGE_SIZE, OUTLINE_TRIGGER
 
 __all__ = ["LORA_RANK", "LORA_STEPS", "kohya_lora", "train_lora"]
 
-LORA_STEPS = 300
+LORA_STEPS = 500
 LORA_RANK = 4
 _ALPHA = 4.0
 _BATCH = 16
@@ -151,7 +159,7 @@ def train_lora(state: Path, budget: Budget, *, seed: int = 0) -> bool:
         a = acp[t].view(-1, 1, 1, 1)
         pred = unet(a.sqrt() * latents + (1 - a).sqrt() * noise, t, context).sample
         snr = acp[t] / (1 - acp[t])
-        loss = ((pred - noise).pow(2).mean(dim=(1, 2, 3)) * torch.clamp(snr, max=5.0) / snr).mean()
+        loss = ((pred - noise).pow(2).mean(dim=(1, 2, 3)) * loss_weight(snr)).mean()
         losses.append(optimizer_step(opt, loss, params, _LR * min(1.0, (step + 1) / 50)))
         step += 1
         if step % 50 == 0:

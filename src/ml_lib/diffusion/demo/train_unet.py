@@ -20,7 +20,15 @@ import torch
 from .analysis import analyse
 from .model import SCHEDULE, build_text_encoder, build_unet, make_pipeline
 from .tokenizer import demo_tokenizer
-from .train_common import Budget, load_checkpoint, make_batch, optimizer_step, save_checkpoint, stage_logger
+from .train_common import (
+    Budget,
+    load_checkpoint,
+    loss_weight,
+    make_batch,
+    optimizer_step,
+    save_checkpoint,
+    stage_logger,
+)
 from .train_vae import load_vae
 from .world import COLORS, POSITIONS, SHAPES
 
@@ -195,10 +203,7 @@ def train_unet(state: Path, budget: Budget, *, seed: int = 0) -> bool:
         encoded = text_encoder(ids)
         pred = unet(noisy, t, encoded[0]).sample
         snr = acp[t] / (1 - acp[t])
-        x0_weight = torch.clamp(snr, max=_SNR_GAMMA)
-        if step >= _X0_FLOOR_FROM:
-            x0_weight = torch.clamp(x0_weight, min=_X0_FLOOR)
-        weight = x0_weight / snr  # the ε loss is snr x the x0 loss
+        weight = loss_weight(snr, _SNR_GAMMA, _X0_FLOOR if step >= _X0_FLOOR_FROM else 0.0)
         loss = ((pred - noise).pow(2).mean(dim=(1, 2, 3)) * weight).mean()
         kept = [i for i, d in enumerate(drop.tolist()) if not d]
         if step >= _AUX_FROM and kept:
