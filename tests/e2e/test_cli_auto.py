@@ -72,5 +72,6 @@ def test_no_model_anywhere_falls_back_to_the_demo_with_a_notice(tmp_path: Path, 
     (model,) = [d for d in plan["decisions"] if d["field"] == "model"]
     assert "built-in demo model" in model["reason"] and "ML_DIFFUSION_MODELS" in model["reason"]
     assert plan["loras"] == []  # the style LoRA only with its trigger word
+    monkeypatch.setenv("ML_DIFFUSION_HOME", str(tmp_path / "fresh-again"))  # the very first request
     styled = json.loads(runner.invoke(app, ["plan", "a dmoutline red circle", "--json"]).output)
     assert [lora["name"] for lora in styled["loras"]] == ["dmoutline"]

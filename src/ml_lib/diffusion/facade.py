@@ -138,6 +138,8 @@ class ImageGenerator:
         choice = auto_checkpoint(req, analysis, candidates)
         if not req.model and req.auto and choice is None:
             choice = self._builtin_choice(analysis)
+            if choice is not None:  # the built-ins are catalogued now: their LoRA can be recommended too
+                candidates = catalog_candidates(self.catalog(), _semantic_similarity())
         reference = model_reference(req, choice)
         if not reference:
             raise RequestError(
