@@ -72,3 +72,19 @@ def test_builtins_scan_alone_and_pipeline_size_counts_its_components(tmp_path: P
     parts = ("unet", "vae", "text_encoder")
     expected = sum(f.stat().st_size for p in parts for f in (demo_folder() / p).glob("*.safetensors"))
     assert demo.weights_bytes == expected  # the LoRA and ControlNet kept inside the folder are not counted
+
+
+def test_builtins_of_an_earlier_installation_become_missing(tmp_path: Path) -> None:
+    import dataclasses
+
+    from ml_lib.diffusion.catalog.catalog import Catalog
+    from ml_lib.diffusion.catalog.records import Status
+    from ml_lib.diffusion.db import connect
+
+    catalog = Catalog(connect(tmp_path / "db.sqlite3"))
+    catalog.scan()
+    old = dataclasses.replace(catalog.get("demo"), path="/old/venv/assets/demo", root="/old/venv/assets/demo")
+    catalog.store.put([old])
+    report = catalog.scan()
+    assert report.missing == 1 and catalog.store.get("/old/venv/assets/demo").status is Status.MISSING
+    assert catalog.get("demo").path == str(builtin_root())

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import AmbiguousModelError, ConfigError, ModelNotFoundError
-from .builtins import builtin_dirs, builtin_root
+from .builtins import BUILTIN_LAYOUT, builtin_dirs, builtin_root
 from .families import Family
 from .hashing import ADDNET, SHA256, HashCache, OnBytes
 from .identify import folder_stamp, identify
@@ -110,9 +110,11 @@ class Catalog:
             discovery = discover(root)
             dirs += discovery.dirs
             problems += discovery.problems
-        if builtins and (shipped := builtin_dirs()):
-            dirs += shipped
-            chosen += (builtin_root(),)
+        if builtins:
+            dirs += builtin_dirs()
+            # this installation's built-ins, and those an earlier one left in the database (now missing)
+            old = tuple(Path(r) for r in self.store.roots_of_layout(BUILTIN_LAYOUT))
+            chosen += tuple(dict.fromkeys((builtin_root(), *old)))
         visited: set[tuple[int, int]] = set()
         found = [f for d in dirs for f in walk(d, visited, problems)]
         known = {s.path: s for s in self.store.stamps({str(r) for r in chosen})}

@@ -97,6 +97,13 @@ class ModelStore:
         ).fetchall()
         return tuple(Stamp(p, s, m, sig, Status(st), fp, sha) for p, s, m, sig, st, fp, sha in rows)
 
+    def roots_of_layout(self, layout: str) -> tuple[str, ...]:
+        """Roots that hold records of ``layout`` (e.g. built-ins of an earlier installation)."""
+        rows = self.conn.execute(
+            "SELECT DISTINCT root FROM models WHERE json_extract(record, '$.layout') = ?", (layout,)
+        ).fetchall()
+        return tuple(row[0] for row in rows)
+
     def _select(self, where: str, args: tuple[object, ...]) -> tuple[ModelRecord, ...]:
         rows = self.conn.execute(f"SELECT record FROM models WHERE {where} ORDER BY rel_key, path", args)
         return tuple(ModelRecord.from_json(row[0]) for row in rows)
