@@ -70,11 +70,6 @@ def test_red_circle_is_red(red_left: np.ndarray) -> None:
     assert _red(red_left).mean() > 0.03  # a visible red object
 
 
-@pytest.mark.xfail(
-    reason="position is not learned yet by the shipped UNet (step 2728: 30% on held-out captions, see "
-    "assets/demo/README.md); resume scripts/train_demo.py to train it",
-    strict=False,
-)
 def test_red_circle_on_the_left_is_on_the_left(red_left: np.ndarray) -> None:
     red = _red(red_left)
     assert red[:, :32].sum() > 2 * red[:, 32:].sum(), "more red on the left than on the right"
