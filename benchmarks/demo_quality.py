@@ -6,6 +6,8 @@ Held-out captions (shape, colour, position combinations never seen in training) 
 plain diffusers (DDIM, CFG ``--cfg``) and read back by ``ml_lib.diffusion.demo.analysis``: object colour,
 position and shape. The style LoRA is judged by the outline detector with the LoRA applied (trigger word in
 the prompt) and not applied; the ControlNet by the IoU of the generated object with the control mask.
+The shape read on the VAE's own reconstructions of the true renders is printed as the ceiling the
+decoder allows.
 Seconds per image are timed through ``ImageGenerator`` at the planner's default steps. Each figure is
 printed with its target and whether it was met.
 """
@@ -105,6 +107,12 @@ def main() -> None:
                   for a, s in zip(truth, batch.scenes, strict=True)])  # fmt: skip
     print(f"model {model}; {args.count} held-out captions, DDIM {args.steps} steps, CFG {args.cfg}")
     print(_line("analyser on the true renders", float(gt), None))
+    with torch.no_grad():
+        latents = pipe.vae.encode(batch.images).latent_dist.mean
+        recon = pipe.vae.decode(latents).sample.clamp(-1, 1)
+    rebuilt = [analyse(img) for img in _pixels((recon.permute(0, 2, 3, 1).numpy() + 1) / 2)]
+    ceiling = np.mean([a.shape == s.shape for a, s in zip(rebuilt, batch.scenes, strict=True)])
+    print(_line("shape on the VAE's reconstructions", float(ceiling), None))
     outlined = [render(sample_scene(i, "eval", style="outline")).image for i in range(args.count)]
     print(
         _line(

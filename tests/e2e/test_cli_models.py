@@ -90,6 +90,36 @@ def test_builtins_are_listed_as_demo_family(run) -> None:
     assert "demo (built-in)" in run("models", "list", "--kind", "checkpoint").output
 
 
+def test_demo_single_file_export_is_catalogued_and_generates(run, tmp_path: Path) -> None:
+    """The demo exported as an A1111 single file: the catalog files it as a demo checkpoint, generate loads it."""
+    from PIL import Image
+
+    from ml_lib.diffusion.demo.assets import demo_folder, has_demo_model
+    from ml_lib.diffusion.demo.export import export_single_file
+
+    if not has_demo_model():
+        pytest.skip("no shipped demo model")
+    stable = tmp_path / "webui/models/Stable-diffusion"
+    stable.mkdir(parents=True)
+    export_single_file(demo_folder(), stable / "mydemo.safetensors")
+    assert (stable / "mydemo.config/model_index.json").is_file()
+    assert run("models", "scan", "--root", str(tmp_path / "webui")).exit_code == 0
+    record = json.loads(run("models", "show", "mydemo", "--json").output)
+    assert (record["info"]["kind"], record["info"]["family"], record["layout"]) == (
+        "checkpoint",
+        "demo",
+        "a1111",
+    )
+    out = tmp_path / "out"
+    result = run(
+        "generate", "a red circle on the left", "--model", "mydemo", "--steps", "4", "--out", str(out)
+    )
+    assert result.exit_code == 0, result.output
+    (saved,) = out.glob("*.png")
+    with Image.open(saved) as image:
+        assert image.size == (64, 64) and "Model: mydemo" in image.text["parameters"]
+
+
 def test_convert_needs_opt_in_and_refuses_code(run, tmp_path: Path) -> None:
     import torch
 

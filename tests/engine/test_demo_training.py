@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from ml_lib.diffusion.demo import train_unet
+from ml_lib.diffusion.demo import train_unet, train_vae
 from ml_lib.diffusion.demo.assets import demo_folder, has_demo_model
 from ml_lib.diffusion.demo.seed import seed_state
 from ml_lib.diffusion.demo.train_common import Budget, load_checkpoint, loss_weight, optimizer_step
@@ -49,3 +49,28 @@ def test_loss_weight_is_min_snr_with_an_x0_floor() -> None:
     assert torch.allclose(loss_weight(snr), torch.tensor([1.0, 1.0, 0.05]))
     # x0-space weight = ε weight x snr: never below the floor, so high noise (snr 0.01) still teaches
     assert torch.allclose(loss_weight(snr, x0_floor=0.3) * snr, torch.tensor([0.3, 1.0, 5.0]))
+
+
+def test_seeded_vae_refines_the_decoder_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Growing VAE_STEPS resumes a seeded VAE: the decoder moves, the encoder and the latent scale do not."""
+    if not has_demo_model():
+        pytest.skip("no shipped demo model")
+    shipped = json.loads((demo_folder() / "training.json").read_text())["vae"]["steps"]
+    seed_state(tmp_path, demo_folder())
+    seeded = load_checkpoint(tmp_path / "vae.pt")
+    assert seeded is not None and seeded["step"] == shipped
+    monkeypatch.setattr(train_vae, "VAE_STEPS", shipped + 2)
+    assert train_vae.train_vae(tmp_path, Budget(5.0)) is True
+    resumed = load_checkpoint(tmp_path / "vae.pt")
+    assert resumed is not None and resumed["step"] == shipped + 2 and resumed["opt"] is not None
+    assert resumed["config"]["scaling_factor"] == seeded["config"]["scaling_factor"]
+    changed = {k.split(".")[0] for k, v in resumed["model"].items() if not torch.equal(v, seeded["model"][k])}
+    assert changed == {"decoder", "post_quant_conv"}
+
+
+def test_edge_loss_rewards_sharp_edges() -> None:
+    sharp = torch.zeros(1, 3, 16, 16)
+    sharp[..., 4:12, 4:12] = 1.0
+    blurred = torch.nn.functional.avg_pool2d(sharp, 3, stride=1, padding=1)
+    assert train_vae.edge_loss(sharp, sharp).item() == 0.0
+    assert train_vae.edge_loss(blurred, sharp).item() > 0.01

@@ -2,9 +2,10 @@
 
 Training state lives outside the repository and may not survive a move to another machine. The shipped
 weights are the EMA networks at ``training.json``'s UNet step (stored in fp16), so training can go on from
-them: ``vae.pt`` is rebuilt as finished, ``unet.pt`` at the shipped step with the EMA weights as both the
-live and the EMA networks and no optimizer state (``train_unet`` then re-warms the learning rate). This is
-a continuation, not a bit-exact resume; ``unet.pt`` records ``seeded_from`` so the logs say so.
+them: ``vae.pt`` at the shipped VAE step (finished, or resumed when ``VAE_STEPS`` has grown), ``unet.pt``
+at the shipped step with the EMA weights as both the live and the EMA networks and no optimizer state
+(``train_unet`` then re-warms the learning rate). This is a continuation, not a bit-exact resume;
+``unet.pt`` records ``seeded_from`` so the logs say so.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from pathlib import Path
 import torch
 
 from .train_common import save_checkpoint, stage_logger
-from .train_vae import VAE_STEPS
 
 __all__ = ["seed_state"]
 
@@ -39,7 +39,13 @@ def seed_state(state: Path, assets: Path) -> bool:
     vae = AutoencoderKL.from_pretrained(assets / "vae", local_files_only=True)
     save_checkpoint(
         state / "vae.pt",
-        {"model": _fp32(vae.state_dict()), "opt": None, "step": VAE_STEPS, "config": dict(vae.config)},
+        {
+            "model": _fp32(vae.state_dict()),
+            "opt": None,
+            "step": int(facts["vae"]["steps"]),
+            "config": dict(vae.config),
+            "seconds": float(facts["vae"]["minutes"]) * 60.0,
+        },
     )
     unet = _fp32(UNet2DConditionModel.from_pretrained(assets / "unet", local_files_only=True).state_dict())
     text = _fp32(CLIPTextModel.from_pretrained(assets / "text_encoder", local_files_only=True).state_dict())

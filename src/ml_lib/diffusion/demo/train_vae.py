@@ -3,13 +3,17 @@
 Loss: MSE + 0.5·L1 on pixels in [-1, 1] (object pixels weighted 5x) plus a tiny KL term; 10% of images
 carry the stripe style. Steps 850-1000 freeze the encoder and decode the latent means (what the UNet is
 trained on); steps 1000-1200 go on decoder-only with 40% outline-style images, so the decoder draws the
-style LoRA's outlines (the encoder, hence every latent the UNet sees, is unchanged by them). At the end
-the latent scaling factor (1 / std) is measured and stored.
+style LoRA's outlines (the encoder, hence every latent the UNet sees, is unchanged by them). Steps
+1200-6200 refine the decoder alone (added after the UNet was trained: at step 1200 the analyser read only
+55% of the shapes right on the VAE's own reconstructions, stars as blobs): a fresh cosine schedule and an
+L1 loss on image gradients that rewards sharp edges. The latent scaling factor (1 / std) is measured once
+the encoder is final and kept from then on, so the refinement never moves the UNet's latents.
 """
 
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 
 import numpy as np
@@ -21,9 +25,12 @@ from .train_common import Budget, load_checkpoint, make_batch, save_checkpoint, 
 
 __all__ = ["VAE_STEPS", "load_vae", "train_vae"]
 
-VAE_STEPS = 1200
+VAE_STEPS = 6200
 _BASE_STEPS = 1000  # the autoencoder proper; then the decoder learns the outline style
 _DECODER_STEPS = 150
+_REFINE_FROM = 1200  # decoder refinement: its own warm-up and cosine schedule, plus the edge loss
+_REFINE_LR = 1e-3
+_EDGE = 0.5
 _BATCH = 16
 _LR = 1e-3
 _KL = 1e-6
@@ -34,6 +41,10 @@ log = stage_logger("vae")
 
 
 def _lr(step: int) -> float:
+    if step >= _REFINE_FROM:
+        done = (step - _REFINE_FROM) / (VAE_STEPS - _REFINE_FROM)
+        warm = min(1.0, (step - _REFINE_FROM + 1) / 100)
+        return _REFINE_LR * warm * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * done)))
     if step >= _BASE_STEPS:
         return _STYLE_LR
     warm = min(1.0, (step + 1) / 100)
@@ -51,6 +62,19 @@ def _evaluate(vae: torch.nn.Module, seed: int) -> tuple[float, float]:
     return mse, right / len(batch.scenes)
 
 
+def edge_loss(recon: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean L1 distance between the vertical and horizontal pixel differences of two image batches."""
+    dy = (recon[..., 1:, :] - recon[..., :-1, :]) - (target[..., 1:, :] - target[..., :-1, :])
+    dx = (recon[..., :, 1:] - recon[..., :, :-1]) - (target[..., :, 1:] - target[..., :, :-1])
+    return dy.abs().mean() + dx.abs().mean()
+
+
+@torch.no_grad()
+def _scaling_factor(vae: torch.nn.Module, seed: int) -> float:
+    batch = make_batch(seed, 0, 256, striped_fraction=0.1, stream=98)
+    return float(1.0 / vae.encode(batch.images).latent_dist.mean.std())
+
+
 def train_vae(state: Path, budget: Budget, *, seed: int = 0) -> bool:
     """Train (or resume) the VAE until :data:`VAE_STEPS`; True when the stage is complete."""
     path = state / "vae.pt"
@@ -60,15 +84,21 @@ def train_vae(state: Path, budget: Budget, *, seed: int = 0) -> bool:
     torch.manual_seed(seed)
     vae = build_vae()
     opt = torch.optim.AdamW(vae.parameters(), lr=_LR, weight_decay=0.0)
-    step = 0
+    step, scaling, seconds, started = 0, None, 0.0, time.monotonic()
     if ckpt is not None:
+        seconds = float(ckpt.get("seconds", 0.0))
         vae.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["opt"])
+        if ckpt["opt"] is not None:  # None: seeded from the shipped weights, fresh moments
+            opt.load_state_dict(ckpt["opt"])
         step = ckpt["step"]
+        scaling = ckpt.get("config", {}).get("scaling_factor")
         log.info("vae: resumed at step %d", step)
 
     def save() -> None:
-        save_checkpoint(path, {"model": vae.state_dict(), "opt": opt.state_dict(), "step": step})
+        extra = {} if scaling is None else {"config": {**dict(vae.config), "scaling_factor": scaling}}
+        elapsed = seconds + time.monotonic() - started
+        state_dict = {"model": vae.state_dict(), "opt": opt.state_dict(), "step": step, "seconds": elapsed}
+        save_checkpoint(path, {**state_dict, **extra})
 
     vae.train()
     losses: list[float] = []
@@ -93,6 +123,8 @@ def train_vae(state: Path, budget: Budget, *, seed: int = 0) -> bool:
         weight = 1.0 + 4.0 * torch.from_numpy(batch.masks[:, None].astype("float32"))
         error = diff.pow(2) + 0.5 * diff.abs()
         loss = (error * weight).mean() / weight.mean() + _KL * kl
+        if step >= _REFINE_FROM:
+            loss = loss + _EDGE * edge_loss(recon, batch.images)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
@@ -107,19 +139,14 @@ def train_vae(state: Path, budget: Budget, *, seed: int = 0) -> bool:
                 "vae step %d loss %.4f eval mse %.4f colour %.0f%%", step, np.mean(losses), mse, color * 100
             )
             losses.clear()
+        if scaling is None and step >= _BASE_STEPS - _DECODER_STEPS:  # the encoder is final
+            vae.eval()
+            scaling = _scaling_factor(vae, seed)
+            vae.train()
+            log.info("vae: encoder final at step %d, scaling_factor %.4f", step, scaling)
         if budget.save_due():
             save()
-    if step >= VAE_STEPS:
-        vae.eval()
-        with torch.no_grad():
-            batch = make_batch(seed, 0, 256, striped_fraction=0.1, stream=98)
-            z = vae.encode(batch.images).latent_dist.mean
-        vae.register_to_config(scaling_factor=float(1.0 / z.std()))
-        log.info("vae done: scaling_factor %.4f", vae.config.scaling_factor)
-    save_checkpoint(
-        path,
-        {"model": vae.state_dict(), "opt": opt.state_dict(), "step": step, "config": dict(vae.config)},
-    )
+    save()
     return step >= VAE_STEPS
 
 
