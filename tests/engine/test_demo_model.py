@@ -1,4 +1,4 @@
-"""The shipped demo model: loads offline from the package, follows a colour prompt, LoRA and ControlNet act."""
+"""The shipped demo model: loads offline, follows colour, position and shape; its LoRA and ControlNet act."""
 
 from __future__ import annotations
 
@@ -75,10 +75,19 @@ def test_red_circle_on_the_left_is_on_the_left(red_left: np.ndarray) -> None:
     assert red[:, :32].sum() > 2 * red[:, 32:].sum(), "more red on the left than on the right"
 
 
-def test_style_lora_changes_the_image(demo_pipe: Any) -> None:
+def test_star_prompt_draws_a_star(demo_pipe: Any) -> None:
+    from ml_lib.diffusion.demo.analysis import analyse
+
+    images = _generate(demo_pipe, ["a big yellow star in the middle, black background"] * 4)
+    shapes = [analyse(image).shape for image in images]
+    assert shapes.count("star") >= 3, shapes
+
+
+def test_style_lora_draws_its_outline_only_when_applied(demo_pipe: Any) -> None:
+    from ml_lib.diffusion.demo.analysis import analyse
     from ml_lib.diffusion.demo.assets import demo_lora_path
 
-    prompt = [f"{TRIGGER_WORD}, a big green square in the middle, white background"]
+    prompt = [f"{TRIGGER_WORD}, a big green square in the middle, white background"] * 2
     before = _generate(demo_pipe, prompt, seed=3)
     demo_pipe.load_lora_weights(str(demo_lora_path()), adapter_name="demo_style")
     try:
@@ -86,7 +95,8 @@ def test_style_lora_changes_the_image(demo_pipe: Any) -> None:
     finally:
         demo_pipe.unload_lora_weights()
     again = _generate(demo_pipe, prompt, seed=3)
-    assert np.abs(after.astype(int) - before.astype(int)).mean() > 5
+    assert [analyse(i).outlined for i in before] == [False, False]
+    assert [analyse(i).outlined for i in after] == [True, True]
     assert np.array_equal(again, before)
 
 
@@ -107,4 +117,4 @@ def test_controlnet_follows_the_mask(demo_pipe: Any) -> None:
     image = _generate(
         pipe, ["a big blue square on the right, white background"], image=control_image(target)
     )[0]
-    assert mask_iou(analyse(image).mask, target) > 0.4
+    assert mask_iou(analyse(image).mask, target) > 0.6
