@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -75,3 +76,29 @@ def test_no_model_anywhere_falls_back_to_the_demo_with_a_notice(tmp_path: Path, 
     monkeypatch.setenv("ML_DIFFUSION_HOME", str(tmp_path / "fresh-again"))  # the very first request
     styled = json.loads(runner.invoke(app, ["plan", "a dmoutline red circle", "--json"]).output)
     assert [lora["name"] for lora in styled["loras"]] == ["dmoutline"]
+
+
+def test_demo_controlnet_by_catalog_name_is_named_so_in_the_infotext(tmp_path: Path, monkeypatch) -> None:
+    """``--controlnet demo-controlnet:MASK``: resolved from the catalog, followed, and written as A1111 does."""
+    from PIL import Image
+
+    from ml_lib.diffusion.demo.analysis import analyse, mask_iou
+    from ml_lib.diffusion.demo.world import Scene, control_image, render
+
+    monkeypatch.setenv("ML_DIFFUSION_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("ML_DIFFUSION_MODELS", raising=False)
+    target = render(Scene("square", "blue", "big", "right", "white")).mask
+    control_image(target).save(tmp_path / "mask.png")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        app,
+        ["generate", "a big blue square on the right, white background", "--controlnet",
+         f"demo-controlnet:{tmp_path / 'mask.png'}", "--seed", "1", "--out", str(out)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    (saved,) = out.glob("*.png")
+    with Image.open(saved) as image:
+        params = image.text["parameters"]
+        pixels = np.asarray(image.convert("RGB"))
+    assert 'ControlNet 0: "Module: none, Model: demo-controlnet, Weight: 1' in params
+    assert mask_iou(analyse(pixels).mask, target) > 0.6

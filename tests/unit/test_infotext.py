@@ -337,3 +337,17 @@ def test_img2img_inpaint_and_control_units_are_written_as_a1111_does() -> None:
         "Module: canny, Model: control_v11p_sd15_canny, Weight: 0.9, Guidance Start: 0, Guidance End: 0.8"
     )
     assert info.get("IP-Adapter 0") == "Model: ip-adapter_sd15.safetensors, Weight: 0.6"
+
+
+def test_control_unit_shows_its_catalog_name_else_the_file_stem() -> None:
+    from ml_lib.diffusion.input_refs import model_label
+    from ml_lib.diffusion.plan import ControlUse, ImageRef
+
+    assert model_label("/m/ControlNet/control_v11p_sd15_canny.safetensors") == "control_v11p_sd15_canny"
+    assert model_label("/m/ControlNet/control_v11p_sd15_canny/") == "control_v11p_sd15_canny"
+    assert model_label("lllyasviel/control_v11p_sd15_canny") == "control_v11p_sd15_canny"
+    assert model_label("/m/diff.v2") == "diff.v2"  # a folder with a dot is no file suffix
+    img = ImageRef("/s/a.png", "ab" * 32, 64, 64)
+    unit = ControlUse("/pkg/assets/demo/controlnet", img, "none", 1.0, 0.0, 1.0, "demo-controlnet")
+    info = parse_infotext(format_infotext(make_plan(controls=(unit,)), seed=1, model_hash=None, version="v"))
+    assert "Model: demo-controlnet," in str(info.get("ControlNet 0"))

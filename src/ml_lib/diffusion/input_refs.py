@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .catalog.records import ModelKind
+from .catalog.walk import MODEL_SUFFIXES
 from .plan import ImageRef
 from .planning.inputs import InputRefs
 from .request import GenerationRequest
@@ -16,7 +17,7 @@ from .request import GenerationRequest
 if TYPE_CHECKING:
     from .catalog.catalog import Catalog
 
-__all__ = ["model_reference", "store_inputs"]
+__all__ = ["model_label", "model_reference", "store_inputs"]
 
 
 def model_reference(model: str, catalog: Catalog | None = None, kind: ModelKind | None = None) -> str:
@@ -30,6 +31,17 @@ def model_reference(model: str, catalog: Catalog | None = None, kind: ModelKind 
         if record is not None:
             return record.path
     return model
+
+
+def model_label(resolved: str, catalog: Catalog | None = None) -> str:
+    """The name A1111 shows for an adapter: its catalog name, else the file stem or the folder name."""
+    if catalog is not None:
+        record = catalog.store.get(resolved)
+        if record is not None:
+            return record.name
+    tail = resolved.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
+    stem, dot, suffix = tail.rpartition(".")
+    return stem if dot and f".{suffix.lower()}" in MODEL_SUFFIXES else tail
 
 
 def store_inputs(request: GenerationRequest, root: Path, catalog: Catalog | None = None) -> InputRefs:
@@ -56,13 +68,13 @@ def store_inputs(request: GenerationRequest, root: Path, catalog: Catalog | None
     if request.mask is not None:
         size = (init.width, init.height) if init is not None else None
         mask = keep(load_mask(request.mask, size)) if size else keep(load_image(request.mask))
+    control_models = tuple(model_reference(c.model, catalog, ModelKind.CONTROLNET) for c in request.controls)
     return InputRefs(
         init_image=keep(init) if init is not None else None,
         mask=mask,
-        control_models=tuple(
-            model_reference(c.model, catalog, ModelKind.CONTROLNET) for c in request.controls
-        ),
+        control_models=control_models,
         control_images=tuple(keep(load_image(c.image)) for c in request.controls),
+        control_names=tuple(model_label(m, catalog) for m in control_models),
         ip_models=tuple(model_reference(u.model, catalog, ModelKind.IP_ADAPTER) for u in request.ip_adapters),
         ip_images=tuple(keep(load_image(u.image)) for u in request.ip_adapters),
     )

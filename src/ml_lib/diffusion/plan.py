@@ -111,7 +111,10 @@ class ImageRef:
 
 @dataclass(frozen=True, slots=True)
 class ControlUse:
-    """One ControlNet unit: model, control image, how it is preprocessed, and how strongly it steers."""
+    """One ControlNet unit: model, control image, how it is preprocessed, and how strongly it steers.
+
+    ``name`` is what the infotext shows (the catalog name, else the file stem or folder name).
+    """
 
     model: str
     image: ImageRef
@@ -119,6 +122,7 @@ class ControlUse:
     scale: float = 1.0
     guidance_start: float = 0.0
     guidance_end: float = 1.0
+    name: str = ""
 
 
 @dataclass(frozen=True, slots=True)

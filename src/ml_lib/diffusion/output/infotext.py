@@ -181,7 +181,7 @@ def _input_pairs(plan: GenerationPlan) -> list[tuple[str, str]]:
                 pairs.append(("Inpaint area", "Only masked"))
                 pairs.append(("Masked area padding", str(init.inpaint_padding)))
     for i, unit in enumerate(plan.controls):
-        model = unit.model.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
+        model = unit.name or unit.model.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
         value = (
             f"Module: {unit.control_type}, Model: {model}, Weight: {format_cfg(unit.scale)}, "
             f"Guidance Start: {format_cfg(unit.guidance_start)}, Guidance End: {format_cfg(unit.guidance_end)}"

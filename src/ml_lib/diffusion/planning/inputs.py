@@ -26,6 +26,7 @@ class InputRefs:
     mask: ImageRef | None = None
     control_models: tuple[str, ...] = ()
     control_images: tuple[ImageRef, ...] = ()
+    control_names: tuple[str, ...] = ()
     ip_models: tuple[str, ...] = ()
     ip_images: tuple[ImageRef, ...] = ()
 
@@ -85,7 +86,8 @@ def plan_controls(request: GenerationRequest, refs: InputRefs, out: list[Decisio
         _unit("control guidance end", req.guidance_end)
         if req.guidance_start >= req.guidance_end:
             raise RequestError("Control guidance start must be before its end.")
-        units.append(ControlUse(model, image, kind, float(scale), req.guidance_start, req.guidance_end))
+        name = refs.control_names[i] if i < len(refs.control_names) else ""
+        units.append(ControlUse(model, image, kind, float(scale), req.guidance_start, req.guidance_end, name))
     return tuple(units)
 
 
