@@ -176,11 +176,17 @@ def test_readme_main_job_uses_the_demo_model_and_says_so(tmp_path: Path, monkeyp
     assert args[0] == "generate" and "--model" not in args
     monkeypatch.setenv("ML_DIFFUSION_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("ML_DIFFUSION_MODELS", raising=False)
-    result = CliRunner().invoke(app, [*args, "--steps", "4", "--out", str(tmp_path / "out")])
+    result = CliRunner().invoke(app, [*args, "--batch", "2", "--out", str(tmp_path / "out")])
     assert result.exit_code == 0, result.output
     assert (
         "using the built-in 64x64 demo model" in result.output and "ml-diffusion models scan" in result.output
     )
-    (saved,) = (tmp_path / "out").glob("*.png")
-    with Image.open(saved) as image:
-        assert image.size == (64, 64) and "demo" in image.text["parameters"]
+    from ml_lib.diffusion.demo.analysis import analyse
+
+    saved = sorted((tmp_path / "out").glob("*.png"))
+    assert len(saved) == 2
+    for path in saved:  # what the prompt asks for, whatever the (random) seed
+        with Image.open(path) as image:
+            assert image.size == (64, 64) and "demo" in image.text["parameters"]
+            found = analyse(np.asarray(image.convert("RGB")))
+        assert (found.color, found.position, found.shape) == ("red", "left", "circle"), path.name
