@@ -102,3 +102,19 @@ def test_demo_controlnet_by_catalog_name_is_named_so_in_the_infotext(tmp_path: P
         pixels = np.asarray(image.convert("RGB"))
     assert 'ControlNet 0: "Module: none, Model: demo-controlnet, Weight: 1' in params
     assert mask_iou(analyse(pixels).mask, target) > 0.6
+
+
+def test_demo_notice_names_the_words_outside_its_world(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("ML_DIFFUSION_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("ML_DIFFUSION_MODELS", raising=False)
+    runner = CliRunner()
+    out = str(tmp_path / "out")
+    odd = runner.invoke(
+        app, ["generate", "a (cat:1.2) on the left, masterpiece", "--steps", "2", "--out", out]
+    )
+    assert odd.exit_code == 0, odd.output
+    assert "using the built-in 64x64 demo model" in odd.output and "not: cat, masterpiece." in odd.output
+    known = runner.invoke(
+        app, ["generate", "dmoutline, a small red star at the top", "--steps", "2", "--out", out]
+    )
+    assert known.exit_code == 0 and "demo model" in known.output and "not:" not in known.output

@@ -60,6 +60,18 @@ DEMO_NOTICE = (
     "or set ML_DIFFUSION_MODELS to your model folders and run `ml-diffusion models scan`."
 )
 
+
+def _outside_demo(prompt: str) -> str:
+    """The notice's tail naming the prompt's words the demo world does not know ("" when none)."""
+    from .demo.world import outside_words
+
+    unknown = outside_words(prompt)
+    if not unknown:
+        return ""
+    shown = ", ".join(unknown[:6]) + (", …" if len(unknown) > 6 else "")
+    return f" It knows only its toy shapes, colours, positions and backgrounds, not: {shown}."
+
+
 app = typer.Typer(
     name="ml-diffusion",
     help="Turn a plain prompt into a good image on your own hardware.",
@@ -181,7 +193,7 @@ def generate(
         with _generator() as gen:
             plan = gen.plan(request)
             if not model and plan.model.family == "demo":
-                _console(stderr=True).print(DEMO_NOTICE, highlight=False)
+                _console(stderr=True).print(DEMO_NOTICE + _outside_demo(prompt), highlight=False)
             progress = Progress(
                 TextColumn("[progress.description]{task.description}"),
                 BarColumn(),
