@@ -110,3 +110,14 @@ def test_outline_detector_separates_the_styles() -> None:
     ]
     assert not any(a.outlined for a in plain)
     assert sum(a.outlined for a in outlined) >= 0.7 * len(outlined)
+
+
+def test_outside_words_ignores_syntax_and_known_words() -> None:
+    from ml_lib.diffusion.demo.world import outside_words
+
+    prompt = "(red:1.3) circle BREAK <lora:dmoutline:0.8> on the left, a cat, cat, light blue background"
+    assert outside_words(prompt) == ("cat",)
+    assert (
+        outside_words("dmoutline, a big yellow star in the middle over a white to gray gradient background")
+        == ()
+    )
