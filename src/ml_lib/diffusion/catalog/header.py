@@ -19,6 +19,7 @@ import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from itertools import chain
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -181,17 +182,22 @@ def _tensor(path: Path, key: str, info: object) -> TensorInfo:
     return TensorInfo(dtype, tuple(shape), start, end)
 
 
+_OFFSETS = itemgetter("data_offsets")
+
+
 def _check_spans(path: Path, entries: dict[str, Any], data_len: int) -> None:
     """Offsets inside the data section and not overlapping (fast; precise message on failure)."""
     try:
-        spans = [info["data_offsets"] for info in entries.values()]
+        spans = list(map(_OFFSETS, entries.values()))
         if spans and set(map(len, spans)) == {2}:
             flat = list(chain.from_iterable(spans))
             if set(map(type, flat)) == {int}:  # orjson lets floats through
                 # In file order (the usual case) the flattened offsets never decrease; else sort the spans.
-                if flat != sorted(flat):
+                ordered = flat if flat == sorted(flat) else None
+                if ordered is None:
                     flat = list(chain.from_iterable(sorted(spans)))
-                if flat[0] >= 0 and flat[-1] <= data_len and flat == sorted(flat):
+                    ordered = flat if flat == sorted(flat) else None
+                if ordered is not None and flat[0] >= 0 and flat[-1] <= data_len:
                     return
         elif not spans:
             return

@@ -53,7 +53,7 @@ def _control_lora(h: SafetensorsHeader) -> ModelInfo | None:
 
 
 def _ip_adapter(h: SafetensorsHeader) -> ModelInfo | None:
-    if h.has_part("ip_adapter_double_stream"):
+    if h.has_prefix("double_blocks.") and h.has_part("ip_adapter_double_stream"):
         return _info(h, ModelKind.IP_ADAPTER, Family.FLUX, "XLabs Flux IP-Adapter layers", variant="flux")
     if not (h.has_prefix("image_proj.") and h.has_prefix("ip_adapter.")):
         return None
