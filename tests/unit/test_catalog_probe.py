@@ -24,6 +24,18 @@ def _probe(
     )
 
 
+def _xlabs_ip_keys() -> fakes.Keys:
+    """XLabs' Flux IP-Adapter layout (as InvokeAI and diffusers' converter read it)."""
+    keys: fakes.Keys = {f"ip_adapter_proj_model.{n}": ("BF16", (4096,)) for n in ("norm.bias", "norm.weight")}
+    keys["ip_adapter_proj_model.proj.weight"] = ("BF16", (65536, 768))
+    for i in range(2):
+        for kv in ("k", "v"):
+            stem = f"double_blocks.{i}.processor.ip_adapter_double_stream_{kv}_proj"
+            keys[f"{stem}.weight"] = ("BF16", (3072, 4096))
+            keys[f"{stem}.bias"] = ("BF16", (3072,))
+    return keys
+
+
 CASES = [
     ("sd1-ckpt", lambda: fakes.checkpoint_keys("sd1"), ModelKind.CHECKPOINT, Family.SD1, ""),
     ("sd2-ckpt", lambda: fakes.checkpoint_keys("sd2"), ModelKind.CHECKPOINT, Family.SD2, ""),
@@ -75,6 +87,7 @@ CASES = [
         Family.SDXL,
         "plus",
     ),
+    ("ip-flux-xlabs", lambda: _xlabs_ip_keys(), ModelKind.IP_ADAPTER, Family.FLUX, "flux"),
     ("vit-h", lambda: fakes.clip_vision_keys(), ModelKind.IMAGE_ENCODER, Family.UNKNOWN, "ViT-H/14"),
     (
         "vit-g",
