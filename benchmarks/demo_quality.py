@@ -7,7 +7,8 @@ plain diffusers (DDIM, CFG ``--cfg``) and read back by ``ml_lib.diffusion.demo.a
 position and shape. The style LoRA is judged by the outline detector with the LoRA applied (trigger word in
 the prompt) and not applied; the ControlNet by the IoU of the generated object with the control mask.
 The shape read on the VAE's own reconstructions of the true renders is printed as the ceiling the
-decoder allows.
+decoder allows; with the LoRA applied, how often the object keeps its colour, position and shape is
+printed too (no target), next to how well the analyser reads true outlined renders.
 Seconds per image are timed through ``ImageGenerator`` at the planner's default steps. Each figure is
 printed with its target and whether it was met.
 """
@@ -35,6 +36,9 @@ TARGETS = {
     "style_off": 0.90,
     "controlnet_iou": 0.60,
 }
+
+
+_LABEL = {"color": "colour", "position": "position", "shape": "shape"}
 
 
 def _pixels(images: np.ndarray) -> np.ndarray:
@@ -113,12 +117,14 @@ def main() -> None:
     rebuilt = [analyse(img) for img in _pixels((recon.permute(0, 2, 3, 1).numpy() + 1) / 2)]
     ceiling = np.mean([a.shape == s.shape for a, s in zip(rebuilt, batch.scenes, strict=True)])
     print(_line("shape on the VAE's reconstructions", float(ceiling), None))
-    outlined = [render(sample_scene(i, "eval", style="outline")).image for i in range(args.count)]
-    print(
-        _line(
-            "outline detector on true renders", float(np.mean([analyse(i).outlined for i in outlined])), None
+    outlined = [render(sample_scene(i, "eval", style="outline")) for i in range(args.count)]
+    read = [analyse(r.image) for r in outlined]
+    print(_line("outline detector on true renders", float(np.mean([a.outlined for a in read])), None))
+    for field in ("color", "shape"):
+        right = np.mean(
+            [getattr(a, field) == getattr(r.scene, field) for a, r in zip(read, outlined, strict=True)]
         )
-    )
+        print(_line(f"{_LABEL[field]} read on true outlined renders", float(right), None))
 
     images = _generate(pipe, list(batch.captions), args.seed, args.steps, args.cfg)
     found = [analyse(img) for img in images]
@@ -143,6 +149,15 @@ def main() -> None:
         figures["style_off"] = float(np.mean([not analyse(i).outlined for i in off]))
         print(_line("style LoRA: outline when applied", figures["style_on"], TARGETS["style_on"]))
         print(_line("style LoRA: no outline when not", figures["style_off"], TARGETS["style_off"]))
+        kept = [analyse(i) for i in on]
+        for field in ("color", "position", "shape"):
+            name = f"style_on_{field}"
+            figures[name] = float(
+                np.mean(
+                    [getattr(a, field) == getattr(s, field) for a, s in zip(kept, batch.scenes, strict=False)]
+                )
+            )
+            print(_line(f"style LoRA: object {_LABEL[field]} kept", figures[name], None))
     else:
         print(f"{'style LoRA':<34} {'absent':>8}   MISSED (no {LORA_FILE})")
 

@@ -112,6 +112,16 @@ def test_outline_detector_separates_the_styles() -> None:
     assert sum(a.outlined for a in outlined) >= 0.7 * len(outlined)
 
 
+def test_outline_band_is_peeled_before_colour_and_shape_are_read() -> None:
+    """The complementary-colour outline is the style's: the object's own colour and shape are read inside it."""
+    scenes = [world.sample_scene(s, style="outline") for s in range(60)]
+    found = [analysis.analyse(world.render(scene).image) for scene in scenes]
+    assert sum(a.color == s.color for a, s in zip(found, scenes, strict=True)) >= 0.9 * len(scenes)
+    assert sum(a.shape == s.shape for a, s in zip(found, scenes, strict=True)) >= 0.6 * len(scenes)
+    styled = world.render(world.Scene("circle", "yellow", "big", "center", "white", "outline"))
+    assert analysis.analyse(styled.image).color == "yellow"  # not its purple outline
+
+
 def test_outside_words_ignores_syntax_and_known_words() -> None:
     from ml_lib.diffusion.demo.world import outside_words
 

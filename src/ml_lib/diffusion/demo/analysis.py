@@ -5,6 +5,8 @@ the object, and reads its colour (nearest palette colour of the median object pi
 position centre to the bounding-box centre), shape (best IoU of the bounding-box-normalised mask against
 each shape's template), a stripe score (diagonal periodicity of luminance inside the object) and an
 outline score (the share of pixels around the object that are no blend of its colour and the background).
+On an outlined object the 3-pixel outline band is peeled off (a 7-pixel min filter) before colour and shape
+are read, since the outline is the style's, not the object's.
 """
 
 from __future__ import annotations
@@ -184,22 +186,37 @@ def analyse(image: np.ndarray | Image.Image) -> Analysis:
     cx = (xs.min() + xs.max() + 1) / 2 * 64 / w
     cy = (ys.min() + ys.max() + 1) / 2 * 64 / h
     position = min(POSITIONS, key=lambda p: (POSITIONS[p][0] - cx) ** 2 + (POSITIONS[p][1] - cy) ** 2)
-    obj = pixels[mask].astype(np.float32)
-    # the most saturated half of the object pixels carries the colour (stripes are near-white)
-    saturation = obj.max(axis=1) - obj.min(axis=1)
-    vivid = obj[saturation >= np.median(saturation)]
-    median = np.median(vivid, axis=0)
-    color = min(COLORS, key=lambda c: float(np.sum((np.asarray(COLORS[c], np.float32) - median) ** 2)))
-    norm = _normalised(mask)
-    shape = None
-    if norm is not None:
-        shape = max(SHAPES, key=lambda s: max(mask_iou(norm, t) for t in _templates()[s]))
+    median = _object_colour(pixels, mask)
+    outline = _outline_score(pixels, mask, median)
+    stripes = _stripe_score(pixels, mask)
+    body = mask
+    if (
+        outline > _OUTLINE_THRESHOLD and stripes <= _STRIPE_THRESHOLD
+    ):  # the band is the style's, not the object's
+        inner = np.asarray(Image.fromarray(mask.astype(np.uint8) * 255).filter(ImageFilter.MinFilter(7))) > 0
+        if inner.sum() >= 6:
+            body = inner
+            median = _object_colour(pixels, body)
     return Analysis(
         mask=mask,
-        color=color,
+        color=min(COLORS, key=lambda c: float(np.sum((np.asarray(COLORS[c], np.float32) - median) ** 2))),
         position=position,
-        shape=shape,
-        stripe_score=_stripe_score(pixels, mask),
-        outline_score=_outline_score(pixels, mask, median),
+        shape=_shape(body),
+        stripe_score=stripes,
+        outline_score=outline,
         area=area,
     )
+
+
+def _object_colour(pixels: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The median of the most saturated half of the masked pixels (stripes are near-white)."""
+    obj = pixels[mask].astype(np.float32)
+    saturation = obj.max(axis=1) - obj.min(axis=1)
+    return np.median(obj[saturation >= np.median(saturation)], axis=0)
+
+
+def _shape(mask: np.ndarray) -> str | None:
+    norm = _normalised(mask)
+    if norm is None:
+        return None
+    return max(SHAPES, key=lambda s: max(mask_iou(norm, t) for t in _templates()[s]))
