@@ -26,6 +26,7 @@ _THRESHOLD = 60.0  # RGB distance from the fitted background that counts as obje
 _NORM = 24  # side of the normalised mask used for shape matching
 _STRIPE_THRESHOLD = 12.0
 _OUTLINE_THRESHOLD = 0.1
+_PEEL = 7  # min-filter size that removes the world's 3-pixel outline band
 _FOREIGN = 60.0  # RGB distance from the object-background blend that marks an outline pixel
 
 
@@ -190,10 +191,11 @@ def analyse(image: np.ndarray | Image.Image) -> Analysis:
     outline = _outline_score(pixels, mask, median)
     stripes = _stripe_score(pixels, mask)
     body = mask
-    if (
-        outline > _OUTLINE_THRESHOLD and stripes <= _STRIPE_THRESHOLD
-    ):  # the band is the style's, not the object's
-        inner = np.asarray(Image.fromarray(mask.astype(np.uint8) * 255).filter(ImageFilter.MinFilter(7))) > 0
+    # an outline band is the style's, not the object's: peel it off before reading colour and shape
+    if outline > _OUTLINE_THRESHOLD and stripes <= _STRIPE_THRESHOLD:
+        inner = (
+            np.asarray(Image.fromarray(mask.astype(np.uint8) * 255).filter(ImageFilter.MinFilter(_PEEL))) > 0
+        )
         if inner.sum() >= 6:
             body = inner
             median = _object_colour(pixels, body)
