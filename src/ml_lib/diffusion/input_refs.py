@@ -36,7 +36,7 @@ def model_reference(model: str, catalog: Catalog | None = None, kind: ModelKind 
 def model_label(resolved: str, catalog: Catalog | None = None) -> str:
     """The name A1111 shows for an adapter: its catalog name, else the file stem or the folder name."""
     if catalog is not None:
-        record = catalog.store.get(resolved)
+        record = catalog.at(resolved)
         if record is not None:
             return record.name
     tail = resolved.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]

@@ -236,6 +236,10 @@ class Catalog:
         family_value = family.value if isinstance(family, Family) else family
         return self.store.find(kind, family_value, text, statuses)
 
+    def at(self, path: str) -> ModelRecord | None:
+        """The record catalogued at exactly ``path``, if any (no scan, no name rules)."""
+        return self.store.get(path)
+
     def lookup(self, ref: str, kinds: Collection[ModelKind] = ()) -> ModelRecord | None:
         """A1111's rules: relative name or file stem (with or without suffix, any case), then hash.
 
