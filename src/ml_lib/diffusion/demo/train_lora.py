@@ -33,7 +33,8 @@ from .world import IMAGE_SIZE, OUTLINE_TRIGGER
 
 __all__ = ["LORA_RANK", "LORA_STEPS", "kohya_lora", "train_lora"]
 
-LORA_STEPS = 2000  # 500 at first; 2,000 with a cosine decay keeps the object's colour (90%, against 70% at 1,000)
+# 500 at first; 2,000 with a cosine decay keeps the object's colour under the style (90%, against 70% at 1,000)
+LORA_STEPS = 2000
 LORA_RANK = 4
 _ALPHA = 4.0
 _BATCH = 16
