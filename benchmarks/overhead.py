@@ -45,7 +45,7 @@ def main() -> None:
         files.diffusers_dir, safety_checker=None, requires_safety_checker=False, local_files_only=True
     )
     raw.set_progress_bar_config(disable=True)
-    pool_pipe, _ = gen._pipelines().get(plan.model, dtype=plan.dtype, device=plan.device)
+    pool_pipe = gen._pipelines().get(plan.model, dtype=plan.dtype, device=plan.device).pipe
     raw.scheduler = type(pool_pipe.scheduler).from_config(pool_pipe.scheduler.config)
 
     def ours() -> float:

@@ -74,8 +74,10 @@ def test_unused_embeddings_are_unloaded(embedding_root: Path) -> None:
     pipe = tiny_sd1_components()
     size, rows = len(pipe.tokenizer), pipe.text_encoder.get_input_embeddings().weight.shape[0]
     use = EmbeddingUse("tinyemb", str(embedding_root / "tinyemb.safetensors"))
-    apply_embeddings(pipe, (use,))
-    assert len(pipe.tokenizer) == size + 2
-    apply_embeddings(pipe, ())
+    loaded: dict[str, str] = {}
+    apply_embeddings(pipe, loaded, (use,))
+    assert len(pipe.tokenizer) == size + 2 and loaded == {"tinyemb": use.path}
+    apply_embeddings(pipe, loaded, ())
+    assert loaded == {}
     assert len(pipe.tokenizer) == size
     assert pipe.text_encoder.get_input_embeddings().weight.shape[0] == rows

@@ -62,9 +62,11 @@ def test_img2img_follows_strength_and_reuses_the_pipeline(gen, tiny_sd1: TinyMod
     assert np.abs(px(low) - init).mean() < np.abs(px(txt) - init).mean()
     again = gen.generate("a ball", model=model, init_image=scene(), strength=0.3, **FAST)
     assert np.array_equal(px(again), px(low))
-    base, _ = gen._pipelines().get(txt.plan.model, dtype="float32", device="cpu")
-    views = [v for k, v in base._ml_views.items() if k[0] == "img2img"]
+    loaded = gen._pipelines().get(txt.plan.model, dtype="float32", device="cpu")
+    base = loaded.pipe
+    views = [v for k, v in loaded.views.items() if k[0] == "img2img"]
     assert len(views) == 1 and views[0].unet is base.unet and views[0].vae is base.vae
+    assert not any(k.startswith("_ml_") for k in vars(base))  # the engine hangs nothing on diffusers objects
 
 
 def test_img2img_size_defaults_to_the_init_image(gen, tiny_sd1: TinyModelFiles) -> None:
@@ -148,8 +150,8 @@ def test_ip_adapter_scale_and_unload(gen, tiny_sd1: TinyModelFiles, adapters) ->
     strong = with_ip(1.0)
     assert np.abs(strong - base).mean() > 0.5
     assert np.abs(with_ip(1.0, Image.new("RGB", (48, 48), (0, 0, 255))) - strong).mean() > 0.1
-    pipe, _ = gen._pipelines().get(gen.plan("x", model=model).model, dtype="float32", device="cpu")
-    assert len(pipe._ml_ip_embeds) == 2  # one per distinct image, reused across calls
+    loaded = gen._pipelines().get(gen.plan("x", model=model).model, dtype="float32", device="cpu")
+    assert len(loaded.ip_adapters.embeds) == 2  # one per distinct image, reused across calls
     assert np.array_equal(px(gen.generate("a ball", model=model, **FAST)), base)
 
 
@@ -167,7 +169,11 @@ def test_ip_adapter_per_block_scales(gen, tiny_sd1: TinyModelFiles, adapters) ->
     assert np.array_equal(run(blocks={"up": {"block_1": 0.0}}), base)
     assert np.abs(up_only - base).mean() > 0.1 and np.abs(up_only - full).mean() > 0.1
     plan = gen.plan(
-        "x", model=model, ip_adapters=(IPAdapterRequest(str(adapters["ip"]), red, blocks={"mid": 0.5}),)
+        "x",
+        model=model,
+        ip_adapters=(
+            IPAdapterRequest(str(adapters["ip"]), red, "ip-adapter_tiny.safetensors", blocks={"mid": 0.5}),
+        ),
     )
     assert plan.ip_adapters[0].scale_config() == {"mid": 0.5}
 
@@ -182,7 +188,12 @@ def test_adapters_by_catalog_name(tiny_sd1: TinyModelFiles, adapters, tmp_path: 
             named.plan("a ball", model=str(tiny_sd1.single_file), ip_adapters=(bare,))  # basic and Plus
         unit = IPAdapterRequest("ip/models/ip-adapter_tiny", red, "ip-adapter_tiny.safetensors", 1.0)
         result = named.generate("a ball", model=str(tiny_sd1.single_file), ip_adapters=(unit,), **FAST)
-    assert Path(result.plan.ip_adapters[0].model).name == "ip-adapter_tiny.safetensors"
+    use = result.plan.ip_adapters[0]  # the catalog's weights file, as diffusers loads it
+    assert (Path(use.model), use.subfolder, use.weight_name) == (
+        adapters["ip"] / "models",
+        "",
+        "ip-adapter_tiny.safetensors",
+    )
     with ImageGenerator(Settings(home=tmp_path / "other"), device="cpu") as by_path:
         unit = IPAdapterRequest(str(adapters["ip"]), red, "ip-adapter_tiny.safetensors", 1.0)
         same = by_path.generate("a ball", model=str(tiny_sd1.single_file), ip_adapters=(unit,), **FAST)

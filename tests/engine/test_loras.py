@@ -55,7 +55,7 @@ def run(gen: ImageGenerator, model: TinyModelFiles, *loras: LoraRequest, **kw):
 
 def test_weight_zero_is_base_and_unload_is_bit_exact(gen, tiny_sd1, loras) -> None:
     base_result = run(gen, tiny_sd1)
-    pipe, _ = gen._pipelines().get(base_result.plan.model, dtype="float32", device="cpu")
+    pipe = gen._pipelines().get(base_result.plan.model, dtype="float32", device="cpu").pipe
     before = {k: v.clone() for k, v in pipe.unet.state_dict().items()}
     before_te = {k: v.clone() for k, v in pipe.text_encoder.state_dict().items()}
     zero = run(gen, tiny_sd1, LoraRequest(str(loras["kohya"]), 0.0))
@@ -108,9 +108,11 @@ def test_sdxl_lora_with_two_text_encoders(gen, tiny_sdxl, loras) -> None:
     assert np.array_equal(px(run(gen, tiny_sdxl)), base)
 
 
-def test_lycoris_variant_is_named(gen, tiny_sd1, loras) -> None:
+def test_lycoris_variant_is_refused_before_loading(gen, tiny_sd1, loras) -> None:
+    loads = gen._pipelines().loads
     with pytest.raises(UnsupportedModelError, match="LyCORIS LoHa"):
-        run(gen, tiny_sd1, LoraRequest(str(loras["loha"]), 1.0))
+        gen.plan("a red circle", model=str(tiny_sd1.diffusers_dir), loras=(LoraRequest(str(loras["loha"])),))
+    assert gen._pipelines().loads == loads  # refused by the resolve step: nothing was loaded
 
 
 def test_infotext_carries_lora_tags(gen, tiny_sd1, loras, tmp_path: Path) -> None:

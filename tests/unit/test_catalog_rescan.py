@@ -14,9 +14,10 @@ from ml_lib.diffusion.catalog import fakes, identify, walk
 from ml_lib.diffusion.catalog import fakes_adapters as adapters
 from ml_lib.diffusion.catalog.catalog import Catalog
 from ml_lib.diffusion.catalog.records import ModelKind, Status
-from ml_lib.diffusion.catalog.resolve import resolve_model
 from ml_lib.diffusion.db import connect
 from ml_lib.diffusion.errors import AmbiguousModelError, ModelNotFoundError
+from ml_lib.diffusion.resolve.checkpoint import resolve_model
+from ml_lib.diffusion.resolve.known import KnownModels
 
 from .test_catalog_scan import canary_files
 
@@ -206,12 +207,14 @@ def test_file_replaced_during_the_scan(root: Path, catalog: Catalog, monkeypatch
 
 def test_model_name_resolves_through_the_catalog(root: Path, catalog: Catalog) -> None:
     W(root / "sd15" / "DreamShaper_8.safetensors", fakes.checkpoint_keys("sd1"))
-    ref = resolve_model("dreamshaper_8", catalog=catalog)  # not scanned yet: resolving scans once
+    ref = resolve_model(
+        "dreamshaper_8", lookup=KnownModels(catalog).named
+    )  # not scanned yet: resolving scans once
     assert ref.family == "sd1" and ref.reference == str(root / "sd15" / "DreamShaper_8.safetensors")
     W(root / "other" / "dreamshaper_8.safetensors", fakes.checkpoint_keys("sdxl"))
     catalog.scan()
     with pytest.raises(AmbiguousModelError, match="sd15/DreamShaper_8"):
-        resolve_model("dreamshaper_8", catalog=catalog)
-    assert resolve_model("other/dreamshaper_8", catalog=catalog).family == "sdxl"
+        resolve_model("dreamshaper_8", lookup=KnownModels(catalog).named)
+    assert resolve_model("other/dreamshaper_8", lookup=KnownModels(catalog).named).family == "sdxl"
     with pytest.raises(ModelNotFoundError, match="catalogued model name"):
-        resolve_model("nothing_like_it.safetensors", catalog=catalog)
+        resolve_model("nothing_like_it.safetensors", lookup=KnownModels(catalog).named)

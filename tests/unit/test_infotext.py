@@ -340,8 +340,8 @@ def test_img2img_inpaint_and_control_units_are_written_as_a1111_does() -> None:
 
 
 def test_control_unit_shows_its_catalog_name_else_the_file_stem() -> None:
-    from ml_lib.diffusion.input_refs import model_label
     from ml_lib.diffusion.plan import ControlUse, ImageRef
+    from ml_lib.diffusion.resolve.adapters import adapter_label as model_label
 
     assert model_label("/m/ControlNet/control_v11p_sd15_canny.safetensors") == "control_v11p_sd15_canny"
     assert model_label("/m/ControlNet/control_v11p_sd15_canny/") == "control_v11p_sd15_canny"

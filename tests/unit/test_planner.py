@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from ml_lib.diffusion.errors import RequestError, UnknownSamplerError
-from ml_lib.diffusion.plan import ModelFormat, ModelRef, Source
+from ml_lib.diffusion.plan import ModelFormat, ModelRef, ResolvedRequest, Source
 from ml_lib.diffusion.planning.device import DeviceInfo
 from ml_lib.diffusion.planning.planner import DEFAULT_NAME_TEMPLATE, Planner
 from ml_lib.diffusion.request import GenerationRequest
@@ -37,7 +37,7 @@ def planner(tmp_path: Path) -> Planner:
 def test_family_defaults(
     planner: Planner, family: str, prediction: str, size, steps: int, cfg: float
 ) -> None:
-    plan = planner.plan(GenerationRequest("a fox"), model(family, prediction), CPU)
+    plan = planner.plan(GenerationRequest("a fox"), ResolvedRequest(model(family, prediction)), None, CPU)
     assert (plan.width, plan.height, plan.steps, plan.cfg_scale) == (*size, steps, cfg)
     assert (plan.sampler, plan.schedule) == ("DPM++ 2M", "Karras")
     assert plan.seed == 777 and plan.batch_size == 1 and plan.clip_skip == 1
@@ -50,7 +50,7 @@ def test_family_defaults(
 
 
 def test_every_field_has_a_decision(planner: Planner) -> None:
-    plan = planner.plan(GenerationRequest("a fox"), model(), CPU)
+    plan = planner.plan(GenerationRequest("a fox"), ResolvedRequest(model()), None, CPU)
     fields = {d.field for d in plan.decisions}
     expected = {
         "width",
@@ -71,7 +71,7 @@ def test_user_values_win_and_are_recorded(planner: Planner, tmp_path: Path) -> N
         "a fox", width=640, height=448, steps=12, cfg_scale=4.5, sampler="Euler a", seed=5, batch_size=2,
         clip_skip=2, output_dir=str(tmp_path), name_template="[seed]",
     )  # fmt: skip
-    plan = planner.plan(request, model(), CPU)
+    plan = planner.plan(request, ResolvedRequest(model()), None, CPU)
     assert (plan.width, plan.height, plan.steps, plan.cfg_scale, plan.seed, plan.batch_size) == (
         640,
         448,
@@ -89,18 +89,22 @@ def test_user_values_win_and_are_recorded(planner: Planner, tmp_path: Path) -> N
 
 
 def test_legacy_sampler_name_counts_as_user_schedule(planner: Planner) -> None:
-    plan = planner.plan(GenerationRequest("x", sampler="DPM++ SDE Karras"), model(), CPU)
+    plan = planner.plan(
+        GenerationRequest("x", sampler="DPM++ SDE Karras"), ResolvedRequest(model()), None, CPU
+    )
     assert (plan.sampler, plan.schedule) == ("DPM++ SDE", "Karras")
     schedule = plan.decision("schedule")
     assert schedule is not None and schedule.source is Source.USER
 
 
 def test_seed_minus_one_means_random(planner: Planner) -> None:
-    assert planner.plan(GenerationRequest("x", seed=-1), model(), CPU).seed == 777
+    assert planner.plan(GenerationRequest("x", seed=-1), ResolvedRequest(model()), None, CPU).seed == 777
 
 
 def test_cuda_gets_fp16(planner: Planner) -> None:
-    plan = planner.plan(GenerationRequest("x"), model("sdxl"), DeviceInfo("cuda", "GPU", 8 << 30))
+    plan = planner.plan(
+        GenerationRequest("x"), ResolvedRequest(model("sdxl")), None, DeviceInfo("cuda", "GPU", 8 << 30)
+    )
     assert plan.dtype == "float16"
     dtype = plan.decision("dtype")
     assert dtype is not None and "fp32" in dtype.reason
@@ -123,31 +127,34 @@ def test_cuda_gets_fp16(planner: Planner) -> None:
 )
 def test_bad_requests_are_rejected(planner: Planner, overrides: dict[str, object], message: str) -> None:
     with pytest.raises(RequestError, match=message):
-        planner.plan(GenerationRequest("x", **overrides), model(), CPU)  # type: ignore[arg-type]
+        planner.plan(GenerationRequest("x", **overrides), ResolvedRequest(model()), None, CPU)  # type: ignore[arg-type]
 
 
 def test_profile_size_over_limit_is_rejected(tmp_path: Path) -> None:
     small = Planner(Settings(home=tmp_path, limits=Limits(max_side=768)))
     with pytest.raises(RequestError, match="over the limit"):
-        small.plan(GenerationRequest("x"), model("sdxl"), CPU)
+        small.plan(GenerationRequest("x"), ResolvedRequest(model("sdxl")), None, CPU)
 
 
 def test_unknown_sampler(planner: Planner) -> None:
     with pytest.raises(UnknownSamplerError):
-        planner.plan(GenerationRequest("x", sampler="nope"), model(), CPU)
+        planner.plan(GenerationRequest("x", sampler="nope"), ResolvedRequest(model()), None, CPU)
 
 
 def test_unknown_name_token_is_rejected_before_work(planner: Planner) -> None:
     with pytest.raises(RequestError, match=r"Unknown file name token.*\[bogus\]"):
-        planner.plan(GenerationRequest("x", name_template="[seed]-[bogus]"), model(), CPU)
+        planner.plan(
+            GenerationRequest("x", name_template="[seed]-[bogus]"), ResolvedRequest(model()), None, CPU
+        )
 
 
 def test_prompt_lora_tags_become_requests() -> None:
-    from ml_lib.diffusion.planning.prompt_loras import merge_lora_requests
+    from ml_lib.diffusion.prompt.syntax import parse_prompt
     from ml_lib.diffusion.request import LoraRequest
+    from ml_lib.diffusion.resolve.loras import lora_requests
 
-    merged = merge_lora_requests(
-        "a fox <lora:detail:0.5> <lora:Style:0.4:0.9> <lyco:grain:1> <hypernet:old:1>",
+    merged = lora_requests(
+        parse_prompt("a fox <lora:detail:0.5> <lora:Style:0.4:0.9> <lyco:grain:1> <hypernet:old:1>"),
         (LoraRequest("style", 0.7),),
     )
     assert merged == (
@@ -156,7 +163,7 @@ def test_prompt_lora_tags_become_requests() -> None:
         LoraRequest("grain", 1.0, 1.0),
     )
     with pytest.raises(RequestError, match="Cannot read the weights"):
-        merge_lora_requests("<lora:x:abc>", ())
+        lora_requests(parse_prompt("<lora:x:abc>"), ())
 
 
 def test_analyzer_setting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

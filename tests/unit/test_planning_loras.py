@@ -9,8 +9,7 @@ import pytest
 
 from ml_lib.diffusion.catalog.families import Family
 from ml_lib.diffusion.catalog.records import SpeedHint
-from ml_lib.diffusion.plan import LoraUse, ModelFormat, ModelRef, Source
-from ml_lib.diffusion.planning.auto import Candidates
+from ml_lib.diffusion.plan import LoraUse, ModelFormat, ModelRef, ResolvedRequest, Source
 from ml_lib.diffusion.planning.device import DeviceInfo
 from ml_lib.diffusion.planning.loras import LoraIndex, insert_triggers, lora_weight, recommend_loras
 from ml_lib.diffusion.planning.planner import Planner
@@ -108,10 +107,8 @@ def planner(tmp_path: Path) -> Planner:
 
 def plan(planner: Planner, prompt: str, loras: tuple[LoraUse, ...] = (), **kw):  # type: ignore[no-untyped-def]
     m = ModelRef("/m/x.safetensors", ModelFormat.SINGLE_FILE, "sdxl", "epsilon", "x")
-    return planner.plan(
-        GenerationRequest(prompt, **kw), m, CPU, loras,
-        analysis=analyze_prompt(prompt), candidates=Candidates.of(LIBRARY),
-    )  # fmt: skip
+    resolved = ResolvedRequest(m, loras=loras, candidates=LIBRARY)
+    return planner.plan(GenerationRequest(prompt, **kw), resolved, analyze_prompt(prompt), CPU)
 
 
 def test_planner_adds_lora_and_trigger_once(planner: Planner) -> None:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from ml_lib.diffusion.catalog.families import Family
 from ml_lib.diffusion.catalog.records import ModelRecord, Status
 from ml_lib.diffusion.plan import Source
-from ml_lib.diffusion.planning.auto import Candidates, auto_checkpoint
 from ml_lib.diffusion.planning.models import choose_checkpoint
 from ml_lib.diffusion.prompt.analyzer import analyze_prompt
 from ml_lib.diffusion.request import GenerationRequest
@@ -74,23 +75,25 @@ def test_decision_is_catalog_with_a_reason() -> None:
     assert d.value == "juggernautXL_v9"
 
 
-def test_auto_checkpoint_respects_the_request() -> None:
-    analysis, candidates = analyze_prompt("photo of a fox"), Candidates.of(LIBRARY)
-    assert auto_checkpoint(GenerationRequest("x"), analysis, candidates) is not None
-    assert auto_checkpoint(GenerationRequest("x", model="m"), analysis, candidates) is None
-    assert auto_checkpoint(GenerationRequest("x", auto=False), analysis, candidates) is None
-    assert auto_checkpoint(GenerationRequest("x"), analysis, None) is None
+def test_choose_model_respects_the_request() -> None:
+    from ml_lib.diffusion.errors import RequestError
+    from ml_lib.diffusion.resolve.model import choose_model
+
+    analysis = analyze_prompt("photo of a fox")
+    auto = choose_model(GenerationRequest("x"), analysis, LIBRARY)
+    best = choose_checkpoint(analysis, LIBRARY)
+    assert best is not None and auto.reference == best.record.path and auto.decision == best.decision
+    named = choose_model(GenerationRequest("x", model="m"), analysis, LIBRARY)
+    assert named.reference == "m" and named.decision is None
+    for request, records in ((GenerationRequest("x", auto=False), LIBRARY), (GenerationRequest("x"), ())):
+        with pytest.raises(RequestError, match="No model given"):
+            choose_model(request, analysis, records)
 
 
-def test_facade_analyze_and_model_reference(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_facade_analyze(tmp_path) -> None:  # type: ignore[no-untyped-def]
     from ml_lib.diffusion.facade import ImageGenerator
-    from ml_lib.diffusion.planning.auto import model_reference
     from ml_lib.diffusion.settings import Settings
 
     assert (
         ImageGenerator(Settings(home=tmp_path)).analyze("anime girl, cherry blossoms").content_type == "anime"
     )
-    choice = choose_checkpoint(analyze_prompt("photo of a fox"), LIBRARY)
-    assert model_reference(GenerationRequest("x"), choice) == choice.record.path  # type: ignore[union-attr]
-    assert model_reference(GenerationRequest("x", model="m"), choice) == "m"
-    assert model_reference(GenerationRequest("x"), None) is None

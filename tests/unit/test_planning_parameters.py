@@ -9,8 +9,7 @@ import pytest
 from ml_lib.diffusion.catalog.families import Family
 from ml_lib.diffusion.catalog.records import SpeedHint
 from ml_lib.diffusion.errors import RequestError
-from ml_lib.diffusion.plan import LoraUse, ModelFormat, ModelRef, Source
-from ml_lib.diffusion.planning.auto import Candidates
+from ml_lib.diffusion.plan import LoraUse, ModelFormat, ModelRef, ResolvedRequest, Source
 from ml_lib.diffusion.planning.device import DeviceInfo
 from ml_lib.diffusion.planning.parameters import SDXL_BUCKETS, Bucket, bucket_for, size_buckets
 from ml_lib.diffusion.planning.planner import Planner
@@ -32,7 +31,9 @@ def planner(tmp_path: Path) -> Planner:
 
 
 def plan_for(planner: Planner, prompt: str, m: ModelRef | None = None, **kw):  # type: ignore[no-untyped-def]
-    return planner.plan(GenerationRequest(prompt, **kw), m or model(), CPU, analysis=analyze_prompt(prompt))
+    return planner.plan(
+        GenerationRequest(prompt, **kw), ResolvedRequest(m or model()), analyze_prompt(prompt), CPU
+    )
 
 
 def test_sdxl_buckets_are_the_standard_set() -> None:
@@ -120,7 +121,8 @@ def test_speed_lora_retunes_from_its_hint(planner: Planner) -> None:
     hint = SpeedHint("Hyper", 8, 1.0, "DDIM", None, "ss_output_name 'Hyper-SDXL-8steps'")
     rec = lora_record("hyper_8", speed=hint)
     use = LoraUse("hyper_8", rec.path, 1.0, 1.0)
-    plan = planner.plan(GenerationRequest("a fox"), model(), CPU, (use,), candidates=Candidates.of((rec,)))
+    resolved = ResolvedRequest(model(), loras=(use,), candidates=(rec,))
+    plan = planner.plan(GenerationRequest("a fox"), resolved, None, CPU)
     assert (plan.steps, plan.cfg_scale, plan.sampler) == (8, 1.0, "DDIM")
     assert "speed LoRA 'hyper_8'" in plan.decision("steps").reason  # type: ignore[union-attr]
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from ml_lib.diffusion.catalog.hashing import HashCache, autov2, sha256_file
-from ml_lib.diffusion.catalog.resolve import beside_config_dir, resolve_model, shipped_config_dir
 from ml_lib.diffusion.db import MIGRATIONS, connect, schema_version
 from ml_lib.diffusion.errors import ConfigError, ModelNotFoundError, OfflineError, UnsupportedModelError
 from ml_lib.diffusion.plan import ModelFormat
+from ml_lib.diffusion.resolve.checkpoint import beside_config_dir, resolve_model, shipped_config_dir
 
 from ._safetensors import FLUX, SD1, UNET_K, write_fake_safetensors
 
@@ -128,6 +128,6 @@ def test_migrations_apply_once_and_refuse_newer(tmp_path: Path) -> None:
     ],
 )
 def test_parse_lora_arg(text: str, expected: tuple) -> None:
-    from ml_lib.diffusion.catalog.lora_resolve import parse_lora_arg
+    from ml_lib.diffusion.resolve.loras import parse_lora_arg
 
     assert parse_lora_arg(text) == expected

@@ -1,7 +1,9 @@
 """JSON round trip for frozen dataclass trees, driven by their type hints.
 
 Handles str/int/float/bool/None, str-valued Enums, unions (``X | None`` and scalar unions),
-``tuple[X, ...]``, fixed tuples and nested dataclasses. ``strict`` (plans) rejects unknown keys,
+``tuple[X, ...]``, fixed tuples and nested dataclasses. A field whose metadata has ``OMIT_DEFAULT`` is left
+out while it holds its default, so a field added later does not change the JSON of records that do not
+use it (older readers keep reading them). ``strict`` (plans) rejects unknown keys,
 missing required keys and wrong types; lenient mode (stored records) ignores unknown keys and lets
 missing ones take their defaults.
 """
@@ -16,7 +18,10 @@ from enum import Enum
 from pathlib import PurePath
 from typing import Any, TypeVar
 
-__all__ = ["from_jsonable", "to_jsonable"]
+__all__ = ["OMIT_DEFAULT", "from_jsonable", "to_jsonable"]
+
+#: Field metadata: leave the field out of the JSON while it holds its default.
+OMIT_DEFAULT = {"omit_default": True}
 
 T = TypeVar("T")
 _SCALARS = (str, int, float, bool)
@@ -25,7 +30,11 @@ _SCALARS = (str, int, float, bool)
 def to_jsonable(value: Any) -> Any:
     """A JSON-ready copy of a dataclass tree (enums by value, tuples as lists, paths as text)."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {
+            f.name: to_jsonable(getattr(value, f.name))
+            for f in dataclasses.fields(value)
+            if not (f.metadata.get("omit_default") and getattr(value, f.name) == f.default)
+        }
     if isinstance(value, Enum):
         return value.value
     if isinstance(value, tuple | list):

@@ -23,8 +23,8 @@ def parse_size(size: str) -> tuple[int, int]:
 
 def lora_requests(values: list[str] | None) -> tuple[Any, ...]:
     """``--lora`` values as LoraRequests."""
-    from .catalog.lora_resolve import parse_lora_arg
     from .request import LoraRequest
+    from .resolve.loras import parse_lora_arg
 
     return tuple(LoraRequest(*parse_lora_arg(v)) for v in values or ())
 

@@ -1,4 +1,8 @@
-"""ImageGenerator: wires the rooms together (analyse → plan → execute → write); no logic of its own."""
+"""ImageGenerator: wires the rooms together and holds no logic of its own.
+
+analyse → resolve → plan → execute → write (→ record, when learning lands). ``plan()`` is a dry run: it
+writes nothing (input images and file hashes are held until a plan runs).
+"""
 
 from __future__ import annotations
 
@@ -11,26 +15,21 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .catalog.hashing import HashCache
-from .catalog.lora_resolve import resolve_lora
-from .catalog.records import ModelKind
-from .catalog.resolve import resolve_model
-from .errors import ConfigError, MetadataError, RequestError
-from .input_refs import store_inputs
+from .errors import ConfigError, MetadataError
 from .plan import GenerationPlan, ModelRef
-from .planning.embeddings import known_embeddings, with_embeddings
-from .planning.prompt_loras import merge_lora_requests
 from .prompt.analysis import PromptAnalysis
+from .prompt.syntax import PromptDocument, parse_prompt
 from .request import GenerationRequest
 from .result import CancelToken, GenerationResult, PhaseTimings, StepInfo
 from .settings import Settings
 
 if TYPE_CHECKING:
     from .catalog.catalog import Catalog
+    from .catalog.hashing import HashCache
     from .engine.pool import PipelinePool
     from .output.metadata import ImageMetadata
     from .planning.device import DeviceInfo
-    from .planning.models import CheckpointChoice
+    from .resolve import InputStaging, Resolver
 
 __all__ = ["ImageGenerator"]
 
@@ -62,7 +61,10 @@ class ImageGenerator:
         self._pool: PipelinePool | None = None
         self._conn: sqlite3.Connection | None = None
         self._catalog: Catalog | None = None
-        self._analyzer: Callable[[str], PromptAnalysis] | None = None
+        self._analyzer: Callable[[str | PromptDocument], PromptAnalysis] | None = None
+        self._resolver: Resolver | None = None
+        self._hashes: HashCache | None = None
+        self._staging: InputStaging | None = None
 
     # -- wiring ---------------------------------------------------------------------------------
     def _db(self) -> sqlite3.Connection:
@@ -87,6 +89,18 @@ class ImageGenerator:
             self._pool = PipelinePool(self._pool_size)
         return self._pool
 
+    def _resolve_step(self) -> Resolver:
+        if self._resolver is None:
+            from .catalog.hashing import HashCache
+            from .imaging.store import InputStore
+            from .resolve import InputStaging, KnownModels, Resolver
+
+            self._hashes = HashCache(self._db())
+            self._hashes.hold()  # written when a plan runs: planning is a dry run
+            self._staging = InputStaging(InputStore(self.settings.home / "inputs"))
+            self._resolver = Resolver(KnownModels(self.catalog()), self._hashes, self._staging)
+        return self._resolver
+
     def close(self) -> None:
         """Release pipelines and the database connection."""
         if self._pool is not None:
@@ -95,6 +109,7 @@ class ImageGenerator:
             self._conn.close()
             self._conn = None
             self._catalog = None
+            self._resolver = self._hashes = self._staging = None
 
     def __enter__(self) -> ImageGenerator:
         return self
@@ -105,8 +120,12 @@ class ImageGenerator:
     # -- public API -----------------------------------------------------------------------------
     def resolve_model(self, reference: str, *, config_dir: str | None = None) -> ModelRef:
         """Resolve a model path, catalog name or Hub id to a ModelRef (family, hash, config folder)."""
+        from .resolve.checkpoint import resolve_model
+        from .resolve.known import KnownModels
+
+        self._resolve_step()
         return resolve_model(
-            reference, config_dir=config_dir, hashes=HashCache(self._db()), catalog=self.catalog()
+            reference, config_dir=config_dir, hashes=self._hashes, lookup=KnownModels(self.catalog()).named
         )
 
     def catalog(self) -> Catalog:
@@ -117,64 +136,26 @@ class ImageGenerator:
             self._catalog = Catalog(self._db(), self.settings.model_roots)
         return self._catalog
 
-    def analyze(self, prompt: str) -> PromptAnalysis:
+    def analyze(self, prompt: str | PromptDocument) -> PromptAnalysis:
         """What the prompt asks for: content type, styles, aspect … (by ``settings.analyzer``)."""
         if self._analyzer is None:
             self._analyzer = make_analyzer(self.settings.analyzer)
         return self._analyzer(prompt)
 
     def plan(self, request: GenerationRequest | str, **overrides: Any) -> GenerationPlan:
-        """A fully resolved plan for ``request`` (a prompt string plus overrides also works).
+        """A fully resolved plan for ``request`` (a prompt string plus overrides also works); writes nothing.
 
         With ``auto`` (the default) a checkpoint is chosen from the catalog when none is named, and
         catalog LoRAs that fit the prompt are recommended.
         """
-        from .planning.auto import auto_checkpoint, catalog_candidates, model_reference
         from .planning.planner import Planner
 
         req = _as_request(request, overrides)
-        analysis = self.analyze(req.prompt)
-        candidates = catalog_candidates(self.catalog(), _semantic_similarity()) if req.auto else None
-        choice = auto_checkpoint(req, analysis, candidates)
-        if not req.model and req.auto and choice is None:
-            choice = self._builtin_choice(analysis)
-            if choice is not None:  # the built-ins are catalogued now: their LoRA can be recommended too
-                candidates = catalog_candidates(self.catalog(), _semantic_similarity())
-        reference = model_reference(req, choice)
-        if not reference:
-            raise RequestError(
-                "No model given and no catalogued checkpoint to choose from: pass --model PATH (a diffusers "
-                "folder or .safetensors checkpoint), or set ML_DIFFUSION_MODELS and run `ml-diffusion models scan`."
-            )
-        model = self.resolve_model(reference, config_dir=req.config_dir)
-        hashes, catalog = HashCache(self._db()), self.catalog()
-        loras = tuple(
-            resolve_lora(r.ref, r.weight, r.te_weight, catalog=catalog, hashes=hashes)
-            for r in merge_lora_requests(req.prompt, req.loras)
-        )
-        inputs = store_inputs(req, self.settings.home / "inputs", catalog)
-        plan = Planner(self.settings).plan(
-            req, model, self.device(), loras, inputs, analysis=analysis, candidates=candidates,
-            model_choice=choice,
-        )  # fmt: skip
-        embeddings = known_embeddings(catalog.find(kind=ModelKind.EMBEDDING))
-        return with_embeddings(plan, embeddings, lambda path: hashes.sha256(Path(path)))
-
-    def _builtin_choice(self, analysis: PromptAnalysis) -> CheckpointChoice | None:
-        """The built-in demo model, for a request that names no model when the catalog offers none."""
-        from .catalog.families import Family
-        from .catalog.records import Status
-        from .planning.models import choose_checkpoint
-
-        catalog = self.catalog()
-        catalog.scan((), builtins=True)  # the built-ins only: three entries, unchanged ones are not probed
-        demo = catalog.find(kind=ModelKind.CHECKPOINT, family=Family.DEMO, statuses=(Status.OK,))
-        choice = choose_checkpoint(analysis, demo)
-        if choice is not None:
-            log.info(
-                "no checkpoint given or catalogued: using the built-in demo model %s", choice.record.path
-            )
-        return choice
+        document = parse_prompt(req.prompt)
+        analysis = self.analyze(document)
+        resolved = self._resolve_step().resolve(req, document, analysis)
+        planner = Planner(self.settings, similarity=_semantic_similarity())
+        return planner.plan(req, resolved, analysis, self.device())
 
     def generate(
         self,
@@ -198,11 +179,16 @@ class ImageGenerator:
     ) -> GenerationResult:
         """Run an existing plan (as from :meth:`plan` or read back from an image)."""
         from .engine.executor import execute
+        from .resolve import plan_images
 
+        self._resolve_step()
+        assert self._staging is not None and self._hashes is not None
+        self._staging.commit(plan_images(plan))  # the inputs a dry-run plan only held
+        self._hashes.flush()
         t0 = time.perf_counter()
-        pipe, _ = self._pipelines().get(plan.model, dtype=plan.dtype, device=plan.device)
+        loaded = self._pipelines().get(plan.model, dtype=plan.dtype, device=plan.device)
         load = time.perf_counter() - t0
-        out = execute(pipe, plan, on_step=on_step, cancel=cancel)
+        out = execute(loaded, plan, on_step=on_step, cancel=cancel)
         t1 = time.perf_counter()
         paths = self._save(plan, out.images, plan.seeds) if save else ()
         timings = PhaseTimings(load, out.encode, out.denoise, out.decode, time.perf_counter() - t1)
@@ -260,7 +246,7 @@ class ImageGenerator:
         return tuple(paths)
 
 
-def make_analyzer(name: str) -> Callable[[str], PromptAnalysis]:
+def make_analyzer(name: str) -> Callable[[str | PromptDocument], PromptAnalysis]:
     """The prompt analyzer called ``name``: "rules", "semantic" or "ollama"."""
     if name == "rules":
         from .prompt.analyzer import analyze_prompt

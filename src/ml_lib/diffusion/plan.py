@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ._codec import from_jsonable, to_jsonable
+from ._codec import OMIT_DEFAULT, from_jsonable, to_jsonable
 from .errors import PlanError
+
+if TYPE_CHECKING:
+    from .catalog.records import ModelRecord
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -28,6 +31,9 @@ __all__ = [
     "LoraUse",
     "ModelFormat",
     "ModelRef",
+    "ResolvedControl",
+    "ResolvedIPAdapter",
+    "ResolvedRequest",
     "Source",
 ]
 
@@ -113,7 +119,8 @@ class ImageRef:
 class ControlUse:
     """One ControlNet unit: model, control image, how it is preprocessed, and how strongly it steers.
 
-    ``name`` is what the infotext shows (the catalog name, else the file stem or folder name).
+    ``name`` is what the infotext shows (the catalog name, else the file stem or folder name);
+    ``config_dir`` is the diffusers config folder of a single-file ControlNet (None for folders and Hub ids).
     """
 
     model: str
@@ -123,6 +130,7 @@ class ControlUse:
     guidance_start: float = 0.0
     guidance_end: float = 1.0
     name: str = ""
+    config_dir: str | None = field(default=None, metadata=OMIT_DEFAULT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +182,46 @@ class InitImage:
     mask_blur: int = 4
     inpaint_full_res: bool = False
     inpaint_padding: int = 32
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedControl:
+    """A ControlNet the resolve step found: where it is, what the infotext calls it, its config folder."""
+
+    model: str
+    name: str
+    image: ImageRef
+    config_dir: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedIPAdapter:
+    """An IP-Adapter the resolve step found, as diffusers loads it: folder, subfolder, weights file."""
+
+    model: str
+    subfolder: str
+    weight_name: str
+    image: ImageRef
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedRequest:
+    """Every name of a request turned into a file, checked loadable; what planning consumes.
+
+    ``model_decision`` says why the checkpoint was chosen when the user named none. ``loras`` are the
+    requested ones (``--lora`` first, then the prompt's ``<lora:>`` tags); ``candidates`` are the usable
+    catalog records automatic choices may pick from (empty with ``auto`` off).
+    """
+
+    model: ModelRef
+    model_decision: Decision | None = None
+    loras: tuple[LoraUse, ...] = ()
+    embeddings: tuple[EmbeddingUse, ...] = ()
+    controls: tuple[ResolvedControl, ...] = ()
+    ip_adapters: tuple[ResolvedIPAdapter, ...] = ()
+    init_image: ImageRef | None = None
+    mask: ImageRef | None = None
+    candidates: tuple[ModelRecord, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

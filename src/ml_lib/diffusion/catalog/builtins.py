@@ -7,20 +7,23 @@ LoRA. Nothing here loads weights.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
-from ..demo.assets import demo_folder
-from .layouts import ModelDir
-from .records import ModelKind
+from .._assets import asset_path
+from .identify import identify
+from .layouts import ModelDir, Problem
+from .records import ModelKind, ModelRecord
+from .walk import walk
 
-__all__ = ["BUILTIN_LAYOUT", "builtin_dirs", "builtin_root"]
+__all__ = ["BUILTIN_LAYOUT", "builtin_dirs", "builtin_records", "builtin_root"]
 
 BUILTIN_LAYOUT = "builtin"
 
 
 def builtin_root() -> Path:
     """The folder the built-in records are filed under (the package's ``assets/demo``)."""
-    return demo_folder().absolute()
+    return asset_path("demo").absolute()
 
 
 def builtin_dirs() -> tuple[ModelDir, ...]:
@@ -36,3 +39,12 @@ def builtin_dirs() -> tuple[ModelDir, ...]:
             ModelDir(root / "controlnet", root, BUILTIN_LAYOUT, ModelKind.CONTROLNET, label="demo-controlnet")
         )
     return tuple(dirs)
+
+
+def builtin_records() -> tuple[ModelRecord, ...]:
+    """The built-ins' records, probed from their headers in memory (nothing is written; a few ms)."""
+    visited: set[tuple[int, int]] = set()
+    problems: list[Problem] = []
+    now = time.time()
+    found = [f for d in builtin_dirs() for f in walk(d, visited, problems)]
+    return tuple(r for f in found if (r := identify(f, now)) is not None)

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from enum import Enum
 
-__all__ = ["CONFIG_FOLDERS", "CONTEXT_FAMILIES", "Family", "PredictionType"]
+__all__ = [
+    "CONFIG_FOLDERS",
+    "CONTEXT_FAMILIES",
+    "LOADABLE_FAMILIES",
+    "PIPELINE_GROUPS",
+    "Family",
+    "PredictionType",
+]
 
 
 class Family(str, Enum):
@@ -43,4 +50,17 @@ CONFIG_FOLDERS: dict[tuple[Family, PredictionType], str] = {
     (Family.SD2, PredictionType.V_PREDICTION): "sd2-v",
     (Family.SDXL, PredictionType.EPSILON): "sdxl",
     (Family.SDXL_REFINER, PredictionType.EPSILON): "sdxl-refiner",
+}
+
+#: Families this version generates with (the SDXL refiner only refines: img2img).
+LOADABLE_FAMILIES = frozenset({Family.SD1, Family.SD2, Family.SDXL, Family.SDXL_REFINER, Family.DEMO})
+
+#: Families that share a pipeline class and text-encoder layout (a config folder or a LoRA of one group
+#: serves only that group).
+PIPELINE_GROUPS: dict[Family, str] = {
+    Family.SD1: "sd",
+    Family.SD2: "sd",
+    Family.DEMO: "sd",
+    Family.SDXL: "sdxl",
+    Family.SDXL_REFINER: "sdxl-refiner",
 }

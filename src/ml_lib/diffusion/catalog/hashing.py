@@ -143,6 +143,11 @@ class HashCache:
             raise
         self._conn.execute("COMMIT")
 
+    def hold(self) -> None:
+        """Keep new digests in memory until :meth:`flush` (for dry runs, which must not write)."""
+        if self._pending is None:
+            self._pending = {}
+
     def flush(self) -> None:
         """Write the digests held back by :meth:`batch` so far."""
         if self._pending:

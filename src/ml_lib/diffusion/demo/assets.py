@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.resources
 from pathlib import Path
 
+from .._assets import asset_path
 from ..errors import ModelNotFoundError
 
 __all__ = [
@@ -23,7 +23,7 @@ TRIGGER_WORD = "dmoutline"
 
 def demo_folder() -> Path:
     """Where the demo model lives in the package (whether or not it is there)."""
-    return Path(str(importlib.resources.files("ml_lib.diffusion") / "assets" / "demo"))
+    return asset_path("demo")
 
 
 def has_demo_model() -> bool:

@@ -5,7 +5,10 @@ Every LoRA set is fused into the weights after loading, so a given set always co
 affected layers are kept on the CPU; changing the set or removing every LoRA copies them back, so the
 base model is restored bit for bit. Text-encoder and UNet weights are set separately
 (A1111's ``<lora:name:te:unet>``) through ``set_adapters``, never through ``cross_attention_kwargs``
-scale, which diffusers leaks into later loads (FACTS).
+scale, which diffusers leaks into later loads (FACTS): the engine never passes a LoRA scale, so
+diffusers' ``lora_scale`` stays 1 and text-encoder loads are unscaled. Which files can load was checked
+by the resolve step; here SD1.x kohya files named after LDM blocks are converted by passing the UNet
+config, which diffusers ignores for files in other layouts.
 """
 
 from __future__ import annotations
@@ -19,35 +22,22 @@ from typing import Any
 
 import torch
 
-from ..catalog.header import read_header
-from ..errors import ModelUnreadableError, UnsupportedModelError
+from ..errors import ModelUnreadableError
 from ..plan import LoraUse
 from ._quiet import no_progress_bars
 
-__all__ = ["apply_loras", "lycoris_variant"]
+__all__ = ["LoraState", "apply_loras"]
 
 log = logging.getLogger(__name__)
 
-_LYCORIS = (("hada_w1_a", "LoHa"), ("lokr_w1", "LoKr"), ("oft_blocks", "OFT"), ("oft_diag", "BOFT"))
-_UNET_BLOCK_STYLE = re.compile(r"^lora_unet_(input|output|middle)_blocks?_")
-
 
 @dataclass(slots=True)
-class _LoraState:
-    """What is loaded into one pipeline (kept on the pipeline object)."""
+class LoraState:
+    """The LoRAs loaded into one pipeline: adapter names, the fused set, the base weights it replaced."""
 
     loaded: dict[str, str] = field(default_factory=dict)  # adapter name -> path
     active: tuple[tuple[str, float, float], ...] = ()
     backup: dict[int, tuple[torch.nn.Module, torch.Tensor]] = field(default_factory=dict)
-
-
-def lycoris_variant(keys: set[str] | frozenset[str] | Any) -> str | None:
-    """The LyCORIS variant diffusers cannot load (LoHa, LoKr, OFT…), from tensor names; None if plain LoRA."""
-    for key in keys:
-        for marker, name in _LYCORIS:
-            if marker in key:
-                return name
-    return None
 
 
 def _adapter_name(path: str) -> str:
@@ -77,16 +67,11 @@ def _tuner_layers(pipe: Any) -> list[torch.nn.Module]:
 
 
 def _load(pipe: Any, lora: LoraUse, name: str) -> None:
-    header = read_header(lora.path)
-    variant = lycoris_variant(header.tensors)
-    if variant:
-        raise UnsupportedModelError(
-            f"{lora.name} is a LyCORIS {variant}, which diffusers cannot load; use a LoRA/LoCon version of it."
-        )
+    from diffusers.loaders import StableDiffusionXLLoraLoaderMixin
+
     kwargs: dict[str, Any] = {"adapter_name": name}
-    if any(_UNET_BLOCK_STYLE.match(k) for k in header.tensors):
-        kwargs["unet_config"] = pipe.unet.config  # SD1.x kohya files named after LDM blocks
-    pipe._lora_scale = 1.0  # diffusers bug: a previous call's scale would scale text-encoder loads
+    if not isinstance(pipe, StableDiffusionXLLoraLoaderMixin):  # SDXL passes its UNet config itself
+        kwargs["unet_config"] = pipe.unet.config
     try:
         with no_progress_bars():
             pipe.load_lora_weights(lora.path, **kwargs)
@@ -97,7 +82,7 @@ def _load(pipe: Any, lora: LoraUse, name: str) -> None:
         ) from exc
 
 
-def _restore(pipe: Any, state: _LoraState) -> None:
+def _restore(pipe: Any, state: LoraState) -> None:
     if not state.backup:
         return
     pipe.unfuse_lora(components=_components(pipe, "*"))
@@ -108,17 +93,16 @@ def _restore(pipe: Any, state: _LoraState) -> None:
     state.backup.clear()
 
 
-def _fuse(pipe: Any, state: _LoraState) -> None:
+def _fuse(pipe: Any, state: LoraState) -> None:
     for module in _tuner_layers(pipe):
         base = module.get_base_layer()
         state.backup[id(module)] = (module, base.weight.detach().to("cpu", copy=True))
     pipe.fuse_lora(components=_components(pipe, "*"), lora_scale=1.0)
 
 
-def apply_loras(pipe: Any, loras: tuple[LoraUse, ...]) -> None:
-    """Make ``pipe`` compute with exactly ``loras`` (none: the base model, bit for bit)."""
-    state: _LoraState = getattr(pipe, "_ml_lora_state", None) or _LoraState()
-    pipe._ml_lora_state = state
+def apply_loras(pipe: Any, state: LoraState, loras: tuple[LoraUse, ...]) -> None:
+    """Make ``pipe`` compute with exactly ``loras`` (none: the base model, bit for bit); ``state`` is the
+    pipeline's LoRA record, updated here."""
     wanted = {_adapter_name(lora.path): lora for lora in loras}
     key = tuple((name, lora.unet_weight, lora.te_weight) for name, lora in wanted.items())
     if key == state.active:

@@ -4,64 +4,74 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..catalog.resolve import beside_config_dir
 from ..errors import ModelNotFoundError, ModelUnreadableError, OfflineError
 from ..plan import ControlUse
 from ._quiet import no_progress_bars
 from .device import torch_dtype
+
+if TYPE_CHECKING:
+    from .pool import LoadedPipeline
 
 __all__ = ["control_image", "load_controlnets"]
 
 log = logging.getLogger(__name__)
 
 
-def _load_one(model: str, dtype: str, device: str) -> Any:
+def _load_one(unit: ControlUse, dtype: str, device: str) -> Any:
+    """A ControlNet as the resolve step found it: a folder, a single file with its config, or a Hub id."""
     from diffusers import ControlNetModel
     from huggingface_hub.errors import LocalEntryNotFoundError
 
-    path = Path(model).expanduser()
+    path = Path(unit.model)
     tdtype = torch_dtype(dtype)
     try:
         with no_progress_bars():
             if path.is_dir():
                 net = ControlNetModel.from_pretrained(path, dtype=tdtype, local_files_only=True)
-            elif path.is_file():
-                config = beside_config_dir(path)
-                if not (config / "config.json").is_file():
-                    raise ModelNotFoundError(
-                        f"ControlNet {path.name} is a single file; place its diffusers config.json in "
-                        f"{config.name}/ beside it (or use a diffusers ControlNet folder)."
-                    )
+            elif unit.config_dir is not None:
                 net = ControlNetModel.from_single_file(
-                    path, config=str(config), local_files_only=True, dtype=tdtype
+                    path, config=unit.config_dir, local_files_only=True, dtype=tdtype
+                )
+            elif path.is_file():
+                raise ModelNotFoundError(
+                    f"ControlNet {path.name} is a single file and the plan names no config folder for it; "
+                    "plan it again (its diffusers config.json goes in <stem>.config/ beside it)."
                 )
             else:
-                net = ControlNetModel.from_pretrained(model, dtype=tdtype)
+                net = ControlNetModel.from_pretrained(unit.model, dtype=tdtype)
     except LocalEntryNotFoundError as exc:
         raise OfflineError(
-            f"ControlNet {model!r} is not a local path and the Hugging Face Hub cannot be reached; "
+            f"ControlNet {unit.model!r} is not a local path and the Hugging Face Hub cannot be reached; "
             "download it where there is a network or give a local folder."
         ) from exc
+    except FileNotFoundError as exc:
+        raise ModelNotFoundError(f"ControlNet {unit.model}: {exc}") from exc
+    except ModelNotFoundError:
+        raise
     except (OSError, ValueError, RuntimeError) as exc:
-        if isinstance(exc, ModelNotFoundError):
-            raise
-        raise ModelUnreadableError(f"Cannot load ControlNet {model}: {exc}") from exc
+        raise ModelUnreadableError(f"Cannot load ControlNet {unit.model}: {exc}") from exc
     return net if device == "cpu" else net.to(device)
 
 
 def load_controlnets(
-    base: Any, controls: tuple[ControlUse, ...], *, dtype: str, device: str
+    loaded: LoadedPipeline, controls: tuple[ControlUse, ...], *, dtype: str, device: str
 ) -> tuple[Any, ...]:
-    """The ControlNet modules for ``controls``, loaded once per model and kept with ``base``."""
-    cache: dict[str, Any] = base.__dict__.setdefault("_ml_controlnets", {})
+    """The ControlNet modules for ``controls``, kept in ``loaded``; ControlNets (and the views built with
+    them) that this plan does not use are dropped, so at most one plan's units stay in memory."""
+    wanted = {unit.model for unit in controls}
+    for model in [m for m in loaded.controlnets if m not in wanted]:
+        log.info("dropping ControlNet %s", model)
+        del loaded.controlnets[model]
+    for key in [k for k in loaded.views if not set(k[1]) <= wanted]:
+        del loaded.views[key]
     nets = []
     for unit in controls:
-        if unit.model not in cache:
+        if unit.model not in loaded.controlnets:
             log.info("loading ControlNet %s", unit.model)
-            cache[unit.model] = _load_one(unit.model, dtype, device)
-        nets.append(cache[unit.model])
+            loaded.controlnets[unit.model] = _load_one(unit, dtype, device)
+        nets.append(loaded.controlnets[unit.model])
     return tuple(nets)
 
 

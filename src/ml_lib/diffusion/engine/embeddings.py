@@ -57,9 +57,9 @@ def _unload(pipe: Any, name: str) -> None:
             pipe.unload_textual_inversion(tokens=tokens, tokenizer=tokenizer, text_encoder=encoder)
 
 
-def apply_embeddings(pipe: Any, embeddings: tuple[EmbeddingUse, ...]) -> None:
-    """Load the plan's embeddings and remove any others."""
-    loaded: dict[str, str] = pipe.__dict__.setdefault("_ml_embeddings", {})
+def apply_embeddings(pipe: Any, loaded: dict[str, str], embeddings: tuple[EmbeddingUse, ...]) -> None:
+    """Load the plan's embeddings into ``pipe`` and remove any others; ``loaded`` (name → path) is the
+    pipeline's record of what is in it, updated here."""
     wanted = {e.name: e for e in embeddings}
     for name in [n for n in loaded if n not in wanted or loaded[n] != wanted[n].path]:
         _unload(pipe, name)
@@ -74,6 +74,4 @@ def apply_embeddings(pipe: Any, embeddings: tuple[EmbeddingUse, ...]) -> None:
 def expand_embeddings(pipe: Any, text: str, tokenizer: Any) -> str:
     """``embedding:name`` → ``name``, then each multi-vector name → its tokens (diffusers' convention)."""
     text = _EXPLICIT.sub(lambda m: m.group(1), text)
-    if not pipe.__dict__.get("_ml_embeddings"):
-        return text
-    return pipe.maybe_convert_prompt(text, tokenizer)
+    return pipe.maybe_convert_prompt(text, tokenizer)  # a no-op for words that are not embeddings

@@ -30,6 +30,8 @@ from .variants import mode_of, pipeline_view
 if TYPE_CHECKING:
     from PIL import Image
 
+    from .pool import LoadedPipeline
+
 __all__ = ["ExecutionOutput", "execute"]
 
 
@@ -48,15 +50,15 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _apply_scheduler(pipe: Any, plan: GenerationPlan) -> None:
+def _apply_scheduler(loaded: LoadedPipeline, plan: GenerationPlan) -> None:
     choice = SamplerChoice(plan.sampler, plan.schedule)
-    current = getattr(pipe, "_ml_scheduler_key", None)
     key = (choice, plan.model.prediction_type)
-    if current != key:
-        base = getattr(pipe, "_ml_base_scheduler_config", None) or dict(pipe.scheduler.config)
-        pipe._ml_base_scheduler_config = base
-        pipe.scheduler = make_scheduler(choice, base, plan.model.prediction_type)
-        pipe._ml_scheduler_key = key
+    if loaded.scheduler != key:
+        pipe = loaded.pipe
+        if loaded.base_scheduler_config is None:
+            loaded.base_scheduler_config = dict(pipe.scheduler.config)
+        pipe.scheduler = make_scheduler(choice, loaded.base_scheduler_config, plan.model.prediction_type)
+        loaded.scheduler = key
 
 
 def _encode(pipe: Any, plan: GenerationPlan, device: torch.device) -> dict[str, torch.Tensor]:
@@ -93,34 +95,40 @@ def _decode(pipe: Any, latents: torch.Tensor) -> list[Image.Image]:
 
 
 def execute(
-    pipe: Any,
+    loaded: LoadedPipeline,
     plan: GenerationPlan,
     *,
     on_step: Callable[[StepInfo], None] | None = None,
     cancel: CancelToken | None = None,
 ) -> ExecutionOutput:
-    """Generate the images of ``plan`` with ``pipe``; raises GenerationCancelled when ``cancel`` is set."""
+    """Generate the images of ``plan`` with the pooled pipeline ``loaded``; raises GenerationCancelled
+    when ``cancel`` is set (checked before every step and before decoding)."""
     mode = mode_of(plan)
     if Family(plan.model.family) is Family.SDXL_REFINER and mode == "txt2img":
         raise UnsupportedModelError(
             "The SDXL refiner only refines existing images (img2img); choose an SDXL base model for txt2img."
         )
+    pipe = loaded.pipe
     device = pipe._execution_device
     cfg = plan.cfg_scale > 1.0
-    _apply_scheduler(pipe, plan)
-    apply_loras(pipe, plan.loras)
-    apply_embeddings(pipe, plan.embeddings)
+    _check(cancel)
+    _apply_scheduler(loaded, plan)
+    apply_loras(pipe, loaded.loras, plan.loras)
+    apply_embeddings(pipe, loaded.embeddings, plan.embeddings)
+    _check(cancel)
     ip_images = tuple(load_ref(u.image) for u in plan.ip_adapters)
-    ip_kwargs = apply_ip_adapters(pipe, plan.ip_adapters, ip_images, batch=plan.batch_size, cfg=cfg)
-    nets = load_controlnets(pipe, plan.controls, dtype=plan.dtype, device=plan.device)
-    view = pipeline_view(pipe, mode, nets)
+    ip_kwargs = apply_ip_adapters(
+        pipe, loaded.ip_adapters, plan.ip_adapters, ip_images, batch=plan.batch_size, cfg=cfg
+    )
+    nets = load_controlnets(loaded, plan.controls, dtype=plan.dtype, device=plan.device)
+    view = pipeline_view(loaded, mode, tuple(u.model for u in plan.controls), nets)
     prepared = prepare_init(plan)
     kwargs = {**prepared.kwargs, **ip_kwargs, **_control_kwargs(plan, mode)}
+    _check(cancel)
 
     def step_end(p: Any, i: int, _t: Any, kw: dict[str, Any]) -> dict[str, Any]:
-        if cancel is not None and cancel.cancelled:
-            p._interrupt = True
-        elif on_step is not None:
+        _check(cancel)
+        if on_step is not None:
             on_step(StepInfo(i + 1, p.num_timesteps))
         return kw
 
@@ -141,8 +149,7 @@ def execute(
         ).images
         _sync(device)
         t2 = time.perf_counter()
-        if cancel is not None and cancel.cancelled:
-            raise GenerationCancelled("Generation was cancelled; no image was produced.")
+        _check(cancel)
         images = prepared.finish(_decode(view, latents))
         _sync(device)
         t3 = time.perf_counter()
@@ -151,6 +158,13 @@ def execute(
             f"Out of memory at {plan.width}x{plan.height}, batch {plan.batch_size}: use a smaller size or batch."
         ) from exc
     return ExecutionOutput(tuple(images), t1 - t0, t2 - t1, t3 - t2)
+
+
+def _check(cancel: CancelToken | None) -> None:
+    """Stop here when the cancel token is set (between steps and between loading phases); the exception
+    raised in diffusers' step callback ends its denoising loop."""
+    if cancel is not None and cancel.cancelled:
+        raise GenerationCancelled("Generation was cancelled; no image was produced.")
 
 
 def _control_kwargs(plan: GenerationPlan, mode: str) -> dict[str, Any]:

@@ -3,44 +3,39 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ..errors import ModelNotFoundError, ModelUnreadableError, OfflineError
+from ..errors import ModelUnreadableError, OfflineError
 from ..plan import IPAdapterUse
 from ._quiet import no_progress_bars
 
-__all__ = ["apply_ip_adapters"]
+__all__ = ["IPAdapterState", "apply_ip_adapters"]
 
 log = logging.getLogger(__name__)
 
 
-def _location(use: IPAdapterUse) -> tuple[str, str, str]:
-    """(folder, subfolder, weights file) for diffusers; a weights file (e.g. from the catalog) is read from
-    its own folder, which must hold ``image_encoder/`` (the h94 layout's ``models/`` folder)."""
-    path = Path(use.model)
-    if not path.is_file():
-        return use.model, use.subfolder, use.weight_name
-    if not (path.parent / "image_encoder").is_dir():
-        raise ModelNotFoundError(
-            f"IP-Adapter {path.name} has no image_encoder/ folder beside it; diffusers needs the h94 layout "
-            "(<folder>/models/<weights>.safetensors and <folder>/models/image_encoder/)."
-        )
-    return str(path.parent), "", path.name
+@dataclass(slots=True)
+class IPAdapterState:
+    """The IP-Adapters loaded into one pipeline and the image embeddings computed with them."""
+
+    loaded: tuple[tuple[str, str, str], ...] = ()  # (folder, subfolder, weights) per adapter
+    embeds: dict[Any, Any] = field(default_factory=dict)
 
 
 def _load(base: Any, uses: tuple[IPAdapterUse, ...]) -> None:
     from huggingface_hub.errors import LocalEntryNotFoundError
 
-    folders, subfolders, weights = zip(*(_location(u) for u in uses), strict=True)
+    folders = [u.model for u in uses]
     try:
         with no_progress_bars():
             base.load_ip_adapter(
-                list(folders),
-                subfolder=list(subfolders),
-                weight_name=list(weights),
+                folders,
+                subfolder=[u.subfolder for u in uses],
+                weight_name=[u.weight_name for u in uses],
                 local_files_only=all(Path(f).exists() for f in folders),  # Hub ids download when online
             )
     except LocalEntryNotFoundError as exc:
@@ -53,24 +48,31 @@ def _load(base: Any, uses: tuple[IPAdapterUse, ...]) -> None:
 
 
 def apply_ip_adapters(
-    base: Any, uses: tuple[IPAdapterUse, ...], images: tuple[Any, ...], *, batch: int, cfg: bool
+    base: Any,
+    state: IPAdapterState,
+    uses: tuple[IPAdapterUse, ...],
+    images: tuple[Any, ...],
+    *,
+    batch: int,
+    cfg: bool,
 ) -> dict[str, Any]:
-    """Load/unload adapters to match ``uses``; the call kwargs (precomputed image embeddings) for the pipeline."""
-    loaded = base.__dict__.get("_ml_ip_loaded", ())
+    """Load/unload adapters to match ``uses`` (``state`` is the pipeline's record, updated here); the call
+    kwargs (precomputed image embeddings) for the pipeline."""
     wanted = tuple((u.model, u.subfolder, u.weight_name) for u in uses)
-    if loaded != wanted:
-        if loaded:
+    if state.loaded != wanted:
+        if state.loaded:
             base.unload_ip_adapter()
+            state.loaded = ()
+        state.embeds.clear()
         if wanted:
             log.info("loading IP-Adapter(s) %s", [u.model for u in uses])
             _load(base, uses)
-        base._ml_ip_loaded = wanted
-        base._ml_ip_embeds = {}
+            state.loaded = wanted
     if not uses:
         return {}
     base.set_ip_adapter_scale([u.scale_config() for u in uses])
     key = (tuple(u.image.sha256 for u in uses), batch, cfg)
-    cache: dict[Any, Any] = base._ml_ip_embeds
+    cache = state.embeds
     if key not in cache:
         with torch.inference_mode():
             cache[key] = base.prepare_ip_adapter_image_embeds(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.resources
 import logging
 from pathlib import Path
 from typing import Any
@@ -10,6 +9,7 @@ from typing import Any
 import diffusers
 from transformers import CLIPTokenizer
 
+from .._assets import asset_path
 from ..catalog.families import Family
 from ..errors import ModelNotFoundError, ModelUnreadableError, OfflineError, UnsupportedModelError
 from ..plan import ModelFormat, ModelRef
@@ -39,7 +39,7 @@ def pipeline_class(family: Family) -> Any:
 
 def shipped_tokenizer(pad_token: str | None = None) -> CLIPTokenizer:
     """The CLIP tokenizer shipped with the package (SD1.x; ``pad_token="!"`` for SD2.x / SDXL's second)."""
-    folder = Path(str(importlib.resources.files("ml_lib.diffusion") / "assets" / "clip_tokenizer"))
+    folder = asset_path("clip_tokenizer")
     kwargs = {"pad_token": pad_token} if pad_token else {}
     return CLIPTokenizer.from_pretrained(folder, **kwargs)
 

@@ -6,9 +6,12 @@ Views are made with diffusers' ``AutoPipelineFor*.from_pipe``: they share the ba
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..plan import GenerationPlan
+
+if TYPE_CHECKING:
+    from .pool import LoadedPipeline
 
 __all__ = ["mode_of", "pipeline_view"]
 
@@ -20,12 +23,16 @@ def mode_of(plan: GenerationPlan) -> str:
     return "inpaint" if plan.init.mask is not None else "img2img"
 
 
-def pipeline_view(base: Any, mode: str, controlnets: tuple[Any, ...] = ()) -> Any:
-    """The pipeline for ``mode`` (and ControlNets) sharing ``base``'s components; cached on ``base``."""
+def pipeline_view(
+    loaded: LoadedPipeline, mode: str, controls: tuple[str, ...] = (), controlnets: tuple[Any, ...] = ()
+) -> Any:
+    """The pipeline for ``mode`` (with the ControlNet modules of the models ``controls``) sharing the base
+    pipeline's components; kept in ``loaded.views``."""
+    base = loaded.pipe
     if mode == "txt2img" and not controlnets:
         return base
-    cache: dict[tuple[str, tuple[int, ...]], Any] = base.__dict__.setdefault("_ml_views", {})
-    key = (mode, tuple(id(c) for c in controlnets))
+    cache = loaded.views
+    key = (mode, controls)
     if key not in cache:
         import diffusers
 

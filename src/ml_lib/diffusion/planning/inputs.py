@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from ..errors import RequestError
-from ..plan import BlockScale, ControlUse, Decision, ImageRef, InitImage, IPAdapterUse, Source
+from ..plan import BlockScale, ControlUse, Decision, InitImage, IPAdapterUse, ResolvedRequest, Source
 from ..request import GenerationRequest
 
-__all__ = ["RESIZE_MODES", "InputRefs", "plan_controls", "plan_init", "plan_ip_adapters"]
+__all__ = ["RESIZE_MODES", "plan_controls", "plan_init", "plan_ip_adapters"]
 
 RESIZE_MODES = ("just_resize", "crop_and_resize", "resize_and_fill")
 _DEFAULT_STRENGTH = 0.75  # A1111's default denoising strength
@@ -18,25 +17,12 @@ _DEFAULT_MASK_BLUR = 4
 _DEFAULT_PADDING = 32
 
 
-@dataclass(frozen=True, slots=True)
-class InputRefs:
-    """Images and models the facade stored/resolved for a request (parallel to its lists)."""
-
-    init_image: ImageRef | None = None
-    mask: ImageRef | None = None
-    control_models: tuple[str, ...] = ()
-    control_images: tuple[ImageRef, ...] = ()
-    control_names: tuple[str, ...] = ()
-    ip_models: tuple[str, ...] = ()
-    ip_images: tuple[ImageRef, ...] = ()
-
-
 def _unit(name: str, value: float) -> None:
     if not 0.0 <= value <= 1.0:
         raise RequestError(f"{name} must be between 0 and 1, got {value!r}.")
 
 
-def plan_init(request: GenerationRequest, refs: InputRefs, out: list[Decision]) -> InitImage | None:
+def plan_init(request: GenerationRequest, refs: ResolvedRequest, out: list[Decision]) -> InitImage | None:
     """The img2img/inpaint part of the plan, or None for txt2img."""
     if refs.init_image is None:
         if refs.mask is not None:
@@ -61,16 +47,16 @@ def plan_init(request: GenerationRequest, refs: InputRefs, out: list[Decision]) 
     )
 
 
-def plan_controls(request: GenerationRequest, refs: InputRefs, out: list[Decision]) -> tuple[ControlUse, ...]:
+def plan_controls(
+    request: GenerationRequest, refs: ResolvedRequest, out: list[Decision]
+) -> tuple[ControlUse, ...]:
     """ControlNet units with their conditioning scale (the control type's recommended one by default)."""
     if not request.controls:
         return ()
     from ..imaging.preprocess import control_types, recommended_scale
 
     units = []
-    for i, (req, model, image) in enumerate(
-        zip(request.controls, refs.control_models, refs.control_images, strict=True)
-    ):
+    for i, (req, unit) in enumerate(zip(request.controls, refs.controls, strict=True)):
         kind = req.control_type
         if kind != "none" and kind not in control_types():
             raise RequestError(f"Unknown control type {kind!r}; known: none, {', '.join(control_types())}.")
@@ -86,8 +72,12 @@ def plan_controls(request: GenerationRequest, refs: InputRefs, out: list[Decisio
         _unit("control guidance end", req.guidance_end)
         if req.guidance_start >= req.guidance_end:
             raise RequestError("Control guidance start must be before its end.")
-        name = refs.control_names[i] if i < len(refs.control_names) else ""
-        units.append(ControlUse(model, image, kind, float(scale), req.guidance_start, req.guidance_end, name))
+        units.append(
+            ControlUse(
+                unit.model, unit.image, kind, float(scale), req.guidance_start, req.guidance_end, unit.name,
+                unit.config_dir,
+            )
+        )  # fmt: skip
     return tuple(units)
 
 
@@ -110,12 +100,14 @@ def _blocks(blocks: Mapping[str, Any] | None) -> tuple[BlockScale, ...]:
     return tuple(out)
 
 
-def plan_ip_adapters(request: GenerationRequest, refs: InputRefs) -> tuple[IPAdapterUse, ...]:
+def plan_ip_adapters(request: GenerationRequest, refs: ResolvedRequest) -> tuple[IPAdapterUse, ...]:
     """IP-Adapters as requested (scale 0..2, optional per-block scales)."""
     uses = []
-    for req, model, image in zip(request.ip_adapters, refs.ip_models, refs.ip_images, strict=True):
+    for req, unit in zip(request.ip_adapters, refs.ip_adapters, strict=True):
         if not 0.0 <= req.scale <= 2.0:
             raise RequestError(f"IP-Adapter scale must be between 0 and 2, got {req.scale!r}.")
         blocks = _blocks(req.blocks)
-        uses.append(IPAdapterUse(model, req.weight_name, image, float(req.scale), req.subfolder, blocks))
+        uses.append(
+            IPAdapterUse(unit.model, unit.weight_name, unit.image, float(req.scale), unit.subfolder, blocks)
+        )
     return tuple(uses)

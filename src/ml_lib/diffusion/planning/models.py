@@ -11,16 +11,16 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from ..catalog.families import Family
+from ..catalog.families import LOADABLE_FAMILIES, Family
 from ..catalog.records import ModelKind, ModelRecord, Status
 from ..plan import Decision, Source
 from ..prompt.analysis import PromptAnalysis
 from ._text import record_text, tokens
 
 __all__ = [
+    "CHOOSABLE_FAMILIES",
     "DEMO_REASON",
     "FAMILY_PREFERENCE",
-    "LOADABLE_FAMILIES",
     "CheckpointChoice",
     "ScoreHook",
     "choose_checkpoint",
@@ -32,7 +32,8 @@ DEMO_REASON = (
     "the built-in demo model (64x64 toy shapes): no other checkpoint is given or catalogued; pass --model "
     "PATH, or set ML_DIFFUSION_MODELS to your model folders and run `ml-diffusion models scan`"
 )
-LOADABLE_FAMILIES = (Family.SD1, Family.SD2, Family.SDXL, Family.DEMO)
+#: What an automatic choice may pick: every loadable family but the SDXL refiner (img2img only).
+CHOOSABLE_FAMILIES = LOADABLE_FAMILIES - {Family.SDXL_REFINER}
 #: The demo model is a fallback: any real checkpoint that fits scores above it.
 FAMILY_PREFERENCE = {Family.SDXL: 0.15, Family.SD1: 0.05, Family.SD2: 0.0, Family.DEMO: -10.0}
 _MISFIT = 0.3  # what a specialist loses before its content types' scores count
@@ -95,13 +96,13 @@ def choose_checkpoint(
     memory_fit: ScoreHook = neutral,
     prior: ScoreHook = neutral,
 ) -> CheckpointChoice | None:
-    """The best usable checkpoint (status ok, family sd1/sd2/sdxl) for ``analysis``; None if none."""
+    """The best usable checkpoint (status ok, a choosable family) for ``analysis``; None if none."""
     best: tuple[float, str, ModelRecord, list[str]] | None = None
     for record in records:
         if (
             record.kind is not ModelKind.CHECKPOINT
             or record.status is not Status.OK
-            or record.family not in LOADABLE_FAMILIES
+            or record.family not in CHOOSABLE_FAMILIES
         ):
             continue
         words = {w for text in record_text(record) for w in tokens(text)}

@@ -1,8 +1,8 @@
-"""Planner: a GenerationRequest + a resolved model + the device → a fully resolved GenerationPlan.
+"""Planner: a request, what the resolve step found for it, the prompt analysis and the device → a plan.
 
-Each value comes from the user when given, else from the prompt analysis (size), the catalog (a chosen
-checkpoint, recommended LoRAs, distilled retuning) or the family profile and preset, and each is recorded
-as a Decision with its reason.
+Pure: no I/O. Each value comes from the user when given, else from the prompt analysis (size), the
+catalog (a chosen checkpoint, recommended LoRAs, distilled retuning) or the family profile and preset,
+and each is recorded as a Decision with its reason.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from ..errors import RequestError
 from ..output.metadata import normalize_format
 from ..output.naming import DEFAULT_TEMPLATE as DEFAULT_NAME_TEMPLATE
 from ..output.naming import template_tokens
-from ..plan import Decision, GenerationPlan, JSONScalar, LoraUse, ModelRef, Source
+from ..plan import Decision, GenerationPlan, JSONScalar, LoraUse, ModelRef, ResolvedRequest, Source
 from ..prompt.analysis import PromptAnalysis
 from ..request import GenerationRequest
 from ..samplers import AUTOMATIC, parse_sampler, split_sampler
@@ -24,9 +24,8 @@ from ..settings import Settings
 from .auto import Candidates
 from .checks import MAX_SEED, check_request, check_size
 from .device import DeviceInfo, choose_dtype
-from .inputs import InputRefs, plan_controls, plan_init, plan_ip_adapters
-from .loras import LoraPick, insert_triggers, recommend_loras
-from .models import CheckpointChoice
+from .inputs import plan_controls, plan_init, plan_ip_adapters
+from .loras import LoraPick, Similarity, insert_triggers, recommend_loras
 from .parameters import find_speed, parameter_defaults
 from .profiles import profile_for
 
@@ -50,40 +49,44 @@ class _Decisions:
 class Planner:
     """Fills every unset field of a request; holds no state between plans."""
 
-    def __init__(self, settings: Settings, *, seed_source: Callable[[], int] | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        similarity: Similarity | None = None,
+        seed_source: Callable[[], int] | None = None,
+    ) -> None:
         self._settings = settings
+        self._similarity = similarity
         self._seed_source = seed_source or (lambda: random.SystemRandom().randrange(MAX_SEED + 1))
 
     def plan(
         self,
         request: GenerationRequest,
-        model: ModelRef,
+        resolved: ResolvedRequest,
+        analysis: PromptAnalysis | None,
         device: DeviceInfo,
-        loras: tuple[LoraUse, ...] = (),
-        inputs: InputRefs | None = None,
-        *,
-        analysis: PromptAnalysis | None = None,
-        candidates: Candidates | None = None,
-        model_choice: CheckpointChoice | None = None,
     ) -> GenerationPlan:
-        """Resolve ``request`` for ``model`` on ``device``; raises RequestError on bad input.
+        """Plan ``request`` with what the resolve step found, on ``device``; raises RequestError on bad input.
 
-        ``analysis`` sets the size from the prompt's aspect; ``candidates`` (with ``request.auto``)
-        adds recommended LoRAs; ``model_choice`` records why the checkpoint was chosen.
+        ``analysis`` sets the size from the prompt's aspect; with ``request.auto`` the resolved
+        candidates add recommended LoRAs and the model's decision says why it was chosen.
         """
         limits = self._settings.limits
         check_request(request, limits)
         if request.name_template is not None:
             template_tokens(request.name_template)
+        model = resolved.model
         family, prediction = Family(model.family), PredictionType(model.prediction_type)
         profile = profile_for(family, prediction)
         d = _Decisions()
-        refs = inputs or InputRefs()
-        if model_choice is not None:
-            d.items.append(model_choice.decision)
-        picks = _recommend(request, model, family, loras, analysis, candidates)
-        loras = loras + tuple(p.use for p in picks)
-        speed = find_speed(model, loras, candidates.records if candidates is not None else ())
+        refs = resolved
+        if resolved.model_decision is not None:
+            d.items.append(resolved.model_decision)
+        candidates = Candidates.of(resolved.candidates, similarity=self._similarity) if request.auto else None
+        picks = _recommend(request, model, family, resolved.loras, analysis, candidates)
+        loras = resolved.loras + tuple(p.use for p in picks)
+        speed = find_speed(model, loras, resolved.candidates)
         p = parameter_defaults(profile, prediction, request, analysis, speed)
         size_source, size_why, default_w, default_h = p.size_source, p.size_reason, p.width, p.height
         if refs.init_image is not None:
@@ -155,6 +158,8 @@ class Planner:
         if prompt != request.prompt:
             added = ", ".join(str(pick.trigger) for pick in picks if pick.trigger)
             d.items.append(Decision("prompt", prompt, Source.CATALOG, f"added trigger words: {added}"))
+        for e in resolved.embeddings:
+            d.items.append(Decision("embedding", e.name, Source.CATALOG, f"named in the prompt; {e.path}"))
         return GenerationPlan(
             prompt=prompt,
             negative_prompt=request.negative_prompt,
@@ -175,6 +180,7 @@ class Planner:
             image_format=fmt,
             loras=loras,
             controls=controls,
+            embeddings=resolved.embeddings,
             ip_adapters=ip_adapters,
             init=init,
             decisions=tuple(d.items),

@@ -30,6 +30,7 @@ __all__ = [
     "PromptDocument",
     "ScheduleEntry",
     "SubPrompt",
+    "find_embeddings",
     "parse_prompt",
     "plain_text_of",
 ]
@@ -192,6 +193,14 @@ def parse_prompt(text: str, *, embeddings: Iterable[str] = ()) -> PromptDocument
     if not found:
         return document
     return PromptDocument(document.subprompts, document.networks, found)
+
+
+def find_embeddings(document: PromptDocument, names: Iterable[str]) -> tuple[EmbeddingRef, ...]:
+    """The embeddings a parsed prompt names: ``embedding:x`` anywhere, and each of ``names`` as a word."""
+    names = tuple(names)
+    if not names and "embedding:" not in document.text.lower():
+        return ()
+    return _find_embeddings(document.plain_text, names)
 
 
 def _head_length(piece: str) -> int:

@@ -1,4 +1,4 @@
-"""Turn what the user typed after ``--model`` into a :class:`ModelRef` with family and hash.
+"""A checkpoint reference (what follows ``--model``) → a :class:`ModelRef` with family, hash and config.
 
 A reference is a diffusers folder, a single ``.safetensors`` checkpoint, or a Hugging Face Hub id
 (``owner/name``). A single file of an unusual architecture needs a weightless diffusers config folder:
@@ -8,49 +8,61 @@ given explicitly (``config_dir``) or placed beside the checkpoint as ``<stem>.co
 from __future__ import annotations
 
 import dataclasses
-import importlib.resources
 import logging
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from ..demo.assets import demo_folder
+from .._assets import asset_path
+from ..catalog.families import CONFIG_FOLDERS, LOADABLE_FAMILIES, PIPELINE_GROUPS, Family, PredictionType
+from ..catalog.hashing import HashCache, autov2
+from ..catalog.header import read_header
+from ..catalog.probe import FamilyGuess, detect_family, probe_diffusers_folder
+from ..catalog.records import ModelKind
 from ..errors import ModelNotFoundError, OfflineError, UnsupportedModelError
 from ..plan import ModelFormat, ModelRef
-from .families import CONFIG_FOLDERS, Family, PredictionType
-from .hashing import HashCache, autov2
-from .header import read_header
-from .probe import FamilyGuess, detect_family, probe_diffusers_folder
-from .records import ModelKind
+from .known import Lookup
 
-if TYPE_CHECKING:
-    from .catalog import Catalog
+__all__ = [
+    "PICKLE_SUFFIXES",
+    "beside_config_dir",
+    "is_hub_id",
+    "refuse_pickled_folder",
+    "resolve_model",
+    "shipped_config_dir",
+]
 
-__all__ = ["LOADABLE_FAMILIES", "PICKLE_SUFFIXES", "beside_config_dir", "resolve_model", "shipped_config_dir"]
-
-LOADABLE_FAMILIES = frozenset({Family.SD1, Family.SD2, Family.SDXL, Family.SDXL_REFINER, Family.DEMO})
 PICKLE_SUFFIXES = frozenset({".ckpt", ".pt", ".pth", ".bin"})
-# Families that share a pipeline class; a config folder may only serve a checkpoint of its own group.
-_GROUPS = {
-    Family.SD1: "sd",
-    Family.SD2: "sd",
-    Family.DEMO: "sd",
-    Family.SDXL: "sdxl",
-    Family.SDXL_REFINER: "sdxl-refiner",
-}
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 log = logging.getLogger(__name__)
+
+
+def is_hub_id(reference: str) -> bool:
+    """Whether ``reference`` reads as a Hugging Face Hub id (``owner/name``, no file suffix)."""
+    return bool(_HUB_ID.match(reference)) and not Path(reference).suffix
+
+
+def refuse_pickled_folder(folder: Path, what: str) -> None:
+    """Raise UnsupportedModelError when a diffusers folder (or a component of one) has pickled weights only.
+
+    diffusers would fall back to ``torch.load`` on ``.bin`` files; they are refused before any loader.
+    """
+    for sub in (folder, *(p for p in folder.iterdir() if p.is_dir())):
+        names = [p.name for p in sub.iterdir() if p.is_file()]
+        pickled = [n for n in names if Path(n).suffix.lower() in PICKLE_SUFFIXES]
+        if pickled and not any(n.endswith(".safetensors") for n in names):
+            raise UnsupportedModelError(
+                f"{what}: {sub / pickled[0]} is a pickle file, which could run code and is never opened; "
+                "use a .safetensors version of the model."
+            )
 
 
 def shipped_config_dir(family: Family, prediction: PredictionType) -> Path | None:
     """The config folder shipped for a family, if any (for the demo, the demo model's own folder)."""
     if family is Family.DEMO:
-        return demo_folder() if (demo_folder() / "model_index.json").is_file() else None
+        demo = asset_path("demo")
+        return demo if (demo / "model_index.json").is_file() else None
     name = CONFIG_FOLDERS.get((family, prediction)) or CONFIG_FOLDERS.get((family, PredictionType.EPSILON))
-    if name is None:
-        return None
-    root = importlib.resources.files("ml_lib.diffusion") / "assets" / "configs" / name
-    return Path(str(root))
+    return asset_path("configs", name) if name is not None else None
 
 
 def beside_config_dir(checkpoint: Path) -> Path:
@@ -90,7 +102,7 @@ def _single_file(path: Path, config_dir: str | None, hashes: HashCache | None) -
         # The header knows the layout; the model's own config folder knows the prediction type.
         assert config is not None
         folder = probe_diffusers_folder(config)
-        if _GROUPS.get(folder.family) != _GROUPS.get(guess.family):
+        if PIPELINE_GROUPS.get(folder.family) != PIPELINE_GROUPS.get(guess.family):
             raise UnsupportedModelError(
                 f"Config folder {config} is for a {folder.family.value} pipeline but {path.name} is a "
                 f"{guess.family.value} checkpoint ({guess.reason}); give the config folder of this model."
@@ -137,13 +149,13 @@ def resolve_model(
     *,
     config_dir: str | None = None,
     hashes: HashCache | None = None,
-    catalog: Catalog | None = None,
+    lookup: Lookup | None = None,
 ) -> ModelRef:
     """Resolve a path, catalog name or Hub id; raise a typed error naming the fix when it cannot be used.
 
-    A reference that is not an existing path is looked up in ``catalog`` first (A1111 rules: file stem
-    or sub-folder/stem, any case, or a hash; several matches raise AmbiguousModelError), then taken as
-    a Hub id. A catalogued Hugging Face cache repo named by its id keeps going through the Hub rule.
+    A reference that is not an existing path is looked up by ``lookup`` first (the catalog's A1111 rules:
+    file stem or sub-folder/stem, any case, or a hash; several matches raise AmbiguousModelError), then
+    taken as a Hub id. A catalogued Hugging Face cache repo named by its id keeps going through the Hub rule.
     """
     path = Path(reference).expanduser()
     if path.is_dir():
@@ -154,6 +166,7 @@ def resolve_model(
             )
         guess = probe_diffusers_folder(path)
         _check_loadable(guess, str(path))
+        refuse_pickled_folder(path, str(path))
         return ModelRef(
             str(path.resolve()),
             ModelFormat.DIFFUSERS,
@@ -168,12 +181,12 @@ def resolve_model(
                 "Use a .safetensors version of the model."
             )
         return _single_file(path, config_dir, hashes)
-    if catalog is not None:
-        record = catalog.resolve_name(reference, (ModelKind.CHECKPOINT,))
+    if lookup is not None:
+        record = lookup(reference, ModelKind.CHECKPOINT)
         if record is not None and not (record.layout == "hf-cache" and record.name == reference):
             log.info("model %r is %s in the catalog", reference, record.path)
             return resolve_model(record.path, config_dir=config_dir, hashes=hashes)
-    if _HUB_ID.match(reference) and not path.suffix:
+    if is_hub_id(reference):
         return _hub(reference)
     raise ModelNotFoundError(
         f"No model at {reference!r}: not an existing file or folder, a catalogued model name, nor a Hub id "
