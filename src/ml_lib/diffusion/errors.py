@@ -22,6 +22,11 @@ says what went wrong and how to fix it::
     │   ├── OutputNotWritableError  output folder missing and not creatable, or read-only
     │   └── DiskFullError           the disk filled while saving (no partial file is left)
     └── MetadataError               an image whose metadata cannot be read
+
+Added since, under the parents named::
+
+    ConfigError
+    └── DatabaseDamagedError        the database file is damaged and could not be moved aside
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from __future__ import annotations
 __all__ = [
     "AmbiguousModelError",
     "ConfigError",
+    "DatabaseDamagedError",
     "DiskFullError",
     "GenerationCancelled",
     "GenerationError",
@@ -127,3 +133,7 @@ class DiskFullError(OutputError):
 
 class MetadataError(MlDiffusionError):
     """An image file whose metadata cannot be read."""
+
+
+class DatabaseDamagedError(ConfigError):
+    """The database file is damaged and could not be replaced by a fresh one."""
