@@ -216,7 +216,10 @@ class HashCache:
         out = {a: d for a in algos if (d := self._lookup(real, st, a)) is not None}
         missing = [a for a in algos if a not in out]
         if missing:
-            computed = _digests(real, SHA256 in missing, ADDNET in missing, on_bytes, st.st_size)
+            if missing == [SHA256] and on_bytes is None:
+                computed = {SHA256: sha256_file(real)}
+            else:
+                computed = _digests(real, SHA256 in missing, ADDNET in missing, on_bytes, st.st_size)
             self.bytes_hashed += st.st_size
             self._store(real, st, computed)
             out.update(computed)
