@@ -27,6 +27,8 @@ Added since, under the parents named::
 
     ConfigError
     └── DatabaseDamagedError        the database file is damaged and could not be moved aside
+    RequestError
+    └── PromptError                 a prompt with degenerate numbers (nesting, weights)
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ __all__ = [
     "OutputError",
     "OutputNotWritableError",
     "PlanError",
+    "PromptError",
     "RequestError",
     "UnknownSamplerError",
     "UnsupportedModelError",
@@ -137,3 +140,7 @@ class MetadataError(MlDiffusionError):
 
 class DatabaseDamagedError(ConfigError):
     """The database file is damaged and could not be replaced by a fresh one."""
+
+
+class PromptError(RequestError):
+    """A prompt whose numbers cannot give a sane image: brackets nested too deep, absurd or infinite weights."""
