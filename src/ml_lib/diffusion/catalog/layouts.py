@@ -2,7 +2,9 @@
 ``extra_model_paths.yaml``), the Hugging Face cache, or a plain folder of files.
 
 A root may be a web-UI folder, its ``models`` folder, a ComfyUI folder, an ``extra_model_paths.yaml``
-file, a Hugging Face hub cache, or any folder (walked whole, kinds from the headers alone).
+file, a Hugging Face hub cache, or any folder (walked whole, kinds from the headers alone). Model files
+lying loose in a root whose layout is recognised are catalogued too (layout ``loose``: that folder's own
+files only, kinds from the headers): a ``loras/`` folder must not hide the checkpoints beside it.
 """
 
 from __future__ import annotations
@@ -66,6 +68,7 @@ class ModelDir:
     layout: str
     kind: ModelKind | None = None
     label: str = ""  # prefix of the names found in it (the repo id for the Hugging Face cache)
+    recursive: bool = True  # False: only the files directly in ``path`` (loose files of a layout root)
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +179,8 @@ def discover(root: Path) -> Discovery:
         return _hf_cache(root)
     if not dirs:
         dirs.append(ModelDir(root, root, "plain", None))
+    elif all(d.path != root for d in dirs):
+        dirs.append(ModelDir(root, root, "loose", None, recursive=False))
     missing = [d for d in dirs if not d.path.is_dir()]
     problems += [Problem(str(d.path), f"{d.layout} model folder does not exist") for d in missing]
     return Discovery(tuple(d for d in dirs if d not in missing), tuple(problems))
