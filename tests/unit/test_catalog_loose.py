@@ -50,6 +50,10 @@ def test_a_plain_folder_is_still_walked_whole_and_once(tmp_path: Path) -> None:
 def test_the_loose_folder_comes_last_and_is_not_recursive(tmp_path: Path) -> None:
     root = tmp_path / "comfy"
     (root / "checkpoints").mkdir(parents=True)
+    assert [(d.layout, d.recursive) for d in discover(root).dirs] == [("comfyui", True)]  # nothing loose
+    (root / "notes.txt").write_text("not a model")
+    assert len(discover(root).dirs) == 1
+    W(root / "loose.safetensors", fakes.checkpoint_keys("sd1"))
     dirs = discover(root).dirs
     assert [(d.path, d.layout, d.recursive) for d in dirs] == [
         (root / "checkpoints", "comfyui", True),

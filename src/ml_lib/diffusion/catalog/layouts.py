@@ -148,6 +148,20 @@ def _is_hf_cache(root: Path) -> bool:
         return False
 
 
+def _has_loose_model_files(root: Path) -> bool:
+    """Whether ``root`` itself holds model files (not only folders)."""
+    from .walk import MODEL_SUFFIXES  # walk imports this module
+
+    try:
+        with os.scandir(root) as it:
+            return any(
+                not e.name.startswith(".") and os.path.splitext(e.name)[1].lower() in MODEL_SUFFIXES
+                for e in it
+            )
+    except OSError:
+        return False
+
+
 def discover(root: Path) -> Discovery:
     """The model folders of ``root`` by layout (a plain walk of ``root`` when no layout is recognised)."""
     root = root.expanduser()
@@ -179,7 +193,7 @@ def discover(root: Path) -> Discovery:
         return _hf_cache(root)
     if not dirs:
         dirs.append(ModelDir(root, root, "plain", None))
-    elif all(d.path != root for d in dirs):
+    elif all(d.path != root for d in dirs) and _has_loose_model_files(root):
         dirs.append(ModelDir(root, root, "loose", None, recursive=False))
     missing = [d for d in dirs if not d.path.is_dir()]
     problems += [Problem(str(d.path), f"{d.layout} model folder does not exist") for d in missing]
