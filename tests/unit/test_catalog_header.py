@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import struct
 from pathlib import Path
@@ -55,9 +56,17 @@ def test_bad_headers(tmp_path: Path, head: dict[str, object] | bytes, message: s
         read_header(_file(tmp_path / "bad.safetensors", head))
 
 
-def test_lazy_entries_are_checked_on_access(tmp_path: Path) -> None:
+def test_a_malformed_shape_is_refused_when_the_header_is_read(tmp_path: Path) -> None:
     path = _file(
         tmp_path / "shape.safetensors", {"a": {"dtype": "U8", "shape": ["x"], "data_offsets": [0, 4]}}
+    )
+    with pytest.raises(ModelUnreadableError, match="malformed entry"):
+        read_header(path)
+
+
+def test_lazy_entries_are_checked_on_access(tmp_path: Path) -> None:
+    path = _file(
+        tmp_path / "shape.safetensors", {"a": {"dtype": "U8", "shape": [2, 2.0], "data_offsets": [0, 4]}}
     )
     h = read_header(path)
     with pytest.raises(ModelUnreadableError, match="malformed entry"):
@@ -118,3 +127,74 @@ def test_fifo_is_never_opened(tmp_path: Path) -> None:
     os.mkfifo(fifo)
     with pytest.raises(ModelUnreadableError, match="not a regular file"):
         read_header(fifo)
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        (
+            {"dtype": "F16", "shape": [4, 4], "data_offsets": [0, 16]},
+            r"\[4, 4\] of F16 \(32 bytes\) but spans 16",
+        ),
+        ({"dtype": "F32", "shape": [3], "data_offsets": [0, 16]}, r"\(12 bytes\) but spans 16"),
+        ({"dtype": "U8", "shape": [], "data_offsets": [0, 2]}, r"\(1 bytes\) but spans 2"),
+        ({"dtype": "U8", "shape": [0, 7], "data_offsets": [0, 1]}, r"\(0 bytes\) but spans 1"),
+        ({"dtype": "Q4_K", "shape": [4], "data_offsets": [0, 4]}, "unknown dtype 'Q4_K'"),
+    ],
+)
+def test_shapes_must_fill_their_byte_ranges(tmp_path: Path, entry: dict[str, object], message: str) -> None:
+    head = {"ok": {"dtype": "BF16", "shape": [2, 2], "data_offsets": [0, 8]}, "bad": entry}
+    entry["data_offsets"] = [8 + o for o in entry["data_offsets"]]  # type: ignore[union-attr]
+    with pytest.raises(ModelUnreadableError, match=message):
+        read_header(_file(tmp_path / "lying.safetensors", head))
+
+
+@pytest.mark.parametrize(
+    ("dtype", "shape", "nbytes"),
+    [
+        ("F16", [3, 5], 30),
+        ("BOOL", [7], 7),
+        ("F64", [2], 16),
+        ("F8_E4M3", [9], 9),
+        ("F4", [6], 3),
+        ("U8", [], 1),
+    ],
+)
+def test_consistent_shapes_of_every_dtype_pass(
+    tmp_path: Path, dtype: str, shape: list[int], nbytes: int
+) -> None:
+    h = read_header(
+        _file(
+            tmp_path / "ok.safetensors", {"t": {"dtype": dtype, "shape": shape, "data_offsets": [0, nbytes]}}
+        )
+    )
+    assert h.tensors["t"].end == nbytes
+
+
+def test_a_checkpoint_whose_shapes_lie_is_catalogued_broken(tmp_path: Path) -> None:
+    from ml_lib.diffusion.catalog.catalog import Catalog
+    from ml_lib.diffusion.catalog.records import Status
+    from ml_lib.diffusion.db import connect
+
+    root = tmp_path / "models" / "Stable-diffusion"
+    keys = fakes.checkpoint_keys("sd1")
+    fakes.write_fake_safetensors(root / "good.safetensors", keys)
+    head: dict[str, object] = {}
+    offset = 0
+    for i, (name, (dtype, shape)) in enumerate(keys.items()):
+        size = 2 * math.prod(shape)  # F16
+        claimed = (
+            [d * 2 for d in shape] if i == 0 else list(shape)
+        )  # the first tensor claims more than it spans
+        head[name] = {"dtype": dtype, "shape": claimed, "data_offsets": [offset, offset + size]}
+        offset += size
+    raw = json.dumps(head).encode()
+    with (root / "lying.safetensors").open("wb") as fh:  # sparse, like the fakes
+        fh.write(struct.pack("<Q", len(raw)) + raw)
+        fh.truncate(8 + len(raw) + offset)
+    catalog = Catalog(connect(tmp_path / "db.sqlite3"), [tmp_path / "models"])
+    catalog.scan()
+    found = {Path(r.path).name: r for r in catalog.find(statuses=tuple(Status))}
+    assert found["good.safetensors"].status is Status.OK
+    lying = found["lying.safetensors"]
+    assert lying.status is Status.BROKEN and "spans" in lying.info.reason

@@ -61,6 +61,8 @@ def test_bomb_between_one_and_two_times_the_limit_is_refused_naming_it(tmp_path:
     path = tmp_path / "bomb.png"
     path.write_bytes(bomb_png(10_000, 10_000))  # 1e8 pixels: Pillow only warns
     with pytest.raises(InputImageError, match="89,478,485"):
+        load_image(path, max_pixels=DEFAULT_MAX_PIXELS)
+    with pytest.raises(InputImageError, match="16,777,216"):  # the default: Limits().max_pixels
         load_image(path)
 
 

@@ -1,13 +1,28 @@
-"""The project's one SQLite database: ordered migrations, each applied in its own transaction, WAL mode."""
+"""The project's one SQLite database: ordered migrations under one exclusive transaction, WAL mode.
+
+Starting is safe when many processes start at once on a fresh home: the schema version is read inside a
+``BEGIN IMMEDIATE`` transaction, so exactly one process applies each migration and the others see it done.
+
+A damaged file (not a database, truncated, failing ``PRAGMA quick_check``) is moved aside as
+``<name>.damaged-<timestamp>`` with one warning, and a fresh database is started: everything in it today
+(model catalog, file hashes) is a cache of the disk that ``ml-diffusion models scan`` rebuilds.
+
+History and feedback, once they exist, are not a cache: they will live in their own SQLite file beside
+this one (so a damaged catalog cannot take them along), be backed up with ``sqlite3.Connection.backup``
+before each migration, and on damage be restored from that backup instead of being started fresh.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import ConfigError
+from .errors import ConfigError, DatabaseDamagedError
 
 __all__ = ["MIGRATIONS", "connect", "schema_version"]
 
@@ -74,36 +89,153 @@ def schema_version(conn: sqlite3.Connection) -> int:
 
 
 def _migrate(conn: sqlite3.Connection) -> None:
-    current = schema_version(conn)
-    if current > len(MIGRATIONS):
-        raise ConfigError(
-            f"Database schema version {current} is newer than this ml-lib knows ({len(MIGRATIONS)}); "
-            "upgrade ml-lib or set ML_DIFFUSION_HOME to another folder."
-        )
-    for version, script in enumerate(MIGRATIONS[current:], start=current + 1):
-        log.info("migrating database to schema version %d", version)
-        statements = [s for s in script.split(";") if s.strip()]
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            for statement in statements:
+    """Apply the missing migrations, all in one ``BEGIN IMMEDIATE`` transaction; a no-op when up to date."""
+    if schema_version(conn) == len(MIGRATIONS):
+        return  # the common case, without taking the write lock
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        current = schema_version(conn)  # read again under the lock: another process may have migrated
+        if current > len(MIGRATIONS):
+            raise ConfigError(
+                f"Database schema version {current} is newer than this ml-lib knows ({len(MIGRATIONS)}); "
+                "upgrade ml-lib or set ML_DIFFUSION_HOME to another folder."
+            )
+        for version, script in enumerate(MIGRATIONS[current:], start=current + 1):
+            log.info("migrating database to schema version %d", version)
+            for statement in (s for s in script.split(";") if s.strip()):
                 conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {version}")
-        except sqlite3.Error:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+class _Damaged(Exception):
+    """The file at hand is not a sound SQLite database (internal: ``connect`` recovers from it)."""
+
+
+def _is_damage(exc: sqlite3.Error) -> bool:
+    """SQLITE_CORRUPT and SQLITE_NOTADB surface as plain ``DatabaseError`` (locks, I/O: subclasses)."""
+    name = getattr(exc, "sqlite_errorname", None)
+    if name is not None:
+        return name in {"SQLITE_CORRUPT", "SQLITE_NOTADB"}
+    return type(exc) is sqlite3.DatabaseError
+
+
+def _open(path: Path) -> sqlite3.Connection:
+    """Open, check and migrate; raise ``_Damaged`` for a damaged file, ConfigError for anything else."""
+    try:
+        conn = sqlite3.connect(path, isolation_level=None, timeout=30, check_same_thread=False)
+    except sqlite3.Error as exc:
+        raise _unusable(path, exc) from exc
+    try:
+        _use_wal(conn)
+        conn.execute("PRAGMA foreign_keys=ON")
+        problems = [row[0] for row in conn.execute("PRAGMA quick_check(3)")]
+        if problems != ["ok"]:
+            raise _Damaged("; ".join(problems))
+        _migrate(conn)
+    except sqlite3.Error as exc:
+        conn.close()
+        if _is_damage(exc):
+            raise _Damaged(str(exc)) from exc
+        raise _unusable(path, exc) from exc
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _use_wal(conn: sqlite3.Connection, patience: float = 30.0) -> None:
+    """Switch to WAL (persistent, so usually a no-op); retried, as SQLite may answer BUSY without waiting."""
+    deadline = time.monotonic() + patience
+    delay = 0.005
+    while True:
+        try:
+            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.2)
+
+
+def _unusable(path: Path, exc: BaseException) -> ConfigError:
+    return ConfigError(
+        f"Cannot open the database {path}: {exc}. Check ML_DIFFUSION_HOME points to a writable folder."
+    )
+
+
+@contextmanager
+def _recovery_lock(path: Path) -> Iterator[None]:
+    """Serialise recovery between processes (an advisory lock file beside the database, where supported)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: the rename below fails for a file another process holds open
+        yield
+        return
+    fd = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _move_aside(path: Path, reason: str) -> Path:
+    """Rename the damaged database (and its WAL and shared-memory files) to ``<name>.damaged-<stamp>``."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    aside = path.with_name(f"{path.name}.damaged-{stamp}")
+    n = 1
+    while aside.exists():
+        n += 1
+        aside = path.with_name(f"{path.name}.damaged-{stamp}-{n}")
+    try:
+        os.replace(path, aside)
+        for suffix in ("-wal", "-shm"):
+            extra = path.with_name(path.name + suffix)
+            if extra.exists():
+                os.replace(extra, aside.with_name(aside.name + suffix))
+    except OSError as exc:
+        raise DatabaseDamagedError(
+            f"The database {path} is damaged ({reason}) and could not be moved aside ({exc}); move or delete "
+            "it by hand, then run `ml-diffusion models scan` to rebuild the catalog."
+        ) from exc
+    return aside
+
+
+def _recover(path: Path) -> sqlite3.Connection:
+    """Under the lock: open again (another process may have recovered it), else move aside and start fresh."""
+    with _recovery_lock(path):
+        try:
+            return _open(path)
+        except _Damaged as damage:
+            aside = _move_aside(path, str(damage))
+            log.warning(
+                "The database %s was damaged (%s): moved it to %s and started a fresh one; "
+                "run `ml-diffusion models scan` to rebuild the model catalog.",
+                path,
+                damage,
+                aside,
+            )
+        try:
+            return _open(path)
+        except _Damaged as damage:
+            raise DatabaseDamagedError(
+                f"A fresh database at {path} is damaged at once ({damage}); check the disk and the folder."
+            ) from damage
 
 
 def connect(path: Path) -> sqlite3.Connection:
-    """Open (creating if needed) and migrate the database at ``path``."""
+    """Open (creating if needed) and migrate the database at ``path``; replace it if it is damaged."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(path, isolation_level=None, timeout=30, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA foreign_keys=ON")
-        _migrate(conn)
-    except (OSError, sqlite3.Error) as exc:
-        raise ConfigError(
-            f"Cannot open the database {path}: {exc}. Check ML_DIFFUSION_HOME points to a writable folder."
-        ) from exc
-    return conn
+    except OSError as exc:
+        raise _unusable(path, exc) from exc
+    try:
+        return _open(path)
+    except _Damaged:
+        return _recover(path)

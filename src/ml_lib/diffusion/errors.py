@@ -22,6 +22,13 @@ says what went wrong and how to fix it::
     │   ├── OutputNotWritableError  output folder missing and not creatable, or read-only
     │   └── DiskFullError           the disk filled while saving (no partial file is left)
     └── MetadataError               an image whose metadata cannot be read
+
+Added since, under the parents named::
+
+    ConfigError
+    └── DatabaseDamagedError        the database file is damaged and could not be moved aside
+    RequestError
+    └── PromptError                 a prompt with degenerate numbers (nesting, weights)
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from __future__ import annotations
 __all__ = [
     "AmbiguousModelError",
     "ConfigError",
+    "DatabaseDamagedError",
     "DiskFullError",
     "GenerationCancelled",
     "GenerationError",
@@ -43,6 +51,7 @@ __all__ = [
     "OutputError",
     "OutputNotWritableError",
     "PlanError",
+    "PromptError",
     "RequestError",
     "UnknownSamplerError",
     "UnsupportedModelError",
@@ -127,3 +136,11 @@ class DiskFullError(OutputError):
 
 class MetadataError(MlDiffusionError):
     """An image file whose metadata cannot be read."""
+
+
+class DatabaseDamagedError(ConfigError):
+    """The database file is damaged and could not be replaced by a fresh one."""
+
+
+class PromptError(RequestError):
+    """A prompt whose numbers cannot give a sane image: brackets nested too deep, absurd or infinite weights."""

@@ -97,7 +97,8 @@ class ImageGenerator:
 
             self._hashes = HashCache(self._db())
             self._hashes.hold()  # written when a plan runs: planning is a dry run
-            self._staging = InputStaging(InputStore(self.settings.home / "inputs"))
+            store = InputStore(self.settings.home / "inputs")
+            self._staging = InputStaging(store, max_pixels=self.settings.limits.max_pixels)
             self._resolver = Resolver(KnownModels(self.catalog()), self._hashes, self._staging)
         return self._resolver
 

@@ -275,6 +275,7 @@ class GenerationPlan:
         """Read a plan back; raises PlanError on a wrong schema version, missing, unknown or mistyped fields."""
         if not isinstance(data, Mapping):
             raise PlanError("A plan must be a JSON object.")
+        _check_depth(data)
         version = data.get("schema_version")
         if version != SCHEMA_VERSION:
             raise PlanError(
@@ -290,4 +291,27 @@ class GenerationPlan:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise PlanError(f"Plan JSON is malformed: {exc}") from exc
+        except RecursionError as exc:  # the C parser recurses once per level and stops cleanly
+            raise PlanError(_TOO_DEEP) from exc
         return cls.from_dict(data)
+
+
+#: The deepest nesting a plan may have; a real plan nests about 5 levels.
+MAX_PLAN_DEPTH = 64
+_TOO_DEEP = (
+    f"Plan JSON is nested deeper than {MAX_PLAN_DEPTH} levels; it was not written by ml-diffusion. "
+    "Use a plan from `ml-diffusion plan --json` or an image's embedded plan."
+)
+
+
+def _check_depth(data: object) -> None:
+    """PlanError when lists/objects nest deeper than MAX_PLAN_DEPTH (checked without recursion)."""
+    stack: list[tuple[object, int]] = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_PLAN_DEPTH:
+            raise PlanError(_TOO_DEEP)
+        if isinstance(value, Mapping):
+            stack.extend((v, depth + 1) for v in value.values() if isinstance(v, (Mapping, list, tuple)))
+        elif isinstance(value, (list, tuple)):
+            stack.extend((v, depth + 1) for v in value if isinstance(v, (Mapping, list, tuple)))

@@ -5,7 +5,9 @@
   A1111 shows its first 12 hex digits for LoRAs ("Lora hashes").
 
 Both are computed in one read when both are wanted. Symlinks are resolved, so a file reached through
-two links is hashed once.
+two links is hashed once. Only regular files are hashed: a FIFO, a device (a link to ``/dev/zero``) or a
+folder raises :class:`ModelUnreadableError` at once (opened non-blocking, never read), and so does a file
+that grows or shrinks while it is read; callers catch it for that one file and go on with the rest.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sqlite3
+import stat
 import struct
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
@@ -28,13 +31,48 @@ _CHUNK = 1 << 20
 OnBytes = Callable[[int], None]
 
 
-def _digests(path: Path, full: bool, addnet: bool, on_bytes: OnBytes | None = None) -> dict[str, str]:
-    """One pass over ``path`` computing the wanted digests."""
+def _not_regular(path: Path) -> ModelUnreadableError:
+    return ModelUnreadableError(
+        f"{path} is not a regular file (a FIFO, device or folder), so it is not hashed; "
+        "remove it from the model folder or point to the real file."
+    )
+
+
+def _open_regular(path: Path) -> tuple[int, int]:
+    """``(fd, size)`` of ``path`` opened without blocking; ModelUnreadableError unless a regular file."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        raise ModelUnreadableError(f"Cannot read {path} to hash it: {exc.strerror or exc}.") from exc
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise _not_regular(path)
+    return fd, st.st_size
+
+
+def _changed(path: Path) -> ModelUnreadableError:
+    return ModelUnreadableError(f"{path} changed while it was hashed (its size moved); hash it again.")
+
+
+def _digests(
+    path: Path, full: bool, addnet: bool, on_bytes: OnBytes | None = None, size_seen: int | None = None
+) -> dict[str, str]:
+    """One pass over ``path`` computing the wanted digests; reads no more than the size it had at open.
+
+    ``size_seen``: the size the caller stat'ed (and will store the digests under); a different size at
+    open means the file changed in between.
+    """
     whole, tail = hashlib.sha256(), hashlib.sha256()
     buf = bytearray(_CHUNK)
     view = memoryview(buf)
+    fd, size = _open_regular(path)
+    if size_seen is not None and size != size_seen:
+        os.close(fd)
+        raise _changed(path)
     try:
-        with path.open("rb", buffering=0) as fh:
+        with os.fdopen(fd, "rb", buffering=0) as fh:
             skip = 0
             if addnet:
                 head = fh.read(8)
@@ -44,8 +82,10 @@ def _digests(path: Path, full: bool, addnet: bool, on_bytes: OnBytes | None = No
                 fh.seek(0 if full else skip)
                 if not full:
                     skip = 0
-            pos = 0
-            while n := fh.readinto(buf):
+            pos, expected = 0, size - fh.tell()
+            while n := fh.readinto(view[: min(_CHUNK, expected - pos + 1)]):
+                if pos + n > expected:
+                    raise _changed(path)
                 chunk = view[:n]
                 if full:
                     whole.update(chunk)
@@ -57,6 +97,8 @@ def _digests(path: Path, full: bool, addnet: bool, on_bytes: OnBytes | None = No
                 pos += n
                 if on_bytes is not None:
                     on_bytes(n)
+            if pos != expected:
+                raise _changed(path)
     except OSError as exc:
         raise ModelUnreadableError(f"Cannot read {path} to hash it: {exc.strerror or exc}.") from exc
     out = {}
@@ -97,9 +139,12 @@ class HashCache:
     def _stat(path: Path) -> tuple[Path, os.stat_result]:
         real = Path(os.path.realpath(path))
         try:
-            return real, real.stat()
+            st = real.stat()
         except OSError as exc:
             raise ModelUnreadableError(f"Cannot read {path}: {exc.strerror or exc}.") from exc
+        if not stat.S_ISREG(st.st_mode):
+            raise _not_regular(path)
+        return real, st
 
     def cached(self, path: Path, algo: str = SHA256) -> str | None:
         """The cached digest of ``path`` if it is still valid; never reads the file."""
@@ -179,7 +224,7 @@ class HashCache:
             if missing == [SHA256] and on_bytes is None:
                 computed = {SHA256: sha256_file(real)}
             else:
-                computed = _digests(real, SHA256 in missing, ADDNET in missing, on_bytes)
+                computed = _digests(real, SHA256 in missing, ADDNET in missing, on_bytes, st.st_size)
             self.bytes_hashed += st.st_size
             self._store(real, st, computed)
             out.update(computed)

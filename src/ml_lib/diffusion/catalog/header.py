@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bisect
 import json
+import math
 import os
 import re
 import stat
@@ -27,9 +28,17 @@ import orjson
 
 from ..errors import ModelNotFoundError, ModelUnreadableError
 
-__all__ = ["MAX_HEADER_BYTES", "FileStamp", "SafetensorsHeader", "TensorInfo", "read_header"]
+__all__ = ["DTYPE_BITS", "MAX_HEADER_BYTES", "FileStamp", "SafetensorsHeader", "TensorInfo", "read_header"]
 
 MAX_HEADER_BYTES = 100 * 1024 * 1024
+#: Bits per element of every safetensors dtype; a tensor's span must be exactly prod(shape) * bits / 8 bytes.
+DTYPE_BITS: dict[str, int] = {
+    "BOOL": 8, "U8": 8, "I8": 8, "F8_E5M2": 8, "F8_E4M3": 8, "F8_E8M0": 8,
+    "I16": 16, "U16": 16, "F16": 16, "BF16": 16,
+    "I32": 32, "U32": 32, "F32": 32,
+    "I64": 64, "U64": 64, "F64": 64, "C64": 64,
+    "F4": 4, "F6_E2M3": 6, "F6_E3M2": 6,
+}  # fmt: skip
 _FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
 
 
@@ -219,6 +228,40 @@ def _explain_spans(path: Path, entries: dict[str, Any], data_len: int) -> None:
         previous = tensor, key
 
 
+def _check_sizes(path: Path, entries: dict[str, Any]) -> None:
+    """Every tensor's span is exactly prod(shape) * dtype size (fast loop; precise message on failure)."""
+    bits = DTYPE_BITS
+    try:
+        for info in entries.values():
+            start, end = info["data_offsets"]
+            n = bits[info["dtype"]]
+            for d in info["shape"]:
+                n *= d
+            if n != (end - start) << 3:
+                break
+        else:
+            return
+    except (KeyError, TypeError, ValueError):
+        pass  # named precisely below
+    _explain_sizes(path, entries)
+
+
+def _explain_sizes(path: Path, entries: dict[str, Any]) -> None:
+    for key, info in entries.items():
+        tensor = _tensor(path, key, info)
+        if tensor.dtype not in DTYPE_BITS:
+            raise ModelUnreadableError(
+                f"{path}: tensor {key!r} has unknown dtype {tensor.dtype!r}; not a safetensors file we can load."
+            )
+        nbits = DTYPE_BITS[tensor.dtype] * math.prod(tensor.shape)
+        if nbits != (tensor.end - tensor.start) * 8:
+            raise ModelUnreadableError(
+                f"{path}: tensor {key!r} has shape {list(tensor.shape)} of {tensor.dtype} ({nbits / 8:g} bytes) "
+                f"but spans {tensor.end - tensor.start} bytes in the file; the file is damaged or was not "
+                "written by a safetensors writer."
+            )
+
+
 def _parse(path: Path, raw: bytes, data_len: int) -> tuple[dict[str, Any], dict[str, str]]:
     try:
         data = orjson.loads(raw)  # C speed, strict UTF-8 and RFC 8259 (no NaN)
@@ -255,6 +298,7 @@ def _parse(path: Path, raw: bytes, data_len: int) -> tuple[dict[str, Any], dict[
     if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
         raise ModelUnreadableError(f"{path}: __metadata__ must map strings to strings.")
     _check_spans(path, data, data_len)
+    _check_sizes(path, data)
     return data, meta
 
 

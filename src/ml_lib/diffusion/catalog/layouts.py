@@ -2,7 +2,9 @@
 ``extra_model_paths.yaml``), the Hugging Face cache, or a plain folder of files.
 
 A root may be a web-UI folder, its ``models`` folder, a ComfyUI folder, an ``extra_model_paths.yaml``
-file, a Hugging Face hub cache, or any folder (walked whole, kinds from the headers alone).
+file, a Hugging Face hub cache, or any folder (walked whole, kinds from the headers alone). Model files
+lying loose in a root whose layout is recognised are catalogued too (layout ``loose``: that folder's own
+files only, kinds from the headers): a ``loras/`` folder must not hide the checkpoints beside it.
 """
 
 from __future__ import annotations
@@ -66,6 +68,7 @@ class ModelDir:
     layout: str
     kind: ModelKind | None = None
     label: str = ""  # prefix of the names found in it (the repo id for the Hugging Face cache)
+    recursive: bool = True  # False: only the files directly in ``path`` (loose files of a layout root)
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +148,20 @@ def _is_hf_cache(root: Path) -> bool:
         return False
 
 
+def _has_loose_model_files(root: Path) -> bool:
+    """Whether ``root`` itself holds model files (not only folders)."""
+    from .walk import MODEL_SUFFIXES  # walk imports this module
+
+    try:
+        with os.scandir(root) as it:
+            return any(
+                not e.name.startswith(".") and os.path.splitext(e.name)[1].lower() in MODEL_SUFFIXES
+                for e in it
+            )
+    except OSError:
+        return False
+
+
 def discover(root: Path) -> Discovery:
     """The model folders of ``root`` by layout (a plain walk of ``root`` when no layout is recognised)."""
     root = root.expanduser()
@@ -176,6 +193,8 @@ def discover(root: Path) -> Discovery:
         return _hf_cache(root)
     if not dirs:
         dirs.append(ModelDir(root, root, "plain", None))
+    elif all(d.path != root for d in dirs) and _has_loose_model_files(root):
+        dirs.append(ModelDir(root, root, "loose", None, recursive=False))
     missing = [d for d in dirs if not d.path.is_dir()]
     problems += [Problem(str(d.path), f"{d.layout} model folder does not exist") for d in missing]
     return Discovery(tuple(d for d in dirs if d not in missing), tuple(problems))

@@ -79,7 +79,11 @@ def _has_weights(folder: Path) -> bool:
 
 
 def walk(model_dir: ModelDir, visited: set[tuple[int, int]], problems: list[Problem]) -> Iterator[Found]:
-    """Model files and diffusers folders under ``model_dir``; ``visited`` folders are not walked again."""
+    """Model files and diffusers folders under ``model_dir``; ``visited`` folders are not walked again.
+
+    A non-recursive ``model_dir`` (loose files of a layout root) yields only its own files, and does not
+    mark its folder visited (a recursive walk of the same folder elsewhere still happens).
+    """
     stack: list[tuple[Path, frozenset[tuple[int, int]]]] = [(model_dir.path, frozenset())]
     files_seen: set[tuple[int, int]] = set()
     while stack:
@@ -95,13 +99,14 @@ def walk(model_dir: ModelDir, visited: set[tuple[int, int]], problems: list[Prob
             if ident in visited:
                 log.debug("already walked %s (reached again through a symlink)", folder)
                 continue
-            visited.add(ident)
+            if model_dir.recursive:
+                visited.add(ident)
             with os.scandir(folder) as it:
                 entries = {e.name: e for e in it}
         except OSError as exc:
             problems.append(Problem(str(folder), f"unreadable folder, skipped: {exc.strerror or exc}"))
             continue
-        diffusers = "model_index.json" in entries or _diffusers_component(entries)
+        diffusers = model_dir.recursive and ("model_index.json" in entries or _diffusers_component(entries))
         if diffusers and ("config.json" in entries or _has_weights(folder)):
             yield Found(folder, model_dir, _rel(model_dir, folder, False), st, entries, folder=True)
             continue
@@ -116,7 +121,8 @@ def walk(model_dir: ModelDir, visited: set[tuple[int, int]], problems: list[Prob
             except OSError:
                 is_dir = False
             if is_dir:
-                stack.append((path, below))
+                if model_dir.recursive:
+                    stack.append((path, below))
                 continue
             if path.suffix.lower() not in MODEL_SUFFIXES:
                 continue

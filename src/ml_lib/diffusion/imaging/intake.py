@@ -2,9 +2,12 @@
 
 Rules (the same for every kind of source):
 
-- **Size**: more than ``max_pixels`` pixels (default: Pillow's decompression-bomb limit, 89,478,485) is
-  refused before any pixel is decoded, for files and bytes as for in-memory images and arrays. A
-  higher ``max_pixels`` cannot lift Pillow's own hard stop at twice ``PIL.Image.MAX_IMAGE_PIXELS``.
+- **Size**: more than ``max_pixels`` pixels (default: ``settings.Limits().max_pixels``, 4096x4096; pass
+  the configured ``settings.limits.max_pixels``) is refused before any pixel is decoded, for files and
+  bytes as for in-memory images and arrays, so it is never stored. A higher ``max_pixels`` cannot lift
+  Pillow's own hard stop at twice ``PIL.Image.MAX_IMAGE_PIXELS``.
+- **Files**: only regular files are opened (a FIFO would block the open, a device never end); anything
+  else is refused first.
 - **Damage**: a truncated or corrupt file raises :class:`InputImageError`; a partial image is never
   returned (``PIL.ImageFile.LOAD_TRUNCATED_IMAGES`` must stay False: if other code set it, ConfigError).
 - **Orientation**: the EXIF orientation is applied (``ImageOps.exif_transpose``). Multi-frame files
@@ -29,12 +32,14 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 from typing import TypeAlias
 
 import numpy as np
 from PIL import Image, ImageOps
 
 from ..errors import InputImageError
+from ..settings import Limits
 from ._decode import DEFAULT_MAX_PIXELS, check_pixels, decode_bytes, decode_path, ensure_loaded
 
 __all__ = ["DEFAULT_MAX_PIXELS", "WHITE", "ImageSource", "load_image", "load_mask"]
@@ -54,11 +59,14 @@ _ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
 def load_image(
     src: ImageSource,
     *,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_pixels: int | None = None,
     background: tuple[int, int, int] = WHITE,
 ) -> Image.Image:
-    """A fully loaded RGB copy of ``src`` (see the module rules); raises InputImageError."""
-    raw = _decode(src, max_pixels)
+    """A fully loaded RGB copy of ``src`` (see the module rules); raises InputImageError.
+
+    ``max_pixels``: None for the default limit (``Limits().max_pixels``).
+    """
+    raw = _decode(src, _limit(max_pixels))
     return _to_rgb(raw, background)
 
 
@@ -67,11 +75,11 @@ def load_mask(
     size: tuple[int, int],
     *,
     resize: bool = True,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_pixels: int | None = None,
 ) -> Image.Image:
     """An "L" inpaint mask (white = repaint) of ``size`` = (width, height) of its image; see the rules."""
     width, height = size
-    mask = _mask_channel(_decode(src, max_pixels))
+    mask = _mask_channel(_decode(src, _limit(max_pixels)))
     if mask.size != (width, height):
         if not resize:
             raise InputImageError(
@@ -85,6 +93,22 @@ def load_mask(
             "The mask is all black, so there is nothing to repaint; paint the area to change in white."
         )
     return mask
+
+
+def _limit(max_pixels: int | None) -> int:
+    return Limits().max_pixels if max_pixels is None else max_pixels
+
+
+def _check_regular(path: str | os.PathLike[str], label: str) -> None:
+    """Refuse a FIFO, socket or device before it is opened (a folder is left to the decoder's message)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return  # missing or unreadable: the decoder opens it and words the error
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        raise InputImageError(
+            f"{label} is not a regular file (a FIFO, socket or device); give an image file."
+        )
 
 
 def _decode(src: ImageSource, max_pixels: int) -> Image.Image:
@@ -101,6 +125,7 @@ def _decode(src: ImageSource, max_pixels: int) -> Image.Image:
         image = decode_bytes(src, label, max_pixels)
     elif isinstance(src, str | os.PathLike):
         label = f"The image file {os.fspath(src)!r}"
+        _check_regular(src, label)
         image = decode_path(src, max_pixels)
     else:
         raise InputImageError(

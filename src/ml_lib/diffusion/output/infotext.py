@@ -8,7 +8,9 @@ The layout is AUTOMATIC1111 1.9+::
 
 Parsing follows A1111's ``parse_generation_parameters``: the last line holds the parameters only when it
 has at least three ``key: value`` pairs; values containing ``,``, ``:`` or a newline are JSON-quoted.
-Parsing never raises: text it cannot make sense of becomes the prompt.
+Parsing never raises: text it cannot make sense of becomes the prompt. It is linear in the length of the
+text (A1111's regex is quadratic on a long line without pairs); callers cap what they read from a file
+(``output.metadata`` reads at most 1 MiB per text chunk).
 """
 
 from __future__ import annotations
@@ -23,12 +25,24 @@ from ..errors import RequestError, UnknownSamplerError
 from ..plan import GenerationPlan
 from ..samplers import parse_sampler, split_sampler
 
-__all__ = ["Infotext", "format_cfg", "format_infotext", "parse_infotext", "quote", "unquote"]
+__all__ = [
+    "Infotext",
+    "find_parameters",
+    "format_cfg",
+    "format_infotext",
+    "parse_infotext",
+    "quote",
+    "unquote",
+]
 
 logger = logging.getLogger(__name__)
 
-#: A1111's parameter pattern (modules/infotext_utils.py), unchanged.
-_RE_PARAM = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
+# A1111's parameter pattern (modules/infotext_utils.py) is r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)'.
+# find_parameters gives what its findall gives, in linear time, with these pieces:
+_RE_SPACE = re.compile(r"\s*")
+_RE_KEY_RUN = re.compile(r"[\w \-/]+")
+_RE_WORD = re.compile(r"\w")
+_RE_QUOTED_BODY = re.compile(r'(?:\\.|[^\\"])*')
 _RE_SIZE = re.compile(r"^(\d+)x(\d+)$")
 _RE_KEY = re.compile(r"^\w[\w \-/]+$")
 _NEGATIVE = "Negative prompt:"
@@ -207,15 +221,54 @@ def _prompt_with_lora_tags(plan: GenerationPlan) -> str:
     return " ".join([plan.prompt, *tags]) if tags else plan.prompt
 
 
+def find_parameters(line: str) -> list[tuple[str, str]]:
+    """The ``(key, raw value)`` pairs of a parameters line, exactly as A1111's regex ``findall``, in O(n).
+
+    The regex retries at every position of a long run of key characters and rescans to the end for every
+    quoted value that does not close. Here each match starts from the next ``:`` (the key is the run of
+    key characters before it, from its first word character), and a quoted scan that starts inside an
+    earlier one reuses its end (it starts on the earlier scan's token boundary, so it ends the same way).
+    """
+    pairs: list[tuple[str, str]] = []
+    n = len(line)
+    backwards = line[::-1]
+    pos = 0
+    quote_scan = (-1, -1)  # (start, end) of the last quoted body scanned; end: its closing quote or n
+    while (colon := line.find(":", pos)) >= 0:
+        run = _RE_KEY_RUN.match(backwards, n - colon, n - pos)
+        word = _RE_WORD.search(line, colon - (run.end() - run.start()) if run else colon, colon)
+        if word is None or colon - word.start() < 2:
+            pos = colon + 1
+            continue
+        key = line[word.start() : colon]
+        value_start = _RE_SPACE.match(line, colon + 1).end()  # type: ignore[union-attr]
+        if value_start < n and line[value_start] == '"':
+            if not quote_scan[0] < value_start < quote_scan[1]:
+                body = _RE_QUOTED_BODY.match(line, value_start + 1)
+                quote_scan = (value_start, body.end())  # type: ignore[union-attr]
+            close = quote_scan[1]
+            closed = close > value_start + 1 and close < n and line[close] == '"'
+            if closed and (close + 1 == n or line[close + 1] == ","):
+                pairs.append((key, line[value_start : close + 1]))
+                pos = close + 2
+                continue
+        comma = line.find(",", value_start)
+        value_end = n if comma < 0 else comma
+        pairs.append((key, line[value_start:value_end]))
+        pos = value_end + 1
+    return pairs
+
+
 def parse_infotext(text: str) -> Infotext:
     """Parse A1111-style infotext (A1111, Forge, SD.Next, Fooocus …). Never raises."""
     if not isinstance(text, str):
         logger.debug("parse_infotext got %s, not str; treating it as empty", type(text).__name__)
         return Infotext(prompt="", negative_prompt="")
     *lines, last = text.strip().split("\n")
-    if len(_RE_PARAM.findall(last)) < 3:
+    found = find_parameters(last)
+    if len(found) < 3:
         lines.append(last)
-        last = ""
+        found = []
 
     prompt_lines: list[str] = []
     negative_lines: list[str] = []
@@ -227,7 +280,7 @@ def parse_infotext(text: str) -> Infotext:
             line = line[len(_NEGATIVE) :].strip()
         (negative_lines if in_negative else prompt_lines).append(line)
 
-    parameters = tuple((key, unquote(value)) for key, value in _RE_PARAM.findall(last))
+    parameters = tuple((key, unquote(value)) for key, value in found)
     return _typed(Infotext("\n".join(prompt_lines), "\n".join(negative_lines), parameters))
 
 

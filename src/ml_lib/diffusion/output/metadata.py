@@ -11,14 +11,18 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 import struct
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from PIL import Image, PngImagePlugin
+from PIL import Image, JpegImagePlugin, PngImagePlugin
 
 from ..errors import MetadataError, OutputError, PlanError, RequestError
 from ..plan import GenerationPlan
+from ._containers import PNG_SIGNATURE, Container, Truncated, read_png, read_webp
 from .infotext import Infotext, parse_infotext
 
 __all__ = [
@@ -213,29 +217,28 @@ def _find_entry(buf: bytearray, base: int, order: str, ifd_offset: int, wanted: 
 
 
 def read_metadata(source: str | os.PathLike[str] | BinaryIO) -> ImageMetadata:
-    """Read the infotext and plan of an image file (path or binary file object).
+    """Read the infotext and plan of an image file (path or binary file object), decoding no pixel.
 
-    An image without metadata gives ``None`` fields. A file that cannot be read, is not an image or is
-    truncated raises :class:`MetadataError`. A plan chunk that does not parse sets ``plan_error``.
+    PNG and WebP are read chunk by chunk, JPEG up to its first scan; so an image of any size (even above
+    Pillow's decompression-bomb limit) gives its text at once. Each text chunk is read up to 1 MiB
+    (longer ones are skipped with a warning). An image without metadata gives ``None`` fields. A file
+    that cannot be read, is not a regular file, is not an image or is truncated raises
+    :class:`MetadataError`. A plan chunk that does not parse sets ``plan_error``.
     """
     is_path = isinstance(source, (str, os.PathLike))
     name = os.fspath(source) if is_path else getattr(source, "name", "<stream>")
     try:
-        with Image.open(source) as image:
-            image.load()
-            fmt = image.format or "unknown"
-            width, height = image.size
-            text_chunks = dict(getattr(image, "text", {}) or {})
-            infotext, plan_text = _from_png_text(text_chunks)
-            exif = image.getexif()
-            exif_infotext, exif_plan = _from_exif(exif)
-            comment = image.info.get("comment")
+        with _opened(source, name) as fp:
+            raw, comment = _read_container(fp, name)
+        exif_infotext, exif_plan = _from_exif(_exif(raw.exif))
     except FileNotFoundError as exc:
         raise MetadataError(f"Cannot read {name}: the file does not exist.") from exc
     except Image.UnidentifiedImageError as exc:
         raise MetadataError(f"{name} is not an image Pillow can read (expected PNG, JPEG or WebP).") from exc
     except Image.DecompressionBombError as exc:
         raise MetadataError(f"{name} is too large to open safely: {exc}") from exc
+    except Truncated as exc:
+        raise MetadataError(f"{name} is truncated or damaged: {exc}.") from exc
     except OSError as exc:
         if exc.errno is not None:
             raise MetadataError(f"Cannot read {name}: {exc.strerror or exc}.") from exc
@@ -243,13 +246,14 @@ def read_metadata(source: str | os.PathLike[str] | BinaryIO) -> ImageMetadata:
     except (SyntaxError, EOFError, ValueError, struct.error) as exc:
         raise MetadataError(f"{name} is truncated or damaged: {exc or type(exc).__name__}.") from exc
 
+    infotext, plan_text = _from_png_text(raw.text)
     infotext = infotext or exif_infotext or _comment_text(comment)
     plan_text = plan_text or exif_plan
     plan, plan_error = _parse_plan(plan_text, name)
     return ImageMetadata(
-        format=fmt,
-        width=width,
-        height=height,
+        format=raw.format,
+        width=raw.width,
+        height=raw.height,
         infotext=infotext,
         parsed=parse_infotext(infotext) if infotext else None,
         plan=plan,
@@ -257,13 +261,65 @@ def read_metadata(source: str | os.PathLike[str] | BinaryIO) -> ImageMetadata:
     )
 
 
-def _from_png_text(chunks: dict[str, object]) -> tuple[str | None, str | None]:
+@contextmanager
+def _opened(source: str | os.PathLike[str] | BinaryIO, name: str) -> Iterator[BinaryIO]:
+    """A path opened without blocking (a FIFO would) and only if it is a regular file; a stream as is."""
+    if not isinstance(source, (str, os.PathLike)):
+        yield source
+        return
+    fd = os.open(source, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise MetadataError(f"Cannot read {name}: it is not a regular file (a folder, FIFO or device).")
+    with os.fdopen(fd, "rb") as fp:
+        yield fp
+
+
+def _read_container(fp: BinaryIO, name: str) -> tuple[Container, object]:
+    """The container's size, text chunks and EXIF bytes, plus a JPEG/GIF comment; no pixel decoded."""
+    start = fp.tell()
+    head = fp.read(12)
+    fp.seek(start)
+    if head.startswith(PNG_SIGNATURE):
+        return read_png(fp, name), None
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return read_webp(fp, name), None
+    if head[:3] == b"\xff\xd8\xff":
+        image: Image.Image = JpegImagePlugin.JpegImageFile(fp)  # no bomb check: nothing is decoded
+        _check_jpeg_end(fp)
+    else:
+        image = Image.open(fp)
+    with image:
+        exif = image.info.get("exif")
+        raw = Container(
+            image.format or "unknown", *image.size, exif=exif if isinstance(exif, bytes) else None
+        )
+        return raw, image.info.get("comment")
+
+
+def _check_jpeg_end(fp: BinaryIO) -> None:
+    """A JPEG must end with its EOI marker (trailers after it are allowed, within the last 64 KiB)."""
+    end = fp.seek(0, os.SEEK_END)
+    fp.seek(max(0, end - 65536))
+    if b"\xff\xd9" not in fp.read():
+        raise Truncated("no end-of-image marker")
+
+
+def _exif(data: bytes | None) -> Image.Exif | None:
+    if not data:
+        return None
+    exif = Image.Exif()
+    exif.load(data)
+    return exif
+
+
+def _from_png_text(chunks: dict[str, str]) -> tuple[str | None, str | None]:
     infotext = chunks.get(INFOTEXT_CHUNK)
     plan = chunks.get(PLAN_CHUNK)
     return (str(infotext) if infotext is not None else None, str(plan) if plan is not None else None)
 
 
-def _from_exif(exif: Image.Exif) -> tuple[str | None, str | None]:
+def _from_exif(exif: Image.Exif | None) -> tuple[str | None, str | None]:
     if not exif:
         return None, None
     ifd = exif.get_ifd(_EXIF_IFD)

@@ -2,8 +2,9 @@
 
 Tokens: ``[date]`` ``[time]`` ``[datetime]`` ``[seed]`` ``[prompt_words]`` ``[model]`` ``[sampler]``
 ``[steps]`` ``[cfg]`` ``[width]`` ``[height]`` ``[counter]``. The rendered stem is NFC-normalised,
-stripped of characters Windows, macOS or Linux reject, kept clear of Windows device names and capped
-in UTF-8 bytes.
+stripped of characters Windows, macOS or Linux reject and of invisible ones (controls, bidi overrides
+such as U+202E that make ``x\u202egnp.exe`` show as ``xexe.png``, zero-width and line separators), kept
+clear of Windows device names and capped in UTF-8 bytes.
 """
 
 from __future__ import annotations
@@ -136,10 +137,15 @@ def prompt_words(prompt: str, *, max_words: int = MAX_PROMPT_WORDS, max_chars: i
     return " ".join(chosen) or "empty"
 
 
+#: Unicode categories never kept in a name: controls, format characters (bidi, zero-width), surrogates,
+#: line and paragraph separators.
+_INVISIBLE = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+
+
 def safe_stem(text: str, *, max_bytes: int = MAX_STEM_BYTES) -> str:
     """A file stem valid on Windows, macOS and Linux; ``"image"`` when nothing usable is left."""
     text = _RE_SPACES.sub(" ", unicodedata.normalize("NFC", text))
-    text = "".join(c for c in text if c not in _FORBIDDEN and unicodedata.category(c) != "Cc")
+    text = "".join(c for c in text if c not in _FORBIDDEN and unicodedata.category(c) not in _INVISIBLE)
     text = _RE_SPACES.sub(" ", text).strip(" .")
     text = _truncate_utf8(text, max_bytes).rstrip(" .")
     base, dot, rest = text.partition(".")

@@ -4,6 +4,8 @@ The image is encoded into a hidden temp file (``.tmp-…``) in the target folder
 then published under its final name with ``os.link`` (which fails instead of overwriting). Where hard
 links are not supported the name is reserved with ``O_CREAT | O_EXCL`` and the temp file moved over
 it with ``os.replace``. On any error the temp file (and a reserved name) is removed: no partial file.
+A save killed outright (kill -9, power loss) leaves its temp file; each save first removes those of
+ours (``.tmp-`` + 16 hex digits + an image extension, regular files) older than an hour.
 """
 
 from __future__ import annotations
@@ -12,7 +14,10 @@ import dataclasses
 import errno
 import logging
 import os
+import re
 import secrets
+import stat
+import time
 from collections.abc import Callable, Iterator
 from itertools import count, islice
 from pathlib import Path
@@ -25,11 +30,14 @@ from ..errors import OutputError
 from .metadata import SaveOptions, image_save_kwargs
 from .naming import MAX_STEM_BYTES, NameContext, next_counter, render_stem, safe_stem, template_tokens
 
-__all__ = ["TEMP_PREFIX", "Encoder", "encode_image", "save_image"]
+__all__ = ["STALE_TEMP_SECONDS", "TEMP_PREFIX", "Encoder", "clean_stale_temps", "encode_image", "save_image"]
 
 logger = logging.getLogger(__name__)
 
 TEMP_PREFIX = ".tmp-"
+#: A temp file of ours older than this belongs to a save that was killed.
+STALE_TEMP_SECONDS = 3600
+_OUR_TEMP = re.compile(re.escape(TEMP_PREFIX) + r"[0-9a-f]{16}\.(?:png|jpg|webp)")
 _MAX_ATTEMPTS = 10_000
 _NO_HARDLINK = frozenset(
     e
@@ -78,6 +86,7 @@ def save_image(
     except OSError as exc:
         raise write_error(exc, directory, "save an image", "choose another folder with --out") from exc
 
+    clean_stale_temps(directory)
     temp = _write_temp(image, directory, options, encoder)
     try:
         names = _candidates(directory, stem_template, ctx, uses_counter)
@@ -87,6 +96,32 @@ def save_image(
     fsync_dir(directory)
     logger.info("Saved %s", final)
     return final
+
+
+def clean_stale_temps(directory: Path, max_age: float = STALE_TEMP_SECONDS) -> int:
+    """Remove our temp files (name pattern, regular file, not a link) older than ``max_age`` seconds.
+
+    Returns how many were removed; a file that cannot be removed is logged and left.
+    """
+    try:
+        names = [n for n in os.listdir(directory) if _OUR_TEMP.fullmatch(n)]
+    except OSError as exc:
+        logger.warning("Could not list %s to clean stale temp files: %s", directory, exc)
+        return 0
+    cutoff = time.time() - max_age
+    removed = 0
+    for name in names:
+        path = directory / name
+        try:
+            st = path.lstat()
+        except FileNotFoundError:
+            continue  # another save published or removed it meanwhile
+        if stat.S_ISREG(st.st_mode) and st.st_mtime < cutoff:
+            remove_quietly(path)
+            removed += not path.exists()
+    if removed:
+        logger.info("Removed %d stale temp file(s) left in %s by interrupted saves", removed, directory)
+    return removed
 
 
 def _write_temp(image: Image.Image, directory: Path, options: SaveOptions, encoder: Encoder) -> Path:

@@ -3,9 +3,10 @@
 ``(x)`` multiplies by 1.1, ``[x]`` divides by 1.1, ``(x:1.3)`` multiplies by 1.3, ``\\(`` ``\\)`` ``\\[``
 ``\\]`` ``\\\\`` are literal characters, ``BREAK`` is its own marker (text ``"BREAK"``, weight -1).
 Unbalanced input never raises: an unclosed ``(`` or ``[`` weighs everything after it, a stray ``)``
-or ``]`` is kept as text, and neighbours of equal weight are merged, exactly as A1111 does. The one
-deliberate difference: a weight A1111 would crash on, such as ``(x:1.2.3)``, is read as text (the
-parenthesis then counts as a plain ``(x)``).
+or ``]`` is kept as text, and neighbours of equal weight are merged, exactly as A1111 does. The
+deliberate differences: a weight A1111 would crash on, such as ``(x:1.2.3)``, is read as text (the
+parenthesis then counts as a plain ``(x)``); and degenerate numbers raise :class:`PromptError` (see
+:mod:`.limits`): brackets nested over 32 deep, and weights not finite or beyond ±100.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+
+from .limits import check_attention_weight, check_nesting
 
 __all__ = [
     "BREAK",
@@ -63,6 +66,14 @@ def parse_number(text: str) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def _is_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _split_breaks(text: str) -> list[str]:
     """``re.split(r"\\s*\\bBREAK\\b\\s*", text)`` in linear time (that regex is quadratic on long spaces)."""
     if "BREAK" not in text:
@@ -106,8 +117,11 @@ def parse_prompt_attention(text: str) -> tuple[WeightedChunk, ...]:
             parts.append([token[1:], 1.0])
         elif match.group("open") is not None:
             (rounds if token == "(" else squares).append(len(parts))
+            check_nesting(len(rounds) + len(squares))
         elif weight is not None and rounds:
             factor = parse_number(weight)
+            if factor is None and _is_float(weight):
+                check_attention_weight(float(weight), token)  # a number too large to be finite
             if factor is None:  # A1111 raises here; read it as text and close the bracket plainly
                 add_text(token[:-1])
                 factor = ROUND_MULTIPLIER
@@ -124,6 +138,9 @@ def parse_prompt_attention(text: str) -> tuple[WeightedChunk, ...]:
         scale(start, SQUARE_MULTIPLIER)
     if not parts:
         return (WeightedChunk("", 1.0),)
+    for text_part, part_weight in parts:
+        if text_part and (part_weight != -1.0 or text_part != BREAK):
+            check_attention_weight(float(part_weight), str(text_part))
     merged: list[list[str | float]] = [parts[0]]
     for part in parts[1:]:
         if part[1] == merged[-1][1]:

@@ -80,6 +80,16 @@ class NetworkRef:
         return raw, None if raw is None else parse_number(raw)
 
     @property
+    def weight_texts(self) -> tuple[tuple[str, str], ...]:
+        """The weights as written: ``("te", raw)`` and ``("unet", raw)`` for those given."""
+        out = []
+        for label, index in (("te", 1), ("unet", 2)):
+            raw, _ = self._number(index, label)
+            if raw is not None:
+                out.append((label, raw))
+        return tuple(out)
+
+    @property
     def te_weight(self) -> float | None:
         """Text-encoder multiplier (the weight of ``<lora:name:w>``); 1.0 when absent, None if unreadable."""
         raw, value = self._number(1, "te")

@@ -10,7 +10,8 @@ changes a prompt. What A1111 does with a prompt, in its order:
    text at each sampling step (:meth:`SubPrompt.schedule`);
 4. that text becomes weighted chunks (:func:`~.attention.parse_prompt_attention`).
 
-Malformed input never raises; it degrades as A1111 degrades.
+Malformed input never raises; it degrades as A1111 degrades. Degenerate numbers (brackets nested over
+32 deep, weights not finite or absurd, see :mod:`.limits`) raise :class:`PromptError` when parsed.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 
 from .attention import BREAK, WeightedChunk, parse_number, parse_prompt_attention
 from .grammar import parse_nodes
+from .limits import check_network_weights, check_part_weight
 from .networks import NetworkRef, extract_networks, insert_networks, strip_networks
 from .nodes import Alternation, Emphasis, Node, Scheduled, Text, iter_nodes, render_nodes, text_at
 
@@ -186,6 +188,7 @@ def parse_prompt(text: str, *, embeddings: Iterable[str] = ()) -> PromptDocument
         head = _head_length(piece)
         parts.append(SubPrompt(parse_nodes(piece[:head]), piece[head:]))
     document = PromptDocument(tuple(parts), extract_networks(text))
+    _check_numbers(document)
     names = tuple(embeddings)
     if not names and "embedding:" not in body.lower():
         return document
@@ -201,6 +204,15 @@ def find_embeddings(document: PromptDocument, names: Iterable[str]) -> tuple[Emb
     if not names and "embedding:" not in document.text.lower():
         return ()
     return _find_embeddings(document.plain_text, names)
+
+
+def _check_numbers(document: PromptDocument) -> None:
+    """PromptError for degenerate nesting or weights (attention, AND parts, network tags)."""
+    for part in document.subprompts:
+        part.plain_chunks  # noqa: B018 -- computing them checks nesting and attention weights
+        check_part_weight(part.weight, part.text)
+    for ref in document.networks:
+        check_network_weights(ref)
 
 
 def _head_length(piece: str) -> int:

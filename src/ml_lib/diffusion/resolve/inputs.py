@@ -38,23 +38,29 @@ def plan_images(plan: GenerationPlan) -> tuple[ImageRef, ...]:
 
 
 class InputStaging:
-    """Checks, hashes and holds input images; writes them into ``store`` on :meth:`commit`."""
+    """Checks, hashes and holds input images; writes them into ``store`` on :meth:`commit`.
 
-    def __init__(self, store: InputStore) -> None:
+    ``max_pixels`` (the settings' limit) is checked before any image is decoded.
+    """
+
+    def __init__(self, store: InputStore, *, max_pixels: int | None = None) -> None:
         self._store = store
+        self._max_pixels = max_pixels
         self._held: OrderedDict[str, Image.Image] = OrderedDict()
 
     def image(self, source: Any) -> ImageRef:
         """An RGB input image (path, bytes, PIL image or array), checked and staged."""
         from ..imaging.intake import load_image
 
-        return self._stage(load_image(source))
+        return self._stage(load_image(source, max_pixels=self._max_pixels))
 
     def mask(self, source: Any, size: tuple[int, int] | None) -> ImageRef:
         """A mask: L mode at ``size`` (the init image's) when given, else loaded as an image."""
         from ..imaging.intake import load_image, load_mask
 
-        return self._stage(load_mask(source, size) if size else load_image(source))
+        if size:
+            return self._stage(load_mask(source, size, max_pixels=self._max_pixels))
+        return self._stage(load_image(source, max_pixels=self._max_pixels))
 
     def _stage(self, image: Image.Image) -> ImageRef:
         from ..imaging.store import STORABLE_MODES, StoredImage, pixel_sha256

@@ -1,0 +1,83 @@
+"""Hostile image metadata: how long reading megabyte-sized text chunks takes, per shape of text.
+
+Run: ``python benchmarks/hostile_metadata.py [--mb 1] [--reference-kb 16]``. For each shape (one long line,
+many commas, many quotes, open quotes, deep nesting, keys without values) prints the seconds per MB of
+``parse_infotext`` and of ``read_metadata`` on a PNG carrying the text, and, side by side at a small size,
+A1111's regex against our scanner (A1111's is quadratic: it cannot run at 1 MB in reasonable time).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import re
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+#: A1111's parameter pattern (modules/infotext_utils.py), for the side-by-side reference.
+A1111_PARAM = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
+
+SHAPES: dict[str, str] = {
+    "one long line": "word ",
+    "many commas": "a,",
+    "many quotes": 'k: "\\", ',
+    "open quotes": 'ab: "x ',
+    "deep nesting": "((((((((a:1.1)",
+    "keys without values": "Steps 20 Sampler Euler ",
+}
+
+
+def hostile(shape: str, size: int) -> str:
+    """``size`` characters of text of one shape, after a one-line prompt."""
+    unit = SHAPES[shape]
+    return "a prompt\n" + unit * (size // len(unit))
+
+
+def seconds(fn: Callable[[T], object], arg: T) -> float:
+    """Wall time of one call ``fn(arg)``."""
+    start = time.perf_counter()
+    fn(arg)
+    return time.perf_counter() - start
+
+
+def png_with(text: str) -> bytes:
+    from PIL import Image, PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("parameters", text)
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(buf, format="PNG", pnginfo=info)
+    return buf.getvalue()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--mb", type=float, default=1.0, help="size of each hostile text, in MB")
+    parser.add_argument("--reference-kb", type=int, default=16, help="size for the A1111 regex comparison")
+    args = parser.parse_args()
+
+    from ml_lib.diffusion.output.infotext import find_parameters, parse_infotext
+    from ml_lib.diffusion.output.metadata import read_metadata
+
+    size = int(args.mb * (1 << 20))
+    small = args.reference_kb << 10
+    print(f"{'shape':<22}{'parse s/MB':>12}{'read s/MB':>12}{'A1111 s':>10}{'ours s':>10}{'ratio':>9}")
+    for shape in SHAPES:
+        text = hostile(shape, size)
+        parse = seconds(parse_infotext, text) / args.mb
+        data = png_with(text)
+        read = seconds(read_metadata, io.BytesIO(data)) / args.mb
+        last = hostile(shape, small).split("\n")[-1]
+        theirs = seconds(A1111_PARAM.findall, last)
+        ours = seconds(find_parameters, last)
+        ratio = theirs / ours if ours > 0 else float("inf")
+        print(f"{shape:<22}{parse:>12.3f}{read:>12.3f}{theirs:>10.3f}{ours:>10.4f}{ratio:>8.1f}x")
+
+
+if __name__ == "__main__":
+    main()
