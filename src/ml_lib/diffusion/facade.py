@@ -196,9 +196,21 @@ class ImageGenerator:
         return GenerationResult(out.images, plan.seeds, plan, paths, timings)
 
     def reproduce(
-        self, image: str | Path, *, output_dir: str | Path | None = None, save: bool = True
+        self,
+        image: str | Path,
+        *,
+        output_dir: str | Path | None = None,
+        save: bool = True,
+        allow_hub: bool = False,
     ) -> GenerationResult:
-        """Regenerate an image from the plan embedded in it (pixel-identical on the same device/versions)."""
+        """Regenerate an image from the plan embedded in it (pixel-identical on the same device/versions).
+
+        The plan is untrusted input: it is checked like a request before anything loads (a Hub model only
+        with ``allow_hub``), and the image goes to ``output_dir`` or the settings' output folder, never to
+        a folder the file names.
+        """
+        from .planning.validate import validate_plan
+
         meta = self.info(image)
         if meta.plan is None:
             why = f" ({meta.plan_error})" if meta.plan_error else ""
@@ -206,9 +218,8 @@ class ImageGenerator:
                 f"{image} carries no ml-diffusion plan{why}; "
                 "only images written by ml-diffusion can be reproduced."
             )
-        plan = meta.plan
-        if output_dir is not None:
-            plan = dataclasses.replace(plan, output_dir=str(output_dir))
+        validate_plan(meta.plan, self.settings.limits, allow_hub=allow_hub)
+        plan = dataclasses.replace(meta.plan, output_dir=str(output_dir or self.settings.outputs))
         # The whole batch is regenerated (batching changes floating-point results); keep this image.
         seed = meta.parsed.seed if meta.parsed is not None and meta.parsed.seed in plan.seeds else plan.seed
         index = plan.seeds.index(seed)

@@ -17,7 +17,7 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import AmbiguousModelError, ConfigError, ModelNotFoundError
+from ..errors import AmbiguousModelError, ConfigError, ModelNotFoundError, ModelUnreadableError
 from .builtins import BUILTIN_LAYOUT, builtin_dirs, builtin_root
 from .families import Family
 from .hashing import ADDNET, SHA256, HashCache, OnBytes
@@ -324,7 +324,12 @@ class Catalog:
                     continue
                 lora = record.kind is ModelKind.LORA and record.format is StorageFormat.SAFETENSORS
                 algos = (SHA256, ADDNET) if lora and record.status is Status.OK else (SHA256,)
-                digests = self.hashes.digests(Path(record.path), algos, on_bytes)
+                try:
+                    digests = self.hashes.digests(Path(record.path), algos, on_bytes)
+                except ModelUnreadableError as exc:  # one unreadable file does not stop the rest
+                    log.warning("not hashed: %s", exc)
+                    out.append(record)
+                    continue
                 hashes = FileHashes(digests.sha256, digests.addnet or record.hashes.addnet)
                 out.append(dataclasses.replace(record, hashes=hashes, updated=time.time()))
                 changed.append(out[-1])

@@ -14,7 +14,7 @@ from pathlib import Path
 from .layouts import ModelDir, Problem
 from .records import StorageFormat
 
-__all__ = ["MODEL_SUFFIXES", "Found", "walk"]
+__all__ = ["MODEL_SUFFIXES", "PICKLE_SUFFIXES", "Found", "walk"]
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +26,10 @@ MODEL_SUFFIXES: dict[str, StorageFormat] = {
     ".pth": StorageFormat.PICKLE,
     ".bin": StorageFormat.PICKLE,
 }
+#: Suffixes of pickle files: never opened (loading one could run code).
+PICKLE_SUFFIXES = frozenset(
+    {s for s, f in MODEL_SUFFIXES.items() if f is StorageFormat.PICKLE} | {".pkl", ".pickle"}
+)
 _SPECIAL = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
             (stat.S_ISSOCK, "a socket"))  # fmt: skip
 

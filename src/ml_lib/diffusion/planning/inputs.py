@@ -9,9 +9,11 @@ from ..errors import RequestError
 from ..plan import BlockScale, ControlUse, Decision, InitImage, IPAdapterUse, ResolvedRequest, Source
 from ..request import GenerationRequest
 
-__all__ = ["RESIZE_MODES", "plan_controls", "plan_init", "plan_ip_adapters"]
+__all__ = ["MAX_ADAPTER_SCALE", "RESIZE_MODES", "plan_controls", "plan_init", "plan_ip_adapters"]
 
 RESIZE_MODES = ("just_resize", "crop_and_resize", "resize_and_fill")
+#: ControlNet and IP-Adapter scales (and IP-Adapter block scales) lie in 0..MAX_ADAPTER_SCALE.
+MAX_ADAPTER_SCALE = 2.0
 _DEFAULT_STRENGTH = 0.75  # A1111's default denoising strength
 _DEFAULT_MASK_BLUR = 4
 _DEFAULT_PADDING = 32
@@ -66,8 +68,8 @@ def plan_controls(
         else:
             scale = req.scale
             out.append(Decision(f"controls[{i}].scale", scale, Source.USER, "set by the user"))
-        if not 0.0 <= scale <= 2.0:
-            raise RequestError(f"ControlNet scale must be between 0 and 2, got {scale!r}.")
+        if not 0.0 <= scale <= MAX_ADAPTER_SCALE:
+            raise RequestError(f"ControlNet scale must be between 0 and {MAX_ADAPTER_SCALE:g}, got {scale!r}.")
         _unit("control guidance start", req.guidance_start)
         _unit("control guidance end", req.guidance_end)
         if req.guidance_start >= req.guidance_end:
@@ -94,8 +96,10 @@ def _blocks(blocks: Mapping[str, Any] | None) -> tuple[BlockScale, ...]:
             raise RequestError(f"IP-Adapter block scales for {part!r} must map block names to scales.")
         for block, scales in items.items():
             values = tuple(float(v) for v in (scales if isinstance(scales, (list, tuple)) else [scales]))
-            if any(not 0.0 <= v <= 2.0 for v in values):
-                raise RequestError(f"IP-Adapter block scales must be between 0 and 2, got {values}.")
+            if any(not 0.0 <= v <= MAX_ADAPTER_SCALE for v in values):
+                raise RequestError(
+                    f"IP-Adapter block scales must be between 0 and {MAX_ADAPTER_SCALE:g}, got {values}."
+                )
             out.append(BlockScale(f"{part}.{block}".rstrip("."), values))
     return tuple(out)
 
@@ -104,8 +108,8 @@ def plan_ip_adapters(request: GenerationRequest, refs: ResolvedRequest) -> tuple
     """IP-Adapters as requested (scale 0..2, optional per-block scales)."""
     uses = []
     for req, unit in zip(request.ip_adapters, refs.ip_adapters, strict=True):
-        if not 0.0 <= req.scale <= 2.0:
-            raise RequestError(f"IP-Adapter scale must be between 0 and 2, got {req.scale!r}.")
+        if not 0.0 <= req.scale <= MAX_ADAPTER_SCALE:
+            raise RequestError(f"IP-Adapter scale must be between 0 and {MAX_ADAPTER_SCALE:g}, got {req.scale!r}.")
         blocks = _blocks(req.blocks)
         uses.append(
             IPAdapterUse(unit.model, unit.weight_name, unit.image, float(req.scale), unit.subfolder, blocks)

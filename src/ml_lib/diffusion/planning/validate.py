@@ -12,26 +12,21 @@ from __future__ import annotations
 import math
 import re
 
+from ..catalog.walk import PICKLE_SUFFIXES
 from ..errors import PlanError, RequestError
 from ..plan import GenerationPlan, ImageRef, ModelFormat, ModelRef
 from ..settings import Limits
 from .checks import MAX_SEED, check_size
-from .inputs import RESIZE_MODES
+from .inputs import MAX_ADAPTER_SCALE, RESIZE_MODES
 
 __all__ = [
     "DEVICES",
     "DTYPES",
-    "MAX_ADAPTER_SCALE",
-    "PICKLE_SUFFIXES",
     "validate_plan",
 ]
 
-#: Suffixes of files that hold pickles: a plan may not name them (loading one could run code).
-PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin", ".pkl", ".pickle")
 DEVICES = ("cpu", "cuda", "mps")
 DTYPES = ("float32", "float16", "bfloat16")
-#: ControlNet and IP-Adapter scales (and IP-Adapter block scales) lie in 0..2, as planning enforces.
-MAX_ADAPTER_SCALE = 2.0
 _CUDA_INDEX = re.compile(r"cuda:\d{1,3}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 

@@ -18,6 +18,7 @@ from ..catalog.hashing import HashCache, autov2
 from ..catalog.header import read_header
 from ..catalog.probe import FamilyGuess, detect_family, probe_diffusers_folder
 from ..catalog.records import ModelKind
+from ..catalog.walk import PICKLE_SUFFIXES
 from ..errors import ModelNotFoundError, OfflineError, UnsupportedModelError
 from ..plan import ModelFormat, ModelRef
 from .known import Lookup
@@ -31,7 +32,6 @@ __all__ = [
     "shipped_config_dir",
 ]
 
-PICKLE_SUFFIXES = frozenset({".ckpt", ".pt", ".pth", ".bin"})
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 log = logging.getLogger(__name__)
 

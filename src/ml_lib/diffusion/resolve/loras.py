@@ -17,16 +17,15 @@ from ..catalog.lora import analyse_lora
 from ..catalog.records import ModelKind
 from ..errors import ModelNotFoundError, RequestError, UnsupportedModelError
 from ..plan import LoraUse
+from ..prompt.limits import MAX_NETWORK_WEIGHT
 from ..prompt.syntax import PromptDocument
 from ..request import LoraRequest
 from .known import Lookup
 
-__all__ = ["MAX_LORA_WEIGHT", "UNLOADABLE_NETWORKS", "lora_requests", "parse_lora_arg", "resolve_lora"]
+__all__ = ["UNLOADABLE_NETWORKS", "lora_requests", "parse_lora_arg", "resolve_lora"]
 
 #: LyCORIS networks diffusers' ``load_lora_weights`` cannot load.
 UNLOADABLE_NETWORKS = frozenset({"LoHa", "LoKr", "OFT", "BOFT", "IA3", "GLoRA"})
-#: Weights beyond this destroy any image; A1111 users stay well inside ±3.
-MAX_LORA_WEIGHT = 10.0
 
 
 def parse_lora_arg(text: str) -> tuple[str, float, float | None]:
@@ -71,10 +70,10 @@ def lora_requests(document: PromptDocument, explicit: tuple[LoraRequest, ...]) -
 
 
 def _check_weight(reference: str, weight: float) -> None:
-    if not math.isfinite(weight) or abs(weight) > MAX_LORA_WEIGHT:
+    if not math.isfinite(weight) or abs(weight) > MAX_NETWORK_WEIGHT:
         raise RequestError(
             f"LoRA {reference!r} weight {weight!r} is not usable; give a number between "
-            f"-{MAX_LORA_WEIGHT:g} and {MAX_LORA_WEIGHT:g} (A1111 users mostly use 0.3 to 1.2)."
+            f"-{MAX_NETWORK_WEIGHT:g} and {MAX_NETWORK_WEIGHT:g} (A1111 users mostly use 0.3 to 1.2)."
         )
 
 
