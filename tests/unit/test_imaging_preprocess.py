@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import sys
-import types
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from ml_lib.diffusion.errors import ConfigError, InputImageError, RequestError
+from ml_lib.diffusion.errors import AnnotatorUnavailableError, InputImageError, RequestError
 from ml_lib.diffusion.imaging.preprocess import (
     PREPROCESSORS,
     canny,
@@ -172,43 +170,13 @@ def test_preprocess_by_name_matches_the_function_and_accepts_any_source() -> Non
         preprocess("canny", image, threshold=3)
 
 
-def test_model_based_annotators_explain_what_is_missing(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    for name in ("depth", "openpose", "lineart", "normal", "mlsd"):
+def test_model_based_preprocessors_run_on_the_engine_side(tmp_path: Path) -> None:
+    for name in ("depth", "openpose", "lineart", "lineart_anime", "normal", "mlsd", "hed", "pidinet"):
         assert PREPROCESSORS[name].needs_weights
-        with pytest.raises(ConfigError, match="pip install controlnet-aux"):
+        with pytest.raises(AnnotatorUnavailableError, match="ML_DIFFUSION_ANNOTATORS"):
             preprocess(name, square())
-    with pytest.raises(ConfigError, match="not a folder"):
-        preprocess("depth", square(), annotator_dir=tmp_path / "missing")
-    monkeypatch.setitem(sys.modules, "controlnet_aux", None)  # not installed
-    with pytest.raises(ConfigError, match="not installed"):
-        preprocess("depth", square(), annotator_dir=tmp_path)
-
-
-def test_annotators_load_weights_from_the_local_folder(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    seen: dict[str, object] = {}
-
-    class FakeMidas:
-        @classmethod
-        def from_pretrained(cls, path: str) -> FakeMidas:
-            seen["path"] = path
-            return cls()
-
-        def __call__(self, image: Image.Image, **params: object) -> np.ndarray:
-            seen["params"] = params
-            return np.full((image.height, image.width), 7, dtype=np.uint8)
-
-    fake = types.ModuleType("controlnet_aux")
-    fake.MidasDetector = FakeMidas  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "controlnet_aux", fake)
-    out = preprocess("depth", square(), annotator_dir=tmp_path, detect_resolution=256)
-    assert seen == {"path": str(tmp_path), "params": {"detect_resolution": 256}}
-    assert out.mode == "RGB" and out.getpixel((0, 0)) == (7, 7, 7)
-    with pytest.raises(ConfigError, match="OpenposeDetector"):
-        preprocess("openpose", square(), annotator_dir=tmp_path)
+    with pytest.raises(AnnotatorUnavailableError, match=r"sk_model\.pth"):
+        preprocess("lineart", square(), annotator_dir=tmp_path)
 
 
 def test_recommended_scales() -> None:

@@ -5,6 +5,7 @@ says what went wrong and how to fix it::
 
     MlDiffusionError
     ├── ConfigError                 settings, environment, missing optional extra
+    │   └── AnnotatorUnavailableError  a model-based preprocessor's package, module or weight file is missing
     ├── RequestError                a request that cannot be planned (size, steps, names …)
     │   ├── UnknownSamplerError     sampler or schedule name we do not know
     │   └── InputImageError         an input image or mask we cannot use (unreadable, too big, bad mask)
@@ -35,6 +36,7 @@ from __future__ import annotations
 
 __all__ = [
     "AmbiguousModelError",
+    "AnnotatorUnavailableError",
     "ConfigError",
     "DatabaseDamagedError",
     "DiskFullError",
@@ -64,6 +66,15 @@ class MlDiffusionError(Exception):
 
 class ConfigError(MlDiffusionError):
     """Settings or environment are wrong, or an optional extra is not installed."""
+
+
+class AnnotatorUnavailableError(ConfigError):
+    """A model-based ControlNet preprocessor cannot run: its package, a module it imports or a weight file
+    is missing. ``missing`` names each (a package or module name, or a weight file's full path)."""
+
+    def __init__(self, message: str, missing: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.missing = missing
 
 
 class RequestError(MlDiffusionError, ValueError):

@@ -3,6 +3,9 @@
 ``analyzer`` ($ML_DIFFUSION_ANALYZER) is "rules" (default, offline, < 1 ms), "semantic" (the rules plus
 sentence embeddings; extra ``semantic``) or "ollama" (a local LLM; extra ``ollama``, rules as fallback).
 
+``annotator_dir`` ($ML_DIFFUSION_ANNOTATORS, else ``<home>/annotators``) holds the weight files of the
+model-based ControlNet preprocessors, under their lllyasviel/Annotators names (e.g. ``sk_model.pth``).
+
 The home folder is ``$ML_DIFFUSION_HOME`` when set, else the platform's user data folder
 (platformdirs). Nothing is created at import time.
 """
@@ -50,13 +53,20 @@ class Settings:
     model_roots: tuple[Path, ...] = field(default_factory=lambda: _env_paths("ML_DIFFUSION_MODELS"))
     limits: Limits = field(default_factory=Limits)
     analyzer: str = "rules"
+    annotators: Path | None = None
 
     @classmethod
     def from_env(cls) -> Settings:
-        """Settings from the environment (ML_DIFFUSION_HOME, ML_DIFFUSION_OUTPUT, ML_DIFFUSION_MODELS)."""
+        """Settings from the environment (ML_DIFFUSION_HOME, ML_DIFFUSION_OUTPUT, ML_DIFFUSION_MODELS,
+        ML_DIFFUSION_ANALYZER, ML_DIFFUSION_ANNOTATORS)."""
         out = os.environ.get("ML_DIFFUSION_OUTPUT")
         analyzer = os.environ.get("ML_DIFFUSION_ANALYZER", "rules").strip().lower() or "rules"
-        return cls(output_dir=Path(out).expanduser() if out else None, analyzer=analyzer)
+        annotators = os.environ.get("ML_DIFFUSION_ANNOTATORS", "").strip()
+        return cls(
+            output_dir=Path(out).expanduser() if out else None,
+            analyzer=analyzer,
+            annotators=Path(annotators).expanduser() if annotators else None,
+        )
 
     @property
     def db_path(self) -> Path:
@@ -67,3 +77,8 @@ class Settings:
     def outputs(self) -> Path:
         """Default folder for generated images."""
         return self.output_dir or self.home / "outputs"
+
+    @property
+    def annotator_dir(self) -> Path:
+        """Folder of the ControlNet annotator weight files (``annotators``, else ``<home>/annotators``)."""
+        return self.annotators or self.home / "annotators"

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import ModelNotFoundError, ModelUnreadableError, OfflineError
 from ..plan import ControlUse
 from ._quiet import no_progress_bars
+from .annotators import ANNOTATORS, annotate
 from .device import torch_dtype
 
 if TYPE_CHECKING:
@@ -75,10 +76,17 @@ def load_controlnets(
     return tuple(nets)
 
 
-def control_image(unit: ControlUse, image: Any, width: int, height: int) -> Any:
-    """The control map for ``unit``: preprocessed (unless "none") and resized to the output size."""
+def control_image(
+    unit: ControlUse, image: Any, width: int, height: int, *, annotator_dir: Path | None = None
+) -> Any:
+    """The control map for ``unit``: resized to the output size and preprocessed (unless "none");
+    model-based types (depth, lineart …) load their weights from ``annotator_dir``."""
     from ..imaging.preprocess import preprocess
     from ..imaging.resize import ResizeMode, resize_image
 
     sized = resize_image(image, width, height, ResizeMode.CROP_AND_RESIZE)
-    return sized if unit.control_type == "none" else preprocess(unit.control_type, sized)
+    if unit.control_type == "none":
+        return sized
+    if unit.control_type in ANNOTATORS:
+        return annotate(unit.control_type, sized, annotator_dir)
+    return preprocess(unit.control_type, sized)

@@ -7,7 +7,8 @@
 - :mod:`.masks`: mask blur, "only masked" crop regions, compositing the result back.
 - :mod:`.preprocess`: ControlNet preprocessors by name and recommended conditioning scales.
 
-Nothing here imports torch; the model-based annotators import ``controlnet_aux`` only when called.
+Nothing here imports torch; the model-based annotators call the engine (torch, ``controlnet_aux``) only
+when run.
 """
 
 from __future__ import annotations

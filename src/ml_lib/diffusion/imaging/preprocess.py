@@ -6,16 +6,16 @@ array the inpaint ControlNet takes (diffusers' ``make_inpaint_condition``: pixel
 pixels set to -1); the engine turns it into a tensor.
 
 Model-based annotators (``depth``, ``openpose``, ``lineart``, ``lineart_anime``, ``normal``, ``mlsd``,
-``hed``, ``pidinet``) run through the optional ``controlnet_aux`` package with weights from a local
-folder given as ``annotator_dir=`` (the files of lllyasviel/Annotators: the Hub is not reachable here).
-Without either, :class:`ConfigError` says what to install. Passing an already preprocessed control
+``hed``, ``pidinet``) are run by the engine (:func:`ml_lib.diffusion.engine.annotators.annotate`, which
+imports torch and the optional ``controlnet_aux`` only when called) with weights from a local folder
+given as ``annotator_dir=`` (the files of lllyasviel/Annotators; the Hub is never asked). Whatever is
+missing raises ``errors.AnnotatorUnavailableError`` naming it. Passing an already preprocessed control
 image (no preprocessor) always works.
 """
 
 from __future__ import annotations
 
 import functools
-import importlib
 import inspect
 import logging
 import os
@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from ..errors import ConfigError, InputImageError, RequestError
+from ..errors import InputImageError, RequestError
 from .edges import canny, scribble, softedge
 from .intake import ImageSource, load_image, load_mask
 
@@ -101,63 +101,36 @@ _REGISTRY: dict[str, Preprocessor] = {
     "inpaint": Preprocessor("inpaint", "inpaint", inpaint),
 }
 
-# name → (controlnet_aux detector class, control type it feeds)
+# model-based preprocessor name → the control type it feeds (detectors: engine/annotators.py)
 _ANNOTATORS = {
-    "depth": ("MidasDetector", "depth"),
-    "openpose": ("OpenposeDetector", "openpose"),
-    "lineart": ("LineartDetector", "lineart"),
-    "lineart_anime": ("LineartAnimeDetector", "lineart"),
-    "normal": ("NormalBaeDetector", "normal"),
-    "mlsd": ("MLSDdetector", "mlsd"),
-    "hed": ("HEDdetector", "softedge"),
-    "pidinet": ("PidiNetDetector", "softedge"),
+    "depth": "depth",
+    "openpose": "openpose",
+    "lineart": "lineart",
+    "lineart_anime": "lineart",
+    "normal": "normal",
+    "mlsd": "mlsd",
+    "hed": "softedge",
+    "pidinet": "softedge",
 }
 
 
 def _annotate(
     name: str,
-    class_name: str,
     image: Image.Image,
     *,
     annotator_dir: str | os.PathLike[str] | None = None,
     **params: Any,
 ) -> Image.Image:
-    """Run a controlnet_aux detector with weights from ``annotator_dir`` (imports torch: engine side)."""
-    how = (
-        f"The {name!r} preprocessor needs the controlnet_aux package (pip install controlnet-aux) and its "
-        "annotator weights (the lllyasviel/Annotators files) in a local folder given as annotator_dir=, "
-        "since the Hugging Face Hub cannot be reached; or pass an already preprocessed control image."
-    )
-    if annotator_dir is None:
-        raise ConfigError(f"{how} No annotator_dir was given.")
-    folder = Path(annotator_dir)
-    if not folder.is_dir():
-        raise ConfigError(f"{how} {folder} is not a folder.")
-    try:
-        module = importlib.import_module("controlnet_aux")
-    except ImportError as exc:
-        raise ConfigError(f"{how} controlnet_aux is not installed ({exc}).") from exc
-    detector_class = getattr(module, class_name, None)
-    if detector_class is None:
-        raise ConfigError(f"This controlnet_aux has no {class_name}; pip install -U controlnet-aux.")
-    try:
-        detector = detector_class.from_pretrained(os.fspath(folder))
-    except (OSError, RuntimeError, ValueError) as exc:
-        raise ConfigError(
-            f"Could not load the {name!r} annotator weights from {folder} ({exc}). {how}"
-        ) from exc
-    result = detector(image, **params)
-    if isinstance(result, np.ndarray):
-        result = Image.fromarray(result)
-    if not isinstance(result, Image.Image):
-        raise ConfigError(f"controlnet_aux {class_name} returned {type(result).__name__}, not an image.")
-    return result.convert("RGB")
+    """Run a model-based preprocessor through the engine, which imports torch and controlnet_aux."""
+    from ..engine.annotators import annotate
+
+    return annotate(name, image, None if annotator_dir is None else Path(annotator_dir), **params)
 
 
 _REGISTRY.update(
     {
-        name: Preprocessor(name, control_type, functools.partial(_annotate, name, cls), needs_weights=True)
-        for name, (cls, control_type) in _ANNOTATORS.items()
+        name: Preprocessor(name, control_type, functools.partial(_annotate, name), needs_weights=True)
+        for name, control_type in _ANNOTATORS.items()
     }
 )
 
