@@ -189,7 +189,7 @@ class ImageGenerator:
         t0 = time.perf_counter()
         loaded = self._pipelines().get(plan.model, dtype=plan.dtype, device=plan.device)
         load = time.perf_counter() - t0
-        out = execute(loaded, plan, on_step=on_step, cancel=cancel)
+        out = execute(loaded, plan, on_step=on_step, cancel=cancel, annotator_dir=self.settings.annotator_dir)
         t1 = time.perf_counter()
         paths = self._save(plan, out.images, plan.seeds) if save else ()
         timings = PhaseTimings(load, out.encode, out.denoise, out.decode, time.perf_counter() - t1)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -100,9 +101,11 @@ def execute(
     *,
     on_step: Callable[[StepInfo], None] | None = None,
     cancel: CancelToken | None = None,
+    annotator_dir: Path | None = None,
 ) -> ExecutionOutput:
     """Generate the images of ``plan`` with the pooled pipeline ``loaded``; raises GenerationCancelled
-    when ``cancel`` is set (checked before every step and before decoding)."""
+    when ``cancel`` is set (checked before every step and before decoding). ``annotator_dir`` holds the
+    weights of model-based ControlNet preprocessors (depth, lineart …)."""
     mode = mode_of(plan)
     if Family(plan.model.family) is Family.SDXL_REFINER and mode == "txt2img":
         raise UnsupportedModelError(
@@ -123,7 +126,7 @@ def execute(
     nets = load_controlnets(loaded, plan.controls, dtype=plan.dtype, device=plan.device)
     view = pipeline_view(loaded, mode, tuple(u.model for u in plan.controls), nets)
     prepared = prepare_init(plan)
-    kwargs = {**prepared.kwargs, **ip_kwargs, **_control_kwargs(plan, mode)}
+    kwargs = {**prepared.kwargs, **ip_kwargs, **_control_kwargs(plan, mode, annotator_dir)}
     _check(cancel)
 
     def step_end(p: Any, i: int, _t: Any, kw: dict[str, Any]) -> dict[str, Any]:
@@ -167,10 +170,13 @@ def _check(cancel: CancelToken | None) -> None:
         raise GenerationCancelled("Generation was cancelled; no image was produced.")
 
 
-def _control_kwargs(plan: GenerationPlan, mode: str) -> dict[str, Any]:
+def _control_kwargs(plan: GenerationPlan, mode: str, annotator_dir: Path | None) -> dict[str, Any]:
     if not plan.controls:
         return {}
-    images = [control_image(u, load_ref(u.image), plan.width, plan.height) for u in plan.controls]
+    images = [
+        control_image(u, load_ref(u.image), plan.width, plan.height, annotator_dir=annotator_dir)
+        for u in plan.controls
+    ]
     one = len(plan.controls) == 1
     return {
         ("image" if mode == "txt2img" else "control_image"): images[0] if one else images,
