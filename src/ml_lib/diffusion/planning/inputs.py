@@ -69,7 +69,9 @@ def plan_controls(
             scale = req.scale
             out.append(Decision(f"controls[{i}].scale", scale, Source.USER, "set by the user"))
         if not 0.0 <= scale <= MAX_ADAPTER_SCALE:
-            raise RequestError(f"ControlNet scale must be between 0 and {MAX_ADAPTER_SCALE:g}, got {scale!r}.")
+            raise RequestError(
+                f"ControlNet scale must be between 0 and {MAX_ADAPTER_SCALE:g}, got {scale!r}."
+            )
         _unit("control guidance start", req.guidance_start)
         _unit("control guidance end", req.guidance_end)
         if req.guidance_start >= req.guidance_end:
@@ -109,7 +111,9 @@ def plan_ip_adapters(request: GenerationRequest, refs: ResolvedRequest) -> tuple
     uses = []
     for req, unit in zip(request.ip_adapters, refs.ip_adapters, strict=True):
         if not 0.0 <= req.scale <= MAX_ADAPTER_SCALE:
-            raise RequestError(f"IP-Adapter scale must be between 0 and {MAX_ADAPTER_SCALE:g}, got {req.scale!r}.")
+            raise RequestError(
+                f"IP-Adapter scale must be between 0 and {MAX_ADAPTER_SCALE:g}, got {req.scale!r}."
+            )
         blocks = _blocks(req.blocks)
         uses.append(
             IPAdapterUse(unit.model, unit.weight_name, unit.image, float(req.scale), unit.subfolder, blocks)
