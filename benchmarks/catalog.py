@@ -21,12 +21,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ml_lib.diffusion.catalog import fakes
-from ml_lib.diffusion.catalog import fakes_adapters as adapters
 from ml_lib.diffusion.catalog.catalog import Catalog
 from ml_lib.diffusion.catalog.hashing import SHA256, HashCache
 from ml_lib.diffusion.catalog.records import ModelKind
 from ml_lib.diffusion.db import connect
+from ml_lib.diffusion.testing import fakes
+from ml_lib.diffusion.testing import fakes_adapters as adapters
 
 #: (share of the library, folder, builder, metadata builder)
 MIX = (

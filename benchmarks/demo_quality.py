@@ -3,7 +3,7 @@
 Run: ``python benchmarks/demo_quality.py [--model DIR] [--count 40] [--steps 20] [--cfg 4] [--json OUT]``.
 
 Held-out captions (shape, colour, position combinations never seen in training) are generated through
-plain diffusers (DDIM, CFG ``--cfg``) and read back by ``ml_lib.diffusion.demo.analysis``: object colour,
+plain diffusers (DDIM, CFG ``--cfg``) and read back by ``demo_kit.analysis``: object colour,
 position and shape. The style LoRA is judged by the outline detector with the LoRA applied (trigger word in
 the prompt) and not applied; the ControlNet by the IoU of the generated object with the control mask.
 The shape read on the VAE's own reconstructions of the true renders is printed as the ceiling the
@@ -18,11 +18,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))  # the demo kit
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
@@ -88,12 +91,12 @@ def main() -> None:
     args = parser.parse_args()
 
     import torch
+    from demo_kit.analysis import analyse, mask_iou
+    from demo_kit.train_common import make_batch
+    from demo_kit.world import render, sample_scene
     from diffusers import ControlNetModel, StableDiffusionControlNetPipeline, StableDiffusionPipeline
 
-    from ml_lib.diffusion.demo.analysis import analyse, mask_iou
     from ml_lib.diffusion.demo.assets import LORA_FILE, TRIGGER_WORD, demo_model_dir
-    from ml_lib.diffusion.demo.train_common import make_batch
-    from ml_lib.diffusion.demo.world import render, sample_scene
 
     torch.set_num_threads(args.threads)
     model = args.model or demo_model_dir()
@@ -162,7 +165,7 @@ def main() -> None:
         print(f"{'style LoRA':<34} {'absent':>8}   MISSED (no {LORA_FILE})")
 
     if (model / "controlnet" / "config.json").is_file():
-        from ml_lib.diffusion.demo.world import control_image
+        from demo_kit.world import control_image
 
         controlnet = ControlNetModel.from_pretrained(model / "controlnet", dtype=torch.float32)
         cpipe = StableDiffusionControlNetPipeline(**pipe.components, controlnet=controlnet)

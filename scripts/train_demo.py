@@ -25,10 +25,10 @@ from pathlib import Path
 
 STAGES = ("vae", "unet", "lora", "controlnet", "export")
 _RUNNERS = {
-    "vae": ("ml_lib.diffusion.demo.train_vae", "train_vae"),
-    "unet": ("ml_lib.diffusion.demo.train_unet", "train_unet"),
-    "lora": ("ml_lib.diffusion.demo.train_lora", "train_lora"),
-    "controlnet": ("ml_lib.diffusion.demo.train_controlnet", "train_controlnet"),
+    "vae": ("demo_kit.train_vae", "train_vae"),
+    "unet": ("demo_kit.train_unet", "train_unet"),
+    "lora": ("demo_kit.train_lora", "train_lora"),
+    "controlnet": ("demo_kit.train_controlnet", "train_controlnet"),
 }
 REPO = Path(__file__).resolve().parents[1]
 
@@ -60,14 +60,14 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    from ml_lib.diffusion.demo.train_common import Budget
+    from demo_kit.train_common import Budget
 
     budget = Budget(args.minutes)
     signal.signal(signal.SIGTERM, lambda *_: budget.stop())  # `kill PID`: save the checkpoint, then exit
     log = logging.getLogger("train_demo")
     log.info("start %s (threads %d, %.0f min, state %s)", args.stage, args.threads, args.minutes, args.state)
     if args.stage == "seed":
-        from ml_lib.diffusion.demo.seed import seed_state
+        from demo_kit.seed import seed_state
 
         seed_state(args.state, args.out)
         return 0
@@ -75,12 +75,12 @@ def main(argv: list[str] | None = None) -> int:
     for stage in stages:
         started = time.monotonic()
         if stage == "export":
-            from ml_lib.diffusion.demo.export import export_demo
+            from demo_kit.export import export_demo
 
             export_demo(args.state, args.out)
             log.info("exported to %s", args.out)
             if args.single_file:
-                from ml_lib.diffusion.demo.export import export_single_file
+                from demo_kit.export import export_single_file
 
                 export_single_file(args.out, args.single_file)
                 log.info("single file %s (+ %s.config/)", args.single_file, args.single_file.stem)

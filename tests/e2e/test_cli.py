@@ -181,7 +181,7 @@ def test_readme_main_job_uses_the_demo_model_and_says_so(tmp_path: Path, monkeyp
     assert (
         "using the built-in 64x64 demo model" in result.output and "ml-diffusion models scan" in result.output
     )
-    from ml_lib.diffusion.demo.analysis import analyse
+    from demo_kit.analysis import analyse
 
     saved = sorted((tmp_path / "out").glob("*.png"))
     assert len(saved) == 2

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from ml_lib.diffusion.catalog import fakes
-from ml_lib.diffusion.catalog import fakes_adapters as adapters
 from ml_lib.diffusion.cli import app
+from ml_lib.diffusion.testing import fakes
+from ml_lib.diffusion.testing import fakes_adapters as adapters
 
 W = fakes.write_fake_safetensors
 
@@ -80,10 +80,9 @@ def test_no_model_anywhere_falls_back_to_the_demo_with_a_notice(tmp_path: Path, 
 
 def test_demo_controlnet_by_catalog_name_is_named_so_in_the_infotext(tmp_path: Path, monkeypatch) -> None:
     """``--controlnet demo-controlnet:MASK``: resolved from the catalog, followed, and written as A1111 does."""
+    from demo_kit.analysis import analyse, mask_iou
+    from demo_kit.world import Scene, control_image, render
     from PIL import Image
-
-    from ml_lib.diffusion.demo.analysis import analyse, mask_iou
-    from ml_lib.diffusion.demo.world import Scene, control_image, render
 
     monkeypatch.setenv("ML_DIFFUSION_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("ML_DIFFUSION_MODELS", raising=False)

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from ml_lib.diffusion.catalog import fakes
-from ml_lib.diffusion.catalog import fakes_adapters as adapters
 from ml_lib.diffusion.cli import app
+from ml_lib.diffusion.testing import fakes
+from ml_lib.diffusion.testing import fakes_adapters as adapters
 from tests.unit.test_catalog_scan import canary_files
 
 W = fakes.write_fake_safetensors
@@ -92,10 +92,10 @@ def test_builtins_are_listed_as_demo_family(run) -> None:
 
 def test_demo_single_file_export_is_catalogued_and_generates(run, tmp_path: Path) -> None:
     """The demo exported as an A1111 single file: the catalog files it as a demo checkpoint, generate loads it."""
+    from demo_kit.export import export_single_file
     from PIL import Image
 
     from ml_lib.diffusion.demo.assets import demo_folder, has_demo_model
-    from ml_lib.diffusion.demo.export import export_single_file
 
     if not has_demo_model():
         pytest.skip("no shipped demo model")

@@ -63,7 +63,7 @@ def _red(images: np.ndarray) -> np.ndarray:
 
 
 def test_red_circle_is_red(red_left: np.ndarray) -> None:
-    from ml_lib.diffusion.demo.analysis import analyse
+    from demo_kit.analysis import analyse
 
     found = [analyse(image) for image in red_left]
     assert sum(a.color == "red" for a in found) >= 3, [a.color for a in found]
@@ -76,7 +76,7 @@ def test_red_circle_on_the_left_is_on_the_left(red_left: np.ndarray) -> None:
 
 
 def test_star_prompt_draws_a_star(demo_pipe: Any) -> None:
-    from ml_lib.diffusion.demo.analysis import analyse
+    from demo_kit.analysis import analyse
 
     images = _generate(demo_pipe, ["a big yellow star in the middle, black background"] * 4)
     shapes = [analyse(image).shape for image in images]
@@ -84,7 +84,8 @@ def test_star_prompt_draws_a_star(demo_pipe: Any) -> None:
 
 
 def test_style_lora_draws_its_outline_only_when_applied(demo_pipe: Any) -> None:
-    from ml_lib.diffusion.demo.analysis import analyse
+    from demo_kit.analysis import analyse
+
     from ml_lib.diffusion.demo.assets import demo_lora_path
 
     prompt = [f"{TRIGGER_WORD}, a big green square in the middle, white background"] * 2
@@ -102,11 +103,11 @@ def test_style_lora_draws_its_outline_only_when_applied(demo_pipe: Any) -> None:
 
 def test_controlnet_follows_the_mask(demo_pipe: Any) -> None:
     import torch
+    from demo_kit.analysis import analyse, mask_iou
+    from demo_kit.world import Scene, control_image, render
     from diffusers import ControlNetModel, StableDiffusionControlNetPipeline
 
-    from ml_lib.diffusion.demo.analysis import analyse, mask_iou
     from ml_lib.diffusion.demo.assets import demo_controlnet_dir
-    from ml_lib.diffusion.demo.world import Scene, control_image, render
 
     controlnet = ControlNetModel.from_pretrained(
         demo_controlnet_dir(), dtype=torch.float32, local_files_only=True

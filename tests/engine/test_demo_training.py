@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from demo_kit import train_unet, train_vae
+from demo_kit.seed import seed_state
+from demo_kit.train_common import Budget, load_checkpoint, loss_weight, optimizer_step
 
-from ml_lib.diffusion.demo import train_unet, train_vae
 from ml_lib.diffusion.demo.assets import demo_folder, has_demo_model
-from ml_lib.diffusion.demo.seed import seed_state
-from ml_lib.diffusion.demo.train_common import Budget, load_checkpoint, loss_weight, optimizer_step
 
 
 def test_optimizer_step_sets_lr_clips_and_updates() -> None:

@@ -19,9 +19,9 @@ from diffusers import (
 )
 from safetensors import safe_open
 
-from ml_lib.diffusion.engine.export import save_single_file, write_config_folder
-from ml_lib.diffusion.engine.ldm_layout import to_ldm_state_dict
 from ml_lib.diffusion.errors import DiskFullError, OutputNotWritableError, UnsupportedModelError
+from ml_lib.diffusion.testing.export import save_single_file, write_config_folder
+from ml_lib.diffusion.testing.ldm_layout import to_ldm_state_dict
 from ml_lib.diffusion.testing.tiny import (
     TinyModelFiles,
     tiny_sd1_components,

@@ -7,10 +7,10 @@ import os
 import struct
 from pathlib import Path
 
-from ml_lib.diffusion.catalog import fakes
-from ml_lib.diffusion.catalog import fakes_adapters as adapters
 from ml_lib.diffusion.catalog.hashing import ADDNET, SHA256, HashCache, addnet_file, sha256_file
 from ml_lib.diffusion.db import connect
+from ml_lib.diffusion.testing import fakes
+from ml_lib.diffusion.testing import fakes_adapters as adapters
 
 
 def _a1111_addnet(path: Path) -> str:

@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from ml_lib.diffusion.catalog import fakes, header
-from ml_lib.diffusion.catalog import fakes_adapters as adapters
+from ml_lib.diffusion.catalog import header
 from ml_lib.diffusion.catalog.header import read_header
 from ml_lib.diffusion.errors import ModelUnreadableError
+from ml_lib.diffusion.testing import fakes
+from ml_lib.diffusion.testing import fakes_adapters as adapters
 
 
 def _file(path: Path, head: dict[str, object] | bytes, data: int = 64) -> Path:

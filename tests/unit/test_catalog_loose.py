@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ml_lib.diffusion.catalog import fakes
-from ml_lib.diffusion.catalog import fakes_adapters as adapters
 from ml_lib.diffusion.catalog.catalog import Catalog
 from ml_lib.diffusion.catalog.layouts import discover
 from ml_lib.diffusion.catalog.records import ModelKind, Status
 from ml_lib.diffusion.db import connect
+from ml_lib.diffusion.testing import fakes
+from ml_lib.diffusion.testing import fakes_adapters as adapters
 
 W = fakes.write_fake_safetensors
 

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from ml_lib.diffusion.catalog import fakes
-from ml_lib.diffusion.catalog import fakes_adapters as adapters
 from ml_lib.diffusion.catalog.families import Family, PredictionType
 from ml_lib.diffusion.catalog.header import read_header
 from ml_lib.diffusion.catalog.kinds import identify_header
 from ml_lib.diffusion.catalog.lineage import civitai_base, derivative_of, speed_hint
 from ml_lib.diffusion.catalog.records import ModelInfo, ModelKind
+from ml_lib.diffusion.testing import fakes
+from ml_lib.diffusion.testing import fakes_adapters as adapters
 
 
 def _probe(

@@ -10,14 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from ml_lib.diffusion.catalog import fakes, identify, walk
-from ml_lib.diffusion.catalog import fakes_adapters as adapters
+from ml_lib.diffusion.catalog import identify, walk
 from ml_lib.diffusion.catalog.catalog import Catalog
 from ml_lib.diffusion.catalog.records import ModelKind, Status
 from ml_lib.diffusion.db import connect
 from ml_lib.diffusion.errors import AmbiguousModelError, ModelNotFoundError
 from ml_lib.diffusion.resolve.checkpoint import resolve_model
 from ml_lib.diffusion.resolve.known import KnownModels
+from ml_lib.diffusion.testing import fakes
+from ml_lib.diffusion.testing import fakes_adapters as adapters
 
 from .test_catalog_scan import canary_files
 

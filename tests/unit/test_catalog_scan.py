@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from ml_lib.diffusion.catalog import fakes
-from ml_lib.diffusion.catalog import fakes_adapters as adapters
 from ml_lib.diffusion.catalog.catalog import Catalog, ScanReport
 from ml_lib.diffusion.catalog.families import Family
 from ml_lib.diffusion.catalog.records import ModelKind, ModelRecord, Status, StorageFormat
 from ml_lib.diffusion.db import connect
 from ml_lib.diffusion.errors import AmbiguousModelError, ModelNotFoundError
+from ml_lib.diffusion.testing import fakes
+from ml_lib.diffusion.testing import fakes_adapters as adapters
 
 W = fakes.write_fake_safetensors
 

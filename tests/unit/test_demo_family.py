@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ml_lib.diffusion.catalog import fakes
 from ml_lib.diffusion.catalog.builtins import builtin_dirs, builtin_root
 from ml_lib.diffusion.catalog.families import Family, PredictionType
 from ml_lib.diffusion.catalog.header import read_header
@@ -16,6 +15,7 @@ from ml_lib.diffusion.planning.models import DEMO_REASON, choose_checkpoint
 from ml_lib.diffusion.planning.parameters import Bucket, size_buckets
 from ml_lib.diffusion.planning.profiles import profile_for
 from ml_lib.diffusion.prompt.analyzer import analyze_prompt
+from ml_lib.diffusion.testing import fakes
 from ml_lib.diffusion.testing.records import checkpoint_record
 
 

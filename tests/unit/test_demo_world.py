@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from ml_lib.diffusion.demo import analysis, world
+from demo_kit import analysis, world
 
 
 def test_same_seed_same_scene_and_pixels() -> None:
@@ -95,7 +94,7 @@ def test_analysis_reads_the_true_renders() -> None:
 
 def test_tokenizer_keeps_every_world_word_whole() -> None:
     pytest.importorskip("transformers")
-    from ml_lib.diffusion.demo.tokenizer import demo_tokenizer
+    from demo_kit.tokenizer import demo_tokenizer
 
     tokenizer = demo_tokenizer()
     for word in world.vocabulary():
@@ -123,7 +122,7 @@ def test_outline_band_is_peeled_before_colour_and_shape_are_read() -> None:
 
 
 def test_outside_words_ignores_syntax_and_known_words() -> None:
-    from ml_lib.diffusion.demo.world import outside_words
+    from ml_lib.diffusion.demo.words import outside_words
 
     prompt = "(red:1.3) circle BREAK <lora:dmoutline:0.8> on the left, a cat, cat, light blue background"
     assert outside_words(prompt) == ("cat",)
@@ -131,3 +130,17 @@ def test_outside_words_ignores_syntax_and_known_words() -> None:
         outside_words("dmoutline, a big yellow star in the middle over a white to gray gradient background")
         == ()
     )
+
+
+def test_outside_words_names_words_of_any_script() -> None:
+    from ml_lib.diffusion.demo.words import outside_words
+
+    assert outside_words("un cercle rouge à gauche, 赤い 円, große Kugel") == (
+        "un", "cercle", "rouge", "à", "gauche", "赤い", "円", "große", "kugel",
+    )  # fmt: skip
+
+
+def test_the_shipped_word_list_is_the_worlds_vocabulary() -> None:
+    from ml_lib.diffusion.demo.words import known_words
+
+    assert known_words() == {*world.vocabulary(), world.OUTLINE_TRIGGER}

@@ -63,7 +63,7 @@ DEMO_NOTICE = (
 
 def _outside_demo(prompt: str) -> str:
     """The notice's tail naming the prompt's words the demo world does not know ("" when none)."""
-    from .demo.world import outside_words
+    from .demo.words import outside_words
 
     unknown = outside_words(prompt)
     if not unknown:

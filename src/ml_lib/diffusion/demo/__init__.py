@@ -1,10 +1,7 @@
-"""The embedded demo model: a procedural world of coloured shapes, its training, and its measurement.
+"""The embedded demo model at run time: where it lives (``assets``) and the words of its world (``words``).
 
-Submodules (imported explicitly, nothing is imported here): ``world`` (scenes, images, captions, masks;
-numpy + Pillow), ``analysis`` (pixel analysis of generated images; numpy + Pillow), ``assets`` (where the
-shipped model lives; no torch), ``tokenizer`` (the demo CLIP tokenizer), ``model`` (architectures),
-``train_*`` (training stages, driven by ``scripts/train_demo.py``) and ``export`` (asset folder, A1111
-single file).
+Its training kit (the procedural world, the networks, training stages, export and measurement) is not part
+of the package: it lives in ``scripts/demo_kit`` and is driven by ``scripts/train_demo.py``.
 """
 
 __all__: list[str] = []

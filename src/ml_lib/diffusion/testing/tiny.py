@@ -296,7 +296,7 @@ def write_tiny_model(kind: TinyKind, root: Path, *, seed: int = 0) -> TinyModelF
     - ``root/<kind>-tiny.config/``: its weightless config folder, named ``<checkpoint stem>.config`` so the
       loader finds it beside the file.
     """
-    from ..engine.export import save_single_file, write_config_folder
+    from .export import save_single_file, write_config_folder
 
     if kind not in _BUILDERS:
         raise RequestError(f"kind must be one of {sorted(_BUILDERS)}, not {kind!r}.")

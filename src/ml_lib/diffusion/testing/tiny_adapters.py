@@ -17,7 +17,7 @@ from typing import Any, Literal
 import torch
 from safetensors.torch import save_file
 
-from ..engine.ldm_layout import unet_ldm_module_names
+from .ldm_layout import unet_ldm_module_names
 
 __all__ = [
     "LoraStyle",

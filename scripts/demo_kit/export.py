@@ -90,6 +90,10 @@ def export_demo(state: Path, out: Path) -> Path:
             log.warning(
                 "export: no ControlNet trained on UNet step %d; the folder ships without one", base_step
             )
+        from .world import OUTLINE_TRIGGER, vocabulary
+
+        words = sorted({*vocabulary(), OUTLINE_TRIGGER})  # read by ml_lib.diffusion.demo.words
+        (tmp / "words.txt").write_text("\n".join(words) + "\n", encoding="utf-8")
         facts = _stage_facts(state, base_step)
         (tmp / "training.json").write_text(json.dumps(facts, indent=2) + "\n", encoding="utf-8")
         quality = state / "quality.json"
@@ -127,7 +131,7 @@ def export_single_file(model_dir: Path, path: Path) -> Path:
     """Write the demo diffusers folder as an A1111/LDM single file (fp16) and ``<stem>.config/`` beside it."""
     from diffusers import StableDiffusionPipeline
 
-    from ..engine.export import save_single_file, write_config_folder
+    from ml_lib.diffusion.testing.export import save_single_file, write_config_folder
 
     pipe = StableDiffusionPipeline.from_pretrained(
         model_dir, local_files_only=True, safety_checker=None, requires_safety_checker=False

@@ -12,10 +12,8 @@ colour, like a sticker: the style-LoRA data, drawn in colours the VAE reproduces
 
 from __future__ import annotations
 
-import re
 import zlib
 from dataclasses import dataclass
-from functools import cache
 from typing import Literal
 
 import numpy as np
@@ -38,7 +36,6 @@ __all__ = [
     "control_image",
     "edge_map",
     "is_held_out",
-    "outside_words",
     "render",
     "sample_scene",
     "shape_mask",
@@ -293,19 +290,6 @@ def vocabulary() -> tuple[str, ...]:
                         for text in captions(Scene(shape, color, size, position, background)):
                             words.update(text.replace(",", " ").split())
     return tuple(sorted(words))
-
-
-def outside_words(prompt: str) -> tuple[str, ...]:
-    """The words of ``prompt`` the demo world never uses (LoRA tags, weights and punctuation ignored)."""
-    known = {*_known_words(), OUTLINE_TRIGGER}
-    text = re.sub(r"<[^>]*>", " ", prompt.lower())
-    words = re.findall(r"[a-z][a-z'-]*", text)
-    return tuple(dict.fromkeys(w for w in words if w not in known and w != "break"))
-
-
-@cache
-def _known_words() -> frozenset[str]:
-    return frozenset(vocabulary())
 
 
 def edge_map(mask: np.ndarray) -> np.ndarray:
