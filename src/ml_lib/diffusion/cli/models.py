@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from .errors import MlDiffusionError, RequestError
+from ..errors import RequestError
+from ._common import console as _console
+from ._common import echo_json as _json
+from ._common import run as _run
 
 if TYPE_CHECKING:
-    from .catalog.catalog import Catalog
-    from .catalog.records import ModelRecord
+    from ..catalog.catalog import Catalog
+    from ..catalog.records import ModelRecord
 
 __all__ = ["models_app"]
 
@@ -37,35 +38,13 @@ RootOpt = Annotated[
 ]
 
 
-def _console(stderr: bool = False) -> Console:
-    return Console(stderr=stderr, highlight=False, soft_wrap=True)
-
-
-def _run(action: Any) -> None:
-    from .cli import _State
-
-    try:
-        action()
-    except MlDiffusionError as exc:
-        if _State.debug:
-            raise
-        _console(stderr=True).print(f"[bold red]error:[/] {escape(str(exc))}")
-        raise typer.Exit(2 if isinstance(exc, RequestError) else 1) from None
-
-
 def _catalog(roots: list[Path] | None = None) -> Catalog:
-    from .catalog.catalog import Catalog
-    from .db import connect
-    from .settings import Settings
+    from ..catalog.catalog import Catalog
+    from ..db import connect
+    from ..settings import Settings
 
     settings = Settings.from_env()
     return Catalog(connect(settings.db_path), [*settings.model_roots, *(roots or ())])
-
-
-def _json(value: Any) -> None:
-    from ._codec import to_jsonable
-
-    typer.echo(json.dumps(to_jsonable(value), indent=2, ensure_ascii=False))
 
 
 def _size(n: int) -> str:
@@ -104,6 +83,7 @@ def _hash_with_bar(
 
 @models_app.command()
 def scan(
+    ctx: typer.Context,
     root: RootOpt = None,
     with_hashes: Annotated[
         bool, typer.Option("--hash", help="Also hash every file (slow on big files).")
@@ -142,11 +122,12 @@ def scan(
                 "(A1111, ComfyUI, diffusers or the Hugging Face cache) or pass --root DIR."
             )
 
-    _run(action)
+    _run(ctx, action)
 
 
 @models_app.command("list")
 def list_cmd(
+    ctx: typer.Context,
     kind: Annotated[
         str | None, typer.Option("--kind", "-k", help="checkpoint, lora, vae, controlnet …")
     ] = None,
@@ -158,8 +139,8 @@ def list_cmd(
     """List catalogued models."""
 
     def action() -> None:
-        from .catalog.builtins import BUILTIN_LAYOUT
-        from .catalog.records import ModelKind, Status
+        from ..catalog.builtins import BUILTIN_LAYOUT
+        from ..catalog.records import ModelKind, Status
 
         try:
             chosen_kind = ModelKind(kind) if kind else None
@@ -186,7 +167,7 @@ def list_cmd(
                           r.short_hash or "")  # fmt: skip
         _console().print(table)
 
-    _run(action)
+    _run(ctx, action)
 
 
 def _show_rows(r: ModelRecord) -> list[tuple[str, str]]:
@@ -240,6 +221,7 @@ def _show_rows(r: ModelRecord) -> list[tuple[str, str]]:
 
 @models_app.command()
 def show(
+    ctx: typer.Context,
     ref: Annotated[str, typer.Argument(help="Name (A1111 rules), hash or path.")],
     as_json: JsonOpt = False,
 ) -> None:
@@ -257,11 +239,12 @@ def show(
             table.add_row(label, escape(value))
         _console().print(table)
 
-    _run(action)
+    _run(ctx, action)
 
 
 @models_app.command("hash")
 def hash_cmd(
+    ctx: typer.Context,
     refs: Annotated[
         list[str] | None, typer.Argument(help="Names, hashes or paths (default: every model).")
     ] = None,
@@ -285,11 +268,12 @@ def hash_cmd(
             )
         _console().print(table)
 
-    _run(action)
+    _run(ctx, action)
 
 
 @models_app.command()
 def convert(
+    ctx: typer.Context,
     ref: Annotated[str, typer.Argument(help="A pickle model (.ckpt .pt .pth .bin): name, hash or path.")],
     allow_pickle: Annotated[
         bool, typer.Option("--allow-pickle", help="I trust this file: load it with torch (weights only).")
@@ -302,7 +286,7 @@ def convert(
     def action() -> None:
         path = Path(ref).expanduser()
         source = path if path.is_file() else Path(_catalog().get(ref).path)
-        from .engine.convert import convert_to_safetensors
+        from ..engine.convert import convert_to_safetensors
 
         result = convert_to_safetensors(source, out, allow_pickle=allow_pickle)
         if as_json:
@@ -313,4 +297,4 @@ def convert(
             "`ml-diffusion models scan` catalogues it."
         )
 
-    _run(action)
+    _run(ctx, action)

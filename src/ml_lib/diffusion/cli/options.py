@@ -1,16 +1,33 @@
-"""Option types and request builders of the ``ml-diffusion`` command line (parsing only, no work)."""
+"""The request options ``generate`` and ``plan`` share (one list), and their parsing into a request.
+
+:func:`request_command` gives a command PROMPT plus every option of :data:`REQUEST_OPTIONS`, then the
+command's own options, and calls it with the built :class:`~ml_lib.diffusion.request.GenerationRequest`.
+Parsing only, no work.
+"""
 
 from __future__ import annotations
 
+import functools
+import inspect
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from .errors import RequestError
+from ..errors import RequestError
+from ..request import GenerationRequest
 
-__all__ = ["build_request", "control_requests", "ip_requests", "lora_requests", "parse_size"]
+__all__ = [
+    "REQUEST_OPTIONS",
+    "build_request",
+    "control_requests",
+    "ip_requests",
+    "lora_requests",
+    "parse_size",
+    "request_command",
+]
 
 
 def parse_size(size: str) -> tuple[int, int]:
@@ -23,8 +40,8 @@ def parse_size(size: str) -> tuple[int, int]:
 
 def lora_requests(values: list[str] | None) -> tuple[Any, ...]:
     """``--lora`` values as LoraRequests."""
-    from .request import LoraRequest
-    from .resolve.loras import parse_lora_arg
+    from ..request import LoraRequest
+    from ..resolve.loras import parse_lora_arg
 
     return tuple(LoraRequest(*parse_lora_arg(v)) for v in values or ())
 
@@ -46,7 +63,7 @@ def _split_unit(text: str, option: str) -> tuple[str, str, float | None]:
 
 def control_requests(values: list[str] | None, types: list[str] | None) -> tuple[Any, ...]:
     """``--controlnet`` units with their ``--control-type`` (one for all, or one each)."""
-    from .request import ControlRequest
+    from ..request import ControlRequest
 
     values, types = values or [], types or []
     if len(types) not in (0, 1, len(values)):
@@ -61,7 +78,7 @@ def control_requests(values: list[str] | None, types: list[str] | None) -> tuple
 
 def ip_requests(values: list[str] | None, weights: str) -> tuple[Any, ...]:
     """``--ip-adapter`` values as IPAdapterRequests."""
-    from .request import IPAdapterRequest
+    from ..request import IPAdapterRequest
 
     out = []
     for value in values or []:
@@ -70,10 +87,8 @@ def ip_requests(values: list[str] | None, weights: str) -> tuple[Any, ...]:
     return tuple(out)
 
 
-def build_request(prompt: str, **kw: Any) -> Any:
-    """A GenerationRequest from CLI values (``size``, ``out`` and ``config`` translated)."""
-    from .request import GenerationRequest
-
+def build_request(prompt: str, **kw: Any) -> GenerationRequest:
+    """A GenerationRequest from request fields plus CLI values (``size``, ``out`` and ``config`` translated)."""
     size = kw.pop("size")
     if size:
         if kw.get("width") or kw.get("height"):
@@ -107,7 +122,10 @@ SeedOpt = Annotated[int | None, typer.Option("--seed", help="Seed; image i of a 
 BatchOpt = Annotated[int | None, typer.Option("--batch", "-b", help="Images in one batch.")]
 ClipSkipOpt = Annotated[int | None, typer.Option("--clip-skip", help="1 = last CLIP layer (A1111).")]
 OutOpt = Annotated[Path | None, typer.Option("--out", "-o", help="Output folder.")]
-NameOpt = Annotated[str | None, typer.Option("--name", help="File-name template, e.g. '[date]-[seed]'.")]
+NameOpt = Annotated[
+    str | None,
+    typer.Option("--name", help="File-name template, e.g. '\\[date]-\\[seed]-\\[prompt_words]'."),
+]
 LoraOpt = Annotated[
     list[str] | None,
     typer.Option(
@@ -147,3 +165,108 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.
 NoAutoOpt = Annotated[
     bool, typer.Option("--no-auto", help="No automatic checkpoint choice or LoRA recommendation.")
 ]
+PromptArg = Annotated[str, typer.Argument(help="What to draw (A1111 prompt syntax).")]
+
+
+def _option(name: str, annotation: Any, default: Any) -> inspect.Parameter:
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+
+
+#: Every option that shapes a request, in the order ``--help`` lists them.
+REQUEST_OPTIONS: tuple[inspect.Parameter, ...] = (
+    _option("negative", Negative, ""),
+    _option("model", ModelOpt, None),
+    _option("config", ConfigOpt, None),
+    _option("size", SizeOpt, None),
+    _option("width", WidthOpt, None),
+    _option("height", HeightOpt, None),
+    _option("steps", StepsOpt, None),
+    _option("cfg", CfgOpt, None),
+    _option("sampler", SamplerOpt, None),
+    _option("schedule", ScheduleOpt, None),
+    _option("seed", SeedOpt, None),
+    _option("batch", BatchOpt, None),
+    _option("clip_skip", ClipSkipOpt, None),
+    _option("out", OutOpt, None),
+    _option("name", NameOpt, None),
+    _option("image_format", FormatOpt, None),
+    _option("lora", LoraOpt, None),
+    _option("init_image", InitOpt, None),
+    _option("mask", MaskOpt, None),
+    _option("strength", StrengthOpt, None),
+    _option("resize_mode", ResizeOpt, None),
+    _option("mask_blur", MaskBlurOpt, None),
+    _option("inpaint_only_masked", FullResOpt, False),
+    _option("inpaint_padding", PaddingOpt, None),
+    _option("controlnet", ControlOpt, None),
+    _option("control_type", ControlTypeOpt, None),
+    _option("ip_adapter", IPOpt, None),
+    _option("ip_adapter_weights", IPWeightOpt, "ip-adapter_sd15.safetensors"),
+    _option("no_auto", NoAutoOpt, False),
+    _option("preset", PresetOpt, None),
+)
+
+
+def _request(prompt: str, v: dict[str, Any]) -> GenerationRequest:
+    return build_request(
+        prompt,
+        negative_prompt=v["negative"],
+        model=v["model"],
+        config=v["config"],
+        size=v["size"],
+        width=v["width"],
+        height=v["height"],
+        steps=v["steps"],
+        cfg_scale=v["cfg"],
+        sampler=v["sampler"],
+        schedule=v["schedule"],
+        seed=v["seed"],
+        auto=not v["no_auto"],
+        preset=v["preset"] or "balanced",
+        batch_size=v["batch"],
+        clip_skip=v["clip_skip"],
+        out=v["out"],
+        name_template=v["name"],
+        image_format=v["image_format"],
+        loras=lora_requests(v["lora"]),
+        init_image=v["init_image"],
+        mask=v["mask"],
+        strength=v["strength"],
+        resize_mode=v["resize_mode"],
+        mask_blur=v["mask_blur"],
+        inpaint_full_res=v["inpaint_only_masked"],
+        inpaint_padding=v["inpaint_padding"],
+        controls=control_requests(v["controlnet"], v["control_type"]),
+        ip_adapters=ip_requests(v["ip_adapter"], v["ip_adapter_weights"]),
+    )
+
+
+def request_command(fn: Callable[..., None]) -> Callable[..., None]:
+    """``fn(ctx, make_request, prompt, **own)`` as a typer command taking PROMPT and every request option.
+
+    ``fn``'s own keyword options (after its first two parameters) follow the shared ones; ``make_request()``
+    builds the request, so ``fn`` can call it where a bad value is reported as one line.
+    """
+    own = list(inspect.signature(fn, eval_str=True).parameters.values())[
+        3:
+    ]  # after ctx, make_request, prompt
+    shared = [p.name for p in REQUEST_OPTIONS]
+
+    @functools.wraps(fn)
+    def command(ctx: typer.Context, prompt: str, **values: Any) -> None:
+        fn(
+            ctx,
+            lambda: _request(prompt, {k: values[k] for k in shared}),
+            prompt,
+            **{p.name: values[p.name] for p in own},
+        )
+
+    positional = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    params = [
+        inspect.Parameter("ctx", positional, annotation=typer.Context),
+        inspect.Parameter("prompt", positional, annotation=PromptArg),
+    ]
+    command.__signature__ = inspect.Signature([*params, *REQUEST_OPTIONS, *own])  # type: ignore[attr-defined]
+    command.__annotations__ = {p.name: p.annotation for p in (*params, *REQUEST_OPTIONS, *own)}
+    del command.__wrapped__  # typer must read the signature above, not fn's
+    return command
