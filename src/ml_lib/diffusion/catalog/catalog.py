@@ -23,10 +23,10 @@ from .families import Family
 from .hashing import ADDNET, SHA256, HashCache, OnBytes
 from .identify import folder_stamp, identify
 from .layouts import ModelDir, Problem, discover
-from .records import FileHashes, ModelKind, ModelRecord, Status, StorageFormat
+from .records import MODEL_SUFFIXES, FileHashes, ModelKind, ModelRecord, Status, StorageFormat
 from .sidecars import sidecar_signature
 from .store import ModelStore, Stamp, name_key
-from .walk import MODEL_SUFFIXES, Found, walk
+from .walk import Found, walk
 
 __all__ = ["Catalog", "Move", "ScanProgress", "ScanReport"]
 

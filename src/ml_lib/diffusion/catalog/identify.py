@@ -19,9 +19,9 @@ from .header import read_header
 from .kinds import identify_header
 from .lineage import civitai_base, derivative_of, speed_hint
 from .probe import probe_diffusers_folder
-from .records import ModelInfo, ModelKind, ModelRecord, Sidecar, Status, StorageFormat
+from .records import MODEL_SUFFIXES, ModelInfo, ModelKind, ModelRecord, Sidecar, Status, StorageFormat
 from .sidecars import read_sidecar, sidecar_signature
-from .walk import MODEL_SUFFIXES, Found
+from .walk import Found
 
 __all__ = ["folder_stamp", "identify"]
 

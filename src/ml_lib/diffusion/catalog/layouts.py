@@ -150,7 +150,7 @@ def _is_hf_cache(root: Path) -> bool:
 
 def _has_loose_model_files(root: Path) -> bool:
     """Whether ``root`` itself holds model files (not only folders)."""
-    from .walk import MODEL_SUFFIXES  # walk imports this module
+    from .records import MODEL_SUFFIXES
 
     try:
         with os.scandir(root) as it:

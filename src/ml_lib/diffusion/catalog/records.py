@@ -11,6 +11,8 @@ from ..errors import ModelUnreadableError
 from .families import Family, PredictionType
 
 __all__ = [
+    "MODEL_SUFFIXES",
+    "PICKLE_SUFFIXES",
     "FileHashes",
     "LoraDetails",
     "ModelInfo",
@@ -56,6 +58,21 @@ class StorageFormat(str, Enum):
     SAFETENSORS = "safetensors"
     PICKLE = "pickle"
     DIFFUSERS = "diffusers"
+
+
+#: How a model file is stored, by its suffix.
+MODEL_SUFFIXES: dict[str, StorageFormat] = {
+    ".safetensors": StorageFormat.SAFETENSORS,
+    ".sft": StorageFormat.SAFETENSORS,
+    ".ckpt": StorageFormat.PICKLE,
+    ".pt": StorageFormat.PICKLE,
+    ".pth": StorageFormat.PICKLE,
+    ".bin": StorageFormat.PICKLE,
+}
+#: Suffixes of pickle files: never opened (loading one could run code).
+PICKLE_SUFFIXES = frozenset(
+    {s for s, f in MODEL_SUFFIXES.items() if f is StorageFormat.PICKLE} | {".pkl", ".pickle"}
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,24 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .layouts import ModelDir, Problem
-from .records import StorageFormat
+from .records import MODEL_SUFFIXES, StorageFormat
 
-__all__ = ["MODEL_SUFFIXES", "PICKLE_SUFFIXES", "Found", "walk"]
+__all__ = ["Found", "walk"]
 
 log = logging.getLogger(__name__)
 
-MODEL_SUFFIXES: dict[str, StorageFormat] = {
-    ".safetensors": StorageFormat.SAFETENSORS,
-    ".sft": StorageFormat.SAFETENSORS,
-    ".ckpt": StorageFormat.PICKLE,
-    ".pt": StorageFormat.PICKLE,
-    ".pth": StorageFormat.PICKLE,
-    ".bin": StorageFormat.PICKLE,
-}
-#: Suffixes of pickle files: never opened (loading one could run code).
-PICKLE_SUFFIXES = frozenset(
-    {s for s, f in MODEL_SUFFIXES.items() if f is StorageFormat.PICKLE} | {".pkl", ".pickle"}
-)
 _SPECIAL = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
             (stat.S_ISSOCK, "a socket"))  # fmt: skip
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import re
 
-from ..catalog.walk import PICKLE_SUFFIXES
+from ..catalog.records import PICKLE_SUFFIXES
 from ..errors import PlanError, RequestError
 from ..plan import GenerationPlan, ImageRef, ModelFormat, ModelRef
 from ..settings import Limits

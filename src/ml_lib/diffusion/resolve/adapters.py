@@ -10,8 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from ..catalog.records import ModelKind, ModelRecord, Status
-from ..catalog.walk import MODEL_SUFFIXES
+from ..catalog.records import MODEL_SUFFIXES, ModelKind, ModelRecord, Status
 from ..errors import ModelNotFoundError, UnsupportedModelError
 from ..plan import EmbeddingUse
 from ..prompt.syntax import PromptDocument, find_embeddings

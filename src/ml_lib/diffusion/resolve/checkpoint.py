@@ -17,8 +17,7 @@ from ..catalog.families import CONFIG_FOLDERS, LOADABLE_FAMILIES, PIPELINE_GROUP
 from ..catalog.hashing import HashCache, autov2
 from ..catalog.header import read_header
 from ..catalog.probe import FamilyGuess, detect_family, probe_diffusers_folder
-from ..catalog.records import ModelKind
-from ..catalog.walk import PICKLE_SUFFIXES
+from ..catalog.records import PICKLE_SUFFIXES, ModelKind
 from ..errors import ModelNotFoundError, OfflineError, UnsupportedModelError
 from ..plan import ModelFormat, ModelRef
 from .known import Lookup
