@@ -98,9 +98,10 @@ def write_tiny_lora(pipe: Any, path: Path, *, metadata: dict[str, str] | None = 
     return path
 
 
-def write_tiny_controlnet(pipe: Any, folder: Path, *, seed: int = 0) -> Path:
+def write_tiny_controlnet(pipe: Any, folder: Path, *, seed: int = 0, sees_image: bool = False) -> Path:
     """A ControlNet made from ``pipe``'s UNet (diffusers folder); its zero-initialised outputs are randomised
-    so that a scale above 0 visibly changes the image."""
+    so that a scale above 0 visibly changes the image. With ``sees_image`` the conditioning embedding's
+    (zero-initialised) output is randomised too, so the control image's content changes the result."""
     from diffusers import ControlNetModel
 
     torch_state = torch.random.get_rng_state()
@@ -112,6 +113,8 @@ def write_tiny_controlnet(pipe: Any, folder: Path, *, seed: int = 0) -> Path:
         with torch.no_grad():
             for module in [*net.controlnet_down_blocks, net.controlnet_mid_block]:
                 module.weight.normal_(0.0, 0.3)
+            if sees_image:
+                net.controlnet_cond_embedding.conv_out.weight.normal_(0.0, 1.0)
     finally:
         torch.random.set_rng_state(torch_state)
     net.save_pretrained(folder, safe_serialization=True)
