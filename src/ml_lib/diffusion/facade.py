@@ -82,6 +82,15 @@ class ImageGenerator:
             self._device = detect_device(self._device_pref)
         return self._device
 
+    def _device_now(self) -> DeviceInfo:
+        """The device, with how busy other processes keep the CPU right now (for the thread policy)."""
+        device = self.device()
+        if device.kind != "cpu" or self.settings.threads is not None:
+            return device
+        from .engine.threads import busy_cores
+
+        return dataclasses.replace(device, busy_cores=busy_cores())
+
     def _pipelines(self) -> PipelinePool:
         if self._pool is None:
             from .engine.pool import PipelinePool
@@ -156,7 +165,7 @@ class ImageGenerator:
         analysis = self.analyze(document)
         resolved = self._resolve_step().resolve(req, document, analysis)
         planner = Planner(self.settings, similarity=_semantic_similarity())
-        return planner.plan(req, resolved, analysis, self.device())
+        return planner.plan(req, resolved, analysis, self._device_now())
 
     def generate(
         self,

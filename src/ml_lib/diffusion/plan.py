@@ -210,7 +210,8 @@ class ResolvedRequest:
 
     ``model_decision`` says why the checkpoint was chosen when the user named none. ``loras`` are the
     requested ones (``--lora`` first, then the prompt's ``<lora:>`` tags); ``candidates`` are the usable
-    catalog records automatic choices may pick from (empty with ``auto`` off).
+    catalog records automatic choices may pick from (empty with ``auto`` off); ``unet_params`` is the
+    denoiser's parameter count, read from the weights' headers (None when unknown, e.g. a Hub model).
     """
 
     model: ModelRef
@@ -222,6 +223,7 @@ class ResolvedRequest:
     init_image: ImageRef | None = None
     mask: ImageRef | None = None
     candidates: tuple[ModelRecord, ...] = ()
+    unet_params: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,6 +254,9 @@ class GenerationPlan:
     init: InitImage | None = None
     decisions: tuple[Decision, ...] = ()
     schema_version: int = SCHEMA_VERSION
+    #: CPU threads torch computes with (0: not chosen, as in plans before it and on a GPU); part of the
+    #: plan because some kernels round differently with another count.
+    threads: int = field(default=0, metadata=OMIT_DEFAULT)
 
     @property
     def seeds(self) -> tuple[int, ...]:

@@ -6,6 +6,9 @@ sentence embeddings; extra ``semantic``) or "ollama" (a local LLM; extra ``ollam
 ``annotator_dir`` ($ML_DIFFUSION_ANNOTATORS, else ``<home>/annotators``) holds the weight files of the
 model-based ControlNet preprocessors, under their lllyasviel/Annotators names (e.g. ``sk_model.pth``).
 
+``threads`` ($ML_DIFFUSION_THREADS) fixes torch's CPU thread count; unset, each plan chooses it from the
+cores, how busy other processes keep them and the model's size (``planning/threads.py``).
+
 The home folder is ``$ML_DIFFUSION_HOME`` when set, else the platform's user data folder
 (platformdirs). Nothing is created at import time.
 """
@@ -15,6 +18,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from .errors import ConfigError
 
 __all__ = ["Limits", "Settings"]
 
@@ -39,6 +44,16 @@ def _default_home() -> Path:
     return user_data_path("ml-diffusion", appauthor=False)
 
 
+def _env_threads(name: str) -> int | None:
+    """A positive thread count from the environment, None when unset or empty."""
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return None
+    if not value.isdigit() or int(value) < 1:
+        raise ConfigError(f"{name}={value!r} is not a thread count; give a whole number of at least 1.")
+    return int(value)
+
+
 def _env_paths(name: str) -> tuple[Path, ...]:
     value = os.environ.get(name, "")
     return tuple(Path(p).expanduser() for p in value.split(os.pathsep) if p.strip())
@@ -54,6 +69,7 @@ class Settings:
     limits: Limits = field(default_factory=Limits)
     analyzer: str = "rules"
     annotators: Path | None = None
+    threads: int | None = field(default_factory=lambda: _env_threads("ML_DIFFUSION_THREADS"))
 
     @classmethod
     def from_env(cls) -> Settings:

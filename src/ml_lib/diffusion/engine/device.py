@@ -26,7 +26,10 @@ def detect_device(prefer: str | None = None) -> DeviceInfo:
         return DeviceInfo("cuda", torch.cuda.get_device_name(), total, free)
     if kind == "mps":
         return DeviceInfo("mps", "Apple MPS")
-    return DeviceInfo("cpu", f"CPU ({torch.get_num_threads()} threads)")
+    from .threads import cpu_cores
+
+    cores = cpu_cores()
+    return DeviceInfo("cpu", f"CPU ({cores} cores)", cores=cores)
 
 
 def torch_dtype(name: str) -> torch.dtype:

@@ -26,6 +26,7 @@ from .embeddings import apply_embeddings
 from .init_images import load_ref, prepare_init
 from .ip_adapter import apply_ip_adapters
 from .schedulers import make_scheduler
+from .threads import use_threads
 from .variants import mode_of, pipeline_view
 
 if TYPE_CHECKING:
@@ -112,6 +113,7 @@ def execute(
             "The SDXL refiner only refines existing images (img2img); choose an SDXL base model for txt2img."
         )
     pipe = loaded.pipe
+    use_threads(plan.threads)
     device = pipe._execution_device
     cfg = plan.cfg_scale > 1.0
     _check(cancel)

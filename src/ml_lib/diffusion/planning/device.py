@@ -11,12 +11,15 @@ __all__ = ["DeviceInfo", "DtypeChoice", "choose_dtype"]
 
 @dataclass(frozen=True, slots=True)
 class DeviceInfo:
-    """What the engine found: ``kind`` is "cuda", "mps" or "cpu"; memory in bytes when known."""
+    """What the engine found: ``kind`` is "cuda", "mps" or "cpu"; memory in bytes when known; the CPU
+    cores this process may use and how many of them other processes keep busy (measured at planning)."""
 
     kind: str
     name: str = ""
     total_memory: int | None = None
     free_memory: int | None = None
+    cores: int = 1
+    busy_cores: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,7 @@ from .inputs import plan_controls, plan_init, plan_ip_adapters
 from .loras import LoraPick, Similarity, insert_triggers, recommend_loras
 from .parameters import find_speed, parameter_defaults
 from .profiles import profile_for
+from .threads import choose_threads
 
 __all__ = ["DEFAULT_NAME_TEMPLATE", "Planner"]
 
@@ -126,6 +127,15 @@ class Planner:
         dtype = choose_dtype(device, family)
         d.items.append(Decision("device", device.kind, Source.DEVICE, device.name or "detected device"))
         d.items.append(Decision("dtype", dtype.dtype, Source.DEVICE, dtype.reason))
+        threads = 0
+        if device.kind == "cpu":
+            requested = self._settings.threads
+            policy = choose_threads(
+                device.cores, device.busy_cores, params=resolved.unet_params, requested=requested
+            )
+            threads = policy.threads
+            source = Source.USER if requested is not None else Source.DEVICE
+            d.items.append(Decision("threads", threads, source, policy.reason))
         out = d.pick(
             "output_dir", request.output_dir, str(self._settings.outputs), Source.PROFILE, "settings"
         )
@@ -184,6 +194,7 @@ class Planner:
             ip_adapters=ip_adapters,
             init=init,
             decisions=tuple(d.items),
+            threads=threads,
         )
 
 

@@ -115,6 +115,7 @@ def _sizes_and_numbers(plan: GenerationPlan, limits: Limits) -> None:
     _number_in("cfg_scale", plan.cfg_scale, 0.0, limits.max_cfg)
     _int_in("clip_skip", plan.clip_skip, 1, 12, "1 is the last layer, 2 is common for anime models")
     _int_in("seed", plan.seed, 0, MAX_SEED, "use a seed in range")
+    _int_in("threads", plan.threads, 0, 1024, "use a thread count no larger than the machine's cores")
 
 
 def _names(plan: GenerationPlan) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import re
 from pathlib import Path
 
@@ -29,8 +30,10 @@ __all__ = [
     "refuse_pickled_folder",
     "resolve_model",
     "shipped_config_dir",
+    "unet_parameters",
 ]
 
+_LDM_UNET = "model.diffusion_model."
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 log = logging.getLogger(__name__)
 
@@ -141,6 +144,21 @@ def _hub(repo_id: str) -> ModelRef:
     guess = probe_diffusers_folder(index.parent)
     _check_loadable(guess, repo_id)
     return ModelRef(repo_id, ModelFormat.HUB, guess.family.value, guess.prediction_type.value, repo_id)
+
+
+def unet_parameters(model: ModelRef) -> int | None:
+    """The denoiser's parameter count from the weights' headers (no tensor data read); None for Hub models."""
+    if model.format is ModelFormat.SINGLE_FILE:
+        files, prefix = [Path(model.reference)], _LDM_UNET
+    elif model.format is ModelFormat.DIFFUSERS:
+        files, prefix = sorted((Path(model.reference) / "unet").glob("*.safetensors")), ""
+    else:
+        return None
+    total = 0
+    for path in files:
+        header = read_header(path)
+        total += sum(math.prod(t.shape) for name, t in header.tensors.items() if name.startswith(prefix))
+    return total or None
 
 
 def resolve_model(
