@@ -103,7 +103,7 @@ def _convert(tp: Any, value: Any, where: str, strict: bool) -> Any:
 def _build(cls: type[T], data: Any, where: str, strict: bool) -> T:
     if not isinstance(data, dict):
         raise _Bad(f"{where} must be a JSON object")
-    hints = _hints(cls)
+    hints = _hints(typing.cast(type, cls))  # mypy: type[T] is not Hashable
     fields = dataclasses.fields(cls)  # type: ignore[arg-type]
     if strict:
         unknown = set(data) - {f.name for f in fields}

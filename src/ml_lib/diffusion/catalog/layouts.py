@@ -182,9 +182,9 @@ def discover(root: Path) -> Discovery:
         (c for c in (root / "models", root) if (c / "checkpoints").is_dir() or (c / "loras").is_dir()), None
     )
     if comfy is not None and webui is None:
-        for name, kind in COMFYUI_FOLDERS.items():
+        for name, comfy_kind in COMFYUI_FOLDERS.items():
             if (comfy / name).is_dir():
-                dirs.append(ModelDir(comfy / name, root, "comfyui", kind))
+                dirs.append(ModelDir(comfy / name, root, "comfyui", comfy_kind))
     if (root / "extra_model_paths.yaml").is_file():
         extra = extra_model_paths(root / "extra_model_paths.yaml", root)
         dirs += extra.dirs

@@ -104,7 +104,9 @@ def read_sidecar(model: Path, siblings: Mapping[str, Any] | frozenset[str]) -> S
     for suffix in _CIVITAI:
         if stem + suffix not in files or (info := _load(folder / (stem + suffix), problems)) is None:
             continue
-        model_part = info.get("model") if isinstance(info.get("model"), dict) else {}
+        model_part = info.get("model")
+        if not isinstance(model_part, dict):
+            model_part = {}
         nsfw = model_part.get("nsfw", info.get("nsfw"))
         fields.update(
             civitai_name=_text(model_part, "name") or _text(info, "modelName"),

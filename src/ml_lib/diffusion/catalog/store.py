@@ -115,7 +115,7 @@ class ModelStore:
 
     def many(self, paths: Collection[str]) -> tuple[ModelRecord, ...]:
         """Records of these paths (in chunks, for SQLite's parameter limit)."""
-        items, out = list(paths), []
+        items, out = list(paths), list[ModelRecord]()
         for i in range(0, len(items), 500):
             chunk = items[i : i + 500]
             out += self._select(f"path IN ({', '.join('?' * len(chunk))})", tuple(chunk))

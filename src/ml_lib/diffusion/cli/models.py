@@ -208,14 +208,14 @@ def _show_rows(r: ModelRecord) -> list[tuple[str, str]]:
         rows.append(("trigger words", ", ".join(r.trigger_words)))
     sc = r.sidecar
     if sc is not None:
-        for label, value in (("description", sc.description), ("preferred weight", sc.preferred_weight),
+        for label, shown in (("description", sc.description), ("preferred weight", sc.preferred_weight),
                              ("negative text", sc.negative_text), ("notes", sc.notes),
                              ("Civitai", " · ".join(x for x in (sc.civitai_name, sc.civitai_version,
                                                                  sc.base_model) if x)),
                              ("tags", ", ".join(sc.tags)), ("nsfw", sc.nsfw), ("previews", ", ".join(sc.previews)),
                              ("sidecar problems", "; ".join(sc.problems))):  # fmt: skip
-            if value not in (None, ""):
-                rows.append((label, str(value)))
+            if shown not in (None, ""):
+                rows.append((label, str(shown)))
     return rows
 
 

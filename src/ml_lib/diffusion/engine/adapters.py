@@ -18,13 +18,16 @@ import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 
 from ..errors import ModelUnreadableError
 from ..plan import LoraUse
 from ._quiet import no_progress_bars
+
+if TYPE_CHECKING:
+    from peft.tuners.tuners_utils import BaseTunerLayer
 
 __all__ = ["LoraState", "apply_loras"]
 
@@ -37,7 +40,7 @@ class LoraState:
 
     loaded: dict[str, str] = field(default_factory=dict)  # adapter name -> path
     active: tuple[tuple[str, float, float], ...] = ()
-    backup: dict[int, tuple[torch.nn.Module, torch.Tensor]] = field(default_factory=dict)
+    backup: dict[int, tuple[BaseTunerLayer, torch.Tensor]] = field(default_factory=dict)
 
 
 def _adapter_name(path: str) -> str:
@@ -58,7 +61,7 @@ def _components(pipe: Any, adapter: str | None = None) -> list[str]:
     return out
 
 
-def _tuner_layers(pipe: Any) -> list[torch.nn.Module]:
+def _tuner_layers(pipe: Any) -> list[BaseTunerLayer]:
     from peft.tuners.tuners_utils import BaseTunerLayer
 
     return [
@@ -89,14 +92,14 @@ def _restore(pipe: Any, state: LoraState) -> None:
     with torch.no_grad():
         for module, weight in state.backup.values():
             base = module.get_base_layer() if hasattr(module, "get_base_layer") else module
-            base.weight.copy_(weight)
+            cast(torch.Tensor, base.weight).copy_(weight)
     state.backup.clear()
 
 
 def _fuse(pipe: Any, state: LoraState) -> None:
     for module in _tuner_layers(pipe):
         base = module.get_base_layer()
-        state.backup[id(module)] = (module, base.weight.detach().to("cpu", copy=True))
+        state.backup[id(module)] = (module, cast(torch.Tensor, base.weight).detach().to("cpu", copy=True))
     pipe.fuse_lora(components=_components(pipe, "*"), lora_scale=1.0)
 
 

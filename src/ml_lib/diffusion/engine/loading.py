@@ -40,7 +40,7 @@ def pipeline_class(family: Family) -> Any:
 def shipped_tokenizer(pad_token: str | None = None) -> CLIPTokenizer:
     """The CLIP tokenizer shipped with the package (SD1.x; ``pad_token="!"`` for SD2.x / SDXL's second)."""
     folder = asset_path("clip_tokenizer")
-    kwargs = {"pad_token": pad_token} if pad_token else {}
+    kwargs: dict[str, Any] = {"pad_token": pad_token} if pad_token else {}
     return CLIPTokenizer.from_pretrained(folder, **kwargs)
 
 

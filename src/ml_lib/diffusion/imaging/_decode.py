@@ -72,8 +72,9 @@ def _decode(fp: BinaryIO, label: str, max_pixels: int) -> Image.Image:
         raise InputImageError(f"{label} has a corrupt header ({exc}); re-export the image.") from exc
     with image:
         check_pixels(image.width, image.height, max_pixels, label)
-        if getattr(image, "n_frames", 1) > 1:
-            logger.info("%s has %d frames; using the first", label, image.n_frames)
+        frames = getattr(image, "n_frames", 1)
+        if frames > 1:
+            logger.info("%s has %d frames; using the first", label, frames)
         ensure_loaded(image, label)
         # A file-backed image keeps its file open; a copy (pixels, palette, info) is independent of it.
         return image.copy()

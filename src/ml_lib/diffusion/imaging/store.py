@@ -130,7 +130,7 @@ def _expected_hash(ref: StoredImage | str | os.PathLike[str], sha256: str | None
         if sha256 is not None and sha256 != ref.sha256:
             raise InputImageError(f"Two different hashes given for {ref.path}: {ref.sha256} and {sha256}.")
         sha256 = ref.sha256
-    if sha256 is None:
+    elif sha256 is None:
         raise InputImageError(f"No sha256 given for the stored input image {os.fspath(ref)!r}.")
     if not _HEX64.fullmatch(sha256):
         raise InputImageError(f"{sha256!r} is not a sha256 (64 lower-case hex digits).")

@@ -225,8 +225,9 @@ def read_metadata(source: str | os.PathLike[str] | BinaryIO) -> ImageMetadata:
     that cannot be read, is not a regular file, is not an image or is truncated raises
     :class:`MetadataError`. A plan chunk that does not parse sets ``plan_error``.
     """
-    is_path = isinstance(source, (str, os.PathLike))
-    name = os.fspath(source) if is_path else getattr(source, "name", "<stream>")
+    name = (
+        os.fspath(source) if isinstance(source, (str, os.PathLike)) else getattr(source, "name", "<stream>")
+    )
     try:
         with _opened(source, name) as fp:
             raw, comment = _read_container(fp, name)

@@ -9,7 +9,7 @@ above a confidence threshold, drops one of two that fight for the same style cue
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from ..catalog.families import Family
@@ -203,6 +203,7 @@ def recommend_loras(
     query = tokens(prompt) + sorted(styles)
     skip = {e.lower() for e in exclude}
     scored = index.scores(query, family)
+    combined: Mapping[int, tuple[float, float | None]]
     if similarity is not None:
         combined = _semantic(prompt, index, scored, similarity, semantic_weight)
     else:

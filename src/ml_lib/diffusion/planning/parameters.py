@@ -196,6 +196,7 @@ def parameter_defaults(
     steps = max(1, round(profile.steps * preset.step_scale))
     steps_source, steps_reason = Source.PROFILE, f"{fam} profile {profile.steps} steps; {preset.note}"
     cfg, cfg_source, cfg_reason = profile.cfg_scale, Source.PROFILE, f"{fam} profile"
+    schedule: str | None  # a speed hint may leave the sampler's own schedule
     sampler, schedule = profile.sampler, profile.schedule
     sampler_source, sampler_reason = Source.PROFILE, f"{fam} profile default sampler"
     if speed is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from ..catalog.families import Family, PredictionType
 from ..errors import RequestError
@@ -32,14 +33,14 @@ from .threads import choose_threads
 
 __all__ = ["DEFAULT_NAME_TEMPLATE", "Planner"]
 
+_V = TypeVar("_V", bound=JSONScalar)
+
 
 @dataclass(slots=True)
 class _Decisions:
     items: list[Decision] = field(default_factory=list)
 
-    def pick(
-        self, name: str, user: JSONScalar, fallback: JSONScalar, source: Source, reason: str
-    ) -> JSONScalar:
+    def pick(self, name: str, user: _V | None, fallback: _V, source: Source, reason: str) -> _V:
         if user is not None:
             self.items.append(Decision(name, user, Source.USER, "set by the user"))
             return user
@@ -96,7 +97,7 @@ class Planner:
             size_source, size_why = Source.ANALYSIS, "the init image's size (rounded down to a multiple of 8)"
         width = d.pick("width", request.width, default_w, size_source, size_why)
         height = d.pick("height", request.height, default_h, size_source, size_why)
-        check_size(int(width), int(height), limits)  # type: ignore[arg-type]
+        check_size(int(width), int(height), limits)
         steps = d.pick("steps", request.steps, p.steps, p.steps_source, p.steps_reason)
         cfg = d.pick("cfg_scale", request.cfg_scale, p.cfg_scale, p.cfg_source, p.cfg_reason)
         if request.sampler is None:
@@ -150,7 +151,7 @@ class Planner:
                 d.pick("image_format", None, "png", Source.PROFILE, "PNG keeps full metadata, lossless")
             )
         init = plan_init(request, refs, d.items)
-        if init is not None and int(int(steps) * init.strength) < 1:  # type: ignore[call-overload]
+        if init is not None and int(int(steps) * init.strength) < 1:
             raise RequestError(
                 f"{steps} steps at strength {init.strength:g} leave no denoising step "
                 f"(img2img runs steps x strength); raise --steps or --strength."
@@ -174,15 +175,15 @@ class Planner:
             prompt=prompt,
             negative_prompt=request.negative_prompt,
             model=model,
-            width=int(width),  # type: ignore[arg-type]
-            height=int(height),  # type: ignore[arg-type]
-            steps=int(steps),  # type: ignore[arg-type]
-            cfg_scale=float(cfg),  # type: ignore[arg-type]
+            width=int(width),
+            height=int(height),
+            steps=int(steps),
+            cfg_scale=float(cfg),
             sampler=choice.sampler,
             schedule=choice.schedule,
-            seed=int(seed),  # type: ignore[arg-type]
-            batch_size=int(batch),  # type: ignore[arg-type]
-            clip_skip=int(clip_skip),  # type: ignore[arg-type]
+            seed=int(seed),
+            batch_size=int(batch),
+            clip_skip=int(clip_skip),
             device=device.kind,
             dtype=dtype.dtype,
             output_dir=str(out),

@@ -13,6 +13,7 @@ import functools
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from .analysis import Cue, LabelScore, PromptAnalysis, Subject
 from .aspect import FrameContext, infer_aspect
@@ -211,8 +212,8 @@ def _cues(tokens: list[Token], text: str, negated: set[int]) -> dict[str, list[C
         out[_CUE_FIELDS[category]].append(Cue(match.label, match.term, round(confidence, 3)))
     known_styles = {cue.label for cue in out["styles"]}
     known_artists = {cue.label for cue in out["artists"]} | {cue.text for cue in out["artists"]}
-    for match in _ARTIST.finditer(text.lower()):
-        name = match.group(1).strip(" .-'")
+    for artist_match in _ARTIST.finditer(text.lower()):
+        name = artist_match.group(1).strip(" .-'")
         if (
             name.startswith(_NOT_ARTIST_START)
             or name in known_styles
@@ -222,7 +223,7 @@ def _cues(tokens: list[Token], text: str, negated: set[int]) -> dict[str, list[C
             continue
         if any(name in artist or artist in name for artist in known_artists):
             continue
-        out["artists"].append(Cue(name, match.group(0).strip(), 0.6))
+        out["artists"].append(Cue(name, artist_match.group(0).strip(), 0.6))
         known_artists.add(name)
     return out
 
@@ -273,6 +274,7 @@ def analyze_prompt(
         tokens,
         FrameContext(decision.content_type, decision.subject_type, decision.confidence, group, alone),
     )
+    cue_fields: dict[str, Any] = {field: tuple(values) for field, values in cues.items()}
     return PromptAnalysis(
         content_type=decision.content_type,
         content_confidence=decision.confidence,
@@ -284,5 +286,5 @@ def analyze_prompt(
         nsfw_score=nsfw_score,
         language=language.code,
         language_confidence=language.confidence,
-        **{field: tuple(values) for field, values in cues.items()},
+        **cue_fields,
     )

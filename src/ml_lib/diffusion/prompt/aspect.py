@@ -62,11 +62,11 @@ def _explicit(text: str) -> AspectHint | None:
             continue
         ratio = width / height
         return AspectHint(orientation_of(ratio), round(ratio, 4), 0.95, "ratio", match.group(0).strip())
-    match = _SIZE.search(text)
-    if match is not None:
-        ratio = int(match.group(1)) / int(match.group(2))
+    size = _SIZE.search(text)
+    if size is not None:
+        ratio = int(size.group(1)) / int(size.group(2))
         if 0.25 <= ratio <= 4:
-            return AspectHint(orientation_of(ratio), round(ratio, 4), 0.9, "ratio", match.group(0))
+            return AspectHint(orientation_of(ratio), round(ratio, 4), 0.9, "ratio", size.group(0))
     return None
 
 
@@ -79,15 +79,19 @@ def infer_aspect(raw: str, text: str, tokens: list[Token], context: FrameContext
     votes: dict[str, float] = {}
     best_cue: dict[str, tuple[float, str, float]] = {}
     for match in _index().find(tokens, text):
-        orientation, ratio = match.label.split("|")
+        orientation, cue_ratio = match.label.split("|")
         strength = match.value * max(0.0, min(match.weight, 2.0))
         votes[orientation] = votes.get(orientation, 0.0) + strength
         if strength > best_cue.get(orientation, (0.0, "", 0.0))[0]:
-            best_cue[orientation] = (strength, match.term, float(ratio))
+            best_cue[orientation] = (strength, match.term, float(cue_ratio))
     table = load_vocab("aspect")
     defaults = table["content_defaults"]
     content_type = context.content_type
-    if content_type not in table["keep_own_default"] and context.subject_type in defaults:
+    if (
+        content_type not in table["keep_own_default"]
+        and context.subject_type is not None
+        and context.subject_type in defaults
+    ):
         content_type = context.subject_type
     default = defaults.get(content_type)
     if default is not None:
@@ -104,8 +108,8 @@ def infer_aspect(raw: str, text: str, tokens: list[Token], context: FrameContext
     total = sum(votes.values())
     confidence = round(min(0.95, 0.35 + 0.6 * votes[orientation] / (total + 1.0)), 3)
     if orientation in best_cue:
-        _, term, ratio = best_cue[orientation]
-        return AspectHint(orientation, ratio, confidence, "cue", term)
+        _, term, best_ratio = best_cue[orientation]
+        return AspectHint(orientation, best_ratio, confidence, "cue", term)
     ratio = float(default[1]) if default is not None and default[0] == orientation else None
     ratio = ratio or table["orientations"][orientation]
     return AspectHint(orientation, ratio, confidence, "content", content_type)

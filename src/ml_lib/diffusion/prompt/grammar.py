@@ -51,7 +51,7 @@ class _Parser:
         self.depth = 0
 
     def top(self) -> tuple[Node, ...]:
-        text, pos, nodes = self.text, 0, []
+        text, pos, nodes = self.text, 0, list[Node]()
         literal: list[str] = []
 
         def flush() -> None:

@@ -50,9 +50,9 @@ def detect_language(text: str, tokens: list[Token]) -> LanguageGuess:
             if token.raw in words:
                 votes[code] = votes.get(code, 0.0) + 1.0
     for char in set(text.lower()):
-        code = distinctive.get(char)
-        if code is not None:
-            votes[code] = votes.get(code, 0.0) + 1.5
+        hinted = distinctive.get(char)
+        if hinted is not None:
+            votes[hinted] = votes.get(hinted, 0.0) + 1.5
     if not votes:
         return LanguageGuess("en", 0.5 if tokens else 0.3)
     ranked = sorted(votes.items(), key=lambda kv: -kv[1])

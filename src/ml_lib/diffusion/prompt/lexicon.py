@@ -38,7 +38,7 @@ def load_vocab(name: str) -> Any:
 
 @functools.cache
 def _load(name: str) -> Any:
-    text = resources.files(__package__).joinpath("vocab", f"{name}.json").read_text(encoding="utf-8")
+    text = resources.files(__package__).joinpath("vocab").joinpath(f"{name}.json").read_text(encoding="utf-8")
     return json.loads(text)
 
 

@@ -84,8 +84,9 @@ def _check_loadable(guess: FamilyGuess, what: str) -> None:
 def _single_file(path: Path, config_dir: str | None, hashes: HashCache | None) -> ModelRef:
     guess = detect_family(read_header(path))
     _check_loadable(guess, str(path))
+    config: Path | None
     if config_dir:
-        config: Path | None = Path(config_dir).expanduser()
+        config = Path(config_dir).expanduser()
         if not (config / "model_index.json").is_file():
             raise ModelNotFoundError(
                 f"Config folder {config} has no model_index.json; give a diffusers config folder."

@@ -157,9 +157,9 @@ def save_single_file(
 def _save_component_config(name: str, component: Any, folder: Path) -> None:
     """Write one component's configuration (never its weights) into ``folder``."""
     if isinstance(component, torch.nn.Module):
-        config = getattr(component, "config", None)
+        config: Any = getattr(component, "config", None)
         if hasattr(component, "save_config") and getattr(component, "config_name", None):
-            component.save_config(folder)  # diffusers models: config.json
+            component.save_config(folder)  # type: ignore[operator]  # diffusers ConfigMixin: config.json
         elif hasattr(config, "save_pretrained"):
             config.save_pretrained(folder)  # transformers models: config.json
         else:

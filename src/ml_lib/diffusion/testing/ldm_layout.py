@@ -45,7 +45,9 @@ import torch
 from ..errors import UnsupportedModelError
 
 if TYPE_CHECKING:
-    from diffusers import AutoencoderKL, UNet2DConditionModel
+    # the defining modules: mypy reads diffusers' top level as its torch-less dummy objects
+    from diffusers.models.autoencoders.autoencoder_kl import AutoencoderKL
+    from diffusers.models.unets.unet_2d_condition import UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTextModelWithProjection
 
 __all__ = ["TextLayout", "to_ldm_state_dict", "unet_ldm_module_names"]

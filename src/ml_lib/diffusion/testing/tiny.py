@@ -26,7 +26,10 @@ from typing import TYPE_CHECKING, Any, Literal
 from ..errors import ModelUnreadableError, RequestError
 
 if TYPE_CHECKING:
-    from diffusers import StableDiffusionPipeline, StableDiffusionXLImg2ImgPipeline, StableDiffusionXLPipeline
+    from diffusers import StableDiffusionPipeline, StableDiffusionXLImg2ImgPipeline
+
+    # the defining module (here and below): mypy reads diffusers' top level as its torch-less dummy objects
+    from diffusers.pipelines.stable_diffusion_xl.pipeline_stable_diffusion_xl import StableDiffusionXLPipeline
     from transformers import CLIPTextConfig, CLIPTokenizer
 
 __all__ = [
@@ -93,7 +96,7 @@ def tiny_tokenizer(pad_token: str = _EOS, *, num_merges: int = DEFAULT_MERGES) -
         )
     return CLIPTokenizer(
         vocab=vocab,
-        merges=merges,
+        merges=merges,  # type: ignore[arg-type]  # BPE takes (a, b) pairs; annotated list[str]
         bos_token=_BOS,
         eos_token=_EOS,
         unk_token=_EOS,
@@ -235,16 +238,18 @@ def _xl_unet(cross_attention_dim: int, projection_input_dim: int) -> Any:
 
 def tiny_sdxl_components(seed: int = 0) -> StableDiffusionXLPipeline:
     """SDXL-base-shaped pipeline: CLIP-L-like (32) + OpenCLIP-bigG-like (64, projection 32) encoders."""
-    from diffusers import EulerDiscreteScheduler, StableDiffusionXLPipeline
+    from diffusers import EulerDiscreteScheduler
+    from diffusers.pipelines.stable_diffusion_xl.pipeline_stable_diffusion_xl import StableDiffusionXLPipeline
     from transformers import CLIPTextModel, CLIPTextModelWithProjection
 
     tokenizer, tokenizer_2 = tiny_tokenizer(_EOS), tiny_tokenizer("!")
     config = _text_config(tokenizer, hidden=32, layers=2, act="quick_gelu")
-    config_2 = _text_config(tokenizer_2, hidden=64, layers=2, act="gelu", projection_dim=32)
+    projection_dim = 32
+    config_2 = _text_config(tokenizer_2, hidden=64, layers=2, act="gelu", projection_dim=projection_dim)
     # pooled text embeds of encoder 2 + 6 micro-conditions (original size, crop, target size)
     unet = _seeded(
         seed,
-        lambda: _xl_unet(config.hidden_size + config_2.hidden_size, config_2.projection_dim + 6 * _TIME_DIM),
+        lambda: _xl_unet(config.hidden_size + config_2.hidden_size, projection_dim + 6 * _TIME_DIM),
     )
     scheduler = EulerDiscreteScheduler(**_SCHEDULE, interpolation_type="linear", prediction_type="epsilon")
     return StableDiffusionXLPipeline(
@@ -254,7 +259,7 @@ def tiny_sdxl_components(seed: int = 0) -> StableDiffusionXLPipeline:
         tokenizer=tokenizer,
         tokenizer_2=tokenizer_2,
         unet=unet,
-        scheduler=scheduler,
+        scheduler=scheduler,  # type: ignore[arg-type]  # annotated as a KarrasDiffusionSchedulers enum
     )
 
 
