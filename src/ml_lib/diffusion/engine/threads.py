@@ -37,7 +37,7 @@ def busy_cores(seconds: float = _SAMPLE_SECONDS) -> float:
         return 0.0
     busy_share = 1.0 - sum(getattr(after, f, 0.0) - getattr(before, f, 0.0) for f in idle) / total
     ours = (mine_after.user + mine_after.system - mine_before.user - mine_before.system) / wall
-    return max(0.0, busy_share * psutil.cpu_count() - ours)
+    return max(0.0, busy_share * (psutil.cpu_count() or 1) - ours)
 
 
 def use_threads(threads: int) -> None:
