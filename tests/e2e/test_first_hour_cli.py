@@ -1,0 +1,109 @@
+"""Issue 12, "the first hour": each thing a new user met, through the CLI as they run it.
+
+Every failure is one line on stderr, a non-zero exit code, no traceback, and nothing left behind.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from click.testing import Result
+from typer.testing import CliRunner
+
+from ml_lib.diffusion.cli import app
+from ml_lib.diffusion.testing.tiny import TinyModelFiles, write_tiny_model
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> TinyModelFiles:
+    return write_tiny_model("sd1", tmp_path_factory.mktemp("models"))
+
+
+@pytest.fixture
+def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("ML_DIFFUSION_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("ML_DIFFUSION_MODELS", raising=False)
+    monkeypatch.delenv("ML_DIFFUSION_OUTPUT", raising=False)
+    monkeypatch.setenv("COLUMNS", "200")
+    runner = CliRunner()
+
+    def invoke(*args: str) -> Result:
+        return runner.invoke(app, list(args), catch_exceptions=False)
+
+    return invoke
+
+
+def tiny_args(tiny: TinyModelFiles, out: Path, *extra: str) -> list[str]:
+    return ["generate", "a fox", "--model", str(tiny.single_file), "--size", "64x64", "--steps", "2",
+            "--out", str(out), *extra]  # fmt: skip
+
+
+def one_line_error(result: Result, code: int, *needles: str) -> str:
+    """The error line of a failed command: exactly one line on stderr, the exit code, no traceback."""
+    assert result.exit_code == code, result.output
+    lines = [x for x in result.stderr.splitlines() if x.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "Traceback" not in result.output
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    return lines[0]
+
+
+def test_generate_help_shows_the_name_example(run) -> None:
+    result = run("generate", "--help")
+    assert result.exit_code == 0
+    assert "[date]-[seed]-[prompt_words]" in result.output
+
+
+def test_info_quotes_the_reproduce_command_of_a_name_with_spaces(run, tiny, tmp_path: Path) -> None:
+    import shlex
+
+    out = tmp_path / "my pictures"
+    assert run(*tiny_args(tiny, out, "--name", "my fox [seed]", "--seed", "3")).exit_code == 0
+    (saved,) = out.iterdir()
+    assert saved.name == "my fox 3.png"
+    result = run("info", str(saved))
+    assert result.exit_code == 0, result.output
+    line = next(x for x in result.output.splitlines() if "ml-diffusion reproduce" in x)
+    command = line.split("`")[1]
+    assert shlex.split(command) == ["ml-diffusion", "reproduce", str(saved)]
+
+
+@pytest.mark.parametrize(
+    ("size", "suggested"),
+    [("99999x99999", "use 4096 or less"), ("4095x64", "use 4088 or 4096"), ("4100x64", "use 4096 or less")],
+)
+def test_size_suggestions_respect_the_limits(run, tiny, tmp_path: Path, size: str, suggested: str) -> None:
+    result = run(*tiny_args(tiny, tmp_path / "o"), "--size", size)
+    line = one_line_error(result, 2, suggested)
+    assert all(int(n) <= 4096 for n in re.findall(r"\d+", line.split("; use ")[1]))
+    assert not (tmp_path / "o").exists()
+
+
+def test_missing_ip_adapter_and_controlnet_folders_say_no_such_folder(
+    run, tiny, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from PIL import Image
+
+    face = tmp_path / "face.png"
+    Image.new("RGB", (64, 64), "white").save(face)
+    (tmp_path / "models").mkdir()
+    monkeypatch.chdir(tmp_path)  # models/ exists, models/ip-adapter does not: a path, not a Hub id
+    for missing in (str(tmp_path / "ip-adapter"), "models/ip-adapter"):
+        result = run(*tiny_args(tiny, tmp_path / "o"), "--ip-adapter", f"{missing}:{face}:0.6")
+        line = one_line_error(result, 1, f"No IP-Adapter at {missing!r}: no such folder")
+        assert "cannot be reached" not in line
+    for missing in ("./cn-canny", "models/cn-canny"):
+        result = run(*tiny_args(tiny, tmp_path / "o"), "--controlnet", f"{missing}:{face}:0.9")
+        line = one_line_error(result, 1, f"No ControlNet at {missing!r}: no such file or folder")
+        assert "cannot be reached" not in line
+    assert not (tmp_path / "o").exists()
+
+
+def test_demo_notice_names_non_ascii_words(run, tmp_path: Path) -> None:
+    result = run("generate", "a red circle on the left, café crème, 東京", "--seed", "1", "--out", str(tmp_path / "o"))
+    assert result.exit_code == 0, result.output
+    assert result.stderr.rstrip().endswith("backgrounds, not: café, crème, 東京.")
+    assert len(list((tmp_path / "o").iterdir())) == 1
