@@ -116,7 +116,7 @@ def load_checkpoint(path: Path) -> dict[str, Any] | None:
 
 def stage_logger(name: str) -> logging.Logger:
     """The logger of a training stage (handlers are configured by the script)."""
-    return logging.getLogger(f"ml_lib.diffusion.demo.{name}")
+    return logging.getLogger(f"demo_kit.{name}")
 
 
 def loss_weight(snr: Any, gamma: float = 5.0, x0_floor: float = 0.0) -> Any:

@@ -1,15 +1,32 @@
-"""Helpers shared by every atomic file writer: errno → typed error, temp clean-up, directory fsync."""
+"""The one way the program writes a file: a hidden temp file beside the target, fsynced, then
+``os.replace``d over it (and the folder entry fsynced), so a crash or a full disk never leaves a partial
+file; plus errno → typed error, temp clean-up and directory fsync for writers with their own naming.
+"""
 
 from __future__ import annotations
 
 import errno
 import logging
 import os
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import DiskFullError, OutputError, OutputNotWritableError
 
-__all__ = ["fsync_dir", "remove_quietly", "write_error"]
+__all__ = [
+    "TEMP_PREFIX",
+    "atomic_path",
+    "fsync_dir",
+    "fsync_file",
+    "new_temp",
+    "remove_quietly",
+    "write_error",
+]
+
+#: Hidden temp files start with this (stale ones are recognisable and cleaned).
+TEMP_PREFIX = ".tmp-"
 
 log = logging.getLogger(__name__)
 
@@ -57,3 +74,52 @@ def fsync_dir(folder: Path) -> None:
         log.debug("cannot fsync %s: %s", folder, exc)
     finally:
         os.close(fd)
+
+
+def fsync_file(path: Path) -> None:
+    """Flush a written file's data to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def new_temp(folder: Path, suffix: str = "") -> tuple[int, Path]:
+    """Create a fresh hidden temp file in ``folder`` (mode 0o666 less the umask) → (open fd, path)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    for _ in range(100):
+        temp = folder / f"{TEMP_PREFIX}{secrets.token_hex(8)}{suffix}"
+        try:
+            return os.open(temp, flags, 0o666), temp
+        except FileExistsError:
+            continue
+    raise OutputError(
+        f"Could not create a temporary file in {folder}; remove stale {TEMP_PREFIX}* files there."
+    )
+
+
+@contextmanager
+def atomic_path(target: Path, *, what: str, fix: str) -> Iterator[Path]:
+    """A temp path beside ``target`` to write to; when the block ends normally the file is fsynced and
+    moved over ``target``; on any failure it is removed. OSErrors become typed errors saying ``what``
+    could not be done and ``fix``."""
+    folder = target.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, temp = new_temp(folder, target.suffix)
+        os.close(fd)
+    except OSError as exc:
+        raise write_error(exc, folder, what, fix) from exc
+    placed = False
+    try:
+        yield temp
+        fsync_file(temp)
+        os.replace(temp, target)
+        placed = True
+    except OSError as exc:
+        raise write_error(exc, folder, what, fix) from exc
+    finally:
+        if not placed:
+            remove_quietly(temp)
+    fsync_dir(folder)

@@ -8,15 +8,14 @@ a file that needs more is refused, never run. The catalog (pure Python) never ge
 from __future__ import annotations
 
 import logging
-import os
 import pickle
-import tempfile
 import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .._files import atomic_path
 from ..errors import ModelNotFoundError, ModelUnreadableError, OutputNotWritableError, UnsupportedModelError
 
 __all__ = ["ConvertResult", "convert_to_safetensors"]
@@ -112,16 +111,8 @@ def convert_to_safetensors(
     if not tensors:
         raise ModelUnreadableError(f"{src} holds no tensors; nothing to convert.")
     metadata = {"format": "pt", "converted_from": src.name}
-    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
-    os.close(fd)
-    try:
-        save_file(_unshare(tensors), tmp, metadata=metadata)
-        os.replace(tmp, dst)
-    except OSError as exc:
-        raise OutputNotWritableError(f"Cannot write {dst}: {exc.strerror or exc}.") from exc
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(dst, what=f"write {dst.name}", fix="give another path with --out") as tmp:
+        save_file(_unshare(tensors), str(tmp), metadata=metadata)
     log.info(
         "converted %s to %s (%d tensors, %d non-tensor entries left out)", src, dst, len(tensors), skipped
     )

@@ -13,13 +13,12 @@ import hashlib
 import logging
 import os
 import re
-import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image
 
-from .._files import fsync_dir, remove_quietly, write_error
+from .._files import atomic_path
 from ..errors import (
     InputImageChangedError,
     InputImageError,
@@ -33,7 +32,6 @@ logger = logging.getLogger(__name__)
 #: Modes a PNG holds losslessly and gives back in the same mode.
 STORABLE_MODES = frozenset({"1", "L", "LA", "RGB", "RGBA", "I;16"})
 
-_TEMP_PREFIX = ".tmp-"
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
@@ -122,31 +120,9 @@ class InputStore:
         return raw if raw.is_absolute() else self.root / raw
 
     def _write(self, image: Image.Image, target: Path) -> None:
-        folder = target.parent
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise write_error(
-                exc, folder, "store an input image", "set ML_DIFFUSION_HOME to another folder"
-            ) from exc
-        temp = folder / f"{_TEMP_PREFIX}{secrets.token_hex(8)}.png"
-        placed = False
-        try:
-            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-            with os.fdopen(fd, "wb") as fh:
-                image.save(fh, format="PNG")
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(temp, target)
-            placed = True
-        except OSError as exc:
-            raise write_error(
-                exc, folder, "store an input image", "set ML_DIFFUSION_HOME to another folder"
-            ) from exc
-        finally:
-            if not placed:
-                remove_quietly(temp)
-        fsync_dir(folder)
+        fix = "set ML_DIFFUSION_HOME to another folder"
+        with atomic_path(target, what="store an input image", fix=fix) as temp:
+            image.save(temp, format="PNG")
 
 
 def _expected_hash(ref: StoredImage | str | os.PathLike[str], sha256: str | None) -> str:

@@ -15,7 +15,6 @@ import errno
 import logging
 import os
 import re
-import secrets
 import stat
 import time
 from collections.abc import Callable, Iterator
@@ -25,7 +24,7 @@ from typing import BinaryIO
 
 from PIL import Image
 
-from .._files import fsync_dir, remove_quietly, write_error
+from .._files import TEMP_PREFIX, fsync_dir, new_temp, remove_quietly, write_error
 from ..errors import OutputError
 from .metadata import SaveOptions, image_save_kwargs
 from .naming import MAX_STEM_BYTES, NameContext, next_counter, render_stem, safe_stem, template_tokens
@@ -34,7 +33,6 @@ __all__ = ["STALE_TEMP_SECONDS", "TEMP_PREFIX", "Encoder", "clean_stale_temps", 
 
 logger = logging.getLogger(__name__)
 
-TEMP_PREFIX = ".tmp-"
 #: A temp file of ours older than this belongs to a save that was killed.
 STALE_TEMP_SECONDS = 3600
 _OUR_TEMP = re.compile(re.escape(TEMP_PREFIX) + r"[0-9a-f]{16}\.(?:png|jpg|webp)")
@@ -126,19 +124,10 @@ def clean_stale_temps(directory: Path, max_age: float = STALE_TEMP_SECONDS) -> i
 
 def _write_temp(image: Image.Image, directory: Path, options: SaveOptions, encoder: Encoder) -> Path:
     """Encode into a fresh hidden temp file, flushed and fsynced; removed again on any failure."""
-    for _ in range(100):
-        temp = directory / f"{TEMP_PREFIX}{secrets.token_hex(8)}{options.extension}"
-        try:
-            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-        except FileExistsError:
-            continue
-        except OSError as exc:
-            raise write_error(exc, directory, "save an image", "choose another folder with --out") from exc
-        break
-    else:
-        raise OutputError(
-            f"Could not create a temporary file in {directory}; remove stale {TEMP_PREFIX}* files there."
-        )
+    try:
+        fd, temp = new_temp(directory, options.extension)
+    except OSError as exc:
+        raise write_error(exc, directory, "save an image", "choose another folder with --out") from exc
     done = False
     try:
         with os.fdopen(fd, "wb") as fh:

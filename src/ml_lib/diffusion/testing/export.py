@@ -7,7 +7,6 @@ described in :mod:`.ldm_layout`. Both writes are atomic.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import logging
 import os
@@ -19,6 +18,7 @@ from typing import Any
 
 import torch
 
+from .._files import atomic_path
 from ..errors import DiskFullError, OutputError, OutputNotWritableError, UnsupportedModelError
 from .ldm_layout import TextLayout, to_ldm_state_dict
 
@@ -73,24 +73,21 @@ def _temp_sibling(target: Path, suffix: str = ".tmp") -> Path:
     return target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}{suffix}")
 
 
-def _discard(tmp: Path) -> None:
-    """Remove a temp file that may not exist (or whose folder could not be made)."""
-    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
-        tmp.unlink()
-
-
-def _write_error(path: Path, exc: Exception, needed: int = 0) -> Exception:
-    full = isinstance(exc, OSError) and exc.errno == errno.ENOSPC
-    if not full and needed:
-        try:
-            full = shutil.disk_usage(path.parent).free < needed
-        except OSError:
-            full = False
-    if full:
+def _write_error(path: Path, exc: Exception) -> Exception:
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
         return DiskFullError(
             f"The disk filled while writing {path}; nothing was left behind. Free space and retry."
         )
     return OutputNotWritableError(f"Cannot write {path}: {exc}. Choose a writable folder.")
+
+
+def _short_write(path: Path, needed: int, what: str) -> OSError:
+    """The OSError for a file that came out short: ENOSPC when the disk has less room than it needs."""
+    try:
+        full = shutil.disk_usage(path.parent).free < needed
+    except OSError:
+        full = False
+    return OSError(errno.ENOSPC if full else errno.EIO, f"{path.name} came out short ({what})")
 
 
 def save_single_file(
@@ -142,24 +139,17 @@ def save_single_file(
     from safetensors.torch import save_file
 
     target = Path(path)
-    tmp = _temp_sibling(target)
     needed = sum(t.numel() * t.element_size() for t in tensors.values())
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        save_file(tensors, str(tmp), metadata=meta)
-        with open(tmp, "rb") as handle:
-            os.fsync(handle.fileno())
-        # safetensors can leave a short file without raising: read the header back (checks the length).
-        with safe_open(str(tmp), framework="pt") as check:
-            if len(check.keys()) != len(tensors):
-                raise OSError(errno.EIO, f"{len(check.keys())} of {len(tensors)} tensors were written")
-        os.replace(tmp, target)
-    except (OSError, SafetensorError) as exc:
-        _discard(tmp)
-        raise _write_error(target, exc, needed) from exc
-    except BaseException:
-        _discard(tmp)
-        raise
+    with atomic_path(target, what=f"write {target.name}", fix="choose another folder") as tmp:
+        try:
+            save_file(tensors, str(tmp), metadata=meta)
+            # safetensors can leave a short file without raising: read the header back (checks the length).
+            with safe_open(str(tmp), framework="pt") as check:
+                written = len(check.keys())
+        except SafetensorError as exc:
+            raise _short_write(target, needed, str(exc)) from exc
+        if written != len(tensors):
+            raise _short_write(target, needed, f"{written} of {len(tensors)} tensors were written")
     logger.info("Wrote %d tensors to %s", len(tensors), target)
     return target
 
