@@ -103,7 +103,66 @@ def test_missing_ip_adapter_and_controlnet_folders_say_no_such_folder(
 
 
 def test_demo_notice_names_non_ascii_words(run, tmp_path: Path) -> None:
-    result = run("generate", "a red circle on the left, café crème, 東京", "--seed", "1", "--out", str(tmp_path / "o"))
+    result = run(
+        "generate", "a red circle on the left, café crème, 東京", "--seed", "1", "--out", str(tmp_path / "o")
+    )
     assert result.exit_code == 0, result.output
     assert result.stderr.rstrip().endswith("backgrounds, not: café, crème, 東京.")
     assert len(list((tmp_path / "o").iterdir())) == 1
+
+
+@pytest.mark.parametrize("form", ["single_file", "diffusers_dir"])
+def test_clip_skip_over_the_text_encoder_layers_is_refused_in_planning(
+    run, tiny, tmp_path: Path, form
+) -> None:
+    model = str(getattr(tiny, form))  # the tiny SD1 text encoder has 3 layers
+    for verb in ("plan", "generate"):
+        result = run(verb, "a fox", "--model", model, "--clip-skip", "4", "--out", str(tmp_path / "o"))
+        one_line_error(result, 2, "clip skip 4 is more than", "(3)", "use --clip-skip 3 or less")
+    assert run("plan", "a fox", "--model", model, "--clip-skip", "3").exit_code == 0
+    demo = run("plan", "a red circle", "--clip-skip", "4")  # the demo's encoder has 3 layers too
+    one_line_error(demo, 2, "use --clip-skip 3 or less")
+    assert not (tmp_path / "o").exists()
+
+
+def _cpu_oom(*_args: object, **_kwargs: object) -> None:
+    raise RuntimeError(
+        "[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: can't allocate memory: "
+        "you tried to allocate 68719476736 bytes. Error code 12 (Cannot allocate memory)"
+    )
+
+
+def _memory_error(*_args: object, **_kwargs: object) -> None:
+    raise MemoryError
+
+
+@pytest.mark.parametrize(
+    ("target", "failure"),
+    [
+        ("ml_lib.diffusion.engine.executor._encode", _cpu_oom),
+        ("diffusers.UNet2DConditionModel.forward", _cpu_oom),  # denoising
+        ("diffusers.UNet2DConditionModel.forward", _memory_error),
+        ("ml_lib.diffusion.engine.executor._decode", _memory_error),
+        ("ml_lib.diffusion.engine.executor._decode", _cpu_oom),
+    ],
+)
+def test_cpu_out_of_memory_is_one_line(run, tiny, tmp_path: Path, monkeypatch, target: str, failure) -> None:
+    monkeypatch.setattr(target, failure)
+    result = run(*tiny_args(tiny, tmp_path / "o", "--size", "64x72", "--batch", "2"))
+    one_line_error(result, 1, "Out of memory at 64x72, batch 2: use a smaller size or batch")
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
+
+
+def test_out_of_memory_while_loading_is_one_line(run, tiny, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr("diffusers.StableDiffusionPipeline.from_single_file", _cpu_oom)
+    result = run(*tiny_args(tiny, tmp_path / "o"))
+    one_line_error(result, 1, "Out of memory while loading")
+
+
+def test_other_runtime_errors_are_not_called_out_of_memory(run, tiny, tmp_path: Path, monkeypatch) -> None:
+    def broken(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("mat1 and mat2 shapes cannot be multiplied")
+
+    monkeypatch.setattr("ml_lib.diffusion.engine.executor._decode", broken)
+    with pytest.raises(RuntimeError, match="shapes cannot be multiplied"):
+        run(*tiny_args(tiny, tmp_path / "o"))

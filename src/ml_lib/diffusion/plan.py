@@ -210,7 +210,9 @@ class ResolvedRequest:
 
     ``model_decision`` says why the checkpoint was chosen when the user named none. ``loras`` are the
     requested ones (``--lora`` first, then the prompt's ``<lora:>`` tags); ``candidates`` are the usable
-    catalog records automatic choices may pick from (empty with ``auto`` off).
+    catalog records automatic choices may pick from (empty with ``auto`` off). ``clip_layers`` is the
+    layer count of the model's text encoder(s) (the fewest of SDXL's two), the most clip skip can take;
+    None when the model's config does not say.
     """
 
     model: ModelRef
@@ -222,6 +224,7 @@ class ResolvedRequest:
     init_image: ImageRef | None = None
     mask: ImageRef | None = None
     candidates: tuple[ModelRecord, ...] = ()
+    clip_layers: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

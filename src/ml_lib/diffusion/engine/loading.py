@@ -11,8 +11,15 @@ from transformers import CLIPTokenizer
 
 from .._assets import asset_path
 from ..catalog.families import Family
-from ..errors import ModelNotFoundError, ModelUnreadableError, OfflineError, UnsupportedModelError
+from ..errors import (
+    GenerationError,
+    ModelNotFoundError,
+    ModelUnreadableError,
+    OfflineError,
+    UnsupportedModelError,
+)
 from ..plan import ModelFormat, ModelRef
+from ._oom import is_out_of_memory
 from ._quiet import no_progress_bars
 from .device import torch_dtype
 
@@ -100,10 +107,20 @@ def load_pipeline(model: ModelRef, *, dtype: str, device: str) -> Any:
         ) from exc
     except FileNotFoundError as exc:
         raise ModelNotFoundError(f"{model.reference}: {exc}") from exc
-    except (OSError, ValueError, RuntimeError, KeyError) as exc:
-        raise ModelUnreadableError(
-            f"Cannot load {model.reference} as a {model.family} model: {exc}. "
-            "Check the file is complete and of the family shown; give --config for unusual architectures."
+    except (MemoryError, RuntimeError) as exc:
+        if not is_out_of_memory(exc):
+            raise _unreadable(model, exc) from exc
+        raise GenerationError(
+            f"Out of memory while loading {model.reference}: close other programs, or use a smaller model."
         ) from exc
+    except (OSError, ValueError, KeyError) as exc:
+        raise _unreadable(model, exc) from exc
     pipe.set_progress_bar_config(disable=True)
     return pipe if device == "cpu" else pipe.to(device)
+
+
+def _unreadable(model: ModelRef, exc: BaseException) -> ModelUnreadableError:
+    return ModelUnreadableError(
+        f"Cannot load {model.reference} as a {model.family} model: {exc}. "
+        "Check the file is complete and of the family shown; give --config for unusual architectures."
+    )

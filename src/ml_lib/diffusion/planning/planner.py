@@ -123,6 +123,7 @@ class Planner:
             Source.PROFILE,
             f"{family.value} profile: last CLIP layer",
         )
+        _check_clip_skip(int(clip_skip), resolved.clip_layers)  # type: ignore[call-overload]
         dtype = choose_dtype(device, family)
         d.items.append(Decision("device", device.kind, Source.DEVICE, device.name or "detected device"))
         d.items.append(Decision("dtype", dtype.dtype, Source.DEVICE, dtype.reason))
@@ -184,6 +185,14 @@ class Planner:
             ip_adapters=ip_adapters,
             init=init,
             decisions=tuple(d.items),
+        )
+
+
+def _check_clip_skip(clip_skip: int, layers: int | None) -> None:
+    if layers is not None and clip_skip > layers:
+        raise RequestError(
+            f"clip skip {clip_skip} is more than this model's text encoder has layers ({layers}); "
+            f"use --clip-skip {layers} or less (1 = last layer)."
         )
 
 

@@ -8,6 +8,7 @@ given explicitly (``config_dir``) or placed beside the checkpoint as ``<stem>.co
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import re
 from pathlib import Path
@@ -25,12 +26,14 @@ from .known import Lookup
 __all__ = [
     "PICKLE_SUFFIXES",
     "beside_config_dir",
+    "clip_layers",
     "is_hub_id",
     "refuse_pickled_folder",
     "resolve_model",
     "shipped_config_dir",
 ]
 
+_ENCODERS = ("text_encoder", "text_encoder_2")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 log = logging.getLogger(__name__)
 
@@ -125,7 +128,11 @@ def _hub(repo_id: str) -> ModelRef:
 
     try:
         index = Path(hf_hub_download(repo_id, "model_index.json"))
-        for sub in ("scheduler/scheduler_config.json", "unet/config.json"):
+        for sub in (
+            "scheduler/scheduler_config.json",
+            "unet/config.json",
+            *(f"{e}/config.json" for e in _ENCODERS),
+        ):
             try:
                 hf_hub_download(repo_id, sub)
             except EntryNotFoundError:
@@ -192,3 +199,36 @@ def resolve_model(
         "(owner/name). Check the path, give a diffusers folder or .safetensors checkpoint, or add your "
         "model folder with `ml-diffusion models scan --root DIR` (or ML_DIFFUSION_MODELS)."
     )
+
+
+def _layers(config: Path | None) -> int | None:
+    if config is None or not config.is_file():
+        return None
+    try:
+        value = json.loads(config.read_text(encoding="utf-8")).get("num_hidden_layers")
+    except (OSError, ValueError, AttributeError) as exc:
+        log.info("cannot read the text encoder's layer count from %s: %s", config, exc)
+        return None
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
+def _hub_config(repo_id: str, name: str) -> Path | None:
+    from huggingface_hub import try_to_load_from_cache
+
+    found = try_to_load_from_cache(repo_id, f"{name}/config.json")
+    return Path(found) if isinstance(found, str) else None
+
+
+def clip_layers(model: ModelRef) -> int | None:
+    """Layers of the model's text encoder(s), the fewest of SDXL's two (the most clip skip can take).
+
+    Read from ``text_encoder*/config.json`` of the diffusers folder, the config folder of a single file,
+    or the local Hub cache; None when no config says.
+    """
+    if model.format is ModelFormat.HUB:
+        configs = [_hub_config(model.reference, name) for name in _ENCODERS]
+    else:
+        folder = model.config_dir if model.format is ModelFormat.SINGLE_FILE else model.reference
+        configs = [Path(folder) / name / "config.json" for name in _ENCODERS] if folder else []
+    counts = [n for n in map(_layers, configs) if n is not None]
+    return min(counts) if counts else None

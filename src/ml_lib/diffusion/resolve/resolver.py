@@ -18,7 +18,7 @@ from ..prompt.analysis import PromptAnalysis
 from ..prompt.syntax import PromptDocument, parse_prompt
 from ..request import GenerationRequest
 from .adapters import resolve_controlnet, resolve_embeddings, resolve_ip_adapter
-from .checkpoint import resolve_model
+from .checkpoint import clip_layers, resolve_model
 from .inputs import InputStaging
 from .known import KnownModels
 from .loras import lora_requests, resolve_lora
@@ -65,6 +65,7 @@ class Resolver:
             init_image=init,
             mask=mask,
             candidates=candidates,
+            clip_layers=clip_layers(model),
         )
 
     def _init_images(self, request: GenerationRequest) -> tuple[ImageRef | None, ImageRef | None]:
