@@ -166,3 +166,42 @@ def test_other_runtime_errors_are_not_called_out_of_memory(run, tiny, tmp_path: 
     monkeypatch.setattr("ml_lib.diffusion.engine.executor._decode", broken)
     with pytest.raises(RuntimeError, match="shapes cannot be multiplied"):
         run(*tiny_args(tiny, tmp_path / "o"))
+
+
+def _no_loading(*_args: object, **_kwargs: object) -> None:
+    raise AssertionError("a model was loaded although the output folder cannot take files")
+
+
+def _unwritable_outs(tmp_path: Path) -> list[Path]:
+    import os
+
+    a_file = tmp_path / "taken.png"
+    a_file.write_bytes(b"x")
+    outs = [a_file, a_file / "sub", Path("/proc"), Path("/proc/ml-diffusion-out"), Path("/sys/kernel")]
+    if os.geteuid() != 0:  # root writes into read-only folders; /sys stands in for it then
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o555)
+        outs.append(locked)
+    return outs
+
+
+def test_unwritable_out_fails_before_loading_anything(run, tiny, tmp_path: Path, monkeypatch) -> None:
+    import time
+
+    monkeypatch.setattr("ml_lib.diffusion.engine.pool.load_pipeline", _no_loading)
+    for out in _unwritable_outs(tmp_path):
+        t0 = time.perf_counter()
+        result = run(*tiny_args(tiny, out))
+        one_line_error(result, 1, f"Cannot save images in {out}", "--out")
+        assert time.perf_counter() - t0 < 5, out
+    assert {p.name for p in tmp_path.iterdir()} - {"home", "locked"} == {"taken.png"}
+    assert (tmp_path / "taken.png").read_bytes() == b"x"
+
+
+def test_unwritable_out_of_reproduce_fails_before_loading(run, tiny, tmp_path: Path, monkeypatch) -> None:
+    assert run(*tiny_args(tiny, tmp_path / "o", "--seed", "4")).exit_code == 0
+    (saved,) = (tmp_path / "o").iterdir()
+    monkeypatch.setattr("ml_lib.diffusion.engine.pool.load_pipeline", _no_loading)
+    result = run("reproduce", str(saved), "--out", str(saved))
+    one_line_error(result, 1, f"Cannot save images in {saved}")
+    assert list((tmp_path / "o").iterdir()) == [saved]

@@ -180,8 +180,11 @@ class ImageGenerator:
     ) -> GenerationResult:
         """Run an existing plan (as from :meth:`plan` or read back from an image)."""
         from .engine.executor import execute
+        from .output.writer import check_output_dir
         from .resolve import plan_images
 
+        if save:  # before anything loads: a bad --out must not cost a whole generation
+            check_output_dir(Path(plan.output_dir))
         self._resolve_step()
         assert self._staging is not None and self._hashes is not None
         self._staging.commit(plan_images(plan))  # the inputs a dry-run plan only held
@@ -220,6 +223,10 @@ class ImageGenerator:
             )
         validate_plan(meta.plan, self.settings.limits, allow_hub=allow_hub)
         plan = dataclasses.replace(meta.plan, output_dir=str(output_dir or self.settings.outputs))
+        if save:
+            from .output.writer import check_output_dir
+
+            check_output_dir(Path(plan.output_dir))
         # The whole batch is regenerated (batching changes floating-point results); keep this image.
         seed = meta.parsed.seed if meta.parsed is not None and meta.parsed.seed in plan.seeds else plan.seed
         index = plan.seeds.index(seed)
