@@ -205,3 +205,47 @@ def test_unwritable_out_of_reproduce_fails_before_loading(run, tiny, tmp_path: P
     result = run("reproduce", str(saved), "--out", str(saved))
     one_line_error(result, 1, f"Cannot save images in {saved}")
     assert list((tmp_path / "o").iterdir()) == [saved]
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _cli(args: list[str], env: dict[str, str], timeout: float = 120):
+    import os
+    import subprocess
+    import sys
+
+    exe = Path(sys.executable).with_name("ml-diffusion")
+    return subprocess.run(
+        [str(exe), *args], capture_output=True, text=True, env={**os.environ, **env}, timeout=timeout
+    )
+
+
+@pytest.mark.parametrize("offline", ["HF_HUB_OFFLINE", "closed endpoint"])
+def test_offline_hub_id_fails_fast_and_quietly(tmp_path: Path, offline: str) -> None:
+    import time
+
+    env = {"ML_DIFFUSION_HOME": str(tmp_path / "home"), "HF_HOME": str(tmp_path / "hf")}
+    if offline == "HF_HUB_OFFLINE":
+        env["HF_HUB_OFFLINE"] = "1"
+    else:  # online mode, but nothing answers at the endpoint
+        env.update(
+            HF_HUB_OFFLINE="0", TRANSFORMERS_OFFLINE="0", HF_ENDPOINT=f"http://127.0.0.1:{_closed_port()}"
+        )
+    t0 = time.perf_counter()
+    proc = _cli(["generate", "a fox", "--model", "someone/some-model", "--out", str(tmp_path / "o")], env)
+    elapsed = time.perf_counter() - t0
+    assert proc.returncode == 1, proc.stderr
+    lines = [x for x in proc.stderr.splitlines() if x.strip()]
+    assert lines == [
+        "error: 'someone/some-model' is not in the local Hugging Face cache and the Hub cannot be reached. "
+        "Download it where there is a network (`hf download someone/some-model`) or give a local path "
+        "(if you meant a local path: it does not exist)."
+    ], proc.stderr
+    assert elapsed < 15, elapsed  # was 25 s of retries; starting python takes a few seconds here
+    assert not (tmp_path / "o").exists()

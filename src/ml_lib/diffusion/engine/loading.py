@@ -19,6 +19,7 @@ from ..errors import (
     UnsupportedModelError,
 )
 from ..plan import ModelFormat, ModelRef
+from ..resolve.checkpoint import hub_reachable
 from ._oom import is_out_of_memory
 from ._quiet import no_progress_bars
 from .device import torch_dtype
@@ -81,7 +82,7 @@ def _from_single_file(cls: Any, model: ModelRef, dtype: Any) -> Any:
 
 def _from_pretrained(cls: Any, model: ModelRef, dtype: Any) -> Any:
     kwargs: dict[str, Any] = {"dtype": dtype}
-    if model.format is ModelFormat.DIFFUSERS:
+    if model.format is ModelFormat.DIFFUSERS or not hub_reachable():  # offline: the cache, no retries
         kwargs["local_files_only"] = True
     kwargs.update(_family_kwargs(Family(model.family)))
     return cls.from_pretrained(model.reference, **kwargs)

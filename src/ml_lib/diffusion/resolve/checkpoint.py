@@ -27,6 +27,7 @@ __all__ = [
     "PICKLE_SUFFIXES",
     "beside_config_dir",
     "clip_layers",
+    "hub_reachable",
     "is_hub_id",
     "refuse_pickled_folder",
     "resolve_model",
@@ -122,19 +123,41 @@ def _single_file(path: Path, config_dir: str | None, hashes: HashCache | None) -
     )
 
 
+#: Seconds the one reachability probe of the Hub waits before calling it unreachable.
+HUB_PROBE_TIMEOUT = 3.0
+
+
+def hub_reachable() -> bool:
+    """Whether the Hugging Face Hub answers: False at once in offline mode (HF_HUB_OFFLINE), else after one
+    request of at most HUB_PROBE_TIMEOUT seconds, without huggingface_hub's retries and their warnings."""
+    import httpx2
+    from huggingface_hub import constants
+    from huggingface_hub.utils import get_session
+
+    if constants.is_offline_mode():
+        return False
+    try:
+        get_session().head(constants.ENDPOINT, timeout=HUB_PROBE_TIMEOUT)
+    except httpx2.TransportError as exc:
+        log.info("the Hugging Face Hub at %s cannot be reached: %s", constants.ENDPOINT, exc)
+        return False
+    return True
+
+
 def _hub(repo_id: str) -> ModelRef:
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError
 
+    local = not hub_reachable()  # unreachable: the local cache only, failing at once instead of retrying
     try:
-        index = Path(hf_hub_download(repo_id, "model_index.json"))
+        index = Path(hf_hub_download(repo_id, "model_index.json", local_files_only=local))
         for sub in (
             "scheduler/scheduler_config.json",
             "unet/config.json",
             *(f"{e}/config.json" for e in _ENCODERS),
         ):
             try:
-                hf_hub_download(repo_id, sub)
+                hf_hub_download(repo_id, sub, local_files_only=local)
             except EntryNotFoundError:
                 continue
     except LocalEntryNotFoundError as exc:
