@@ -249,3 +249,74 @@ def test_offline_hub_id_fails_fast_and_quietly(tmp_path: Path, offline: str) -> 
     ], proc.stderr
     assert elapsed < 15, elapsed  # was 25 s of retries; starting python takes a few seconds here
     assert not (tmp_path / "o").exists()
+
+
+def _with_plan(source: Path, target: Path, edit) -> Path:
+    """A copy of ``source`` whose embedded plan was edited by ``edit(dict)`` (the infotext is kept)."""
+    import json
+
+    from PIL import Image, PngImagePlugin
+
+    from ml_lib.diffusion.output.metadata import PLAN_CHUNK
+
+    with Image.open(source) as image:
+        image.load()
+        plan = json.loads(image.text[PLAN_CHUNK])
+        edit(plan)
+        info = PngImagePlugin.PngInfo()
+        info.add_text("parameters", image.text["parameters"])
+        info.add_text(PLAN_CHUNK, json.dumps(plan), zip=True)
+        image.save(target, pnginfo=info)
+    return target
+
+
+@pytest.mark.parametrize(
+    ("edit", "code", "message"),
+    [
+        (
+            lambda p: p.update(width=99999, height=99999),
+            1,
+            "Plan field width/height: width 99999 is over the limit",
+        ),
+        (
+            lambda p: p.update(sampler="Warp Drive"),
+            1,
+            "Plan field sampler/schedule: Unknown sampler 'Warp Drive'",
+        ),
+        (
+            lambda p: p["model"].update(reference="/models/evil.ckpt"),
+            1,
+            "'/models/evil.ckpt' is a pickle file",
+        ),
+        (
+            lambda p: p.update(steps=10**6),
+            1,
+            "Plan field steps: 1000000 is not a whole number between 1 and 500",
+        ),
+    ],
+)
+def test_reproduce_of_an_edited_plan_is_one_readable_line(
+    run, tiny, tmp_path: Path, monkeypatch, edit, code: int, message: str
+) -> None:
+    assert run(*tiny_args(tiny, tmp_path / "o", "--seed", "9")).exit_code == 0
+    (saved,) = (tmp_path / "o").iterdir()
+    edited = _with_plan(saved, tmp_path / "edited image.png", edit)
+    monkeypatch.setattr("ml_lib.diffusion.engine.pool.load_pipeline", _no_loading)
+    result = run("reproduce", str(edited), "--out", str(tmp_path / "again"))
+    line = one_line_error(result, code, message)
+    assert line.startswith(f"error: {edited}: the plan inside it cannot be reproduced. Plan field "), line
+    assert not (tmp_path / "again").exists()
+
+
+def test_reproduce_with_an_edited_input_image_hash(run, tiny, tmp_path: Path) -> None:
+    from PIL import Image
+
+    photo = tmp_path / "photo.png"
+    Image.new("RGB", (64, 64), "orange").save(photo)
+    args = tiny_args(tiny, tmp_path / "o", "--seed", "9", "--init-image", str(photo), "--strength", "0.5")
+    assert run(*args).exit_code == 0
+    (saved,) = (tmp_path / "o").iterdir()
+    edited = _with_plan(saved, tmp_path / "edited.png", lambda p: p["init"]["image"].update(sha256="0" * 64))
+    result = run("reproduce", str(edited), "--out", str(tmp_path / "again"))
+    one_line_error(result, 2, "The stored input image", "has changed", "not 000000000000…", "restore the original")
+    assert not any((tmp_path / "again").iterdir())

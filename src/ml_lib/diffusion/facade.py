@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import ConfigError, MetadataError
+from .errors import ConfigError, MetadataError, PlanError
 from .plan import GenerationPlan, ModelRef
 from .prompt.analysis import PromptAnalysis
 from .prompt.syntax import PromptDocument, parse_prompt
@@ -221,7 +221,10 @@ class ImageGenerator:
                 f"{image} carries no ml-diffusion plan{why}; "
                 "only images written by ml-diffusion can be reproduced."
             )
-        validate_plan(meta.plan, self.settings.limits, allow_hub=allow_hub)
+        try:
+            validate_plan(meta.plan, self.settings.limits, allow_hub=allow_hub)
+        except PlanError as exc:
+            raise PlanError(f"{image}: the plan inside it cannot be reproduced. {exc}") from exc
         plan = dataclasses.replace(meta.plan, output_dir=str(output_dir or self.settings.outputs))
         if save:
             from .output.writer import check_output_dir
