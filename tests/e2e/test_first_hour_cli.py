@@ -318,5 +318,61 @@ def test_reproduce_with_an_edited_input_image_hash(run, tiny, tmp_path: Path) ->
     (saved,) = (tmp_path / "o").iterdir()
     edited = _with_plan(saved, tmp_path / "edited.png", lambda p: p["init"]["image"].update(sha256="0" * 64))
     result = run("reproduce", str(edited), "--out", str(tmp_path / "again"))
-    one_line_error(result, 2, "The stored input image", "has changed", "not 000000000000…", "restore the original")
+    one_line_error(
+        result, 2, "The stored input image", "has changed", "not 000000000000…", "restore the original"
+    )
     assert not any((tmp_path / "again").iterdir())
+
+
+_SLOW_DISK = """
+import pathlib, sys, time
+import safetensors.torch as st
+
+real, marker = st.load_file, pathlib.Path(sys.argv[1])
+
+
+def slow_load_file(*args, **kwargs):  # a slow disk: one weights file takes a minute to read
+    marker.touch()
+    time.sleep(60)
+    return real(*args, **kwargs)
+
+
+st.load_file = slow_load_file
+from ml_lib.diffusion.cli import app
+
+sys.argv = ["ml-diffusion", *sys.argv[2:]]
+app()
+"""
+
+
+def test_ctrl_c_while_the_model_loads_stops_at_once(tiny, tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    marker, out = tmp_path / "loading", tmp_path / "o"
+    args = ["generate", "a fox", "--model", str(tiny.diffusers_dir), "--size", "64x64", "--steps", "2"]
+    env = {**os.environ, "ML_DIFFUSION_HOME": str(tmp_path / "home")}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _SLOW_DISK, str(marker), *args, "--out", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert marker.exists(), proc.communicate()[1]
+        proc.send_signal(signal.SIGINT)
+        t0 = time.monotonic()
+        stdout, stderr = proc.communicate(timeout=30)
+        elapsed = time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, stderr
+    assert elapsed < 5, elapsed
+    assert "Traceback" not in stderr and stdout == ""
+    assert [x for x in stderr.splitlines() if x.strip()][-1].startswith("cancelled;")
+    assert not out.exists() or not any(out.iterdir())
