@@ -376,3 +376,70 @@ def test_ctrl_c_while_the_model_loads_stops_at_once(tiny, tmp_path: Path) -> Non
     assert "Traceback" not in stderr and stdout == ""
     assert [x for x in stderr.splitlines() if x.strip()][-1].startswith("cancelled;")
     assert not out.exists() or not any(out.iterdir())
+
+
+_PYTHON_USER = """
+import warnings
+warnings.simplefilter("always")
+from ml_lib.diffusion import ImageGenerator
+
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    with ImageGenerator() as gen:
+        gen.generate("a red circle", sampler="DPM++ SDE", steps=4, seed=1, save=False)
+for w in caught:
+    if w.category is not DeprecationWarning:  # numpy 2 notes inside diffusers' schedulers
+        print("WARNING", w.category.__name__, w.message)
+"""
+
+
+def test_python_users_see_no_torchsde_or_torchvision_noise(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "ML_DIFFUSION_HOME": str(tmp_path / "home")}
+    env.pop("ML_DIFFUSION_MODELS", None)
+    proc = subprocess.run(
+        [sys.executable, "-c", _PYTHON_USER], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "requires torchvision" not in proc.stderr and "Should have" not in proc.stderr, proc.stderr
+    assert "WARNING" not in proc.stdout, proc.stdout
+
+
+def test_only_the_known_notices_are_dropped() -> None:
+    import logging
+    import warnings
+
+    from ml_lib.diffusion.engine._quiet import no_sde_rounding_warnings, no_torchvision_fallback_notice
+
+    logger = logging.getLogger("transformers.utils.import_utils")
+    records: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record.getMessage())
+
+    handler = Keep()
+    logger.addHandler(handler)
+    try:
+        with no_torchvision_fallback_notice():
+            logger.warning(
+                "`CLIPImageProcessor` requires torchvision (not installed); falling back to `CLIPImageProcessorPil` …"
+            )
+            logger.warning("`CLIPTextModel` requires the sentencepiece library")
+    finally:
+        logger.removeHandler(handler)
+    assert records == ["`CLIPTextModel` requires the sentencepiece library"]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with no_sde_rounding_warnings():
+            warnings.warn(
+                "Should have ta>=t0 but got ta=0.0291675366461277 and t0=0.029168.", UserWarning, stacklevel=1
+            )
+            warnings.warn(
+                "Should have tb<=t1 but got tb=14.6146 and t1=14.614642.", UserWarning, stacklevel=1
+            )
+            warnings.warn("a real problem", UserWarning, stacklevel=1)
+    assert [str(w.message) for w in caught] == ["a real problem"]

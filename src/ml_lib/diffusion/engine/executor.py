@@ -20,6 +20,7 @@ from ..plan import GenerationPlan
 from ..result import CancelToken, StepInfo
 from ..samplers import SamplerChoice
 from ._oom import is_out_of_memory
+from ._quiet import no_sde_rounding_warnings
 from .adapters import apply_loras
 from .conditioning import encode_sd, encode_sdxl
 from .control import control_image, load_controlnets
@@ -155,15 +156,16 @@ def execute(
         _sync(device)
         t1 = time.perf_counter()
         generators = [torch.Generator("cpu").manual_seed(s) for s in plan.seeds]
-        latents = view(
-            **embeds,
-            **kwargs,
-            num_inference_steps=plan.steps,
-            guidance_scale=plan.cfg_scale,
-            generator=generators,
-            output_type="latent",
-            callback_on_step_end=step_end,
-        ).images
+        with no_sde_rounding_warnings():
+            latents = view(
+                **embeds,
+                **kwargs,
+                num_inference_steps=plan.steps,
+                guidance_scale=plan.cfg_scale,
+                generator=generators,
+                output_type="latent",
+                callback_on_step_end=step_end,
+            ).images
         _sync(device)
         t2 = time.perf_counter()
         _check(cancel)

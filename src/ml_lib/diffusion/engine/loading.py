@@ -21,7 +21,7 @@ from ..errors import (
 from ..plan import ModelFormat, ModelRef
 from ..resolve.checkpoint import hub_reachable
 from ._oom import is_out_of_memory
-from ._quiet import no_progress_bars
+from ._quiet import no_progress_bars, no_torchvision_fallback_notice
 from .device import torch_dtype
 
 __all__ = ["load_pipeline", "pipeline_class", "shipped_tokenizer"]
@@ -40,7 +40,8 @@ _PIPELINES = {
 def pipeline_class(family: Family) -> Any:
     """The diffusers pipeline class for a family."""
     try:
-        return getattr(diffusers, _PIPELINES[family])
+        with no_torchvision_fallback_notice():  # importing a pipeline imports transformers' image processors
+            return getattr(diffusers, _PIPELINES[family])
     except KeyError:
         raise UnsupportedModelError(f"No pipeline for family {family.value!r} in this version.") from None
 
@@ -96,7 +97,7 @@ def load_pipeline(model: ModelRef, *, dtype: str, device: str) -> Any:
     tdtype = torch_dtype(dtype)
     log.info("loading %s (%s, %s) as %s", model.reference, model.format.value, model.family, cls.__name__)
     try:
-        with no_progress_bars():
+        with no_progress_bars(), no_torchvision_fallback_notice():
             if model.format is ModelFormat.SINGLE_FILE:
                 pipe = _from_single_file(cls, model, tdtype)
             else:
