@@ -443,3 +443,39 @@ def test_only_the_known_notices_are_dropped() -> None:
             )
             warnings.warn("a real problem", UserWarning, stacklevel=1)
     assert [str(w.message) for w in caught] == ["a real problem"]
+
+
+def test_a_bogus_model_index_folder_is_listed_broken(run, tiny, tmp_path: Path) -> None:
+    import json
+    import shutil
+
+    root = tmp_path / "models"
+    bogus = root / "bogus"
+    (bogus / "unet").mkdir(parents=True)
+    index = {"_class_name": "StableDiffusionPipeline", "unet": ["diffusers", "UNet2DConditionModel"],
+             "vae": ["diffusers", "AutoencoderKL"]}  # fmt: skip
+    (bogus / "model_index.json").write_text(json.dumps(index))
+    (bogus / "unet" / "config.json").write_text("{}")
+    (bogus / "unet" / "notes.safetensors").write_bytes(b"")  # a weights-looking file, the vae is missing
+    shutil.copytree(tiny.diffusers_dir, root / "real")
+    assert run("models", "scan", "--root", str(root)).exit_code == 0
+    rows = {Path(r["path"]).name: r for r in json.loads(run("models", "list", "--json").output)}
+    assert rows["real"]["status"] == "ok"
+    assert rows["bogus"]["status"] == "broken"
+    assert "'vae' component" in rows["bogus"]["info"]["reason"]
+    assert rows["bogus"]["info"]["reason"].endswith("download it again.")
+
+
+def test_models_convert_writes_files_with_the_umask_mode(run, tmp_path: Path) -> None:
+    import os
+
+    import torch
+
+    torch.save({"state_dict": {"w": torch.ones(2, 3)}}, tmp_path / "old.ckpt")
+    old = os.umask(0o022)
+    try:
+        result = run("models", "convert", str(tmp_path / "old.ckpt"), "--allow-pickle")
+    finally:
+        os.umask(old)
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "old.safetensors").stat().st_mode & 0o777 == 0o644
