@@ -76,3 +76,19 @@ def test_planner_refuses_clip_skip_over_the_layers(tmp_path: Path) -> None:
     assert planner.plan(GenerationRequest("x", clip_skip=2), resolved, None, cpu).clip_skip == 2
     with pytest.raises(RequestError, match=r"clip skip 3 is more than .* \(2\); use --clip-skip 2 or less"):
         planner.plan(GenerationRequest("x", clip_skip=3), resolved, None, cpu)
+
+
+@pytest.mark.parametrize(
+    ("reference", "hub"),
+    [
+        ("stabilityai/stable-diffusion-xl-base-1.0", True),  # the README's example: ".0" is no file suffix
+        ("runwayml/stable-diffusion-v1-5", True),
+        ("models/dream.safetensors", False),
+        ("models/old.ckpt", False),
+        ("./cn-canny", False),
+    ],
+)
+def test_hub_ids(reference: str, hub: bool) -> None:
+    from ml_lib.diffusion.resolve.checkpoint import is_hub_id
+
+    assert is_hub_id(reference) is hub

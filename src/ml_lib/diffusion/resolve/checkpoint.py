@@ -18,7 +18,7 @@ from ..catalog.families import CONFIG_FOLDERS, LOADABLE_FAMILIES, PIPELINE_GROUP
 from ..catalog.hashing import HashCache, autov2
 from ..catalog.header import read_header
 from ..catalog.probe import FamilyGuess, detect_family, probe_diffusers_folder
-from ..catalog.records import PICKLE_SUFFIXES, ModelKind
+from ..catalog.records import MODEL_SUFFIXES, PICKLE_SUFFIXES, ModelKind
 from ..errors import ModelNotFoundError, OfflineError, UnsupportedModelError
 from ..plan import ModelFormat, ModelRef
 from .known import Lookup
@@ -41,7 +41,8 @@ log = logging.getLogger(__name__)
 
 def is_hub_id(reference: str) -> bool:
     """Whether ``reference`` reads as a Hugging Face Hub id (``owner/name``, no file suffix)."""
-    return bool(_HUB_ID.match(reference)) and not Path(reference).suffix
+    suffix = Path(reference).suffix.lower()  # "…-xl-base-1.0" is an id; "owner/x.safetensors" a file
+    return bool(_HUB_ID.match(reference)) and suffix not in MODEL_SUFFIXES and suffix not in PICKLE_SUFFIXES
 
 
 def refuse_pickled_folder(folder: Path, what: str) -> None:
