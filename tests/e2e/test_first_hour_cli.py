@@ -421,8 +421,9 @@ def test_only_the_known_notices_are_dropped() -> None:
         def emit(self, record: logging.LogRecord) -> None:
             records.append(record.getMessage())
 
-    handler = Keep()
+    handler, level = Keep(), logger.level
     logger.addHandler(handler)
+    logger.setLevel(logging.WARNING)  # other tests may have turned transformers' verbosity down
     try:
         with no_torchvision_fallback_notice():
             logger.warning(
@@ -431,6 +432,7 @@ def test_only_the_known_notices_are_dropped() -> None:
             logger.warning("`CLIPTextModel` requires the sentencepiece library")
     finally:
         logger.removeHandler(handler)
+        logger.setLevel(level)
     assert records == ["`CLIPTextModel` requires the sentencepiece library"]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
