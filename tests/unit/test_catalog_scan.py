@@ -97,7 +97,8 @@ def build_library(base: Path) -> tuple[Path, ...]:
     )
     pipe = models / "diffusers" / "tiny-sd"
     (pipe / "unet").mkdir(parents=True)
-    (pipe / "model_index.json").write_text(json.dumps({"_class_name": "StableDiffusionPipeline"}))
+    index = {"_class_name": "StableDiffusionPipeline", "unet": ["diffusers", "UNet2DConditionModel"]}
+    (pipe / "model_index.json").write_text(json.dumps(index))
     (pipe / "unet" / "config.json").write_text(json.dumps({"cross_attention_dim": 768}))
     W(pipe / "unet" / "diffusion_pytorch_model.safetensors", {"conv_in.weight": ("F16", (320, 4, 3, 3))})
     extra = base / "extra_webui"
@@ -109,7 +110,9 @@ def build_library(base: Path) -> tuple[Path, ...]:
         "other:\n    base_path: /nonexistent/place\n    vae: vae\n"
     )
     _hf_repo(hub, "someone/tiny-pipe", {
-        "model_index.json": json.dumps({"_class_name": "StableDiffusionXLPipeline"}).encode(),
+        "model_index.json": json.dumps({"_class_name": "StableDiffusionXLPipeline",
+                                        "unet": ["diffusers", "UNet2DConditionModel"]}).encode(),
+        "unet/config.json": b"{}",
         "unet/diffusion_pytorch_model.safetensors": {"conv_in.weight": ("F16", (320, 4, 3, 3))}})  # fmt: skip
     _hf_repo(
         hub,

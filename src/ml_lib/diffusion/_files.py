@@ -108,12 +108,14 @@ def atomic_path(target: Path, *, what: str, fix: str) -> Iterator[Path]:
     try:
         folder.mkdir(parents=True, exist_ok=True)
         fd, temp = new_temp(folder, target.suffix)
+        mode = os.fstat(fd).st_mode & 0o777  # 0o666 less the umask, as for any new file
         os.close(fd)
     except OSError as exc:
         raise write_error(exc, folder, what, fix) from exc
     placed = False
     try:
         yield temp
+        os.chmod(temp, mode)  # writers that replace the file (safetensors) leave it owner-only
         fsync_file(temp)
         os.replace(temp, target)
         placed = True

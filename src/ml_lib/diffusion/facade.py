@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import ConfigError, MetadataError
+from .errors import ConfigError, MetadataError, PlanError
 from .plan import GenerationPlan, ModelRef
 from .prompt.analysis import PromptAnalysis
 from .prompt.syntax import PromptDocument, parse_prompt
@@ -189,8 +189,11 @@ class ImageGenerator:
     ) -> GenerationResult:
         """Run an existing plan (as from :meth:`plan` or read back from an image)."""
         from .engine.executor import execute
+        from .output.writer import check_output_dir
         from .resolve import plan_images
 
+        if save:  # before anything loads: a bad --out must not cost a whole generation
+            check_output_dir(Path(plan.output_dir))
         self._resolve_step()
         assert self._staging is not None and self._hashes is not None
         self._staging.commit(plan_images(plan))  # the inputs a dry-run plan only held
@@ -227,8 +230,15 @@ class ImageGenerator:
                 f"{image} carries no ml-diffusion plan{why}; "
                 "only images written by ml-diffusion can be reproduced."
             )
-        validate_plan(meta.plan, self.settings.limits, allow_hub=allow_hub)
+        try:
+            validate_plan(meta.plan, self.settings.limits, allow_hub=allow_hub)
+        except PlanError as exc:
+            raise PlanError(f"{image}: the plan inside it cannot be reproduced. {exc}") from exc
         plan = dataclasses.replace(meta.plan, output_dir=str(output_dir or self.settings.outputs))
+        if save:
+            from .output.writer import check_output_dir
+
+            check_output_dir(Path(plan.output_dir))
         # The whole batch is regenerated (batching changes floating-point results); keep this image.
         seed = meta.parsed.seed if meta.parsed is not None and meta.parsed.seed in plan.seeds else plan.seed
         index = plan.seeds.index(seed)

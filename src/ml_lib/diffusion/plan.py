@@ -211,7 +211,9 @@ class ResolvedRequest:
     ``model_decision`` says why the checkpoint was chosen when the user named none. ``loras`` are the
     requested ones (``--lora`` first, then the prompt's ``<lora:>`` tags); ``candidates`` are the usable
     catalog records automatic choices may pick from (empty with ``auto`` off); ``unet_params`` is the
-    denoiser's parameter count, read from the weights' headers (None when unknown, e.g. a Hub model).
+    denoiser's parameter count, read from the weights' headers (None when unknown, e.g. a Hub model);
+    ``clip_layers`` is the layer count of the model's text encoder(s) (the fewest of SDXL's two), the most
+    clip skip can take (None when the model's config does not say).
     """
 
     model: ModelRef
@@ -224,6 +226,7 @@ class ResolvedRequest:
     mask: ImageRef | None = None
     candidates: tuple[ModelRecord, ...] = ()
     unet_params: int | None = None
+    clip_layers: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

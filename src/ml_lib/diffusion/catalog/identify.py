@@ -88,8 +88,40 @@ def _component(folder: Path) -> ModelInfo:
     return ModelInfo(kind, family, f"diffusers {cls} folder (config.json)", variant=variant)
 
 
+def _check_components(folder: Path) -> None:
+    """ModelUnreadableError unless every component model_index.json names is there, each model component
+    (a folder with config.json) with its weights, and at least one has weights."""
+    try:
+        index = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ModelUnreadableError(f"Cannot read {folder / 'model_index.json'}: {exc}.") from exc
+    if not isinstance(index, dict):
+        raise ModelUnreadableError(f"{folder / 'model_index.json'} is not a JSON object.")
+    named = [k for k, v in index.items() if isinstance(v, list) and len(v) == 2 and all(v)]
+    weighted = 0
+    for name in named:
+        sub = folder / name
+        if not sub.is_dir():
+            raise ModelUnreadableError(
+                f"model_index.json names a {name!r} component but {sub} does not exist: an incomplete "
+                "download or not a diffusers model; download it again."
+            )
+        if (sub / "config.json").is_file():
+            if not any(f.suffix.lower() in MODEL_SUFFIXES for f in sub.iterdir() if f.is_file()):
+                raise ModelUnreadableError(
+                    f"The {name!r} component in {sub} has no weights file (.safetensors): an incomplete "
+                    "download; download it again."
+                )
+            weighted += 1
+    if not weighted:
+        raise ModelUnreadableError(
+            f"{folder / 'model_index.json'} names no component with weights: not a diffusers model."
+        )
+
+
 def _probe_folder(found: Found) -> ModelInfo:
     if (found.path / "model_index.json").is_file():
+        _check_components(found.path)
         guess = probe_diffusers_folder(found.path)
         return ModelInfo(ModelKind.CHECKPOINT, guess.family, guess.reason, guess.prediction_type,
                          standard=guess.standard)  # fmt: skip

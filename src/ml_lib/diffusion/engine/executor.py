@@ -15,10 +15,12 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from ..catalog.families import Family
-from ..errors import GenerationCancelled, GenerationError, UnsupportedModelError
+from ..errors import GenerationCancelled, GenerationError, RequestError, UnsupportedModelError
 from ..plan import GenerationPlan
 from ..result import CancelToken, StepInfo
 from ..samplers import SamplerChoice
+from ._oom import is_out_of_memory
+from ._quiet import no_sde_rounding_warnings
 from .adapters import apply_loras
 from .conditioning import encode_sd, encode_sdxl
 from .control import control_image, load_controlnets
@@ -61,6 +63,18 @@ def _apply_scheduler(loaded: LoadedPipeline, plan: GenerationPlan) -> None:
             loaded.base_scheduler_config = dict(pipe.scheduler.config)
         pipe.scheduler = make_scheduler(choice, loaded.base_scheduler_config, plan.model.prediction_type)
         loaded.scheduler = key
+
+
+def _check_clip_skip(pipe: Any, plan: GenerationPlan) -> None:
+    """RequestError when the plan skips more CLIP layers than the text encoders have (an edited plan)."""
+    encoders = (getattr(pipe, "text_encoder", None), getattr(pipe, "text_encoder_2", None))
+    counts = [getattr(e.config, "num_hidden_layers", None) for e in encoders if e is not None]
+    layers = min((n for n in counts if isinstance(n, int)), default=None)
+    if layers is not None and plan.clip_skip > layers:
+        raise RequestError(
+            f"clip skip {plan.clip_skip} is more than this model's text encoder has layers ({layers}); "
+            f"use a clip skip of {layers} or less (1 = last layer)."
+        )
 
 
 def _encode(pipe: Any, plan: GenerationPlan, device: torch.device) -> dict[str, torch.Tensor]:
@@ -114,6 +128,7 @@ def execute(
         )
     pipe = loaded.pipe
     use_threads(plan.threads)
+    _check_clip_skip(pipe, plan)
     device = pipe._execution_device
     cfg = plan.cfg_scale > 1.0
     _check(cancel)
@@ -143,24 +158,28 @@ def execute(
         _sync(device)
         t1 = time.perf_counter()
         generators = [torch.Generator("cpu").manual_seed(s) for s in plan.seeds]
-        latents = view(
-            **embeds,
-            **kwargs,
-            num_inference_steps=plan.steps,
-            guidance_scale=plan.cfg_scale,
-            generator=generators,
-            output_type="latent",
-            callback_on_step_end=step_end,
-        ).images
+        with no_sde_rounding_warnings():
+            latents = view(
+                **embeds,
+                **kwargs,
+                num_inference_steps=plan.steps,
+                guidance_scale=plan.cfg_scale,
+                generator=generators,
+                output_type="latent",
+                callback_on_step_end=step_end,
+            ).images
         _sync(device)
         t2 = time.perf_counter()
         _check(cancel)
         images = prepared.finish(_decode(view, latents))
         _sync(device)
         t3 = time.perf_counter()
-    except torch.OutOfMemoryError as exc:
+    except (MemoryError, RuntimeError) as exc:
+        if not is_out_of_memory(exc):
+            raise
         raise GenerationError(
-            f"Out of memory at {plan.width}x{plan.height}, batch {plan.batch_size}: use a smaller size or batch."
+            f"Out of memory at {plan.width}x{plan.height}, batch {plan.batch_size}: use a smaller size or "
+            "batch, or close other programs."
         ) from exc
     return ExecutionOutput(tuple(images), t1 - t0, t2 - t1, t3 - t2)
 

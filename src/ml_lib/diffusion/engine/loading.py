@@ -11,9 +11,17 @@ from transformers import CLIPTokenizer
 
 from .._assets import asset_path
 from ..catalog.families import Family
-from ..errors import ModelNotFoundError, ModelUnreadableError, OfflineError, UnsupportedModelError
+from ..errors import (
+    GenerationError,
+    ModelNotFoundError,
+    ModelUnreadableError,
+    OfflineError,
+    UnsupportedModelError,
+)
 from ..plan import ModelFormat, ModelRef
-from ._quiet import no_progress_bars
+from ..resolve.checkpoint import hub_reachable
+from ._oom import is_out_of_memory
+from ._quiet import no_progress_bars, no_torchvision_fallback_notice
 from .device import torch_dtype
 
 __all__ = ["load_pipeline", "pipeline_class", "shipped_tokenizer"]
@@ -32,7 +40,8 @@ _PIPELINES = {
 def pipeline_class(family: Family) -> Any:
     """The diffusers pipeline class for a family."""
     try:
-        return getattr(diffusers, _PIPELINES[family])
+        with no_torchvision_fallback_notice():  # importing a pipeline imports transformers' image processors
+            return getattr(diffusers, _PIPELINES[family])
     except KeyError:
         raise UnsupportedModelError(f"No pipeline for family {family.value!r} in this version.") from None
 
@@ -74,7 +83,7 @@ def _from_single_file(cls: Any, model: ModelRef, dtype: Any) -> Any:
 
 def _from_pretrained(cls: Any, model: ModelRef, dtype: Any) -> Any:
     kwargs: dict[str, Any] = {"dtype": dtype}
-    if model.format is ModelFormat.DIFFUSERS:
+    if model.format is ModelFormat.DIFFUSERS or not hub_reachable():  # offline: the cache, no retries
         kwargs["local_files_only"] = True
     kwargs.update(_family_kwargs(Family(model.family)))
     return cls.from_pretrained(model.reference, **kwargs)
@@ -88,7 +97,7 @@ def load_pipeline(model: ModelRef, *, dtype: str, device: str) -> Any:
     tdtype = torch_dtype(dtype)
     log.info("loading %s (%s, %s) as %s", model.reference, model.format.value, model.family, cls.__name__)
     try:
-        with no_progress_bars():
+        with no_progress_bars(), no_torchvision_fallback_notice():
             if model.format is ModelFormat.SINGLE_FILE:
                 pipe = _from_single_file(cls, model, tdtype)
             else:
@@ -100,10 +109,20 @@ def load_pipeline(model: ModelRef, *, dtype: str, device: str) -> Any:
         ) from exc
     except FileNotFoundError as exc:
         raise ModelNotFoundError(f"{model.reference}: {exc}") from exc
-    except (OSError, ValueError, RuntimeError, KeyError) as exc:
-        raise ModelUnreadableError(
-            f"Cannot load {model.reference} as a {model.family} model: {exc}. "
-            "Check the file is complete and of the family shown; give --config for unusual architectures."
+    except (MemoryError, RuntimeError) as exc:
+        if not is_out_of_memory(exc):
+            raise _unreadable(model, exc) from exc
+        raise GenerationError(
+            f"Out of memory while loading {model.reference}: close other programs, or use a smaller model."
         ) from exc
+    except (OSError, ValueError, KeyError) as exc:
+        raise _unreadable(model, exc) from exc
     pipe.set_progress_bar_config(disable=True)
     return pipe if device == "cpu" else pipe.to(device)
+
+
+def _unreadable(model: ModelRef, exc: BaseException) -> ModelUnreadableError:
+    return ModelUnreadableError(
+        f"Cannot load {model.reference} as a {model.family} model: {exc}. "
+        "Check the file is complete and of the family shown; give --config for unusual architectures."
+    )

@@ -25,11 +25,19 @@ from typing import BinaryIO
 from PIL import Image
 
 from .._files import TEMP_PREFIX, fsync_dir, new_temp, remove_quietly, write_error
-from ..errors import OutputError
+from ..errors import DiskFullError, OutputError, OutputNotWritableError
 from .metadata import SaveOptions, image_save_kwargs
 from .naming import MAX_STEM_BYTES, NameContext, next_counter, render_stem, safe_stem, template_tokens
 
-__all__ = ["STALE_TEMP_SECONDS", "TEMP_PREFIX", "Encoder", "clean_stale_temps", "encode_image", "save_image"]
+__all__ = [
+    "STALE_TEMP_SECONDS",
+    "TEMP_PREFIX",
+    "Encoder",
+    "check_output_dir",
+    "clean_stale_temps",
+    "encode_image",
+    "save_image",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +64,27 @@ Encoder = Callable[[Image.Image, BinaryIO, SaveOptions], None]
 def encode_image(image: Image.Image, fp: BinaryIO, options: SaveOptions) -> None:
     """The default encoder: Pillow, with the metadata in ``options``."""
     options.save(image, fp)
+
+
+def check_output_dir(directory: Path) -> None:
+    """Create ``directory`` and prove it takes files (a hidden probe file, written and removed) before any
+    work starts; raises OutputNotWritableError (DiskFullError when the disk is full)."""
+    fix = "choose another folder with --out (or set ML_DIFFUSION_OUTPUT)"
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        if not directory.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, "not a folder", str(directory))
+        fd, probe = new_temp(directory, ".probe")
+    except OSError as exc:
+        error = write_error(exc, directory, "save images", fix)
+        if isinstance(error, DiskFullError):
+            raise error from exc
+        raise OutputNotWritableError(
+            f"Cannot save images in {directory} ({exc.strerror or exc}): it must be a folder you can write "
+            f"to (not a file, not read-only, not a system folder such as /proc); {fix}."
+        ) from exc
+    os.close(fd)
+    remove_quietly(probe)
 
 
 def save_image(

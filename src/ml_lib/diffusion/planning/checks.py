@@ -15,22 +15,34 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _fit(width: int, height: int, limits: Limits) -> tuple[int, int]:
+    """The largest size of the same aspect, in multiples of 8, within both limits."""
+    scale = min(
+        1.0, limits.max_side / width, limits.max_side / height, (limits.max_pixels / (width * height)) ** 0.5
+    )
+    return max(8, int(width * scale) // 8 * 8), max(8, int(height * scale) // 8 * 8)
+
+
 def check_size(width: int, height: int, limits: Limits) -> None:
-    """Width and height positive multiples of 8 within the configured limits."""
+    """Width and height positive multiples of 8 within the configured limits; every size suggested fits them."""
+    top = limits.max_side // 8 * 8
     for name, value in (("width", width), ("height", height)):
         if not _is_int(value) or value <= 0:
             raise RequestError(f"{name} must be a positive integer, got {value!r}.")
-        if value % 8:
-            lower, upper = value - value % 8, value - value % 8 + 8
-            raise RequestError(f"{name} {value} is not a multiple of 8; use {lower or 8} or {upper}.")
         if value > limits.max_side:
             raise RequestError(
-                f"{name} {value} is over the limit of {limits.max_side} px; use a smaller size "
+                f"{name} {value} is over the limit of {limits.max_side} px; use {top} or less "
                 "(or raise Limits.max_side if your hardware allows)."
             )
+        if value % 8:
+            lower, upper = value - value % 8, value - value % 8 + 8
+            choices = [str(v) for v in (lower, upper) if 8 <= v <= limits.max_side]
+            raise RequestError(f"{name} {value} is not a multiple of 8; use {' or '.join(choices)}.")
     if width * height > limits.max_pixels:
+        w, h = _fit(width, height, limits)
         raise RequestError(
-            f"{width}x{height} is over the limit of {limits.max_pixels:,} pixels; use a smaller size."
+            f"{width}x{height} is over the limit of {limits.max_pixels:,} pixels; use a smaller size, "
+            f"e.g. {w}x{h}."
         )
 
 

@@ -125,6 +125,7 @@ class Planner:
             Source.PROFILE,
             f"{family.value} profile: last CLIP layer",
         )
+        _check_clip_skip(int(clip_skip), resolved.clip_layers)
         dtype = choose_dtype(device, family)
         d.items.append(Decision("device", device.kind, Source.DEVICE, device.name or "detected device"))
         d.items.append(Decision("dtype", dtype.dtype, Source.DEVICE, dtype.reason))
@@ -196,6 +197,14 @@ class Planner:
             init=init,
             decisions=tuple(d.items),
             threads=threads,
+        )
+
+
+def _check_clip_skip(clip_skip: int, layers: int | None) -> None:
+    if layers is not None and clip_skip > layers:
+        raise RequestError(
+            f"clip skip {clip_skip} is more than this model's text encoder has layers ({layers}); "
+            f"use --clip-skip {layers} or less (1 = last layer)."
         )
 
 

@@ -40,11 +40,16 @@ def _local(reference: str, known: KnownModels, kind: ModelKind) -> Path | None:
     return Path(record.path) if record is not None else None
 
 
+def _hub_like(reference: str) -> bool:
+    """A Hub id, unless its owner part is a local folder (then it is a local path that does not exist)."""
+    return is_hub_id(reference) and not Path(reference.split("/", 1)[0]).expanduser().is_dir()
+
+
 def resolve_controlnet(reference: str, known: KnownModels) -> tuple[str, str, str | None]:
     """(model, infotext name, config folder of a single file) for a ControlNet folder, file or Hub id."""
     path = _local(reference, known, ModelKind.CONTROLNET)
     if path is None:
-        if is_hub_id(reference):
+        if _hub_like(reference):
             return reference, adapter_label(reference), None
         raise ModelNotFoundError(
             f"No ControlNet at {reference!r}: no such file or folder, nor a ControlNet name in the catalog. "
@@ -83,7 +88,7 @@ def resolve_ip_adapter(
     path = _local(reference, known, ModelKind.IP_ADAPTER)
     layout = "(<folder>/models/<weights>.safetensors and <folder>/models/image_encoder/)"
     if path is None:
-        if is_hub_id(reference):
+        if _hub_like(reference):
             return reference, subfolder, weight_name
         raise ModelNotFoundError(
             f"No IP-Adapter at {reference!r}: no such folder or file, nor an IP-Adapter name in the "

@@ -8,6 +8,7 @@ given explicitly (``config_dir``) or placed beside the checkpoint as ``<stem>.co
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import math
 import re
@@ -18,7 +19,7 @@ from ..catalog.families import CONFIG_FOLDERS, LOADABLE_FAMILIES, PIPELINE_GROUP
 from ..catalog.hashing import HashCache, autov2
 from ..catalog.header import read_header
 from ..catalog.probe import FamilyGuess, detect_family, probe_diffusers_folder
-from ..catalog.records import PICKLE_SUFFIXES, ModelKind
+from ..catalog.records import MODEL_SUFFIXES, PICKLE_SUFFIXES, ModelKind
 from ..errors import ModelNotFoundError, OfflineError, UnsupportedModelError
 from ..plan import ModelFormat, ModelRef
 from .known import Lookup
@@ -26,6 +27,8 @@ from .known import Lookup
 __all__ = [
     "PICKLE_SUFFIXES",
     "beside_config_dir",
+    "clip_layers",
+    "hub_reachable",
     "is_hub_id",
     "refuse_pickled_folder",
     "resolve_model",
@@ -34,13 +37,15 @@ __all__ = [
 ]
 
 _LDM_UNET = "model.diffusion_model."
+_ENCODERS = ("text_encoder", "text_encoder_2")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 log = logging.getLogger(__name__)
 
 
 def is_hub_id(reference: str) -> bool:
     """Whether ``reference`` reads as a Hugging Face Hub id (``owner/name``, no file suffix)."""
-    return bool(_HUB_ID.match(reference)) and not Path(reference).suffix
+    suffix = Path(reference).suffix.lower()  # "…-xl-base-1.0" is an id; "owner/x.safetensors" a file
+    return bool(_HUB_ID.match(reference)) and suffix not in MODEL_SUFFIXES and suffix not in PICKLE_SUFFIXES
 
 
 def refuse_pickled_folder(folder: Path, what: str) -> None:
@@ -123,15 +128,41 @@ def _single_file(path: Path, config_dir: str | None, hashes: HashCache | None) -
     )
 
 
+#: Seconds the one reachability probe of the Hub waits before calling it unreachable.
+HUB_PROBE_TIMEOUT = 3.0
+
+
+def hub_reachable() -> bool:
+    """Whether the Hugging Face Hub answers: False at once in offline mode (HF_HUB_OFFLINE), else after one
+    request of at most HUB_PROBE_TIMEOUT seconds, without huggingface_hub's retries and their warnings."""
+    import httpx2
+    from huggingface_hub import constants
+    from huggingface_hub.utils import get_session
+
+    if constants.is_offline_mode():
+        return False
+    try:
+        get_session().head(constants.ENDPOINT, timeout=HUB_PROBE_TIMEOUT)
+    except httpx2.TransportError as exc:
+        log.info("the Hugging Face Hub at %s cannot be reached: %s", constants.ENDPOINT, exc)
+        return False
+    return True
+
+
 def _hub(repo_id: str) -> ModelRef:
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError
 
+    local = not hub_reachable()  # unreachable: the local cache only, failing at once instead of retrying
     try:
-        index = Path(hf_hub_download(repo_id, "model_index.json"))
-        for sub in ("scheduler/scheduler_config.json", "unet/config.json"):
+        index = Path(hf_hub_download(repo_id, "model_index.json", local_files_only=local))
+        for sub in (
+            "scheduler/scheduler_config.json",
+            "unet/config.json",
+            *(f"{e}/config.json" for e in _ENCODERS),
+        ):
             try:
-                hf_hub_download(repo_id, sub)
+                hf_hub_download(repo_id, sub, local_files_only=local)
             except EntryNotFoundError:
                 continue
     except LocalEntryNotFoundError as exc:
@@ -211,3 +242,36 @@ def resolve_model(
         "(owner/name). Check the path, give a diffusers folder or .safetensors checkpoint, or add your "
         "model folder with `ml-diffusion models scan --root DIR` (or ML_DIFFUSION_MODELS)."
     )
+
+
+def _layers(config: Path | None) -> int | None:
+    if config is None or not config.is_file():
+        return None
+    try:
+        value = json.loads(config.read_text(encoding="utf-8")).get("num_hidden_layers")
+    except (OSError, ValueError, AttributeError) as exc:
+        log.info("cannot read the text encoder's layer count from %s: %s", config, exc)
+        return None
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
+def _hub_config(repo_id: str, name: str) -> Path | None:
+    from huggingface_hub import try_to_load_from_cache
+
+    found = try_to_load_from_cache(repo_id, f"{name}/config.json")
+    return Path(found) if isinstance(found, str) else None
+
+
+def clip_layers(model: ModelRef) -> int | None:
+    """Layers of the model's text encoder(s), the fewest of SDXL's two (the most clip skip can take).
+
+    Read from ``text_encoder*/config.json`` of the diffusers folder, the config folder of a single file,
+    or the local Hub cache; None when no config says.
+    """
+    if model.format is ModelFormat.HUB:
+        configs = [_hub_config(model.reference, name) for name in _ENCODERS]
+    else:
+        folder = model.config_dir if model.format is ModelFormat.SINGLE_FILE else model.reference
+        configs = [Path(folder) / name / "config.json" for name in _ENCODERS] if folder else []
+    counts = [n for n in map(_layers, configs) if n is not None]
+    return min(counts) if counts else None
