@@ -1,6 +1,11 @@
 """Train the embedded demo model in resumable slices, and export it into the package.
 
-    nohup nice -n 15 python scripts/train_demo.py all --threads 2 --minutes 120 >> /work/demo-train/log.txt 2>&1 &
+    nohup nice -n 19 python scripts/train_demo.py all --threads 1 --minutes 600 --state /work/demo-train2 \
+        >> /work/demo-train2/log.txt 2>&1 &
+
+World 2 (issue 19) fine-tunes the shipped world-1 model: ``seed`` first, then ``all`` goes on from the
+shipped steps (VAE 6,200 → 8,000 with its encoder, UNet 16,000 → 30,000 with a grown text encoder, then a
+new LoRA and ControlNet). One thread: on a busy 2-core machine a second thread only spins.
 
 Stages (in order): ``vae``, ``unet``, ``lora``, ``controlnet``, ``export``; ``all`` runs what is left.
 ``seed`` rebuilds lost state from the shipped model (VAE finished, UNet at the shipped step, fresh

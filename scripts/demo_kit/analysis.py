@@ -1,7 +1,9 @@
 """Pixel analysis of demo-world images (numpy + Pillow, no torch): what object, what colour, where, styled.
 
-:func:`analyse` fits the background as a linear ramp to the image border, takes the pixels far from it as
-the object, and reads its colour (nearest palette colour of the median object pixel), position (nearest
+:func:`analyse` fits the background as a linear ramp to the image border (refitted without the border
+pixels an object covers), takes the pixels far from it as the object, and reads its colour (nearest palette
+colour of the median pixel of the object's core, edges blended with the background left out), the
+background (nearest colour of the fitted border, or the gradient whose two ends it matches), position (nearest
 position centre to the bounding-box centre), shape (best IoU of the bounding-box-normalised mask against
 each shape's template), a stripe score (diagonal periodicity of luminance inside the object) and an
 outline score (the share of pixels around the object that are no blend of its colour and the background).
@@ -17,9 +19,9 @@ from functools import cache
 import numpy as np
 from PIL import Image, ImageFilter
 
-from .world import COLORS, POSITIONS, SHAPES, shape_mask
+from .world import BACKGROUNDS, COLORS, POSITIONS, SHAPES, shape_mask
 
-__all__ = ["Analysis", "analyse", "mask_iou", "object_mask"]
+__all__ = ["Analysis", "analyse", "mask_iou", "object_mask", "read_background"]
 
 _BORDER = 3
 _THRESHOLD = 60.0  # RGB distance from the fitted background that counts as object
@@ -36,6 +38,7 @@ class Analysis:
 
     mask: np.ndarray
     color: str | None
+    background: str
     position: str | None
     shape: str | None
     stripe_score: float
@@ -54,19 +57,42 @@ class Analysis:
 
 
 def _background_fit(image: np.ndarray) -> np.ndarray:
+    """A linear colour ramp fitted to the border band, refitted once without the outliers (an object
+    touching the border)."""
     h, w, _ = image.shape
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     border = np.zeros((h, w), dtype=bool)
     border[:_BORDER] = border[-_BORDER:] = True
     border[:, :_BORDER] = border[:, -_BORDER:] = True
     design = np.stack([np.ones(h * w, np.float32), yy.ravel() / h, xx.ravel() / w], axis=1)
-    coef, *_ = np.linalg.lstsq(design[border.ravel()], image.reshape(-1, 3)[border.ravel()], rcond=None)
+    pixels = image.reshape(-1, 3)
+    keep = border.ravel()
+    for _ in range(2):
+        coef, *_ = np.linalg.lstsq(design[keep], pixels[keep], rcond=None)
+        residual = np.linalg.norm(pixels - design @ coef, axis=1)
+        inliers = keep & (residual < _THRESHOLD / 2)
+        if inliers.sum() < 0.6 * border.sum():
+            break
+        keep = inliers
     return (design @ coef).reshape(h, w, 3)
+
+
+def _nearest(colour: np.ndarray) -> str:
+    return min(COLORS, key=lambda c: float(np.sum((np.asarray(COLORS[c], np.float32) - colour) ** 2)))
 
 
 def _distance(image: np.ndarray) -> np.ndarray:
     pixels = image.astype(np.float32)
     return np.linalg.norm(pixels - _background_fit(pixels), axis=2)
+
+
+def read_background(image: np.ndarray) -> str:
+    """The background of a demo-world image: a colour, or a gradient whose top and bottom it matches."""
+    fit = _background_fit(np.asarray(image, np.float32)[..., :3])
+    top, bottom = _nearest(fit[1].mean(axis=0)), _nearest(fit[-2].mean(axis=0))
+    if top != bottom and f"{top} to {bottom} gradient" in BACKGROUNDS:
+        return f"{top} to {bottom} gradient"
+    return _nearest(fit.reshape(-1, 3).mean(axis=0))
 
 
 def _outline_score(pixels: np.ndarray, mask: np.ndarray, color: np.ndarray) -> float:
@@ -180,16 +206,16 @@ def analyse(image: np.ndarray | Image.Image) -> Analysis:
     area = int(mask.sum())
     if area < 6:
         return Analysis(
-            mask, color=None, position=None, shape=None, stripe_score=0.0, outline_score=0.0, area=area
+            mask, None, read_background(pixels), None, None, stripe_score=0.0, outline_score=0.0, area=area
         )
     ys, xs = np.nonzero(mask)
     h, w = mask.shape
     cx = (xs.min() + xs.max() + 1) / 2 * 64 / w
     cy = (ys.min() + ys.max() + 1) / 2 * 64 / h
     position = min(POSITIONS, key=lambda p: (POSITIONS[p][0] - cx) ** 2 + (POSITIONS[p][1] - cy) ** 2)
-    median = _object_colour(pixels, mask)
-    outline = _outline_score(pixels, mask, median)
     stripes = _stripe_score(pixels, mask)
+    median = _object_colour(pixels, mask, stripes > _STRIPE_THRESHOLD)
+    outline = _outline_score(pixels, mask, median)
     body = mask
     # an outline band is the style's, not the object's: peel it off before reading colour and shape
     if outline > _OUTLINE_THRESHOLD and stripes <= _STRIPE_THRESHOLD:
@@ -198,10 +224,11 @@ def analyse(image: np.ndarray | Image.Image) -> Analysis:
         )
         if inner.sum() >= 6:
             body = inner
-            median = _object_colour(pixels, body)
+            median = _object_colour(pixels, body, False)
     return Analysis(
         mask=mask,
-        color=min(COLORS, key=lambda c: float(np.sum((np.asarray(COLORS[c], np.float32) - median) ** 2))),
+        color=_nearest(median),
+        background=read_background(pixels),
         position=position,
         shape=_shape(body),
         stripe_score=stripes,
@@ -210,11 +237,15 @@ def analyse(image: np.ndarray | Image.Image) -> Analysis:
     )
 
 
-def _object_colour(pixels: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """The median of the most saturated half of the masked pixels (stripes are near-white)."""
-    obj = pixels[mask].astype(np.float32)
-    saturation = obj.max(axis=1) - obj.min(axis=1)
-    return np.median(obj[saturation >= np.median(saturation)], axis=0)
+def _object_colour(pixels: np.ndarray, mask: np.ndarray, striped: bool) -> np.ndarray:
+    """The median pixel of the mask's core (a 3-pixel min filter drops the edges blended with the
+    background); of its most saturated half when striped (the stripes are near-white)."""
+    core = np.asarray(Image.fromarray(mask.astype(np.uint8) * 255).filter(ImageFilter.MinFilter(3))) > 0
+    obj = pixels[core if core.sum() >= 6 else mask].astype(np.float32)
+    if striped:
+        saturation = obj.max(axis=1) - obj.min(axis=1)
+        obj = obj[saturation >= np.median(saturation)]
+    return np.median(obj, axis=0)
 
 
 def _shape(mask: np.ndarray) -> str | None:

@@ -46,7 +46,9 @@ def _commit() -> str:
 
 
 def _stage_facts(state: Path, base_step: int) -> dict[str, Any]:
-    facts: dict[str, Any] = {"commit": _commit()}
+    from .world import WORLD_VERSION
+
+    facts: dict[str, Any] = {"commit": _commit(), "world": WORLD_VERSION}
     for name in ("vae", "unet", "lora", "controlnet"):
         ckpt = load_checkpoint(state / f"{name}.pt")
         if ckpt is not None:

@@ -1,8 +1,12 @@
 """The demo model's tokenizer: the OpenAI CLIP BPE table cut down to the merges the demo captions use.
 
-The kept merges are those the full table applies to each demo word, in their original order, so the cut
-table tokenises these words as CLIP does; a few merges appended at the end make the words CLIP splits
-(``cyan``, the trigger ``dmstripes``) single tokens. Other text falls back to pieces and bytes.
+The kept merges are those the full table applies to each world-1 word (:data:`WORLD1_WORDS`), in their
+original order, so the cut table tokenises these words as CLIP does; merges appended at the end make the
+words CLIP splits (``cyan``, the trigger ``dmstripes``) single tokens. World 2's new words are grown onto
+that table: their merges and tokens come after everything world 1 had, so every world-1 token keeps its id
+(653 ids: 512 bytes, 139 merges, ``<|startoftext|>`` 651, ``<|endoftext|>`` 652) and the shipped text
+encoder's embedding rows stay valid; :func:`grow_embeddings` adds rows for the new ids. Other text falls
+back to pieces and bytes.
 """
 
 from __future__ import annotations
@@ -16,7 +20,66 @@ from .world import vocabulary
 if TYPE_CHECKING:
     from transformers import CLIPTokenizer
 
-__all__ = ["demo_merges", "demo_tokenizer"]
+__all__ = ["NEW_WORD_SEEDS", "WORLD1_WORDS", "demo_merges", "demo_tokenizer", "grow_embeddings"]
+
+#: The world-1 vocabulary, frozen: its tokens keep the ids the shipped text encoder was trained with.
+WORLD1_WORDS = [
+    "a",
+    "at",
+    "background",
+    "beige",
+    "big",
+    "black",
+    "blue",
+    "bottom",
+    "center",
+    "centered",
+    "circle",
+    "cyan",
+    "dark",
+    "dmstripes",
+    "gradient",
+    "gray",
+    "green",
+    "in",
+    "large",
+    "left",
+    "light",
+    "little",
+    "middle",
+    "near",
+    "on",
+    "orange",
+    "over",
+    "pink",
+    "purple",
+    "red",
+    "right",
+    "ring",
+    "side",
+    "small",
+    "square",
+    "star",
+    "style",
+    "the",
+    "tiny",
+    "to",
+    "top",
+    "triangle",
+    "white",
+    "with",
+    "yellow",
+]
+#: Words whose embeddings start a new word's row (their mean); others start from the mean of all words.
+NEW_WORD_SEEDS: dict[str, tuple[str, ...]] = {
+    "against": ("on", "over"),
+    "an": ("a",),
+    "backdrop": ("background",),
+    "brown": ("orange", "black"),
+    "centre": ("center",),
+    "image": ("background",),
+    "of": ("the",),
+}
 
 _BYTE_TOKENS = 512
 _BOS, _EOS = "<|startoftext|>", "<|endoftext|>"
@@ -53,40 +116,48 @@ def _bpe(word: str, ranks: dict[tuple[str, str], int]) -> tuple[list[str], set[t
     return parts, used
 
 
-def demo_merges() -> list[tuple[str, str]]:
-    """The CLIP merges the demo vocabulary needs, in CLIP's order, then merges that make each word whole.
-
-    Words CLIP splits (``cyan`` → ``cy an``, the trigger ``dmstripes``) get extra merges at the end of the
-    table, joining their pieces left to right, so every demo word is one token.
-    """
-    _, merges = _clip_table()
-    ranks = {pair: i for i, pair in enumerate(merges)}
+def _cut(words: list[str] | tuple[str, ...], merges: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """``merges`` plus the merges (CLIP's where it has them, in CLIP's order, then left-to-right joins)
+    that make each of ``words`` one token; nothing already in ``merges`` moves."""
+    _, clip = _clip_table()
+    clip_ranks = {pair: i for i, pair in enumerate(clip)}
+    table = {pair: i for i, pair in enumerate(merges)}
     used: set[tuple[str, str]] = set()
-    for word in vocabulary():
-        used |= _bpe(word, ranks)[1]
-    kept = sorted(used, key=ranks.__getitem__)
-    extra: list[tuple[str, str]] = []
-    kept_ranks = {pair: i for i, pair in enumerate(kept)}
-    for word in vocabulary():
-        pieces = _bpe(word, kept_ranks)[0]
+    for word in words:
+        used |= _bpe(word, clip_ranks)[1]
+    added = [pair for pair in sorted(used - set(table), key=clip_ranks.__getitem__)]
+    for pair in added:
+        table[pair] = len(table)
+    for word in words:
+        pieces = _bpe(word, table)[0]
         while len(pieces) > 1:
             pair = (pieces[0], pieces[1])
-            if pair not in kept_ranks:
-                kept_ranks[pair] = len(kept_ranks)
-                extra.append(pair)
+            if pair not in table:
+                table[pair] = len(table)
+                added.append(pair)
             pieces = [pieces[0] + pieces[1], *pieces[2:]]
-    return [*kept, *extra]
+    return [*merges, *added]
+
+
+def demo_merges() -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """The world-1 merges (as shipped), and the merges grown after them for the rest of the vocabulary."""
+    world1 = _cut(WORLD1_WORDS, [])
+    grown = _cut(vocabulary(), world1)
+    return world1, grown[len(world1) :]
 
 
 def demo_tokenizer() -> CLIPTokenizer:
-    """A ``CLIPTokenizer``: 512 byte tokens, the demo merges, ``<|startoftext|>``, ``<|endoftext|>``."""
+    """A ``CLIPTokenizer``: 512 byte tokens, the world-1 merges, ``<|startoftext|>``, ``<|endoftext|>``,
+    then the tokens grown for world 2."""
     from transformers import CLIPTokenizer
 
     full_vocab, _ = _clip_table()
-    merges = demo_merges()
+    world1, grown = demo_merges()
     by_id = sorted(full_vocab, key=full_vocab.__getitem__)
-    tokens = [*by_id[:_BYTE_TOKENS], *(a + b for a, b in merges), _BOS, _EOS]
+    tokens = [*by_id[:_BYTE_TOKENS], *(a + b for a, b in world1), _BOS, _EOS]
+    tokens += [t for t in dict.fromkeys(a + b for a, b in grown) if t not in set(tokens)]
     vocab = {token: index for index, token in enumerate(tokens)}
+    merges = [*world1, *grown]
     return CLIPTokenizer(
         vocab=vocab,
         merges=merges,
@@ -96,3 +167,28 @@ def demo_tokenizer() -> CLIPTokenizer:
         pad_token=_EOS,
         model_max_length=77,
     )
+
+
+def grow_embeddings(state_dict: dict, tokenizer: CLIPTokenizer) -> dict:
+    """A text-encoder state dict whose token embedding has a row for every id of ``tokenizer``.
+
+    Rows already there are kept; a new word's row starts at the mean of its :data:`NEW_WORD_SEEDS`
+    words' rows (or of every whole-word row), so it begins near related words rather than at noise.
+    """
+    import torch
+
+    key = next(k for k in state_dict if k.endswith("token_embedding.weight"))
+    old = state_dict[key]
+    size = len(tokenizer)
+    if old.shape[0] >= size:
+        return state_dict
+    vocab = tokenizer.get_vocab()
+    whole = [vocab[f"{w}</w>"] for w in WORLD1_WORDS if vocab.get(f"{w}</w>", size) < old.shape[0]]
+    rows = old.new_empty((size, old.shape[1]))
+    rows[: old.shape[0]] = old
+    rows[old.shape[0] :] = old[whole].mean(dim=0)
+    for word, seeds in NEW_WORD_SEEDS.items():
+        index = vocab.get(f"{word}</w>")
+        if index is not None and index >= old.shape[0]:
+            rows[index] = torch.stack([old[vocab[f"{s}</w>"]] for s in seeds]).mean(dim=0)
+    return {**state_dict, key: rows}

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .world import Split, Style, render, sample_scene
+from .world import POSITIONS, Split, Style, captions, render, sample_control_scene, sample_scene
 
 __all__ = [
     "Batch",
@@ -51,26 +51,44 @@ def make_batch(
     split: Split = "train",
     striped_fraction: float = 0.0,
     outline_fraction: float = 0.0,
+    neutral_fraction: float = 0.0,
+    control: bool = False,
     stream: int = 0,
 ) -> Batch:
     """The deterministic batch number ``step`` of a stage (``stream`` separates stages' data).
 
-    Each image is striped with probability ``striped_fraction``, else outlined with ``outline_fraction``.
+    Each image is striped with probability ``striped_fraction``, else outlined with ``outline_fraction``;
+    its caption leaves the position unsaid with probability ``neutral_fraction``. ``control``: objects
+    anywhere (:func:`~.world.sample_control_scene`), captions saying no position (40%), another position
+    (30%) or the nearest one (30%), so a ControlNet learns to follow its mask whatever the caption says.
     """
     rng = np.random.default_rng([seed, stream, step])
     scene_seeds = rng.integers(0, 2**62, size=size)
     striped = rng.random(size) < striped_fraction
     outlined = rng.random(size) < outline_fraction if outline_fraction > 0 else np.zeros(size, dtype=bool)
-    images, captions, masks, scenes = [], [], [], []
+    images, texts, masks, scenes = [], [], [], []
     for scene_seed, is_striped, is_outlined in zip(scene_seeds, striped, outlined, strict=True):
         style: Style = "striped" if is_striped else "outline" if is_outlined else "plain"
-        rendered = render(sample_scene(int(scene_seed), split, style=style))
+        scene = (
+            sample_control_scene(int(scene_seed))
+            if control
+            else sample_scene(int(scene_seed), split, style=style)
+        )
+        rendered = render(scene)
         images.append(rendered.image)
-        captions.append(rendered.captions[int(rng.integers(len(rendered.captions)))])
+        said: str | None = scene.position
+        draw = rng.random()
+        if control:
+            others = [p for p in POSITIONS if p != scene.position]
+            said = None if draw < 0.4 else others[int(rng.integers(len(others)))] if draw < 0.7 else said
+        elif draw < neutral_fraction:
+            said = None
+        options = captions(scene, position=said)
+        texts.append(options[int(rng.integers(len(options)))])
         masks.append(rendered.mask)
         scenes.append(rendered.scene)
     pixels = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 127.5 - 1.0
-    return Batch(images=pixels, captions=tuple(captions), masks=np.stack(masks), scenes=tuple(scenes))
+    return Batch(images=pixels, captions=tuple(texts), masks=np.stack(masks), scenes=tuple(scenes))
 
 
 class Budget:

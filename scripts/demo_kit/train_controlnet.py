@@ -2,7 +2,9 @@
 
 Initialised from the UNet (``ControlNetModel.from_unet``, zero output convolutions), with a conditioning
 embedding that downsamples 64 → 16 (three channel widths, two stride-2 convolutions). The control image is
-the white-on-black object mask in [0, 1], as the diffusers ControlNet pipeline feeds it. The checkpoint
+the white-on-black object mask in [0, 1], as the diffusers ControlNet pipeline feeds it. World 2: objects
+anywhere in the frame, captions that say no position, another one or the nearest one (a ControlNet trained
+only on captions that agree with its mask learns to lean on the caption, not the mask). The checkpoint
 records the UNet step it was trained against; when the base has moved on, the stage starts over.
 """
 
@@ -28,7 +30,7 @@ from .train_unet import alphas_cumprod, encode_text, load_base
 
 __all__ = ["CONTROLNET_STEPS", "build_controlnet", "control_tensor", "load_controlnet", "train_controlnet"]
 
-CONTROLNET_STEPS = 600
+CONTROLNET_STEPS = 2000  # world 1: 600 (captions always agreed with the mask)
 _BATCH = 16
 _LR = 5e-4
 _DROPOUT = 0.1
@@ -93,7 +95,7 @@ def train_controlnet(state: Path, budget: Budget, *, seed: int = 0) -> bool:
     controlnet.train()
     losses: list[float] = []
     while step < CONTROLNET_STEPS and not budget.expired():
-        batch = make_batch(seed, step, _BATCH, stream=_STREAM)
+        batch = make_batch(seed, step, _BATCH, control=True, stream=_STREAM)
         gen = torch.Generator().manual_seed(seed * 1_000_003 + step)
         drop = torch.rand(_BATCH, generator=gen) < _DROPOUT
         captions = ["" if d else c for d, c in zip(drop.tolist(), batch.captions, strict=True)]

@@ -3,7 +3,11 @@
 Recipe (FACTS): DDPM 1000 scaled_linear, min-SNR-5 weighting (with an x0-space floor from step 4,297),
 AdamW 4e-4 with warm-up, grad clip 1, 10% caption dropout, EMA 0.995 of both networks. Every
 ``_EVAL_EVERY`` steps the EMA model samples held-out captions (DDIM 20 steps, CFG 4) and the pixel
-analysis scores colour, position and shape.
+analysis scores colour, background, position and shape.
+
+World 2 (from step 16,000, the shipped world-1 UNet): the text encoder's embedding grows for the new
+words (:func:`~.tokenizer.grow_embeddings`), the learning rate warms up again and follows its own cosine,
+15% of captions leave the position unsaid, and the probe also reads the background.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import torch
 
 from .analysis import analyse
 from .model import SCHEDULE, build_text_encoder, build_unet, make_pipeline
-from .tokenizer import demo_tokenizer
+from .tokenizer import demo_tokenizer, grow_embeddings
 from .train_common import (
     Budget,
     load_checkpoint,
@@ -30,11 +34,13 @@ from .train_common import (
     stage_logger,
 )
 from .train_vae import load_vae
-from .world import COLORS, POSITIONS, SHAPES
+from .world import BACKGROUNDS, COLORS, POSITIONS, SHAPES
 
 __all__ = ["UNET_STEPS", "ema_update", "encode_text", "held_out_scores", "load_base", "train_unet"]
 
-UNET_STEPS = 16000  # 6,000 planned at first; raised when 3,200 steps left position unlearned
+UNET_STEPS = 30000  # world 1: 16,000 (6,000 planned at first; raised when 3,200 left position unlearned)
+WORLD2_FROM = 16000
+_NEUTRAL = 0.15  # world 2: captions that leave the position unsaid (the prior, and inpainting's prompts)
 _BATCH = 16
 _LR = 4e-4
 _WARMUP = 200
@@ -52,7 +58,9 @@ _X0_FLOOR_FROM = 4297
 # so gave the text encoder no reason to keep one.
 _AUX_FROM = 7441
 _AUX_WEIGHT = 0.05
-_AUX_FIELDS = (("position", tuple(POSITIONS)), ("color", tuple(COLORS)), ("shape", SHAPES))
+_AUX_FIELDS = (
+    ("position", tuple(POSITIONS)), ("color", tuple(COLORS)), ("shape", SHAPES), ("background", BACKGROUNDS),
+)  # fmt: skip
 _EVAL_EVERY = 400
 _STREAM = 2
 
@@ -87,7 +95,7 @@ def alphas_cumprod() -> torch.Tensor:
 
 @torch.no_grad()
 def held_out_scores(pipe: Any, seed: int, count: int = 20, steps: int = 20) -> dict[str, float]:
-    """Colour / position / shape accuracy of ``pipe`` on ``count`` held-out captions."""
+    """Colour / background / position / shape accuracy of ``pipe`` on ``count`` held-out captions."""
     batch = make_batch(seed, 0, count, split="eval", stream=97)
     pipe.set_progress_bar_config(disable=True)
     gen = torch.Generator().manual_seed(seed)
@@ -108,7 +116,7 @@ def held_out_scores(pipe: Any, seed: int, count: int = 20, steps: int = 20) -> d
                 [getattr(a, field) == getattr(s, field) for a, s in zip(found, batch.scenes, strict=True)]
             )
         )
-        for field in ("color", "position", "shape")
+        for field in ("color", "background", "position", "shape")
     }
 
 
@@ -127,6 +135,13 @@ def aux_loss(head: torch.nn.Module, pooled: torch.Tensor, scenes: tuple[Any, ...
     return total
 
 
+def _progress(step: int) -> float:
+    """Where ``step`` is in its cosine: world 1's (0 to 16,000) or world 2's (16,000 to the end)."""
+    if step >= WORLD2_FROM:
+        return (step - WORLD2_FROM) / max(1, UNET_STEPS - WORLD2_FROM)
+    return step / WORLD2_FROM
+
+
 def train_unet(state: Path, budget: Budget, *, seed: int = 0) -> bool:
     """Train (or resume) UNet + text encoder until :data:`UNET_STEPS`; True when complete."""
     path = state / "unet.pt"
@@ -143,7 +158,7 @@ def train_unet(state: Path, budget: Budget, *, seed: int = 0) -> bool:
     if ckpt is not None:
         seconds = float(ckpt.get("seconds", 0.0))
         unet.load_state_dict(ckpt["unet"])
-        text_encoder.load_state_dict(ckpt["text_encoder"])
+        text_encoder.load_state_dict(grow_embeddings(ckpt["text_encoder"], tokenizer))
         step = ckpt["step"]
         warm_from = int(ckpt.get("warm_from", 0))
         if ckpt["opt"] is None:  # seeded from the shipped weights: fresh moments, warm up again
@@ -151,7 +166,7 @@ def train_unet(state: Path, budget: Budget, *, seed: int = 0) -> bool:
         else:
             opt.load_state_dict(ckpt["opt"])
     head = aux_head()
-    if ckpt is not None and "aux_head" in ckpt:
+    if ckpt is not None and ckpt.get("aux_head", {}).get("bias", torch.zeros(0)).shape == head.bias.shape:
         head.load_state_dict(ckpt["aux_head"])
     head_opt = torch.optim.AdamW(head.parameters(), lr=1e-3, weight_decay=0.0)
     ema_unet, ema_text = (
@@ -160,7 +175,7 @@ def train_unet(state: Path, budget: Budget, *, seed: int = 0) -> bool:
     )
     if ckpt is not None:
         ema_unet.load_state_dict(ckpt["ema_unet"])
-        ema_text.load_state_dict(ckpt["ema_text"])
+        ema_text.load_state_dict(grow_embeddings(ckpt["ema_text"], tokenizer))
         log.info("unet: resumed at step %d", step)
 
     def save() -> None:
@@ -186,7 +201,8 @@ def train_unet(state: Path, budget: Budget, *, seed: int = 0) -> bool:
     losses: list[float] = []
     aux_losses: list[float] = []
     while step < UNET_STEPS and not budget.expired():
-        batch = make_batch(seed, step, _BATCH, stream=_STREAM)
+        neutral = _NEUTRAL if step >= WORLD2_FROM else 0.0
+        batch = make_batch(seed, step, _BATCH, neutral_fraction=neutral, stream=_STREAM)
         gen = torch.Generator().manual_seed(seed * 1_000_003 + step)
         with torch.no_grad():
             latents = vae.encode(batch.images).latent_dist.mean * scale
@@ -212,7 +228,7 @@ def train_unet(state: Path, budget: Budget, *, seed: int = 0) -> bool:
             loss = loss + _AUX_WEIGHT * probe
             head_opt.zero_grad(set_to_none=True)
         warm = min(1.0, (step - warm_from + 1) / _WARMUP)
-        lr = _LR * warm * (0.2 + 0.4 * (1 + math.cos(math.pi * step / UNET_STEPS)))
+        lr = _LR * warm * (0.2 + 0.4 * (1 + math.cos(math.pi * _progress(step))))
         losses.append(optimizer_step(opt, loss, params, lr))
         if step >= _AUX_FROM and kept:
             head_opt.step()
@@ -242,6 +258,6 @@ def load_base(state: Path) -> tuple[Any, int]:
     tokenizer = demo_tokenizer()
     unet, text_encoder = build_unet(), build_text_encoder(tokenizer)
     unet.load_state_dict(ckpt["ema_unet"])
-    text_encoder.load_state_dict(ckpt["ema_text"])
+    text_encoder.load_state_dict(grow_embeddings(ckpt["ema_text"], tokenizer))
     pipe = make_pipeline(load_vae(state), text_encoder.eval(), tokenizer, unet.eval())
     return pipe, int(ckpt["step"])

@@ -8,6 +8,11 @@ style LoRA's outlines (the encoder, hence every latent the UNet sees, is unchang
 55% of the shapes right on the VAE's own reconstructions, stars as blobs): a fresh cosine schedule and an
 L1 loss on image gradients that rewards sharp edges. The latent scaling factor (1 / std) is measured once
 the encoder is final and kept from then on, so the refinement never moves the UNet's latents.
+
+World 2 (from step 6,200, the shipped VAE): world 1's encoder read only 49% of world 2's colours right on
+reconstructions (new background and object colours), so the whole autoencoder trains again on world-2
+images (steps 6,200-7,400, edge loss, 20% outline and 10% striped images), then the decoder alone
+(7,400-8,000); the scaling factor is measured again when the encoder is final at step 7,400.
 """
 
 from __future__ import annotations
@@ -25,7 +30,9 @@ from .train_common import Budget, load_checkpoint, make_batch, save_checkpoint, 
 
 __all__ = ["VAE_STEPS", "load_vae", "train_vae"]
 
-VAE_STEPS = 6200
+VAE_STEPS = 8000
+WORLD2_FROM = 6200  # world 2 starts from the shipped (world-1) VAE
+_W2_ENCODER_UNTIL = 7400  # then the encoder is final and the decoder refines alone
 _BASE_STEPS = 1000  # the autoencoder proper; then the decoder learns the outline style
 _DECODER_STEPS = 150
 _REFINE_FROM = 1200  # decoder refinement: its own warm-up and cosine schedule, plus the edge loss
@@ -41,6 +48,11 @@ log = stage_logger("vae")
 
 
 def _lr(step: int) -> float:
+    if step >= WORLD2_FROM:
+        span = VAE_STEPS - WORLD2_FROM
+        done = (step - WORLD2_FROM) / span
+        warm = min(1.0, (step - WORLD2_FROM + 1) / 100)
+        return 5e-4 * warm * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * done)))
     if step >= _REFINE_FROM:
         done = (step - _REFINE_FROM) / (VAE_STEPS - _REFINE_FROM)
         warm = min(1.0, (step - _REFINE_FROM + 1) / 100)
@@ -52,14 +64,16 @@ def _lr(step: int) -> float:
 
 
 @torch.no_grad()
-def _evaluate(vae: torch.nn.Module, seed: int) -> tuple[float, float]:
-    """Reconstruction MSE and colour accuracy on 48 held-out scenes."""
+def _evaluate(vae: torch.nn.Module, seed: int) -> tuple[float, float, float]:
+    """Reconstruction MSE, object-colour and background accuracy on 48 held-out scenes."""
     batch = make_batch(seed, 0, 48, split="eval", stream=99)
     recon = vae.decode(vae.encode(batch.images).latent_dist.mean).sample.clamp(-1, 1)
     mse = float((recon - batch.images).pow(2).mean())
     pixels = ((recon + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
-    right = sum(analyse(p).color == s.color for p, s in zip(pixels, batch.scenes, strict=True))
-    return mse, right / len(batch.scenes)
+    found = [analyse(p) for p in pixels]
+    color = np.mean([a.color == s.color for a, s in zip(found, batch.scenes, strict=True)])
+    background = np.mean([a.background == s.background for a, s in zip(found, batch.scenes, strict=True)])
+    return mse, float(color), float(background)
 
 
 def edge_loss(recon: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -92,6 +106,8 @@ def train_vae(state: Path, budget: Budget, *, seed: int = 0) -> bool:
             opt.load_state_dict(ckpt["opt"])
         step = ckpt["step"]
         scaling = ckpt.get("config", {}).get("scaling_factor")
+        if WORLD2_FROM <= step < _W2_ENCODER_UNTIL:  # the encoder trains again: measure the scale anew
+            scaling = None
         log.info("vae: resumed at step %d", step)
 
     def save() -> None:
@@ -103,12 +119,14 @@ def train_vae(state: Path, budget: Budget, *, seed: int = 0) -> bool:
     vae.train()
     losses: list[float] = []
     while step < VAE_STEPS and not budget.expired():
-        outline = 0.4 if step >= _BASE_STEPS else 0.0
+        world2 = step >= WORLD2_FROM
+        outline = 0.2 if world2 else 0.4 if step >= _BASE_STEPS else 0.0
         batch = make_batch(seed, step, _BATCH, striped_fraction=0.1, outline_fraction=outline, stream=_STREAM)
         gen = torch.Generator().manual_seed(seed * 1_000_003 + step)
         for group in opt.param_groups:
             group["lr"] = _lr(step)
-        decoder_only = step >= _BASE_STEPS - _DECODER_STEPS
+        encoder_final = _W2_ENCODER_UNTIL if world2 else _BASE_STEPS - _DECODER_STEPS
+        decoder_only = step >= encoder_final
         if decoder_only:
             with torch.no_grad():
                 z = vae.encode(batch.images).latent_dist.mean
@@ -133,13 +151,12 @@ def train_vae(state: Path, budget: Budget, *, seed: int = 0) -> bool:
         step += 1
         if step % 100 == 0:
             vae.eval()
-            mse, color = _evaluate(vae, seed)
+            mse, color, background = _evaluate(vae, seed)
             vae.train()
-            log.info(
-                "vae step %d loss %.4f eval mse %.4f colour %.0f%%", step, np.mean(losses), mse, color * 100
-            )
+            log.info("vae step %d loss %.4f eval mse %.4f colour %.0f%% background %.0f%%", step,
+                     np.mean(losses), mse, color * 100, background * 100)  # fmt: skip
             losses.clear()
-        if scaling is None and step >= _BASE_STEPS - _DECODER_STEPS:  # the encoder is final
+        if scaling is None and step >= encoder_final and (step >= _W2_ENCODER_UNTIL or not world2):
             vae.eval()
             scaling = _scaling_factor(vae, seed)
             vae.train()

@@ -119,3 +119,71 @@ def test_controlnet_follows_the_mask(demo_pipe: Any) -> None:
         pipe, ["a big blue square on the right, white background"], image=control_image(target)
     )[0]
     assert mask_iou(analyse(image).mask, target) > 0.6
+
+
+def _shipped_world() -> int:
+    import json
+
+    from ml_lib.diffusion.demo.assets import demo_folder
+
+    return int(json.loads((demo_folder() / "training.json").read_text()).get("world", 1))
+
+
+world2 = pytest.mark.skipif(
+    not has_demo_model() or _shipped_world() < 2, reason="needs the world-2 demo model (issue 19)"
+)
+
+
+@world2
+def test_what_people_type_first(demo_pipe: Any) -> None:
+    """Issue 19: "a red circle on a blue background" and "white star on black" are inside world 2."""
+    from demo_kit.analysis import analyse
+
+    for prompt, color, background in (
+        ("a red circle on a blue background", "red", "blue"),
+        ("white star on black", "white", "black"),
+    ):
+        found = [analyse(i) for i in _generate(demo_pipe, [prompt] * 4)]
+        assert sum(a.color == color and a.background == background for a in found) >= 3, prompt
+
+
+@world2
+@pytest.mark.parametrize("said", [None, "top", "right"])
+def test_controlnet_wins_over_a_neutral_or_conflicting_caption(demo_pipe: Any, said: str | None) -> None:
+    """Mask at the bottom left; the caption says no position or another one: the object follows the mask."""
+    import torch
+    from demo_kit.analysis import analyse, mask_iou
+    from demo_kit.world import Scene, captions, control_image, render
+    from diffusers import ControlNetModel, StableDiffusionControlNetPipeline
+
+    from ml_lib.diffusion.demo.assets import demo_controlnet_dir
+
+    controlnet = ControlNetModel.from_pretrained(
+        demo_controlnet_dir(), dtype=torch.float32, local_files_only=True
+    )
+    pipe = StableDiffusionControlNetPipeline(**demo_pipe.components, controlnet=controlnet)
+    pipe.set_progress_bar_config(disable=True)
+    scene = Scene("circle", "red", "big", "bottom", "white", dx=-16)
+    target = render(scene).mask
+    prompt = captions(scene, position=said)[0]
+    images = _generate(pipe, [prompt] * 2, image=control_image(target))
+    assert min(mask_iou(analyse(i).mask, target) for i in images) >= 0.7, prompt
+
+
+@world2
+def test_inpainting_draws_the_prompts_object_in_the_mask(demo_pipe: Any) -> None:
+    """A box on the left of a plain blue image, "a yellow square on the left": a yellow square in the box."""
+    from demo_kit.analysis import analyse
+    from diffusers import AutoPipelineForInpainting
+    from PIL import Image
+
+    pipe = AutoPipelineForInpainting.from_pipe(demo_pipe)
+    pipe.set_progress_bar_config(disable=True)
+    box = np.zeros((64, 64), np.uint8)
+    box[16:48, 0:32] = 255
+    init = Image.new("RGB", (64, 64), (30, 70, 220))
+    prompt = ["a big yellow square on the left, blue background"] * 2
+    images = _generate(pipe, prompt, image=init, mask_image=Image.fromarray(box), strength=0.75)
+    for image in images:
+        found = analyse(image)
+        assert found.color == "yellow" and (found.mask & (box > 0)).sum() >= 0.8 * found.area > 0

@@ -33,6 +33,7 @@ def test_seeded_state_resumes_from_the_shipped_model(tmp_path: Path, monkeypatch
     assert seed_state(tmp_path, demo_folder()) is False  # never overwrites a state
     seeded = load_checkpoint(tmp_path / "unet.pt")
     assert seeded is not None and seeded["step"] == shipped and seeded["opt"] is None
+    monkeypatch.setattr(train_vae, "VAE_STEPS", load_checkpoint(tmp_path / "vae.pt")["step"])  # type: ignore[index]
     monkeypatch.setattr(train_unet, "UNET_STEPS", shipped + 2)
     assert train_unet.train_unet(tmp_path, Budget(5.0)) is True
     resumed = load_checkpoint(tmp_path / "unet.pt")
@@ -42,6 +43,8 @@ def test_seeded_state_resumes_from_the_shipped_model(tmp_path: Path, monkeypatch
     assert moved, "two training steps changed the live UNet"
     pipe, step = train_unet.load_base(tmp_path)
     assert step == shipped + 2 and type(pipe).__name__ == "StableDiffusionPipeline"
+    rows = pipe.text_encoder.get_input_embeddings().weight
+    assert rows.shape[0] == len(pipe.tokenizer)  # grown for world 2's words
 
 
 def test_loss_weight_is_min_snr_with_an_x0_floor() -> None:
@@ -51,20 +54,33 @@ def test_loss_weight_is_min_snr_with_an_x0_floor() -> None:
     assert torch.allclose(loss_weight(snr, x0_floor=0.3) * snr, torch.tensor([0.3, 1.0, 5.0]))
 
 
-def test_seeded_vae_refines_the_decoder_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Growing VAE_STEPS resumes a seeded VAE: the decoder moves, the encoder and the latent scale do not."""
+def test_seeded_vae_trains_again_for_world_2_then_refines_the_decoder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A seeded world-1 VAE resumes into world 2: the whole autoencoder trains and the latent scale is
+    measured anew when the encoder is final; then only the decoder moves and the scale is kept."""
     if not has_demo_model():
         pytest.skip("no shipped demo model")
     shipped = json.loads((demo_folder() / "training.json").read_text())["vae"]["steps"]
+    if shipped != train_vae.WORLD2_FROM:
+        pytest.skip("the shipped VAE is not world 1's")
     seed_state(tmp_path, demo_folder())
     seeded = load_checkpoint(tmp_path / "vae.pt")
     assert seeded is not None and seeded["step"] == shipped
+    monkeypatch.setattr(train_vae, "_W2_ENCODER_UNTIL", shipped + 2)
     monkeypatch.setattr(train_vae, "VAE_STEPS", shipped + 2)
     assert train_vae.train_vae(tmp_path, Budget(5.0)) is True
-    resumed = load_checkpoint(tmp_path / "vae.pt")
-    assert resumed is not None and resumed["step"] == shipped + 2 and resumed["opt"] is not None
-    assert resumed["config"]["scaling_factor"] == seeded["config"]["scaling_factor"]
-    changed = {k.split(".")[0] for k, v in resumed["model"].items() if not torch.equal(v, seeded["model"][k])}
+    joint = load_checkpoint(tmp_path / "vae.pt")
+    assert joint is not None and joint["step"] == shipped + 2 and joint["opt"] is not None
+    assert joint["config"]["scaling_factor"] != seeded["config"]["scaling_factor"]
+    assert not torch.equal(
+        joint["model"]["encoder.conv_in.weight"], seeded["model"]["encoder.conv_in.weight"]
+    )
+    monkeypatch.setattr(train_vae, "VAE_STEPS", shipped + 4)
+    assert train_vae.train_vae(tmp_path, Budget(5.0)) is True
+    refined = load_checkpoint(tmp_path / "vae.pt")
+    assert refined is not None and refined["config"]["scaling_factor"] == joint["config"]["scaling_factor"]
+    changed = {k.split(".")[0] for k, v in refined["model"].items() if not torch.equal(v, joint["model"][k])}
     assert changed == {"decoder", "post_quant_conv"}
 
 
