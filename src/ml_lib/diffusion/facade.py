@@ -138,6 +138,14 @@ class ImageGenerator:
             reference, config_dir=config_dir, hashes=self._hashes, lookup=KnownModels(self.catalog()).named
         )
 
+    def _relocate(self, model: ModelRef) -> ModelRef:
+        from .resolve.known import KnownModels
+        from .resolve.relocate import relocate_model
+
+        self._resolve_step()
+        assert self._hashes is not None
+        return relocate_model(model, KnownModels(self.catalog()), self._hashes)
+
     def catalog(self) -> Catalog:
         """The model catalog over the settings' model roots (``--model NAME`` resolves through it)."""
         if self._catalog is None:
@@ -235,6 +243,7 @@ class ImageGenerator:
         except PlanError as exc:
             raise PlanError(f"{image}: the plan inside it cannot be reproduced. {exc}") from exc
         plan = dataclasses.replace(meta.plan, output_dir=str(output_dir or self.settings.outputs))
+        plan = dataclasses.replace(plan, model=self._relocate(plan.model))
         if save:
             from .output.writer import check_output_dir
 

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import torch
 
+from .._assets import local_path
 from ..errors import ModelUnreadableError
 from ..plan import LoraUse
 from ._quiet import no_progress_bars
@@ -77,7 +78,7 @@ def _load(pipe: Any, lora: LoraUse, name: str) -> None:
         kwargs["unet_config"] = pipe.unet.config
     try:
         with no_progress_bars():
-            pipe.load_lora_weights(lora.path, **kwargs)
+            pipe.load_lora_weights(local_path(lora.path), **kwargs)
     except (ValueError, KeyError, RuntimeError) as exc:
         raise ModelUnreadableError(
             f"Cannot load LoRA {lora.name} ({lora.path}) into this {type(pipe).__name__}: {exc}. "

@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .._assets import local_path
 from ..errors import ModelNotFoundError, ModelUnreadableError, OfflineError
 from ..plan import ControlUse
 from ._quiet import no_progress_bars
@@ -25,7 +26,7 @@ def _load_one(unit: ControlUse, dtype: str, device: str) -> Any:
     from diffusers import ControlNetModel
     from huggingface_hub.errors import LocalEntryNotFoundError
 
-    path = Path(unit.model)
+    path = Path(local_path(unit.model))
     tdtype = torch_dtype(dtype)
     try:
         with no_progress_bars():
@@ -33,7 +34,7 @@ def _load_one(unit: ControlUse, dtype: str, device: str) -> Any:
                 net = ControlNetModel.from_pretrained(path, dtype=tdtype, local_files_only=True)
             elif unit.config_dir is not None:
                 net = ControlNetModel.from_single_file(
-                    path, config=unit.config_dir, local_files_only=True, dtype=tdtype
+                    path, config=local_path(unit.config_dir), local_files_only=True, dtype=tdtype
                 )
             elif path.is_file():
                 raise ModelNotFoundError(

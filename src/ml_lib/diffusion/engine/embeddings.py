@@ -14,6 +14,7 @@ from typing import Any
 
 from safetensors.torch import load_file
 
+from .._assets import local_path
 from ..errors import ModelUnreadableError
 from ..plan import EmbeddingUse
 from ._quiet import no_progress_bars
@@ -26,7 +27,8 @@ _EXPLICIT = re.compile(r"\bembedding:([^\s,()\[\]<>|:]+)", re.I)
 
 def _load(pipe: Any, use: EmbeddingUse) -> None:
     try:
-        state = load_file(use.path)
+        path = local_path(use.path)
+        state = load_file(path)
         with no_progress_bars():
             if {"clip_l", "clip_g"} <= set(state):
                 pipe.load_textual_inversion(
@@ -39,7 +41,7 @@ def _load(pipe: Any, use: EmbeddingUse) -> None:
                     tokenizer=pipe.tokenizer_2,
                 )
             else:
-                pipe.load_textual_inversion(use.path, token=use.name)
+                pipe.load_textual_inversion(path, token=use.name)
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
         raise ModelUnreadableError(f"Cannot load embedding {use.name} ({use.path}): {exc}") from exc
 

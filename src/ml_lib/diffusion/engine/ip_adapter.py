@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 
+from .._assets import local_path
 from ..errors import ModelUnreadableError, OfflineError
 from ..plan import IPAdapterUse
 from ._quiet import no_progress_bars
@@ -29,7 +30,7 @@ class IPAdapterState:
 def _load(base: Any, uses: tuple[IPAdapterUse, ...]) -> None:
     from huggingface_hub.errors import LocalEntryNotFoundError
 
-    folders = [u.model for u in uses]
+    folders = [local_path(u.model) for u in uses]
     try:
         with no_progress_bars():
             base.load_ip_adapter(

@@ -9,7 +9,7 @@ from typing import Any
 import diffusers
 from transformers import CLIPTokenizer
 
-from .._assets import asset_path
+from .._assets import asset_path, local_path
 from ..catalog.families import Family
 from ..errors import (
     GenerationError,
@@ -73,12 +73,12 @@ def _family_kwargs(family: Family) -> dict[str, Any]:
 def _from_single_file(cls: Any, model: ModelRef, dtype: Any) -> Any:
     if not model.config_dir:
         raise UnsupportedModelError(f"{model.reference}: no config folder to load this single file with.")
-    config = Path(model.config_dir)
+    config = Path(local_path(model.config_dir))
     family = Family(model.family)
     kwargs: dict[str, Any] = dict(config=str(config), local_files_only=True, dtype=dtype)
     kwargs.update(_tokenizers(family, config))
     kwargs.update(_family_kwargs(family))
-    return cls.from_single_file(model.reference, **kwargs)
+    return cls.from_single_file(local_path(model.reference), **kwargs)
 
 
 def _from_pretrained(cls: Any, model: ModelRef, dtype: Any) -> Any:
@@ -86,7 +86,7 @@ def _from_pretrained(cls: Any, model: ModelRef, dtype: Any) -> Any:
     if model.format is ModelFormat.DIFFUSERS or not hub_reachable():  # offline: the cache, no retries
         kwargs["local_files_only"] = True
     kwargs.update(_family_kwargs(Family(model.family)))
-    return cls.from_pretrained(model.reference, **kwargs)
+    return cls.from_pretrained(local_path(model.reference), **kwargs)
 
 
 def load_pipeline(model: ModelRef, *, dtype: str, device: str) -> Any:

@@ -12,6 +12,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from .._assets import portable_path
 from ..catalog.families import Family
 from ..catalog.records import ModelKind, ModelRecord, Status
 from ..plan import Decision, LoraUse, Source
@@ -226,7 +227,7 @@ def recommend_loras(
             continue  # another pick already serves this style cue
         taken_styles |= matched_styles
         weight, _ = lora_weight(record)
-        use = LoraUse(record.name, record.path, weight, weight, record.short_hash)
+        use = LoraUse(record.name, portable_path(record.path), weight, weight, record.short_hash)
         picks.append(LoraPick(record, use, _trigger(record), scored[i], -neg, evidence))
         if len(picks) == limit:
             break

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from .._assets import local_path
 from ..catalog.families import Family, PredictionType
 from ..catalog.lineage import speed_hint
 from ..catalog.records import ModelRecord, SpeedHint
@@ -146,7 +147,7 @@ def find_speed(
 ) -> SpeedSource | None:
     """A distilled checkpoint (catalog derivative/base model, else its name), else a speed LoRA."""
     by_path = {r.path: r for r in records}
-    record = by_path.get(model.reference)
+    record = by_path.get(local_path(model.reference))
     evidence: list[tuple[str, str]] = []
     if record is not None:
         evidence.append(("catalog derivative", record.info.derivative or ""))
@@ -157,7 +158,7 @@ def find_speed(
     if hint is not None:
         return SpeedSource(hint, Source.CATALOG, f"distilled checkpoint {model.name or model.reference!r}")
     for lora in loras:
-        rec = by_path.get(lora.path)
+        rec = by_path.get(local_path(lora.path))
         hint = rec.info.lora.speed if rec is not None and rec.info.lora is not None else None
         hint = hint or speed_hint((("LoRA name", lora.name),))
         if hint is not None:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from .._assets import local_path
 from ..catalog.families import Family, PredictionType
 from ..errors import RequestError
 from ..output.metadata import normalize_format
@@ -218,7 +219,7 @@ def _recommend(
 ) -> tuple[LoraPick, ...]:
     if not request.auto or candidates is None or candidates.loras is None:
         return ()
-    exclude = [x for lora in loras for x in (lora.path, lora.name)]
+    exclude = [x for lora in loras for x in (lora.path, local_path(lora.path), lora.name)]
     return recommend_loras(
         request.prompt,
         candidates.loras,

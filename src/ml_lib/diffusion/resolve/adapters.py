@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
+from .._assets import portable_path
 from ..catalog.records import MODEL_SUFFIXES, ModelKind, ModelRecord, Status
 from ..errors import ModelNotFoundError, UnsupportedModelError
 from ..plan import EmbeddingUse
@@ -62,7 +63,7 @@ def resolve_controlnet(reference: str, known: KnownModels) -> tuple[str, str, st
                 f"ControlNet folder {path} has no config.json: not a diffusers ControlNet."
             )
         refuse_pickled_folder(path, f"ControlNet {path.name}")
-        return str(path), label, None
+        return portable_path(str(path)), label, None
     if path.suffix.lower() in PICKLE_SUFFIXES:
         raise UnsupportedModelError(
             f"ControlNet {path.name} is a pickle file, which could run code and is never opened; "
@@ -74,7 +75,7 @@ def resolve_controlnet(reference: str, known: KnownModels) -> tuple[str, str, st
             f"ControlNet {path.name} is a single file; place its diffusers config.json in "
             f"{config.name}/ beside it (or use a diffusers ControlNet folder)."
         )
-    return str(path), label, str(config)
+    return portable_path(str(path)), label, portable_path(str(config))
 
 
 def resolve_ip_adapter(
@@ -116,7 +117,7 @@ def resolve_ip_adapter(
             f"layout {layout}."
         )
     refuse_pickled_folder(encoder, f"IP-Adapter image encoder {encoder}")
-    return str(folder), subfolder, weight_name
+    return portable_path(str(folder)), subfolder, weight_name
 
 
 def resolve_embeddings(

@@ -14,7 +14,7 @@ import math
 import re
 from pathlib import Path
 
-from .._assets import asset_path
+from .._assets import asset_path, local_path, portable_path
 from ..catalog.families import CONFIG_FOLDERS, LOADABLE_FAMILIES, PIPELINE_GROUPS, Family, PredictionType
 from ..catalog.hashing import HashCache, autov2
 from ..catalog.header import read_header
@@ -118,13 +118,13 @@ def _single_file(path: Path, config_dir: str | None, hashes: HashCache | None) -
         guess = dataclasses.replace(guess, prediction_type=folder.prediction_type)
     sha = hashes.sha256(path) if hashes else None
     return ModelRef(
-        reference=str(path.resolve()),
+        reference=portable_path(str(path.resolve())),
         format=ModelFormat.SINGLE_FILE,
         family=guess.family.value,
         prediction_type=guess.prediction_type.value,
         name=path.stem,
         hash=autov2(sha) if sha else None,
-        config_dir=str(config) if config else None,
+        config_dir=portable_path(str(config)) if config else None,
     )
 
 
@@ -181,9 +181,9 @@ def _hub(repo_id: str) -> ModelRef:
 def unet_parameters(model: ModelRef) -> int | None:
     """The denoiser's parameter count from the weights' headers (no tensor data read); None for Hub models."""
     if model.format is ModelFormat.SINGLE_FILE:
-        files, prefix = [Path(model.reference)], _LDM_UNET
+        files, prefix = [Path(local_path(model.reference))], _LDM_UNET
     elif model.format is ModelFormat.DIFFUSERS:
-        files, prefix = sorted((Path(model.reference) / "unet").glob("*.safetensors")), ""
+        files, prefix = sorted((Path(local_path(model.reference)) / "unet").glob("*.safetensors")), ""
     else:
         return None
     total = 0
@@ -217,7 +217,7 @@ def resolve_model(
         _check_loadable(guess, str(path))
         refuse_pickled_folder(path, str(path))
         return ModelRef(
-            str(path.resolve()),
+            portable_path(str(path.resolve())),
             ModelFormat.DIFFUSERS,
             guess.family.value,
             guess.prediction_type.value,
@@ -272,6 +272,6 @@ def clip_layers(model: ModelRef) -> int | None:
         configs = [_hub_config(model.reference, name) for name in _ENCODERS]
     else:
         folder = model.config_dir if model.format is ModelFormat.SINGLE_FILE else model.reference
-        configs = [Path(folder) / name / "config.json" for name in _ENCODERS] if folder else []
+        configs = [Path(local_path(folder)) / name / "config.json" for name in _ENCODERS] if folder else []
     counts = [n for n in map(_layers, configs) if n is not None]
     return min(counts) if counts else None

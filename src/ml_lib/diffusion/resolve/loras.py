@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from .._assets import portable_path
 from ..catalog.families import Family
 from ..catalog.hashing import ADDNET, HashCache
 from ..catalog.header import read_header
@@ -120,7 +121,7 @@ def resolve_lora(
     digest = hashes.digests(path, (ADDNET,)).addnet_short if hashes is not None else None
     return LoraUse(
         name=path.stem,
-        path=str(path.resolve()),
+        path=portable_path(str(path.resolve())),
         unet_weight=float(request.weight),
         te_weight=float(te),
         hash=digest,
