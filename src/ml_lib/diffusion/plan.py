@@ -213,7 +213,8 @@ class ResolvedRequest:
     catalog records automatic choices may pick from (empty with ``auto`` off); ``unet_params`` is the
     denoiser's parameter count, read from the weights' headers (None when unknown, e.g. a Hub model);
     ``clip_layers`` is the layer count of the model's text encoder(s) (the fewest of SDXL's two), the most
-    clip skip can take (None when the model's config does not say).
+    clip skip can take (None when the model's config does not say); ``test_model`` marks random weights
+    written by ``ml_lib.diffusion.testing`` (planned tiny and fast).
     """
 
     model: ModelRef
@@ -226,6 +227,7 @@ class ResolvedRequest:
     mask: ImageRef | None = None
     candidates: tuple[ModelRecord, ...] = ()
     unet_params: int | None = None
+    test_model: bool = False
     clip_layers: int | None = None
 
 

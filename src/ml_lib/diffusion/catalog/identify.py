@@ -18,7 +18,7 @@ from .families import CONTEXT_FAMILIES, Family
 from .header import read_header
 from .kinds import identify_header
 from .lineage import civitai_base, derivative_of, speed_hint
-from .probe import probe_diffusers_folder
+from .probe import TEST_MARK, marked_for_tests, probe_diffusers_folder
 from .records import MODEL_SUFFIXES, ModelInfo, ModelKind, ModelRecord, Sidecar, Status, StorageFormat
 from .sidecars import read_sidecar, sidecar_signature
 from .walk import Found
@@ -124,7 +124,7 @@ def _probe_folder(found: Found) -> ModelInfo:
         _check_components(found.path)
         guess = probe_diffusers_folder(found.path)
         return ModelInfo(ModelKind.CHECKPOINT, guess.family, guess.reason, guess.prediction_type,
-                         standard=guess.standard)  # fmt: skip
+                         standard=guess.standard, test_model=marked_for_tests(found.path))  # fmt: skip
     return _component(found.path)
 
 
@@ -172,7 +172,10 @@ def _enrich(info: ModelInfo, meta: dict[str, str], sidecar: Sidecar | None, stem
     if lora is not None:
         speed = speed_hint([e for e in evidence if e[0] != "ss_sd_model_name"])
         lora = dataclasses.replace(lora, speed=speed)
-    return dataclasses.replace(info, family=family, derivative=derivative, reason=reason, lora=lora)
+    test_model = bool(meta.get(TEST_MARK))
+    return dataclasses.replace(
+        info, family=family, derivative=derivative, reason=reason, lora=lora, test_model=test_model
+    )
 
 
 def _record(found: Found, status: Status, info: ModelInfo, now: float, **kw: Any) -> ModelRecord:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..errors import ModelUnreadableError
 from .families import Family, PredictionType
-from .header import SafetensorsHeader
+from .header import SafetensorsHeader, read_header
 
 __all__ = ["FamilyGuess", "detect_family", "probe_diffusers_folder"]
 
@@ -144,6 +144,23 @@ def _json(path: Path) -> dict[str, object]:
     if not isinstance(data, dict):
         raise ModelUnreadableError(f"{path} is not a JSON object.")
     return data
+
+
+#: Marks a model with random weights written by ``ml_lib.diffusion.testing`` (safetensors metadata key;
+#: in a diffusers folder, ``_ml_lib_test_model`` in model_index.json, a private key diffusers ignores).
+TEST_MARK = "ml_lib.test_model"
+TEST_MARK_INDEX_KEY = "_ml_lib_test_model"
+
+
+def marked_for_tests(path: Path) -> bool:
+    """Whether a checkpoint (single file or diffusers folder) carries the test-model mark."""
+    if path.is_dir():
+        return (
+            bool(_json(path / "model_index.json").get(TEST_MARK_INDEX_KEY))
+            if (path / "model_index.json").is_file()
+            else False
+        )
+    return bool(read_header(path).metadata.get(TEST_MARK))
 
 
 def probe_diffusers_folder(folder: Path) -> FamilyGuess:

@@ -130,6 +130,7 @@ class ModelInfo:
     title: str | None = None
     tensors: int = 0
     lora: LoraDetails | None = None
+    test_model: bool = False  # random weights written by ml_lib.diffusion.testing: never chosen automatically
 
 
 @dataclass(frozen=True, slots=True)

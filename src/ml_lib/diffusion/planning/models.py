@@ -103,6 +103,7 @@ def choose_checkpoint(
             record.kind is not ModelKind.CHECKPOINT
             or record.status is not Status.OK
             or record.family not in CHOOSABLE_FAMILIES
+            or record.info.test_model  # random weights: only when named
         ):
             continue
         words = {w for text in record_text(record) for w in tokens(text)}

@@ -7,6 +7,7 @@ planner lets user values win over them.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ from .profiles import FamilyProfile
 __all__ = [
     "PRESETS",
     "SDXL_BUCKETS",
+    "TEST_MODEL_SIZE",
+    "TEST_MODEL_STEPS",
     "Bucket",
     "ParameterDefaults",
     "Preset",
@@ -34,6 +37,7 @@ __all__ = [
     "parameter_defaults",
     "preset_named",
     "size_buckets",
+    "test_model_defaults",
 ]
 
 
@@ -109,6 +113,25 @@ class ParameterDefaults:
     schedule: str | None  # None: the sampler's own schedule
     sampler_source: Source
     sampler_reason: str
+
+
+#: A model with random weights (``ml_lib.diffusion.testing``) draws noise at any size: plan it tiny and fast.
+TEST_MODEL_SIZE, TEST_MODEL_STEPS = 64, 4
+
+
+def test_model_defaults(p: ParameterDefaults) -> ParameterDefaults:
+    """``p`` for a test model with random weights: 64x64 and 4 steps, saying why."""
+    why = "a test model with random weights (ml_lib.diffusion.testing): tiny and fast, it draws noise"
+    return dataclasses.replace(
+        p,
+        width=TEST_MODEL_SIZE,
+        height=TEST_MODEL_SIZE,
+        size_source=Source.PROFILE,
+        size_reason=why,
+        steps=TEST_MODEL_STEPS,
+        steps_source=Source.PROFILE,
+        steps_reason=why,
+    )
 
 
 def preset_named(name: str) -> Preset:

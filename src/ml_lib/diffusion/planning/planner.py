@@ -28,7 +28,7 @@ from .checks import MAX_SEED, check_request, check_size
 from .device import DeviceInfo, choose_dtype
 from .inputs import plan_controls, plan_init, plan_ip_adapters
 from .loras import LoraPick, Similarity, insert_triggers, recommend_loras
-from .parameters import find_speed, parameter_defaults
+from .parameters import find_speed, parameter_defaults, test_model_defaults
 from .profiles import profile_for
 from .threads import choose_threads
 
@@ -91,6 +91,8 @@ class Planner:
         loras = resolved.loras + tuple(p.use for p in picks)
         speed = find_speed(model, loras, resolved.candidates)
         p = parameter_defaults(profile, prediction, request, analysis, speed)
+        if resolved.test_model:
+            p = test_model_defaults(p)
         size_source, size_why, default_w, default_h = p.size_source, p.size_reason, p.width, p.height
         if refs.init_image is not None:
             ref = refs.init_image

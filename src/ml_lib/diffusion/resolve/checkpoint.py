@@ -18,7 +18,7 @@ from .._assets import asset_path, local_path, portable_path
 from ..catalog.families import CONFIG_FOLDERS, LOADABLE_FAMILIES, PIPELINE_GROUPS, Family, PredictionType
 from ..catalog.hashing import HashCache, autov2
 from ..catalog.header import read_header
-from ..catalog.probe import FamilyGuess, detect_family, probe_diffusers_folder
+from ..catalog.probe import FamilyGuess, detect_family, marked_for_tests, probe_diffusers_folder
 from ..catalog.records import MODEL_SUFFIXES, PICKLE_SUFFIXES, ModelKind
 from ..errors import ModelNotFoundError, OfflineError, UnsupportedModelError
 from ..plan import ModelFormat, ModelRef
@@ -176,6 +176,13 @@ def _hub(repo_id: str) -> ModelRef:
     guess = probe_diffusers_folder(index.parent)
     _check_loadable(guess, repo_id)
     return ModelRef(repo_id, ModelFormat.HUB, guess.family.value, guess.prediction_type.value, repo_id)
+
+
+def is_test_model(model: ModelRef) -> bool:
+    """Whether a local checkpoint carries the test-model mark of ``ml_lib.diffusion.testing``."""
+    if model.format is ModelFormat.HUB:
+        return False
+    return marked_for_tests(Path(local_path(model.reference)))
 
 
 def unet_parameters(model: ModelRef) -> int | None:

@@ -18,7 +18,7 @@ from ..prompt.analysis import PromptAnalysis
 from ..prompt.syntax import PromptDocument, parse_prompt
 from ..request import GenerationRequest
 from .adapters import resolve_controlnet, resolve_embeddings, resolve_ip_adapter
-from .checkpoint import clip_layers, resolve_model, unet_parameters
+from .checkpoint import clip_layers, is_test_model, resolve_model, unet_parameters
 from .inputs import InputStaging
 from .known import KnownModels
 from .loras import lora_requests, resolve_lora
@@ -66,6 +66,7 @@ class Resolver:
             mask=mask,
             candidates=candidates,
             unet_params=unet_parameters(model),
+            test_model=is_test_model(model),
             clip_layers=clip_layers(model),
         )
 

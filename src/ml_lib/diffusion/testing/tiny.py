@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from ..catalog.probe import TEST_MARK, TEST_MARK_INDEX_KEY
 from ..errors import ModelUnreadableError, RequestError
 
 if TYPE_CHECKING:
@@ -317,13 +318,22 @@ def write_tiny_model(kind: TinyKind, root: Path, *, seed: int = 0) -> TinyModelF
         os.replace(tmp, diffusers_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    single_file = save_single_file(
-        pipe, root / f"{kind}-tiny.safetensors", metadata={"modelspec.title": f"{kind}-tiny"}
-    )
+    _mark(diffusers_dir)
+    metadata = {"modelspec.title": f"{kind}-tiny", TEST_MARK: "random weights"}
+    single_file = save_single_file(pipe, root / f"{kind}-tiny.safetensors", metadata=metadata)
     config_dir = write_config_folder(pipe, root / f"{kind}-tiny.config")
+    _mark(config_dir)
     return TinyModelFiles(
         kind=kind, diffusers_dir=diffusers_dir, single_file=single_file, config_dir=config_dir
     )
+
+
+def _mark(folder: Path) -> None:
+    """Mark a diffusers folder as a test model (random weights): the catalog never chooses it by itself."""
+    index = folder / "model_index.json"
+    data = json.loads(index.read_text(encoding="utf-8"))
+    data[TEST_MARK_INDEX_KEY] = "random weights"
+    index.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
 
 
 def main(argv: list[str] | None = None) -> None:
