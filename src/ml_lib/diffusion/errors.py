@@ -167,7 +167,7 @@ class PromptError(RequestError):
 
 
 class RatingError(RequestError):
-    """A rating out of 1–5 (or not up/down), or a tag or note that is empty or too long."""
+    """A rating out of 1-5 (or not up/down), or a tag or note that is empty or too long."""
 
 
 class UnknownGenerationError(RequestError):

@@ -70,7 +70,8 @@ class Settings:
             output_dir=Path(out).expanduser() if out else None,
             analyzer=analyzer,
             annotators=Path(annotators).expanduser() if annotators else None,
-            learn=os.environ.get("ML_DIFFUSION_LEARN", "1").strip().lower() not in ("0", "false", "no", "off"),
+            learn=os.environ.get("ML_DIFFUSION_LEARN", "1").strip().lower()
+            not in ("0", "false", "no", "off"),
         )
 
     @property

@@ -3,8 +3,8 @@
 History and ratings are not a cache of the disk (the catalog database is): they live in their own file, so
 a damaged catalog cannot take them along. Migrations are ordered and applied under ``BEGIN IMMEDIATE``
 (exactly one process applies each); the file is copied with ``sqlite3.Connection.backup`` to
-``history.sqlite3.bak`` before each migration, when the last copy is a day old and every
-:data:`BACKUP_EVERY` writes (the copy is written to a temp file and moved into place). A damaged file is
+``history.sqlite3.bak`` before each migration, and after a write when the last copy is a day old or
+:data:`BACKUP_EVERY` writes have passed (the copy is written to a temp file and moved into place). A damaged file is
 moved aside as ``history.sqlite3.damaged-<stamp>`` and the backup restored; only with no sound backup is a
 fresh file started, with a warning naming what was kept.
 """
@@ -250,9 +250,6 @@ def open_history(path: Path) -> sqlite3.Connection:
     except OSError as exc:
         raise _unusable(path, exc) from exc
     try:
-        conn = _connect(path)
+        return _connect(path)
     except _Damaged as damage:
-        conn = _restore(path, str(damage))
-    if backup_is_stale(path):
-        backup(conn, path)
-    return conn
+        return _restore(path, str(damage))

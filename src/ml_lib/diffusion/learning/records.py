@@ -49,7 +49,7 @@ def is_generation_id(text: str) -> bool:
 
 
 def parse_stars(value: int | str) -> int:
-    """1–5 stars from an int or text ("4", "up", "down"); RatingError names the accepted values."""
+    """1-5 stars from an int or text ("4", "up", "down"); RatingError names the accepted values."""
     if isinstance(value, str):
         key = value.strip().lower()
         if key in THUMBS:

@@ -62,14 +62,18 @@ class HistoryStore:
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
-            raise HistoryError(f"Cannot write the history {self.path}: {exc}; retry, or check the disk.") from exc
+            raise HistoryError(
+                f"Cannot write the history {self.path}: {exc}; retry, or check the disk."
+            ) from exc
         try:
             yield conn
             writes = int(self._meta(_WRITES) or 0) + 1
             conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (_WRITES, str(writes)))
         except sqlite3.Error as exc:
             conn.execute("ROLLBACK")
-            raise HistoryError(f"Cannot write the history {self.path}: {exc}; retry, or check the disk.") from exc
+            raise HistoryError(
+                f"Cannot write the history {self.path}: {exc}; retry, or check the disk."
+            ) from exc
         except BaseException:
             conn.execute("ROLLBACK")
             raise
@@ -189,12 +193,18 @@ class HistoryStore:
     def export_lines(self) -> Iterator[str]:
         """The whole history as JSONL lines (header, meta, generations, feedback; stable order)."""
         yield json.dumps({"type": "ml-diffusion-history", "version": EXPORT_VERSION}, sort_keys=True)
-        for key, value in self._conn.execute("SELECT key, value FROM meta WHERE key != ? ORDER BY key", (_WRITES,)):
+        for key, value in self._conn.execute(
+            "SELECT key, value FROM meta WHERE key != ? ORDER BY key", (_WRITES,)
+        ):
             yield json.dumps({"type": "meta", "key": key, "value": value}, sort_keys=True)
         for record in reversed(self.generations()):
-            yield json.dumps({"type": "generation", "record": to_jsonable(record)}, ensure_ascii=False, sort_keys=True)
+            yield json.dumps(
+                {"type": "generation", "record": to_jsonable(record)}, ensure_ascii=False, sort_keys=True
+            )
         for event in self.feedback():
-            yield json.dumps({"type": "feedback", "record": to_jsonable(event)}, ensure_ascii=False, sort_keys=True)
+            yield json.dumps(
+                {"type": "feedback", "record": to_jsonable(event)}, ensure_ascii=False, sort_keys=True
+            )
 
     def import_lines(self, lines: Iterable[str]) -> tuple[int, int]:
         """Add an export's generations and feedback (ids already present are skipped); all or nothing.
@@ -227,14 +237,20 @@ class HistoryStore:
         return added[0], added[1]
 
 
-def _parse_export(lines: Iterable[str]) -> tuple[list[tuple[str, str]], list[GenerationRecord], list[Feedback]]:
+def _parse_export(
+    lines: Iterable[str],
+) -> tuple[list[tuple[str, str]], list[GenerationRecord], list[Feedback]]:
     meta: list[tuple[str, str]] = []
     gens: list[GenerationRecord] = []
     events: list[Feedback] = []
     readers: dict[str, Callable[[dict[str, Any]], None]] = {
         "meta": lambda d: meta.append((str(d["key"]), str(d["value"]))),
-        "generation": lambda d: gens.append(from_jsonable(GenerationRecord, d["record"], error=HistoryImportError, strict=True)),
-        "feedback": lambda d: events.append(from_jsonable(Feedback, d["record"], error=HistoryImportError, strict=True)),
+        "generation": lambda d: gens.append(
+            from_jsonable(GenerationRecord, d["record"], error=HistoryImportError, strict=True)
+        ),
+        "feedback": lambda d: events.append(
+            from_jsonable(Feedback, d["record"], error=HistoryImportError, strict=True)
+        ),
     }
     header = False
     for number, line in enumerate(lines, start=1):

@@ -21,7 +21,7 @@ from ..prompt.analysis import PromptAnalysis
 from .loras import LoraIndex, LoraPick, lora_weight
 from .parameters import ParameterDefaults
 
-__all__ = ["ContextPreferences", "Learned", "LearningContext", "LoraPreference", "Preferences", "STEPS"]
+__all__ = ["STEPS", "ContextPreferences", "Learned", "LearningContext", "LoraPreference", "Preferences"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +40,7 @@ class LearningContext:
         styles = analysis.style_labels
         return cls(family, analysis.content_type, styles[0] if styles else "")
 
-    def keys(self) -> tuple[str, ...]:
+    def chain(self) -> tuple[str, ...]:
         """Context keys from the finest to the coarsest: family/content/style, family/content, family."""
         fine = f"{self.family}/{self.content_type}"
         return ((f"{fine}/{self.style}",) if self.style else ()) + (fine, self.family)
@@ -99,7 +99,7 @@ class Preferences:
     def at(self, context: LearningContext) -> ContextPreferences:
         """Merged preferences for ``context``: per field and LoRA, the finest key that has one."""
         by_key = {c.key: c for c in self.contexts}
-        chain = [by_key[k] for k in context.keys() if k in by_key]
+        chain = [by_key[k] for k in context.chain() if k in by_key]
         values: dict[str, Learned] = {}
         loras: dict[str, LoraPreference] = {}
         for prefs in chain:
@@ -108,7 +108,7 @@ class Preferences:
             for p in prefs.loras:
                 loras.setdefault(p.name, p)
         count = chain[0].count if chain else 0
-        return ContextPreferences(context.keys()[0], count, tuple(values.values()), tuple(loras.values()))
+        return ContextPreferences(context.chain()[0], count, tuple(values.values()), tuple(loras.values()))
 
     def adjust(
         self,
@@ -119,7 +119,7 @@ class Preferences:
     ) -> ParameterDefaults:
         """``p`` with learned values (and at most one exploration step) in place of automatic defaults."""
         prefs = self.at(context)
-        if not prefs.values and not prefs.loras:
+        if not (prefs.values or prefs.loras or prefs.count):
             return p  # cold start: nothing learned, nothing explored
         speed = Source.CATALOG in (p.steps_source, p.cfg_source, p.sampler_source)
         asked = analysis is not None and analysis.aspect.source in ("ratio", "cue")
@@ -132,13 +132,16 @@ class Preferences:
                 changes.update(steps=int(learned.value), steps_source=Source.LEARNED, steps_reason=why)
             elif learned.field == "sampler" and not speed and learned.value != p.sampler:
                 changes.update(
-                    sampler=str(learned.value), schedule=None, sampler_source=Source.LEARNED, sampler_reason=why
+                    sampler=str(learned.value),
+                    schedule=None,
+                    sampler_source=Source.LEARNED,
+                    sampler_reason=why,
                 )
             elif learned.field == "size" and not asked:
                 w, _, h = str(learned.value).partition("x")
                 changes.update(width=int(w), height=int(h), size_source=Source.LEARNED, size_reason=why)
         out = dataclasses.replace(p, **changes)  # type: ignore[arg-type]
-        return out if speed else _explore(out, self.explore, random.Random(f"{seed}:{context.keys()[0]}"))
+        return out if speed else _explore(out, self.explore, random.Random(f"{seed}:{context.chain()[0]}"))
 
     def adjust_loras(
         self,
