@@ -1,7 +1,8 @@
 """HistoryStore: generations and feedback in the history file; one writer transaction per event.
 
 Each write is one ``BEGIN IMMEDIATE`` … ``COMMIT`` (``synchronous=FULL``): when a method returns, the event
-is on disk and survives the process being killed. Records are stored as JSON beside indexed columns; the
+is on disk and survives the process being killed. The file is backed up after every feedback event, and
+after generations every ``BACKUP_EVERY`` writes or once a day. Records are stored as JSON beside indexed columns; the
 written files (path, sha256) have their own table so an image found on disk is matched back by sha256.
 Export / import is JSONL and round-trips exactly.
 """
@@ -57,7 +58,7 @@ class HistoryStore:
 
     # -- writing --------------------------------------------------------------------------------
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
+    def _write(self, *, precious: bool = False) -> Iterator[sqlite3.Connection]:
         conn = self._conn
         try:
             conn.execute("BEGIN IMMEDIATE")
@@ -78,7 +79,7 @@ class HistoryStore:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
-        if writes >= BACKUP_EVERY or backup_is_stale(self.path):
+        if precious or writes >= BACKUP_EVERY or backup_is_stale(self.path):
             backup(conn, self.path)
             conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (_WRITES, "0"))
 
@@ -106,8 +107,9 @@ class HistoryStore:
                 )
 
     def add_feedback(self, event: Feedback) -> None:
-        """Append a feedback event; UnknownGenerationError when its generation is not recorded."""
-        with self._write() as conn:
+        """Append a feedback event (then back the file up: ratings are rare and precious); an unknown
+        generation raises UnknownGenerationError."""
+        with self._write(precious=True) as conn:
             for gid in (event.generation_id, event.other_id):
                 if gid is not None and self._row(gid) is None:
                     raise UnknownGenerationError(
@@ -261,16 +263,16 @@ def _parse_export(
             kind = data.get("type") if isinstance(data, dict) else None
             if not header:
                 if kind != "ml-diffusion-history" or data.get("version") != EXPORT_VERSION:
-                    raise HistoryImportError(
-                        f"line {number} is not an ml-diffusion history header (version {EXPORT_VERSION})"
-                    )
+                    raise HistoryImportError(f"not an ml-diffusion history header (version {EXPORT_VERSION})")
                 header = True
                 continue
             if kind not in readers:
-                raise HistoryImportError(f"line {number} has unknown type {kind!r}")
+                raise HistoryImportError(f"unknown type {kind!r}")
             readers[kind](data)
         except HistoryImportError as exc:
-            raise HistoryImportError(f"Cannot import the history: {exc}; nothing was imported.") from exc
+            raise HistoryImportError(
+                f"Cannot import the history: line {number}: {str(exc).rstrip('.')}; nothing was imported."
+            ) from exc
         except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
             raise HistoryImportError(
                 f"Cannot import the history: line {number} is not a history record ({exc}); nothing was imported."
