@@ -164,13 +164,16 @@ def test_export_import_round_trips_exactly(tmp_path: Path) -> None:
     b.close()
 
 
+HEADER = '{"type": "ml-diffusion-history", "version": 1}\n'
+
+
 @pytest.mark.parametrize(
     ("text", "match"),
     [
         ("", "empty"),
         ('{"type": "generation"}\n', "line 1: not an ml-diffusion history header"),
-        ('{"type": "ml-diffusion-history", "version": 1}\n{"type": "generation", "record": {"id": 3}}\n', "line 3: Gen"),
-        ('{"type": "ml-diffusion-history", "version": 1}\nnot json\n', "line 3 is not"),
+        (HEADER + '{"type": "generation", "record": {"id": 3}}\n', "line 3: Gen"),
+        (HEADER + "not json\n", "line 3 is not"),
     ],
 )  # fmt: skip
 def test_a_bad_import_imports_nothing(tmp_path: Path, text: str, match: str) -> None:
