@@ -77,8 +77,17 @@ def plan_values(plan: GenerationPlan) -> tuple[tuple[str, Value], ...]:
 
 def automatic_request(request: GenerationRequest) -> GenerationRequest:
     """``request`` with every learnable field and every named LoRA left to us (the seed is kept)."""
-    unset = {name: None for fields in LEARNABLE.values() for name in fields}
-    return dataclasses.replace(request, loras=(), auto=True, **unset)
+    return dataclasses.replace(
+        request,
+        loras=(),
+        auto=True,
+        width=None,
+        height=None,
+        steps=None,
+        cfg_scale=None,
+        sampler=None,
+        schedule=None,
+    )
 
 
 def overrides(plan: GenerationPlan, automatic: GenerationPlan | None) -> tuple[Override, ...]:

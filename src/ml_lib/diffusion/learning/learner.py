@@ -153,9 +153,12 @@ def _reason(name: str, value: Value, ev: _Evidence, key: str, score: float, base
     what = key.split("/", 1)[1].replace("/", ", ") + " prompts" if "/" in key else f"{key} plans"
     mods = ev.mods.get(name, [])[-20:]
     shown = f"{value:g}" if isinstance(value, float) else str(value)
-    if mods and all(isinstance(v, (int, float)) for m in mods for v in m if v is not None):
-        lowered = sum(1 for a, b in mods if a is not None and b is not None and b < a)  # type: ignore[operator]
-        raised = sum(1 for a, b in mods if a is not None and b is not None and b > a)  # type: ignore[operator]
+    pairs = [
+        (float(a), float(b)) for a, b in mods if isinstance(a, (int, float)) and isinstance(b, (int, float))
+    ]
+    if pairs and len(pairs) == len(mods):
+        lowered = sum(1 for a, b in pairs if b < a)
+        raised = sum(1 for a, b in pairs if b > a)
         verb, n = ("lowered", lowered) if lowered >= raised else ("raised", raised)
         if n:
             return f"{label} {shown}: you {verb} {label} on {n} of your last {min(ev.count, 20)} {what}"

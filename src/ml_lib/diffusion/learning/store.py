@@ -165,7 +165,8 @@ class HistoryStore:
         self, *, limit: int | None = None, since: float = 0.0, content_type: str | None = None
     ) -> list[GenerationRecord]:
         """Recorded generations, newest first."""
-        sql, args = "SELECT id, record FROM generations WHERE created >= ?", [since]
+        sql = "SELECT id, record FROM generations WHERE created >= ?"
+        args: list[object] = [since]
         if content_type is not None:
             sql += " AND content_type = ?"
             args.append(content_type)
@@ -177,7 +178,8 @@ class HistoryStore:
 
     def feedback(self, *, since: float = 0.0, generation_id: str | None = None) -> list[Feedback]:
         """Feedback events, oldest first."""
-        sql, args = "SELECT record FROM feedback WHERE created >= ?", [since]
+        sql = "SELECT record FROM feedback WHERE created >= ?"
+        args: list[object] = [since]
         if generation_id is not None:
             sql += " AND generation_id = ?"
             args.append(generation_id)

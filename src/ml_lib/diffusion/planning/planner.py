@@ -126,7 +126,7 @@ class Planner:
         else:
             d.pick("schedule", None, choice.schedule, p.sampler_source, f"{p.sampler_reason} (schedule)")
         seed = request.seed if request.seed not in (None, -1) else None
-        seed = d.pick("seed", seed, drawn, Source.RANDOM, "no seed given: drawn at random")
+        seed = d.pick("seed", seed, drawn, Source.RANDOM, "no seed given: drawn at random")  # type: ignore[assignment]
         batch = d.pick("batch_size", request.batch_size, 1, Source.PROFILE, "one image unless asked")
         clip_skip = d.pick(
             "clip_skip",
@@ -152,7 +152,7 @@ class Planner:
                 d.pick("image_format", None, "png", Source.PROFILE, "PNG keeps full metadata, lossless")
             )
         init = plan_init(request, refs, d.items)
-        if init is not None and int(int(steps) * init.strength) < 1:  # type: ignore[call-overload]
+        if init is not None and int(int(steps) * init.strength) < 1:  # type: ignore[call-overload,arg-type]
             raise RequestError(
                 f"{steps} steps at strength {init.strength:g} leave no denoising step "
                 f"(img2img runs steps x strength); raise --steps or --strength."
