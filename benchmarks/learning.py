@@ -26,7 +26,7 @@ from pathlib import Path
 
 from ml_lib.diffusion.catalog.families import Family
 from ml_lib.diffusion.learning.collector import make_record
-from ml_lib.diffusion.learning.records import Feedback, FeedbackKind, new_id
+from ml_lib.diffusion.learning.records import new_id
 from ml_lib.diffusion.learning.service import History
 from ml_lib.diffusion.plan import GenerationPlan, LoraUse, ModelFormat, ModelRef, ResolvedRequest
 from ml_lib.diffusion.planning.device import DeviceInfo
@@ -175,8 +175,7 @@ def simulate(
         history.record(record)
         if rng.random() < user.rate_rate:
             stars = min(5, max(1, round(utility(final, taste) + rng.gauss(0, user.noise))))
-            history.store.add_feedback(Feedback(new_id(), record.id, i + 0.5, FeedbackKind.RATING, stars))
-            history._prefs = None  # the benchmark writes through the store: drop the cached preferences
+            history.rate(record.id, stars)
     history.close()
     return regrets, accepted
 
