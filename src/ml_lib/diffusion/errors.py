@@ -29,7 +29,12 @@ Added since, under the parents named::
     ConfigError
     └── DatabaseDamagedError        the database file is damaged and could not be moved aside
     RequestError
-    └── PromptError                 a prompt with degenerate numbers (nesting, weights)
+    ├── PromptError                 a prompt with degenerate numbers (nesting, weights)
+    ├── RatingError                 a rating out of range, or a bad tag or note
+    └── UnknownGenerationError      an image or id the history cannot match to a generation
+    MlDiffusionError
+    └── HistoryError                the history file cannot be opened, written or restored
+        └── HistoryImportError      a history export (JSONL) that cannot be read back
 """
 
 from __future__ import annotations
@@ -42,6 +47,8 @@ __all__ = [
     "DiskFullError",
     "GenerationCancelled",
     "GenerationError",
+    "HistoryError",
+    "HistoryImportError",
     "InputImageChangedError",
     "InputImageError",
     "MetadataError",
@@ -54,7 +61,9 @@ __all__ = [
     "OutputNotWritableError",
     "PlanError",
     "PromptError",
+    "RatingError",
     "RequestError",
+    "UnknownGenerationError",
     "UnknownSamplerError",
     "UnsupportedModelError",
 ]
@@ -155,3 +164,19 @@ class DatabaseDamagedError(ConfigError):
 
 class PromptError(RequestError):
     """A prompt whose numbers cannot give a sane image: brackets nested too deep, absurd or infinite weights."""
+
+
+class RatingError(RequestError):
+    """A rating out of 1-5 (or not up/down), or a tag or note that is empty or too long."""
+
+
+class UnknownGenerationError(RequestError):
+    """An image or generation id that the history cannot match to a recorded generation."""
+
+
+class HistoryError(MlDiffusionError):
+    """The history file (generations, ratings) cannot be opened, written or restored."""
+
+
+class HistoryImportError(HistoryError):
+    """A history export (JSONL) that cannot be read back; nothing of it was imported."""

@@ -1,7 +1,9 @@
 """ImageGenerator: wires the rooms together and holds no logic of its own.
 
-analyse → resolve → plan → execute → write (→ record, when learning lands). ``plan()`` is a dry run: it
-writes nothing (input images and file hashes are held until a plan runs).
+analyse → resolve → plan → execute → write → record. ``plan()`` is a dry run: it writes nothing (input
+images and file hashes are held until a plan runs). Plans use what was learned from the history unless
+``settings.learn`` or ``request.learn`` is off; every executed plan is recorded in the history
+(``learning/``) under a generation id that the images carry too.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError, MetadataError, PlanError
-from .plan import GenerationPlan, ModelRef
+from .plan import GenerationPlan, ModelRef, ResolvedRequest
 from .prompt.analysis import PromptAnalysis
 from .prompt.syntax import PromptDocument, parse_prompt
 from .request import GenerationRequest
@@ -27,8 +29,11 @@ if TYPE_CHECKING:
     from .catalog.catalog import Catalog
     from .catalog.hashing import HashCache
     from .engine.pool import PipelinePool
+    from .learning.records import Feedback
+    from .learning.service import Entry, History, Target
     from .output.metadata import ImageMetadata
     from .planning.device import DeviceInfo
+    from .planning.preferences import Preferences
     from .resolve import InputStaging, Resolver
 
 __all__ = ["ImageGenerator"]
@@ -65,6 +70,8 @@ class ImageGenerator:
         self._resolver: Resolver | None = None
         self._hashes: HashCache | None = None
         self._staging: InputStaging | None = None
+        self._history: History | None = None
+        self._planned: dict[GenerationPlan, _Planned] = {}  # what the record step needs, by plan
 
     # -- wiring ---------------------------------------------------------------------------------
     def _db(self) -> sqlite3.Connection:
@@ -115,6 +122,8 @@ class ImageGenerator:
         """Release pipelines and the database connection."""
         if self._pool is not None:
             self._pool.clear()
+        if self._history is not None:
+            self._history.close()
         if self._conn is not None:
             self._conn.close()
             self._conn = None
@@ -172,8 +181,13 @@ class ImageGenerator:
         document = parse_prompt(req.prompt)
         analysis = self.analyze(document)
         resolved = self._resolve_step().resolve(req, document, analysis)
-        planner = Planner(self.settings, similarity=_semantic_similarity())
-        return planner.plan(req, resolved, analysis, self._device_now())
+        prefs = self.learning.preferences() if self.settings.learn and req.learn else None
+        planner = Planner(self.settings, similarity=_semantic_similarity(), preferences=prefs)
+        plan = planner.plan(req, resolved, analysis, self._device_now())
+        self._planned[plan] = _Planned(req, resolved, analysis, prefs)
+        while len(self._planned) > 32:
+            del self._planned[next(iter(self._planned))]
+        return plan
 
     def generate(
         self,
@@ -197,6 +211,7 @@ class ImageGenerator:
     ) -> GenerationResult:
         """Run an existing plan (as from :meth:`plan` or read back from an image)."""
         from .engine.executor import execute
+        from .learning.records import new_id
         from .output.writer import check_output_dir
         from .resolve import plan_images
 
@@ -211,9 +226,12 @@ class ImageGenerator:
         load = time.perf_counter() - t0
         out = execute(loaded, plan, on_step=on_step, cancel=cancel, annotator_dir=self.settings.annotator_dir)
         t1 = time.perf_counter()
-        paths = self._save(plan, out.images, plan.seeds) if save else ()
+        gid = new_id()
+        paths = self._save(plan, out.images, plan.seeds, gid) if save else ()
         timings = PhaseTimings(load, out.encode, out.denoise, out.decode, time.perf_counter() - t1)
-        return GenerationResult(out.images, plan.seeds, plan, paths, timings)
+        result = GenerationResult(out.images, plan.seeds, plan, paths, timings, gid)
+        self._record(result)
+        return result
 
     def reproduce(
         self,
@@ -254,9 +272,11 @@ class ImageGenerator:
         full = self.execute(plan, save=False)
         t0 = time.perf_counter()
         images = full.images[index : index + 1]
-        paths = self._save(plan, images, (seed,)) if save else ()
+        paths = self._save(plan, images, (seed,), full.generation_id) if save else ()
+        if paths:
+            self._record_outputs(full.generation_id, paths)
         timings = dataclasses.replace(full.timings, save=time.perf_counter() - t0)
-        return GenerationResult(images, (seed,), plan, paths, timings)
+        return GenerationResult(images, (seed,), plan, paths, timings, full.generation_id)
 
     def info(self, image: str | Path) -> ImageMetadata:
         """Metadata of an image written by us or by an A1111-compatible tool."""
@@ -264,9 +284,77 @@ class ImageGenerator:
 
         return read_metadata(Path(image))
 
+    # -- history and feedback --------------------------------------------------------------------
+    @property
+    def learning(self) -> History:
+        """The history of generations and feedback (``settings.history_path``), opened on first write."""
+        if self._history is None:
+            from .learning.service import History
+
+            self._history = History(self.settings.history_path)
+        return self._history
+
+    def rate(
+        self, target: Target, stars: int | str, tags: tuple[str, ...] = (), note: str | None = None
+    ) -> Feedback:
+        """Rate a generation 1-5 (or "up" / "down"): ``target`` is its id, an image path or the result."""
+        return self.learning.rate(target, stars, tags, note)
+
+    def history(self, limit: int | None = 20, *, content_type: str | None = None) -> list[Entry]:
+        """Recorded generations, newest first, with their ratings, tags and edits."""
+        return self.learning.entries(limit=limit, content_type=content_type)
+
+    def _record(self, result: GenerationResult) -> None:
+        """The record step: the plan, the request as given and what we would have chosen, the files."""
+        from .errors import HistoryError, RequestError
+        from .learning.collector import automatic_request, make_record, output_files
+        from .planning.planner import Planner
+
+        plan = result.plan
+        planned = self._planned.pop(plan, None)
+        automatic = None
+        if planned is not None:
+            auto = automatic_request(planned.request)
+            resolved = dataclasses.replace(planned.resolved, loras=())
+            planner = Planner(self.settings, preferences=planned.prefs, seed_source=lambda: plan.seed)
+            try:
+                automatic = planner.plan(auto, resolved, planned.analysis, self.device())
+            except RequestError as exc:  # e.g. img2img: the automatic steps x strength leave no step
+                log.info("no automatic plan to compare the overrides with: %s", exc)
+        t = result.timings
+        record = make_record(
+            result.generation_id,
+            plan,
+            planned.request if planned else None,
+            automatic,
+            planned.analysis if planned else self.analyze(plan.prompt),
+            outputs=output_files(result.paths),
+            timings={
+                "load": t.load,
+                "encode": t.encode,
+                "denoise": t.denoise,
+                "decode": t.decode,
+                "save": t.save,
+            },
+            learned=bool(planned and planned.prefs and planned.prefs.contexts),
+        )
+        try:
+            self.learning.record(record)
+        except HistoryError as exc:
+            log.warning("The generation %s was not recorded in the history: %s", result.generation_id, exc)
+
+    def _record_outputs(self, generation_id: str, paths: tuple[Path, ...]) -> None:
+        from .errors import HistoryError
+        from .learning.collector import output_files
+
+        try:
+            self.learning.store.add_outputs(generation_id, output_files(paths))
+        except HistoryError as exc:
+            log.warning("The files of generation %s were not recorded: %s", generation_id, exc)
+
     # -- output -----------------------------------------------------------------------------------
     def _save(
-        self, plan: GenerationPlan, images: tuple[Any, ...], seeds: tuple[int, ...]
+        self, plan: GenerationPlan, images: tuple[Any, ...], seeds: tuple[int, ...], generation_id: str
     ) -> tuple[Path, ...]:
         from .output.infotext import format_infotext
         from .output.naming import NameContext
@@ -280,10 +368,27 @@ class ImageGenerator:
             ctx = NameContext.from_plan(plan, seed=seed, now=now)
             paths.append(
                 save_image(
-                    image, Path(plan.output_dir), plan.name_template, ctx, text, plan_json, plan.image_format
+                    image,
+                    Path(plan.output_dir),
+                    plan.name_template,
+                    ctx,
+                    text,
+                    plan_json,
+                    plan.image_format,
+                    generation_id=generation_id,
                 )
             )
         return tuple(paths)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Planned:
+    """What the record step needs of a plan made here: the request as given and what planning saw."""
+
+    request: GenerationRequest
+    resolved: ResolvedRequest
+    analysis: PromptAnalysis
+    prefs: Preferences | None
 
 
 def make_analyzer(name: str) -> Callable[[str | PromptDocument], PromptAnalysis]:

@@ -52,7 +52,8 @@ class GenerationRequest:
     ``model`` is a path (diffusers folder or single ``.safetensors`` file), a catalog name or a Hub id.
     ``config_dir`` names a weightless diffusers config folder for a single-file checkpoint of an
     unusual architecture (see the README). ``preset`` scales the step count (speed, balanced,
-    quality); ``auto=False`` turns off the automatic checkpoint choice and LoRA recommendation.
+    quality); ``auto=False`` turns off the automatic checkpoint choice and LoRA recommendation;
+    ``learn=False`` plans without what was learned from the user's history (``--no-learn``).
     """
 
     prompt: str
@@ -83,3 +84,4 @@ class GenerationRequest:
     config_dir: str | None = None
     preset: str = "balanced"  # speed | balanced | quality
     auto: bool = True  # False: no automatic checkpoint choice or LoRA recommendation
+    learn: bool = True  # False: no learned preferences (the generation is still recorded)

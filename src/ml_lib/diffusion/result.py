@@ -64,10 +64,12 @@ class GenerationResult:
     plan: GenerationPlan
     paths: tuple[Path, ...]
     timings: PhaseTimings
+    generation_id: str = ""  # the history's id, also written into each image (empty: not recorded)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-compatible summary (images by path)."""
         return {
+            "generation_id": self.generation_id,
             "paths": [str(p) for p in self.paths],
             "seeds": list(self.seeds),
             "timings": {

@@ -8,6 +8,8 @@ model-based ControlNet preprocessors, under their lllyasviel/Annotators names (e
 
 ``threads`` ($ML_DIFFUSION_THREADS) fixes torch's CPU thread count; unset, each plan chooses it from the
 cores, how busy other processes keep them and the model's size (``planning/threads.py``).
+``learn`` ($ML_DIFFUSION_LEARN, default 1; 0 turns it off) lets plans use what was learned from the history
+(``<home>/history.sqlite3``, its own file: ratings are not a cache); generations are recorded either way.
 
 The home folder is ``$ML_DIFFUSION_HOME`` when set, else the platform's user data folder
 (platformdirs). Nothing is created at import time.
@@ -70,11 +72,12 @@ class Settings:
     analyzer: str = "rules"
     annotators: Path | None = None
     threads: int | None = field(default_factory=lambda: _env_threads("ML_DIFFUSION_THREADS"))
+    learn: bool = True
 
     @classmethod
     def from_env(cls) -> Settings:
         """Settings from the environment (ML_DIFFUSION_HOME, ML_DIFFUSION_OUTPUT, ML_DIFFUSION_MODELS,
-        ML_DIFFUSION_ANALYZER, ML_DIFFUSION_ANNOTATORS)."""
+        ML_DIFFUSION_ANALYZER, ML_DIFFUSION_ANNOTATORS, ML_DIFFUSION_LEARN)."""
         out = os.environ.get("ML_DIFFUSION_OUTPUT")
         analyzer = os.environ.get("ML_DIFFUSION_ANALYZER", "rules").strip().lower() or "rules"
         annotators = os.environ.get("ML_DIFFUSION_ANNOTATORS", "").strip()
@@ -82,12 +85,19 @@ class Settings:
             output_dir=Path(out).expanduser() if out else None,
             analyzer=analyzer,
             annotators=Path(annotators).expanduser() if annotators else None,
+            learn=os.environ.get("ML_DIFFUSION_LEARN", "1").strip().lower()
+            not in ("0", "false", "no", "off"),
         )
 
     @property
     def db_path(self) -> Path:
         """The one SQLite database of the project."""
         return self.home / "ml-diffusion.sqlite3"
+
+    @property
+    def history_path(self) -> Path:
+        """The history of generations and ratings (its own SQLite file, backed up beside it)."""
+        return self.home / "history.sqlite3"
 
     @property
     def outputs(self) -> Path:

@@ -1,7 +1,8 @@
 """The ``ml-diffusion`` command line (typer + rich): one module per verb group, no cycles.
 
 ``_common`` (console, one-line errors) ← ``options`` (the shared request options) ← ``generate``
-(generate, plan), ``images`` (info, reproduce), ``models`` (the catalog); this module assembles the app.
+(generate, plan), ``images`` (info, reproduce), ``models`` (the catalog), ``history`` (rate, history,
+stats), ``learning`` (show, reset, export, import); this module assembles the app.
 Errors print one line; ``--debug`` shows tracebacks.
 """
 
@@ -14,7 +15,9 @@ from typing import Annotated
 import typer
 
 from .generate import generate, plan_cmd
+from .history import history, rate, stats
 from .images import info, reproduce
+from .learning import learning_app
 from .models import models_app
 
 __all__ = ["app", "main"]
@@ -46,6 +49,10 @@ def build_app() -> typer.Typer:
     app.command("info")(info)
     app.command("reproduce")(reproduce)
     app.add_typer(models_app, name="models")
+    app.command("rate")(rate)
+    app.command("history")(history)
+    app.command("stats")(stats)
+    app.add_typer(learning_app, name="learning")
     return app
 
 

@@ -165,6 +165,9 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.
 NoAutoOpt = Annotated[
     bool, typer.Option("--no-auto", help="No automatic checkpoint choice or LoRA recommendation.")
 ]
+NoLearnOpt = Annotated[
+    bool, typer.Option("--no-learn", help="Plan without what was learned from your ratings and edits.")
+]
 PromptArg = Annotated[str, typer.Argument(help="What to draw (A1111 prompt syntax).")]
 
 
@@ -203,6 +206,7 @@ REQUEST_OPTIONS: tuple[inspect.Parameter, ...] = (
     _option("ip_adapter", IPOpt, None),
     _option("ip_adapter_weights", IPWeightOpt, "ip-adapter_sd15.safetensors"),
     _option("no_auto", NoAutoOpt, False),
+    _option("no_learn", NoLearnOpt, False),
     _option("preset", PresetOpt, None),
 )
 
@@ -222,6 +226,7 @@ def _request(prompt: str, v: dict[str, Any]) -> GenerationRequest:
         schedule=v["schedule"],
         seed=v["seed"],
         auto=not v["no_auto"],
+        learn=not v["no_learn"],
         preset=v["preset"] or "balanced",
         batch_size=v["batch"],
         clip_skip=v["clip_skip"],

@@ -1,16 +1,19 @@
 """Image metadata: the A1111 infotext and our plan JSON, written into and read from PNG, JPEG and WebP.
 
 - PNG: text chunk ``parameters`` (the infotext, as A1111 writes it; iTXt when not latin-1) and a
-  compressed chunk ``ml_diffusion_plan`` (``plan.to_json()``).
+  compressed chunk ``ml_diffusion_plan`` (``plan.to_json()``), and ``ml_diffusion_id`` (the history's
+  generation id: 32 hex digits, apart from the plan, so a reproduced plan gets its own id).
 - JPEG / WebP: EXIF UserComment (0x9286 in the Exif IFD) as A1111 writes it with piexif,
   ``b"UNICODE\\0" + utf-16-be``, and EXIF MakerNote (0x927C) as ``b"ml-diffusion-plan\\0" + json``.
-  Both tags are stored with the EXIF type UNDEFINED, which piexif (and so A1111) requires.
+  Both tags are stored with the EXIF type UNDEFINED, which piexif (and so A1111) requires. The generation
+  id is the standard EXIF ImageUniqueID (0xA420, ASCII, 32 hex digits).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import stat
 import struct
 from collections.abc import Iterator
@@ -40,11 +43,14 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 PLAN_CHUNK = "ml_diffusion_plan"
+ID_CHUNK = "ml_diffusion_id"
 INFOTEXT_CHUNK = "parameters"
 PLAN_PREFIX = b"ml-diffusion-plan\0"
 _EXIF_IFD = 0x8769
 _USER_COMMENT = 0x9286
 _MAKER_NOTE = 0x927C
+_IMAGE_UNIQUE_ID = 0xA420
+_ID_RE = re.compile(r"[0-9a-f]{32}")
 _UNICODE = b"UNICODE\0"
 _ASCII = b"ASCII\0\0\0"
 _JIS = b"JIS\0\0\0\0\0"
@@ -101,6 +107,7 @@ class ImageMetadata:
     parsed: Infotext | None = None
     plan: GenerationPlan | None = None
     plan_error: str | None = None
+    generation_id: str | None = None
 
 
 def normalize_format(fmt: str) -> tuple[str, str]:
@@ -147,16 +154,25 @@ def _decode_utf16(body: bytes) -> str:
 
 
 def image_save_kwargs(
-    fmt: str, infotext: str, plan_json: str | None, *, quality: int = _DEFAULT_QUALITY
+    fmt: str,
+    infotext: str,
+    plan_json: str | None,
+    *,
+    quality: int = _DEFAULT_QUALITY,
+    generation_id: str | None = None,
 ) -> SaveOptions:
-    """The save options that embed ``infotext`` (and ``plan_json`` when given) in a ``fmt`` image."""
+    """The save options that embed ``infotext`` (and ``plan_json``, ``generation_id`` when given)."""
     pillow_format, extension = normalize_format(fmt)
+    if generation_id is not None and not _ID_RE.fullmatch(generation_id):
+        raise OutputError(f"Generation id {generation_id!r} is not 32 lowercase hex digits.")
     if pillow_format == "PNG":
         chunks = [(INFOTEXT_CHUNK, infotext)]
         if plan_json is not None:
             chunks.append((PLAN_CHUNK, plan_json))
+        if generation_id is not None:
+            chunks.append((ID_CHUNK, generation_id))
         return SaveOptions(pillow_format, extension, text_chunks=tuple(chunks))
-    exif = _exif_bytes(infotext, plan_json)
+    exif = _exif_bytes(infotext, plan_json, generation_id)
     if pillow_format == "JPEG" and len(exif) > _JPEG_MAX_EXIF and plan_json is not None:
         logger.warning(
             "Plan JSON does not fit in JPEG EXIF (%d bytes > %d); saving the infotext only. "
@@ -164,7 +180,7 @@ def image_save_kwargs(
             len(exif),
             _JPEG_MAX_EXIF,
         )
-        exif = _exif_bytes(infotext, None)
+        exif = _exif_bytes(infotext, None, generation_id)
     if pillow_format == "JPEG" and len(exif) > _JPEG_MAX_EXIF:
         raise OutputError(
             f"The infotext ({len(infotext)} characters) is too long for JPEG EXIF (64 KB); "
@@ -173,10 +189,12 @@ def image_save_kwargs(
     return SaveOptions(pillow_format, extension, exif=exif, quality=quality)
 
 
-def _exif_bytes(infotext: str, plan_json: str | None) -> bytes:
+def _exif_bytes(infotext: str, plan_json: str | None, generation_id: str | None = None) -> bytes:
     exif = Image.Exif()
     ifd = exif.get_ifd(_EXIF_IFD)
     ifd[_USER_COMMENT] = encode_user_comment(infotext)
+    if generation_id is not None:
+        ifd[_IMAGE_UNIQUE_ID] = generation_id
     if plan_json is not None:
         ifd[_MAKER_NOTE] = PLAN_PREFIX + plan_json.encode("utf-8")
     return _retype_undefined(exif.tobytes(), (_USER_COMMENT, _MAKER_NOTE))
@@ -231,7 +249,8 @@ def read_metadata(source: str | os.PathLike[str] | BinaryIO) -> ImageMetadata:
     try:
         with _opened(source, name) as fp:
             raw, comment = _read_container(fp, name)
-        exif_infotext, exif_plan = _from_exif(_exif(raw.exif))
+        exif = _exif(raw.exif)
+        exif_infotext, exif_plan = _from_exif(exif)
     except FileNotFoundError as exc:
         raise MetadataError(f"Cannot read {name}: the file does not exist.") from exc
     except Image.UnidentifiedImageError as exc:
@@ -259,6 +278,7 @@ def read_metadata(source: str | os.PathLike[str] | BinaryIO) -> ImageMetadata:
         parsed=parse_infotext(infotext) if infotext else None,
         plan=plan,
         plan_error=plan_error,
+        generation_id=_generation_id(raw.text.get(ID_CHUNK), exif),
     )
 
 
@@ -335,6 +355,17 @@ def _from_exif(exif: Image.Exif | None) -> tuple[str | None, str | None]:
     if isinstance(note, bytes) and note.startswith(PLAN_PREFIX):
         plan = note[len(PLAN_PREFIX) :].decode("utf-8", errors="replace")
     return infotext, plan
+
+
+def _generation_id(chunk: object, exif: Image.Exif | None) -> str | None:
+    """The generation id from the PNG chunk, else EXIF ImageUniqueID; None unless 32 hex digits."""
+    value = chunk
+    if value is None and exif:
+        value = exif.get_ifd(_EXIF_IFD).get(_IMAGE_UNIQUE_ID)
+    if isinstance(value, bytes):
+        value = value.decode("ascii", errors="replace")
+    text = value.strip("\0 ").lower() if isinstance(value, str) else ""
+    return text if _ID_RE.fullmatch(text) else None
 
 
 def _comment_text(comment: object) -> str | None:

@@ -97,6 +97,7 @@ def save_image(
     fmt: str = "png",
     *,
     encoder: Encoder = encode_image,
+    generation_id: str | None = None,
 ) -> Path:
     """Save ``image`` with its metadata in ``directory`` under a new name from ``stem_template``.
 
@@ -105,7 +106,7 @@ def save_image(
     is tried instead. Raises OutputNotWritableError, DiskFullError or OutputError; nothing partial is
     left behind.
     """
-    options = image_save_kwargs(fmt, infotext, plan_json)
+    options = image_save_kwargs(fmt, infotext, plan_json, generation_id=generation_id)
     uses_counter = "counter" in template_tokens(stem_template)
     directory = Path(directory)
     try:

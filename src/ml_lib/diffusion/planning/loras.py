@@ -48,10 +48,13 @@ class LoraPick:
     score: float
     confidence: float
     evidence: tuple[str, ...]
+    note: str = ""  # set when learned preferences added or reweighted it: the reason
 
     @property
     def decision(self) -> Decision:
         """The Decision recorded in the plan."""
+        if self.note:
+            return Decision("lora", f"{self.use.name}:{self.use.unet_weight:g}", Source.LEARNED, self.note)
         why = f"score {self.score:.2f} (confidence {self.confidence:.2f}); matched {', '.join(self.evidence)}"
         return Decision("lora", f"{self.use.name}:{self.use.unet_weight:g}", Source.CATALOG, why)
 

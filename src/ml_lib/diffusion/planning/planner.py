@@ -29,6 +29,7 @@ from .device import DeviceInfo, choose_dtype
 from .inputs import plan_controls, plan_init, plan_ip_adapters
 from .loras import LoraPick, Similarity, insert_triggers, recommend_loras
 from .parameters import find_speed, parameter_defaults, test_model_defaults
+from .preferences import LearningContext, Preferences
 from .profiles import profile_for
 from .threads import choose_threads
 
@@ -58,8 +59,10 @@ class Planner:
         *,
         similarity: Similarity | None = None,
         seed_source: Callable[[], int] | None = None,
+        preferences: Preferences | None = None,
     ) -> None:
         self._settings = settings
+        self._preferences = preferences  # learned from the history; None or empty: today's planner
         self._similarity = similarity
         self._seed_source = seed_source or (lambda: random.SystemRandom().randrange(MAX_SEED + 1))
 
@@ -88,11 +91,20 @@ class Planner:
             d.items.append(resolved.model_decision)
         candidates = Candidates.of(resolved.candidates, similarity=self._similarity) if request.auto else None
         picks = _recommend(request, model, family, resolved.loras, analysis, candidates)
+        drawn = self._seed_source()
+        context = LearningContext.of(family.value, analysis)
+        if self._preferences is not None and request.auto and candidates is not None:
+            exclude = [x for lora in resolved.loras for x in (lora.path, lora.name)]
+            limit = candidates.max_loras
+            picks = self._preferences.adjust_loras(picks, context, candidates.loras, family, exclude, limit)
         loras = resolved.loras + tuple(p.use for p in picks)
         speed = find_speed(model, loras, resolved.candidates)
         p = parameter_defaults(profile, prediction, request, analysis, speed)
         if resolved.test_model:
             p = test_model_defaults(p)
+        if self._preferences is not None:
+            user_seed = request.seed if request.seed not in (None, -1) else drawn
+            p = self._preferences.adjust(p, context, analysis, int(user_seed))
         size_source, size_why, default_w, default_h = p.size_source, p.size_reason, p.width, p.height
         if refs.init_image is not None:
             ref = refs.init_image
@@ -119,7 +131,7 @@ class Planner:
         else:
             d.pick("schedule", None, choice.schedule, p.sampler_source, f"{p.sampler_reason} (schedule)")
         seed = request.seed if request.seed not in (None, -1) else None
-        seed = d.pick("seed", seed, self._seed_source(), Source.RANDOM, "no seed given: drawn at random")
+        seed = d.pick("seed", seed, drawn, Source.RANDOM, "no seed given: drawn at random")
         batch = d.pick("batch_size", request.batch_size, 1, Source.PROFILE, "one image unless asked")
         clip_skip = d.pick(
             "clip_skip",
