@@ -106,6 +106,35 @@ def test_a_checkpoint_whose_shapes_lie_is_broken_never_chosen(
     assert not (tmp_path / "out").exists()
 
 
+_ESCAPES = ("\x1b", "\x07", "\x9b", "\u202e")
+
+
+def test_names_and_metadata_from_model_files_print_no_escape_sequences(
+    tiny_sd1: TinyModelFiles, home: Path, tmp_path: Path
+) -> None:
+    from ml_lib.diffusion.testing import fakes
+    from ml_lib.diffusion.testing import fakes_adapters as adapters
+
+    root, name = tmp_path / "root", "ev\x1b[31mil\u202e"
+    meta = adapters.kohya_metadata(tags={"10_x": {"red\x1b]0;owned\x07tag": 5}})
+    fakes.write_fake_safetensors(root / f"{name}.safetensors", adapters.lora_keys("sd1"), meta)
+    sidecar = {"trainedWords": ["trig\x1b[1mger\x9b"]}
+    (root / f"{name}.civitai.info").write_text(json.dumps(sidecar))
+    liar = _lying_copy(tiny_sd1.single_file, root / "li\x1b[2Jar.safetensors")
+    outputs = [
+        invoke("models", "scan", "--root", str(root)),
+        invoke("models", "list"),
+        invoke("models", "show", name),
+    ]
+    outputs.append(invoke("generate", "a cat", "--model", str(liar), "--out", str(tmp_path / "out")))
+    for result in outputs:
+        for bad in _ESCAPES:
+            assert bad not in result.stdout and bad not in result.stderr, (result.stdout, result.stderr)
+    assert "ev[31mil" in outputs[2].stdout and "red]0;ownedtag (5)" in outputs[2].stdout  # shown, defused
+    assert "trig[1mger" in outputs[2].stdout
+    one_error_line(outputs[3].stderr, "li[2Jar.safetensors: tensor")
+
+
 def test_a_checkpoint_deleted_after_a_scan_is_no_longer_chosen(
     tiny_sd1: TinyModelFiles, home: Path, tmp_path: Path
 ) -> None:
