@@ -146,13 +146,14 @@ def test_reproduce_writes_to_the_output_folder_not_one_the_image_names(
     plan_dict: dict[str, Any], home: Path, tmp_path: Path
 ) -> None:
     named = tmp_path / "named-by-the-image"
-    plan = {**plan_dict, "output_dir": str(named)}
+    plan = {**plan_dict, "output_dir": str(named), "name_template": "../../[seed]\u202egnp.exe"}
     image = png_with(tmp_path / "ours.png", "a cat\nSteps: 2, Seed: 7", json.dumps(plan))
     result = invoke("reproduce", str(image))
     assert result.exit_code == 0, result.output
     (saved,) = files_under(home / "outputs")
     assert f"saved {saved} (seed 7)" in result.stdout
-    assert not named.exists()
+    assert saved.parent == home / "outputs" and "\u202e" not in saved.name and not saved.name.startswith(".")
+    assert not named.exists() and [p for p in files_under(tmp_path) if home not in p.parents] == [image]
 
 
 # -- info: metadata read without decoding, capped, printed safely ----------------------------------
