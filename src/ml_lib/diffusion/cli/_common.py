@@ -35,7 +35,7 @@ def run(ctx: typer.Context, action: Callable[[], None]) -> None:
     except MlDiffusionError as exc:
         if debug:
             raise
-        console(stderr=True).print(f"[bold red]error:[/] {escape(str(exc))}")
+        console(stderr=True).print(f"[bold red]error:[/] {safe_text(str(exc))}")  # may quote a file
         raise typer.Exit(2 if isinstance(exc, RequestError) else 1) from None
     except KeyboardInterrupt:
         if debug:

@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..request import GenerationRequest
-from ._common import console, run
+from ._common import console, run, safe_text
 from .options import JsonOpt, request_command
 
 __all__ = ["DEMO_NOTICE", "generate", "plan_cmd"]
@@ -79,7 +79,7 @@ def generate(
             out.print(f"saved [bold]{escape(str(path))}[/] (seed {image_seed})")
         t = result.timings
         out.print(
-            f"[dim]{escape(plan.model.name)} · {plan.width}x{plan.height} · {plan.steps} steps · {plan.sampler} "
+            f"[dim]{safe_text(plan.model.name)} · {plan.width}x{plan.height} · {plan.steps} steps · {plan.sampler} "
             f"{plan.schedule} · load {t.load:.1f}s, denoise {t.denoise:.1f}s, decode {t.decode:.1f}s[/]"
         )
 
@@ -102,11 +102,11 @@ def plan_cmd(
         if as_json:
             typer.echo(plan.to_json(indent=2))
             return
-        table = Table(title=escape(f"{plan.model.name} ({plan.model.family})"))
+        table = Table(title=safe_text(f"{plan.model.name} ({plan.model.family})"))
         for column in ("field", "value", "source", "reason"):
             table.add_column(column, overflow="fold")
         for d in plan.decisions:
-            table.add_row(d.field, escape(str(d.value)), d.source.value, escape(d.reason))
+            table.add_row(d.field, safe_text(str(d.value)), d.source.value, safe_text(d.reason))
         console().print(table)
 
     run(ctx, action)

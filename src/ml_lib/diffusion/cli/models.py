@@ -7,13 +7,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from ..errors import RequestError
 from ._common import console as _console
 from ._common import echo_json as _json
 from ._common import run as _run
+from ._common import safe_text
 
 if TYPE_CHECKING:
     from ..catalog.catalog import Catalog
@@ -113,9 +113,9 @@ def scan(
             f"{report.broken} broken, {report.unsafe} unsafe (pickle) · {report.seconds:.1f}s"
         )
         for move in report.moved:
-            console.print(f"  moved: {escape(move.old)} → {escape(move.new)} ({move.evidence})")
+            console.print(f"  moved: {safe_text(move.old)} → {safe_text(move.new)} ({move.evidence})")
         for problem in report.problems:
-            console.print(f"  [yellow]skipped[/] {escape(problem.path)}: {escape(problem.reason)}")
+            console.print(f"  [yellow]skipped[/] {safe_text(problem.path)}: {safe_text(problem.reason)}")
         if not (root or catalog.roots):
             console.print(
                 "Only the built-in demo models were scanned: set ML_DIFFUSION_MODELS to your model folders "
@@ -162,8 +162,8 @@ def list_cmd(
             kind_text = r.kind.value + (f" ({r.info.variant})" if r.info.variant else "")
             fam = r.family.value + (f" · {r.info.derivative}" if r.info.derivative else "")
             status = r.status.value if r.status.value == "ok" else f"[yellow]{r.status.value}[/]"
-            name = escape(r.rel_name) + (" [dim](built-in)[/]" if r.layout == BUILTIN_LAYOUT else "")
-            table.add_row(name, escape(kind_text), escape(fam), status, _size(r.weights_bytes),
+            name = safe_text(r.rel_name) + (" [dim](built-in)[/]" if r.layout == BUILTIN_LAYOUT else "")
+            table.add_row(name, safe_text(kind_text), safe_text(fam), status, _size(r.weights_bytes),
                           r.short_hash or "")  # fmt: skip
         _console().print(table)
 
@@ -232,11 +232,11 @@ def show(
         if as_json:
             _json(record)
             return
-        table = Table(show_header=False, title=escape(record.rel_name))
+        table = Table(show_header=False, title=safe_text(record.rel_name))
         table.add_column("field", style="bold")
         table.add_column("value", overflow="fold")
         for label, value in _show_rows(record):
-            table.add_row(label, escape(value))
+            table.add_row(label, safe_text(value))
         _console().print(table)
 
     _run(ctx, action)
@@ -264,7 +264,10 @@ def hash_cmd(
             table.add_column(column, overflow="fold")
         for r in hashed:
             table.add_row(
-                escape(r.rel_name), r.hashes.autov2 or "", r.hashes.addnet_short or "", r.hashes.sha256 or ""
+                safe_text(r.rel_name),
+                r.hashes.autov2 or "",
+                r.hashes.addnet_short or "",
+                r.hashes.sha256 or "",
             )
         _console().print(table)
 
@@ -293,7 +296,7 @@ def convert(
             _json(result)
             return
         _console().print(
-            f"wrote [bold]{escape(str(result.path))}[/] ({result.tensors} tensors); "
+            f"wrote [bold]{safe_text(str(result.path))}[/] ({result.tensors} tensors); "
             "`ml-diffusion models scan` catalogues it."
         )
 

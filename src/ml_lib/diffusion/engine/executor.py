@@ -25,6 +25,7 @@ from .adapters import apply_loras
 from .conditioning import encode_sd, encode_sdxl
 from .control import control_image, load_controlnets
 from .embeddings import apply_embeddings
+from .finite import check_finite
 from .init_images import load_ref, prepare_init
 from .ip_adapter import apply_ip_adapters
 from .schedulers import make_scheduler
@@ -90,7 +91,8 @@ def _encode(pipe: Any, plan: GenerationPlan, device: torch.device) -> dict[str, 
     )
 
 
-def _decode(pipe: Any, latents: torch.Tensor) -> list[Image.Image]:
+def _decode(pipe: Any, latents: torch.Tensor, plan: GenerationPlan) -> list[Image.Image]:
+    check_finite(latents, "latents", plan)
     vae = pipe.vae
     upcast = vae.dtype == torch.float16 and getattr(vae.config, "force_upcast", False)
     with torch.inference_mode():
@@ -107,6 +109,7 @@ def _decode(pipe: Any, latents: torch.Tensor) -> list[Image.Image]:
         image = vae.decode(latents, return_dict=False)[0]
         if upcast:
             vae.to(torch.float16)
+        check_finite(image, "decoded image", plan)
         return pipe.image_processor.postprocess(image, output_type="pil")
 
 
@@ -171,7 +174,7 @@ def execute(
         _sync(device)
         t2 = time.perf_counter()
         _check(cancel)
-        images = prepared.finish(_decode(view, latents))
+        images = prepared.finish(_decode(view, latents, plan))
         _sync(device)
         t3 = time.perf_counter()
     except (MemoryError, RuntimeError) as exc:

@@ -141,10 +141,10 @@ def parse_prompt_attention(text: str) -> tuple[WeightedChunk, ...]:
     for text_part, part_weight in parts:
         if text_part and (part_weight != -1.0 or text_part != BREAK):
             check_attention_weight(float(part_weight), str(text_part))
-    merged: list[list[str | float]] = [parts[0]]
-    for part in parts[1:]:
-        if part[1] == merged[-1][1]:
-            merged[-1][0] = str(merged[-1][0]) + str(part[0])
+    merged: list[tuple[list[str], float]] = []  # runs of equal weight, joined once (not s += t: quadratic)
+    for text_part, part_weight in parts:
+        if merged and part_weight == merged[-1][1]:
+            merged[-1][0].append(str(text_part))
         else:
-            merged.append(part)
-    return tuple(WeightedChunk(str(t), float(w)) for t, w in merged)
+            merged.append(([str(text_part)], float(part_weight)))
+    return tuple(WeightedChunk("".join(texts), weight) for texts, weight in merged)

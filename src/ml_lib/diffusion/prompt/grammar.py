@@ -14,7 +14,9 @@ backslash) is one plain text: it gets no editing or alternation, only emphasis.
 
 Known differences from A1111's lark parser, both on malformed input: lark gives up on a few prompts
 where an edit is directly followed by stray brackets or colons (``[a:1 ](``), where we keep the edit;
-and brackets nested over 100 deep are read as text rather than recursing without bound.
+and a prompt with brackets nested over 100 deep is read as one plain text rather than recursing without
+bound (once: retrying from each bracket would cost 100 steps per bracket; such a prompt is refused by
+the nesting limit of :mod:`.limits` anyway).
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ class _NoParse(Exception):
 
 
 class _TooDeep(Exception):
-    """Brackets nested deeper than :data:`_MAX_DEPTH`: the outer bracket is read as text."""
+    """Brackets nested deeper than :data:`_MAX_DEPTH`: the whole prompt is read as text."""
 
 
 class _Parser:
@@ -64,7 +66,7 @@ class _Parser:
             if char in "([":
                 try:
                     node, pos = self.construct(pos)
-                except (_NoParse, _TooDeep):
+                except _NoParse:
                     literal.append(char)
                     pos += 1
                     continue
@@ -162,4 +164,6 @@ def parse_nodes(text: str) -> tuple[Node, ...]:
         return _Parser(text).top()
     except _NoParse:
         log.debug("prompt outside the editing grammar, read as plain text: %r", text[:80])
-        return (Text(text),)
+    except _TooDeep:
+        log.debug("prompt nested over %d deep, read as plain text: %r", _MAX_DEPTH, text[:80])
+    return (Text(text),)

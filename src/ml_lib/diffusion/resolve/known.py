@@ -7,6 +7,7 @@ scan) wins, since it carries hashes.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING
 
@@ -52,8 +53,14 @@ class KnownModels:
         return self.catalog.at(path) or next((r for r in self.builtins() if r.path == path), None)
 
     def usable(self, kinds: Collection[ModelKind]) -> tuple[ModelRecord, ...]:
-        """Records of ``kinds`` with status ok, catalog first, then built-ins the catalog lacks."""
-        out = {r.path: r for kind in kinds for r in self.catalog.find(kind=kind, statuses=(Status.OK,))}
+        """Records of ``kinds`` with status ok whose file still exists (a file deleted since the last scan
+        is not a candidate), catalog first, then built-ins the catalog lacks."""
+        out = {
+            r.path: r
+            for kind in kinds
+            for r in self.catalog.find(kind=kind, statuses=(Status.OK,))
+            if os.path.exists(r.path)
+        }
         for builtin in self.builtins():
             if builtin.kind in kinds and builtin.status is Status.OK:
                 out.setdefault(builtin.path, builtin)

@@ -62,8 +62,9 @@ def lora_requests(document: PromptDocument, explicit: tuple[LoraRequest, ...]) -
         if ref.name.lower() in seen:
             continue
         if ref.te_weight is None or ref.unet_weight is None:
+            tag = ref.source if len(ref.source) <= 80 else ref.source[:79] + "…"
             raise RequestError(
-                f"Cannot read the weights of <{ref.kind}:{ref.name}:…> in the prompt; use numbers."
+                f"Cannot read the weights of {tag} in the prompt; use finite numbers such as 0.8."
             )
         out.append(LoraRequest(ref.name, ref.unet_weight, ref.te_weight))
         seen.add(ref.name.lower())
