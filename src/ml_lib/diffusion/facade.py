@@ -17,9 +17,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import ConfigError, MetadataError, PlanError
-from .plan import GenerationPlan, ModelRef, ResolvedRequest
+from ._recording import Planned
+from .errors import MetadataError, PlanError
+from .plan import GenerationPlan, ModelRef
 from .prompt.analysis import PromptAnalysis
+from .prompt.analyzers import make_analyzer, semantic_similarity
 from .prompt.syntax import PromptDocument, parse_prompt
 from .request import GenerationRequest
 from .result import CancelToken, GenerationResult, PhaseTimings, StepInfo
@@ -33,7 +35,6 @@ if TYPE_CHECKING:
     from .learning.service import Entry, History, Target
     from .output.metadata import ImageMetadata
     from .planning.device import DeviceInfo
-    from .planning.preferences import Preferences
     from .resolve import InputStaging, Resolver
 
 __all__ = ["ImageGenerator"]
@@ -71,7 +72,7 @@ class ImageGenerator:
         self._hashes: HashCache | None = None
         self._staging: InputStaging | None = None
         self._history: History | None = None
-        self._planned: dict[GenerationPlan, _Planned] = {}  # what the record step needs, by plan
+        self._planned: dict[GenerationPlan, Planned] = {}  # what the record step needs, by plan
 
     # -- wiring ---------------------------------------------------------------------------------
     def _db(self) -> sqlite3.Connection:
@@ -182,9 +183,9 @@ class ImageGenerator:
         analysis = self.analyze(document)
         resolved = self._resolve_step().resolve(req, document, analysis)
         prefs = self.learning.preferences() if self.settings.learn and req.learn else None
-        planner = Planner(self.settings, similarity=_semantic_similarity(), preferences=prefs)
+        planner = Planner(self.settings, similarity=semantic_similarity(), preferences=prefs)
         plan = planner.plan(req, resolved, analysis, self._device_now())
-        self._planned[plan] = _Planned(req, resolved, analysis, prefs)
+        self._planned[plan] = Planned(req, resolved, analysis, prefs)
         while len(self._planned) > 32:
             del self._planned[next(iter(self._planned))]
         return plan
@@ -305,52 +306,15 @@ class ImageGenerator:
         return self.learning.entries(limit=limit, content_type=content_type)
 
     def _record(self, result: GenerationResult) -> None:
-        """The record step: the plan, the request as given and what we would have chosen, the files."""
-        from .errors import HistoryError, RequestError
-        from .learning.collector import automatic_request, make_record, output_files
-        from .planning.planner import Planner
+        from ._recording import record_generation
 
-        plan = result.plan
-        planned = self._planned.pop(plan, None)
-        automatic = None
-        if planned is not None:
-            auto = automatic_request(planned.request)
-            resolved = dataclasses.replace(planned.resolved, loras=())
-            planner = Planner(self.settings, preferences=planned.prefs, seed_source=lambda: plan.seed)
-            try:
-                automatic = planner.plan(auto, resolved, planned.analysis, self.device())
-            except RequestError as exc:  # e.g. img2img: the automatic steps x strength leave no step
-                log.info("no automatic plan to compare the overrides with: %s", exc)
-        t = result.timings
-        record = make_record(
-            result.generation_id,
-            plan,
-            planned.request if planned else None,
-            automatic,
-            planned.analysis if planned else self.analyze(plan.prompt),
-            outputs=output_files(result.paths),
-            timings={
-                "load": t.load,
-                "encode": t.encode,
-                "denoise": t.denoise,
-                "decode": t.decode,
-                "save": t.save,
-            },
-            learned=bool(planned and planned.prefs and planned.prefs.contexts),
-        )
-        try:
-            self.learning.record(record)
-        except HistoryError as exc:
-            log.warning("The generation %s was not recorded in the history: %s", result.generation_id, exc)
+        planned = self._planned.pop(result.plan, None)
+        record_generation(self.learning, self.settings, self.device(), result, planned, self.analyze)
 
     def _record_outputs(self, generation_id: str, paths: tuple[Path, ...]) -> None:
-        from .errors import HistoryError
-        from .learning.collector import output_files
+        from ._recording import record_outputs
 
-        try:
-            self.learning.store.add_outputs(generation_id, output_files(paths))
-        except HistoryError as exc:
-            log.warning("The files of generation %s were not recorded: %s", generation_id, exc)
+        record_outputs(self.learning, generation_id, paths)
 
     # -- output -----------------------------------------------------------------------------------
     def _save(
@@ -379,42 +343,6 @@ class ImageGenerator:
                 )
             )
         return tuple(paths)
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class _Planned:
-    """What the record step needs of a plan made here: the request as given and what planning saw."""
-
-    request: GenerationRequest
-    resolved: ResolvedRequest
-    analysis: PromptAnalysis
-    prefs: Preferences | None
-
-
-def make_analyzer(name: str) -> Callable[[str | PromptDocument], PromptAnalysis]:
-    """The prompt analyzer called ``name``: "rules", "semantic" or "ollama"."""
-    if name == "rules":
-        from .prompt.analyzer import analyze_prompt
-
-        return analyze_prompt
-    if name == "semantic":
-        from .prompt.semantic import SemanticAnalyzer
-
-        return SemanticAnalyzer().analyze
-    if name == "ollama":
-        from .prompt.ollama import OllamaAnalyzer
-
-        return OllamaAnalyzer().analyze
-    raise ConfigError(
-        f"Unknown prompt analyzer {name!r}; ML_DIFFUSION_ANALYZER is rules, semantic or ollama."
-    )
-
-
-def _semantic_similarity() -> Callable[[str, Any], Any] | None:
-    """Sentence-embedding similarity when the ``semantic`` extra is installed (used to score LoRAs)."""
-    from .prompt import semantic
-
-    return semantic.similarities if semantic.is_available() else None
 
 
 def _as_request(request: GenerationRequest | str, overrides: dict[str, Any]) -> GenerationRequest:

@@ -1,0 +1,38 @@
+"""The prompt analyzer a setting names ("rules", "semantic", "ollama"), and semantic LoRA scoring."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ..errors import ConfigError
+from .analysis import PromptAnalysis
+from .syntax import PromptDocument
+
+__all__ = ["make_analyzer", "semantic_similarity"]
+
+
+def make_analyzer(name: str) -> Callable[[str | PromptDocument], PromptAnalysis]:
+    """The prompt analyzer called ``name``: "rules", "semantic" or "ollama"."""
+    if name == "rules":
+        from .analyzer import analyze_prompt
+
+        return analyze_prompt
+    if name == "semantic":
+        from .semantic import SemanticAnalyzer
+
+        return SemanticAnalyzer().analyze
+    if name == "ollama":
+        from .ollama import OllamaAnalyzer
+
+        return OllamaAnalyzer().analyze
+    raise ConfigError(
+        f"Unknown prompt analyzer {name!r}; ML_DIFFUSION_ANALYZER is rules, semantic or ollama."
+    )
+
+
+def semantic_similarity() -> Callable[[str, Any], Any] | None:
+    """Sentence-embedding similarity when the ``semantic`` extra is installed (used to score LoRAs)."""
+    from . import semantic
+
+    return semantic.similarities if semantic.is_available() else None
