@@ -75,7 +75,9 @@ def test_plan_shows_every_reason(run, tiny: TinyModelFiles) -> None:
     result = run("plan", "a fox", "--model", str(tiny.single_file), "--json")
     assert result.exit_code == 0, result.output
     plan = json.loads(result.stdout)
-    assert plan["width"] == 512 and plan["model"]["family"] == "sd1"
+    assert plan["width"] == 64 and plan["steps"] == 4 and plan["model"]["family"] == "sd1"
+    width = next(d for d in plan["decisions"] if d["field"] == "width")
+    assert "test model with random weights" in width["reason"]  # tiny models plan tiny, and say why
     assert {d["field"] for d in plan["decisions"]} >= {"width", "steps", "sampler", "seed"}
     table = run("plan", "a [fox]", "--model", str(tiny.single_file))
     assert "[counter]" in table.output and "[seed]" in table.output  # user text is not read as markup
@@ -156,7 +158,8 @@ def test_lora_option(run, tiny: TinyModelFiles, tmp_path: Path) -> None:
     assert missing.exit_code == 1 and "No LoRA" in missing.output
 
 
-def test_preset_scales_steps_and_unknown_preset_is_refused(run, tiny: TinyModelFiles) -> None:
+def test_preset_scales_steps_and_unknown_preset_is_refused(run, tmp_path: Path) -> None:
+    tiny = write_tiny_model("sd1", tmp_path / "unmarked", mark=False)  # planned like a real SD1 checkpoint
     fast = json.loads(
         run("plan", "a fox", "--model", str(tiny.single_file), "--preset", "speed", "--json").stdout
     )

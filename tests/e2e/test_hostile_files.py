@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from ml_lib.diffusion.testing.tiny import TinyModelFiles
+from ml_lib.diffusion.testing.tiny import TinyModelFiles, write_tiny_model
 
 from .test_hostile import cli, files_under, invoke, one_error_line
 
@@ -138,10 +138,11 @@ def test_names_and_metadata_from_model_files_print_no_escape_sequences(
 def test_a_checkpoint_deleted_after_a_scan_is_no_longer_chosen(
     tiny_sd1: TinyModelFiles, home: Path, tmp_path: Path
 ) -> None:
+    real_like = write_tiny_model("sd1", tmp_path / "unmarked", mark=False)  # test models are never chosen
     dream = tmp_path / "webui" / "models" / "Stable-diffusion" / "dream.safetensors"
     dream.parent.mkdir(parents=True)
-    shutil.copy(tiny_sd1.single_file, dream)
-    shutil.copytree(tiny_sd1.config_dir, dream.with_suffix(".config"))
+    shutil.copy(real_like.single_file, dream)
+    shutil.copytree(real_like.config_dir, dream.with_suffix(".config"))
     root = tmp_path / "webui"
     assert invoke("models", "scan", "--root", str(root)).exit_code == 0
     assert json.loads(invoke("plan", "a fox", "--json").stdout)["model"]["name"] == "dream"

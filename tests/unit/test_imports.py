@@ -14,16 +14,20 @@ import textwrap
 
 import ml_lib.diffusion
 
-#: Every subpackage of ml_lib.diffusion (``learning`` joins when it lands).
+#: Every subpackage of ml_lib.diffusion.
 ROOMS = frozenset(
-    {"prompt", "catalog", "resolve", "planning", "output", "imaging", "engine", "cli", "testing", "demo"}
-)
+    {
+        "prompt", "catalog", "resolve", "planning", "learning", "output", "imaging", "engine", "cli",
+        "testing", "demo",
+    }
+)  # fmt: skip
 #: Every top-level module of ml_lib.diffusion.
 MODULES = frozenset(
     {
         "_assets",
         "_codec",
         "_files",
+        "_recording",
         "db",
         "errors",
         "facade",
@@ -35,7 +39,9 @@ MODULES = frozenset(
     }
 )
 #: Rooms whose every module imports with torch, diffusers and transformers blocked.
-PURE_ROOMS = frozenset({"prompt", "catalog", "resolve", "planning", "output", "imaging", "demo", "cli"})
+PURE_ROOMS = frozenset(
+    {"prompt", "catalog", "resolve", "planning", "learning", "output", "imaging", "demo", "cli"}
+)
 #: Top-level modules that import with them blocked (all of them).
 PURE_MODULES = MODULES
 

@@ -294,13 +294,16 @@ _BUILDERS: dict[str, Callable[[int], Any]] = {
 }
 
 
-def write_tiny_model(kind: TinyKind, root: Path, *, seed: int = 0) -> TinyModelFiles:
+def write_tiny_model(kind: TinyKind, root: Path, *, seed: int = 0, mark: bool = True) -> TinyModelFiles:
     """Build the tiny ``kind`` pipeline and write it under ``root`` in three forms.
 
     - ``root/<kind>-tiny-diffusers/``: a diffusers folder (``save_pretrained``, safetensors);
     - ``root/<kind>-tiny.safetensors``: the A1111/LDM single file;
     - ``root/<kind>-tiny.config/``: its weightless config folder, named ``<checkpoint stem>.config`` so the
       loader finds it beside the file.
+
+    With ``mark`` (the default) all three carry the test-model mark: the catalog never chooses them
+    automatically and plans give them a tiny profile; ``mark=False`` makes them pass for real checkpoints.
     """
     from .export import save_single_file, write_config_folder
 
@@ -318,11 +321,14 @@ def write_tiny_model(kind: TinyKind, root: Path, *, seed: int = 0) -> TinyModelF
         os.replace(tmp, diffusers_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    _mark(diffusers_dir)
-    metadata = {"modelspec.title": f"{kind}-tiny", TEST_MARK: "random weights"}
+    metadata = {"modelspec.title": f"{kind}-tiny"}
+    if mark:
+        _mark(diffusers_dir)
+        metadata[TEST_MARK] = "random weights"
     single_file = save_single_file(pipe, root / f"{kind}-tiny.safetensors", metadata=metadata)
     config_dir = write_config_folder(pipe, root / f"{kind}-tiny.config")
-    _mark(config_dir)
+    if mark:
+        _mark(config_dir)
     return TinyModelFiles(
         kind=kind, diffusers_dir=diffusers_dir, single_file=single_file, config_dir=config_dir
     )
