@@ -2,7 +2,7 @@
 
 ``_common`` (console, one-line errors) ← ``options`` (the shared request options) ← ``generate``
 (generate, plan), ``images`` (info, reproduce), ``models`` (the catalog), ``history`` (rate, history,
-stats), ``learning`` (show, reset, export, import); this module assembles the app.
+stats), ``learning`` (show, reset, export, import), ``serve`` (the HTTP service); this module assembles the app.
 Errors print one line; ``--debug`` shows tracebacks.
 """
 
@@ -19,6 +19,7 @@ from .history import history, rate, stats
 from .images import info, reproduce
 from .learning import learning_app
 from .models import models_app
+from .serve import serve
 
 __all__ = ["app", "main"]
 
@@ -53,6 +54,7 @@ def build_app() -> typer.Typer:
     app.command("history")(history)
     app.command("stats")(stats)
     app.add_typer(learning_app, name="learning")
+    app.command("serve")(serve)
     return app
 
 

@@ -1,0 +1,60 @@
+"""AUTOMATIC1111 1.10 request bodies (``modules/api/models.py``): the fields we honour; others are ignored."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["Img2ImgBody", "OptionsBody", "PngInfoBody", "Txt2ImgBody"]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class Txt2ImgBody(_Body):
+    """``StableDiffusionTxt2ImgProcessingAPI``. Omitted values are planned automatically."""
+
+    prompt: str = ""
+    negative_prompt: str = ""
+    seed: int = -1
+    width: int | None = None
+    height: int | None = None
+    steps: int | None = None
+    cfg_scale: float | None = None
+    sampler_name: str | None = None
+    sampler_index: str | None = None  # the pre-1.6 field name
+    scheduler: str | None = None
+    batch_size: int = 1
+    n_iter: int = 1
+    send_images: bool = True
+    save_images: bool = False
+    override_settings: dict[str, Any] = Field(default_factory=dict)
+    alwayson_scripts: dict[str, Any] = Field(default_factory=dict)
+
+
+class Img2ImgBody(Txt2ImgBody):
+    """``StableDiffusionImg2ImgProcessingAPI``: init images, mask and inpainting options."""
+
+    init_images: list[str] = Field(default_factory=list)
+    mask: str | None = None
+    denoising_strength: float | None = 0.75
+    resize_mode: int = 0
+    mask_blur: int | None = None
+    inpainting_fill: int = 1
+    inpaint_full_res: bool = False
+    inpaint_full_res_padding: int | None = None
+    inpainting_mask_invert: int = 0
+
+
+class PngInfoBody(_Body):
+    """``PNGInfoRequest``."""
+
+    image: str
+
+
+class OptionsBody(_Body):
+    """The subset of ``/sdapi/v1/options`` we honour."""
+
+    sd_model_checkpoint: str | None = None

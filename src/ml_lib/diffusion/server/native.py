@@ -1,0 +1,170 @@
+"""The native API (``/api/v1``): analyse, plan with its decisions, generate, images, feedback, models."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import FileResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from .._codec import to_jsonable
+from ..errors import UnknownGenerationError
+from ..request import GenerationRequest, LoraRequest
+from .limits import check_generation
+from .state import ServerState, state
+
+if TYPE_CHECKING:
+    from ..facade import ImageGenerator
+    from ..learning.records import GenerationRecord
+    from ..result import CancelToken, GenerationResult
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api/v1", tags=["native"])
+_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+class GenerateBody(BaseModel):
+    """A :class:`GenerationRequest` without files: ``None`` means "decide for me"."""
+
+    model_config = ConfigDict(extra="forbid")
+    prompt: str
+    negative_prompt: str = ""
+    model: str | None = None
+    width: int | None = None
+    height: int | None = None
+    steps: int | None = None
+    cfg_scale: float | None = None
+    sampler: str | None = None
+    schedule: str | None = None
+    seed: int | None = None
+    batch_size: int | None = None
+    loras: list[tuple[str, float]] = Field(default_factory=list)
+    preset: str = "balanced"
+    auto: bool = True
+    learn: bool = True
+
+    def request(self, st: ServerState) -> GenerationRequest:
+        """The request, limits checked first."""
+        check_generation(
+            st.limits, prompt=self.prompt, negative=self.negative_prompt, width=self.width,
+            height=self.height, steps=self.steps, batch=self.batch_size or 1,
+        )  # fmt: skip
+        fields = self.model_dump(exclude={"loras"})
+        return GenerationRequest(**fields, loras=tuple(LoraRequest(n, w) for n, w in self.loras))
+
+
+class AnalyzeBody(BaseModel):
+    """A prompt to analyse."""
+
+    prompt: str
+
+
+class FeedbackBody(BaseModel):
+    """A rating (1-5, "up" or "down"), tags and a note for one generation."""
+
+    stars: int | str
+    tags: list[str] = Field(default_factory=list)
+    note: str | None = None
+
+
+@router.post("/analyze")
+async def analyze(body: AnalyzeBody, st: ServerState = Depends(state)) -> Any:
+    """What the prompt asks for (content type, styles, aspect …)."""
+    check_generation(st.limits, prompt=body.prompt, negative="", width=None, height=None, steps=None, batch=1)
+    return to_jsonable(await st.worker.call(lambda g: g.analyze(body.prompt)))
+
+
+@router.post("/plan")
+async def plan(body: GenerateBody, st: ServerState = Depends(state)) -> Any:
+    """The plan the request would run, with every decision and its reason; nothing is generated."""
+    req = body.request(st)
+    return (await st.worker.call(lambda g: g.plan(req))).to_dict()
+
+
+@router.post("/generate")
+async def generate(body: GenerateBody, st: ServerState = Depends(state)) -> dict[str, Any]:
+    """Generate and save; returns the generation id, seeds and image URLs."""
+    req = body.request(st)
+
+    def work(g: ImageGenerator, on_step: Any, cancel: CancelToken) -> GenerationResult:
+        return g.generate(req, on_step=on_step, cancel=cancel)
+
+    result = await st.worker.generate("generate", work)
+    gid = result.generation_id
+    return {
+        "id": gid,
+        "seeds": list(result.seeds),
+        "images": [f"/api/v1/images/{gid}/{i}" for i in range(len(result.paths))],
+        "plan": result.plan.to_dict(),
+    }
+
+
+@router.get("/images")
+async def images(
+    st: ServerState = Depends(state),
+    limit: int = Query(50, ge=1, le=1000),
+    content_type: str | None = None,
+    min_stars: int | None = Query(None, ge=1, le=5),
+) -> list[Any]:
+    """Recorded generations, newest first (filter by content type and minimum rating)."""
+    entries = await st.worker.call(lambda g: g.history(limit, content_type=content_type))
+    if min_stars is not None:
+        entries = [e for e in entries if e.stars is not None and e.stars >= min_stars]
+    return [_entry(e.record, e.stars, e.tags) for e in entries]
+
+
+def _entry(record: GenerationRecord, stars: int | None, tags: tuple[str, ...]) -> dict[str, Any]:
+    return {
+        "id": record.id, "created": record.created, "prompt": record.prompt, "stars": stars,
+        "tags": list(tags), "images": [f"/api/v1/images/{record.id}/{i}" for i in range(len(record.outputs))],
+    }  # fmt: skip
+
+
+async def _record(st: ServerState, gid: str) -> GenerationRecord:
+    if not _ID.match(gid):
+        raise UnknownGenerationError(f"{gid!r} is not a generation id (32 hex digits).")
+    return await st.worker.call(lambda g: g.learning.find(gid))
+
+
+@router.get("/images/{gid}")
+async def image_metadata(gid: str, st: ServerState = Depends(state)) -> Any:
+    """One generation's record: plan, request, values, outputs, timings."""
+    return to_jsonable(await _record(st, gid))
+
+
+@router.get("/images/{gid}/{index}", response_class=FileResponse)
+async def image_file(gid: str, index: int, st: ServerState = Depends(state)) -> FileResponse:
+    """The ``index``-th image file of a generation (only files the history recorded are served)."""
+    record = await _record(st, gid)
+    if not 0 <= index < len(record.outputs):
+        raise UnknownGenerationError(
+            f"Generation {gid} has {len(record.outputs)} image(s); no index {index}."
+        )
+    return FileResponse(record.outputs[index].path)
+
+
+@router.post("/images/{gid}/feedback")
+async def feedback(gid: str, body: FeedbackBody, st: ServerState = Depends(state)) -> Any:
+    """Rate and tag a generation (feeds the learner)."""
+    await _record(st, gid)
+    return to_jsonable(await st.worker.call(lambda g: g.rate(gid, body.stars, tuple(body.tags), body.note)))
+
+
+@router.get("/models")
+async def models(st: ServerState = Depends(state), kind: str | None = None) -> list[Any]:
+    """Catalogued models (plus built-ins), optionally of one kind."""
+    from ..catalog.records import ModelKind
+    from ..resolve.known import KnownModels
+
+    kinds = (ModelKind(kind),) if kind else tuple(ModelKind)
+    records = await st.worker.call(lambda g: KnownModels(g.catalog()).usable(kinds))
+    return [{"name": r.name, "kind": r.kind.value, "family": r.family.value, "path": r.path} for r in records]
+
+
+@router.post("/models/scan")
+async def scan(st: ServerState = Depends(state)) -> Any:
+    """Rescan the model folders."""
+    return to_jsonable(await st.worker.call(lambda g: g.catalog().scan()))
