@@ -210,9 +210,10 @@ async def progress(st: ServerState = Depends(state)) -> dict[str, Any]:
 
 
 @router.post("/interrupt")
-async def interrupt(st: ServerState = Depends(state)) -> None:
-    """Stop the running generation between two steps (it answers 409)."""
+async def interrupt(st: ServerState = Depends(state)) -> dict[str, Any]:
+    """Stop the running generation between two steps (its request answers 409)."""
     st.worker.interrupt()
+    return {}
 
 
 @router.post("/skip")
