@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
@@ -132,3 +133,7 @@ def test_api_key_is_required_on_every_route(client: Client) -> None:
     assert client.get(
         "/sdapi/v1/samplers", headers={"X-API-Key": "", "Authorization": f"Bearer {KEY}"}
     ).is_success
+    basic = base64.b64encode(f"user:{KEY}".encode()).decode()
+    for auth, ok in ((f"Basic {basic}", True), ("Basic !!!", False), (f"Basic {basic}x", False)):
+        r = client.get("/sdapi/v1/samplers", headers={"X-API-Key": "", "Authorization": auth})
+        assert r.is_success is ok, auth

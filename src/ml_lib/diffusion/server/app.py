@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hmac
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -102,15 +104,26 @@ def _require_key(app: FastAPI, api_key: str) -> None:
 
     @app.middleware("http")
     async def check_key(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        given = request.headers.get("x-api-key") or ""
-        auth = request.headers.get("authorization") or ""
-        if auth.lower().startswith("bearer "):
-            given = given or auth[7:]
-        if not hmac.compare_digest(given.encode(), expected):
-            return error_response(
-                401, "Missing or wrong API key: send it as X-API-Key or Bearer.", "Unauthorized"
-            )
+        if not hmac.compare_digest(_given_key(request), expected):
+            message = "Missing or wrong API key: send it as X-API-Key, Bearer, or the Basic password."
+            return error_response(401, message, "Unauthorized")
         return await call_next(request)
+
+
+def _given_key(request: Request) -> bytes:
+    """The key a request sends: ``X-API-Key``, ``Authorization: Bearer K`` or Basic ``user:K`` (as A1111's
+    ``--api-auth`` clients send it)."""
+    if given := request.headers.get("x-api-key"):
+        return given.encode()
+    scheme, _, value = (request.headers.get("authorization") or "").partition(" ")
+    if scheme.lower() == "bearer":
+        return value.encode()
+    if scheme.lower() == "basic":
+        try:
+            return base64.b64decode(value, validate=True).partition(b":")[2]
+        except (binascii.Error, ValueError):
+            return b""
+    return b""
 
 
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
