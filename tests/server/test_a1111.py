@@ -137,3 +137,27 @@ def test_api_key_is_required_on_every_route(client: Client) -> None:
     for auth, ok in ((f"Basic {basic}", True), ("Basic !!!", False), (f"Basic {basic}x", False)):
         r = client.get("/sdapi/v1/samplers", headers={"X-API-Key": "", "Authorization": auth})
         assert r.is_success is ok, auth
+
+
+def test_lora_tag_and_controlnet_unit(client: Client) -> None:
+    base = {"prompt": "a red circle", "steps": 3, "seed": 9, "width": 64, "height": 64}
+    plain = client.post("/sdapi/v1/txt2img", json=base).json()
+    with_lora = client.post("/sdapi/v1/txt2img", json={**base, "prompt": "a red circle <lora:dmoutline:0.8>"})
+    assert with_lora.status_code == 200, with_lora.text
+    infotext = json.loads(with_lora.json()["info"])["infotexts"][0]
+    assert "<lora:dmoutline:0.8>" in infotext and "Lora hashes" in infotext
+    assert decode(with_lora.json()["images"][0]).tobytes() != decode(plain["images"][0]).tobytes()
+    unit = {"enabled": True, "module": "none", "model": "demo-controlnet [abc123]", "weight": 1.0,
+            "image": png_b64((64, 64), "white"), "guidance_start": 0.0, "guidance_end": 1.0,
+            "control_mode": "Balanced", "pixel_perfect": False}  # fmt: skip
+    scripts = {"controlnet": {"args": [unit, {"enabled": False, "model": "None"}]}, "some-other-script": {}}
+    r = client.post("/sdapi/v1/txt2img", json={**base, "alwayson_scripts": scripts})
+    assert r.status_code == 200, r.text
+    assert "ControlNet" in json.loads(r.json()["info"])["infotexts"][0]
+    assert decode(r.json()["images"][0]).tobytes() != decode(plain["images"][0]).tobytes()
+    missing = {"controlnet": {"args": [{**unit, "model": "no-such-controlnet"}]}}
+    r = client.post("/sdapi/v1/txt2img", json={**base, "alwayson_scripts": missing})
+    assert r.status_code == 404 and "no-such-controlnet" in r.json()["detail"], r.text
+    broken = {"controlnet": {"args": [{**unit, "image": "###"}]}}
+    r = client.post("/sdapi/v1/txt2img", json={**base, "alwayson_scripts": broken})
+    assert r.status_code == 400 and "base64" in r.json()["detail"]

@@ -17,6 +17,7 @@ from ..request import GenerationRequest
 from ..result import CancelToken, StepInfo
 from ..samplers import AUTOMATIC, SAMPLERS, SCHEDULES, parse_sampler
 from .a1111_models import Img2ImgBody, OptionsBody, PngInfoBody, Txt2ImgBody
+from .controlnet import control_units
 from .limits import check_generation, decode_image
 from .state import ServerState, state
 
@@ -43,11 +44,12 @@ def _request(body: Txt2ImgBody, st: ServerState, **extra: Any) -> GenerationRequ
     if sampler:
         parse_sampler(sampler, schedule)  # UnknownSamplerError → 422
     model = body.override_settings.get("sd_model_checkpoint") or st.model
+    controls = control_units(body.alwayson_scripts, st.limits, extra.get("init_image"))
     return GenerationRequest(
         prompt=body.prompt, negative_prompt=body.negative_prompt, model=_strip_hash(model),
         width=body.width, height=body.height, steps=body.steps, cfg_scale=body.cfg_scale,
         sampler=sampler or None, schedule=schedule, seed=None if body.seed < 0 else body.seed,
-        batch_size=batch, **extra,
+        batch_size=batch, controls=controls, **extra,
     )  # fmt: skip
 
 
