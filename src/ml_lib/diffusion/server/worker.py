@@ -62,13 +62,19 @@ class Worker:
     async def generate(
         self, job: str, fn: Callable[[ImageGenerator, Callable[[StepInfo], None], CancelToken], T]
     ) -> T:
-        """Run a generation job with progress reporting and a cancel token ``/interrupt`` can set."""
+        """Run a generation job with progress reporting and a cancel token ``/interrupt`` can set.
+
+        When the caller goes away (its task is cancelled: the client disconnected), a queued job is
+        dropped and a running one is cancelled between two steps.
+        """
+        token = CancelToken()
+        started = threading.Event()
         with self._lock:
             self.progress.queued += 1
 
         def run(generator: ImageGenerator) -> T:
-            token = CancelToken()
             with self._lock:
+                started.set()
                 self.progress.queued -= 1
                 self.progress.job, self.progress.step, self.progress.total = job, 0, 0
                 self.progress.started, self.progress.cancel = time.monotonic(), token
@@ -84,7 +90,15 @@ class Worker:
                     self.progress.job, self.progress.step, self.progress.total = "", 0, 0
                     self.progress.cancel = None
 
-        return await self.call(run)
+        future = self._pool.submit(run, self.generator)
+        try:
+            return await asyncio.wrap_future(future)
+        except asyncio.CancelledError:
+            with self._lock:
+                if future.cancel() and not started.is_set():
+                    self.progress.queued -= 1
+            token.cancel()
+            raise
 
     def interrupt(self) -> bool:
         """Stop the running job between two steps; True when one was running."""
