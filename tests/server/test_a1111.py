@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from pathlib import Path
 from typing import Any
 
 from .conftest import KEY, Client, decode, png_b64
@@ -82,6 +83,12 @@ def test_options_switch_model(client: Client) -> None:
     r = client.post("/sdapi/v1/options", json={"sd_model_checkpoint": "no-such-model", "other": 1})
     assert r.status_code == 404, r.text
     assert "no-such-model" in r.json()["detail"]
+    for path in ("/etc/passwd", "../../outside", str(Path(__file__))):
+        r = client.post("/sdapi/v1/options", json={"sd_model_checkpoint": path})
+        assert r.status_code == 404, (path, r.text)
+        body = {"prompt": "x", "steps": 2, "override_settings": {"sd_model_checkpoint": path}}
+        assert client.post("/sdapi/v1/txt2img", json=body).status_code == 404
+        assert client.post("/api/v1/generate", json={"prompt": "x", "model": path}).status_code == 404
     assert client.post("/sdapi/v1/options", json={"sd_model_checkpoint": "demo"}).status_code == 200
     assert client.get("/sdapi/v1/options").json()["sd_model_checkpoint"] == "demo"
     out = client.post("/sdapi/v1/txt2img", json={"prompt": "a circle", "steps": 2, "width": 64, "height": 64})

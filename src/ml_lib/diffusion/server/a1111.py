@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import psutil
 from fastapi import APIRouter, Depends
 
-from ..errors import InputImageError
+from ..errors import InputImageError, ModelNotFoundError
 from ..request import GenerationRequest
 from ..result import CancelToken, StepInfo
 from ..samplers import AUTOMATIC, SAMPLERS, SCHEDULES, parse_sampler
@@ -97,10 +97,28 @@ async def _run(st: ServerState, req: GenerationRequest, body: Txt2ImgBody, job: 
     }
 
 
+async def known_checkpoint(st: ServerState, name: str) -> str:
+    """``name`` when it is a usable checkpoint's name or sub-path (never a file path or Hub id from a
+    client), else ModelNotFoundError (404)."""
+    records = await st.worker.call(lambda g: _records(g, "checkpoint"))
+    if not any(name in (r.name, r.rel_name) for r in records):
+        names = ", ".join(sorted(r.name for r in records)[:20])
+        raise ModelNotFoundError(
+            f"No checkpoint named {name!r}; GET /sdapi/v1/sd-models lists them ({names})."
+        )
+    return name
+
+
+async def _checked(st: ServerState, req: GenerationRequest) -> GenerationRequest:
+    if req.model is not None and req.model != st.model:
+        await known_checkpoint(st, req.model)
+    return req
+
+
 @router.post("/txt2img")
 async def txt2img(body: Txt2ImgBody, st: ServerState = Depends(state)) -> dict[str, Any]:
     """``TextToImageResponse``: base64 images, the request's parameters, ``info`` (JSON with infotexts)."""
-    return await _run(st, _request(body, st), body, "txt2img")
+    return await _run(st, await _checked(st, _request(body, st)), body, "txt2img")
 
 
 @router.post("/img2img")
@@ -115,7 +133,7 @@ async def img2img(body: Img2ImgBody, st: ServerState = Depends(state)) -> dict[s
         resize_mode=_RESIZE.get(body.resize_mode, "just_resize"), mask_blur=body.mask_blur,
         inpaint_full_res=body.inpaint_full_res, inpaint_padding=body.inpaint_full_res_padding,
     )  # fmt: skip
-    return await _run(st, req, body, "img2img")
+    return await _run(st, await _checked(st, req), body, "img2img")
 
 
 @router.post("/png-info")
@@ -194,10 +212,7 @@ async def set_options(body: OptionsBody, st: ServerState = Depends(state)) -> No
     name = _strip_hash(body.sd_model_checkpoint)
     if name is None:
         return
-    records = await st.worker.call(lambda g: _records(g, "checkpoint"))
-    if not any(name in (r.name, r.rel_name, r.path) for r in records):
-        await st.worker.call(lambda g: g.resolve_model(name))  # a path or Hub id; raises when unknown
-    st.model = name
+    st.model = await known_checkpoint(st, name)
 
 
 @router.get("/progress")

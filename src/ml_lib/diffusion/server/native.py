@@ -70,6 +70,15 @@ class FeedbackBody(BaseModel):
     note: str | None = None
 
 
+async def _checked(req: GenerationRequest, st: ServerState) -> GenerationRequest:
+    """The request, its model (if named) a catalogued checkpoint: a client names no files on the server."""
+    from .a1111 import known_checkpoint
+
+    if req.model is not None:
+        await known_checkpoint(st, req.model)
+    return req
+
+
 @router.post("/analyze")
 async def analyze(body: AnalyzeBody, st: ServerState = Depends(state)) -> Any:
     """What the prompt asks for (content type, styles, aspect …)."""
@@ -80,14 +89,14 @@ async def analyze(body: AnalyzeBody, st: ServerState = Depends(state)) -> Any:
 @router.post("/plan")
 async def plan(body: GenerateBody, st: ServerState = Depends(state)) -> Any:
     """The plan the request would run, with every decision and its reason; nothing is generated."""
-    req = body.request(st)
+    req = await _checked(body.request(st), st)
     return (await st.worker.call(lambda g: g.plan(req))).to_dict()
 
 
 @router.post("/generate")
 async def generate(body: GenerateBody, st: ServerState = Depends(state)) -> dict[str, Any]:
     """Generate and save; returns the generation id, seeds and image URLs."""
-    req = body.request(st)
+    req = await _checked(body.request(st), st)
 
     def work(g: ImageGenerator, on_step: Any, cancel: CancelToken) -> GenerationResult:
         return g.generate(req, on_step=on_step, cancel=cancel)
