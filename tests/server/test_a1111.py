@@ -109,6 +109,9 @@ def test_bad_input_is_a_json_4xx(client: Client) -> None:
         ("/sdapi/v1/img2img", {"prompt": "x", "init_images": [png_b64((3000, 3000))]}, 400, "pixels"),
         ("/sdapi/v1/img2img", {"prompt": "x", "init_images": []}, 400, "init_images"),
         ("/sdapi/v1/png-info", {"image": "@@@"}, 400, "base64"),
+        ("/sdapi/v1/txt2img", {"prompt": "x <lora:/etc/secret:1>"}, 422, "path"),
+        ("/sdapi/v1/txt2img", {"prompt": "x", "negative_prompt": "<lora:../../up:1>"}, 422, "path"),
+        ("/api/v1/generate", {"prompt": "x", "loras": [["C:\\w\\x", 1.0]]}, 422, "path"),
     ]
     for url, body, status, words in cases:
         r = client.post(url, json=body)
@@ -165,6 +168,9 @@ def test_lora_tag_and_controlnet_unit(client: Client) -> None:
     missing = {"controlnet": {"args": [{**unit, "model": "no-such-controlnet"}]}}
     r = client.post("/sdapi/v1/txt2img", json={**base, "alwayson_scripts": missing})
     assert r.status_code == 404 and "no-such-controlnet" in r.json()["detail"], r.text
+    pathy = {"controlnet": {"args": [{**unit, "model": "/srv/models/cn"}]}}
+    r = client.post("/sdapi/v1/txt2img", json={**base, "alwayson_scripts": pathy})
+    assert r.status_code == 422 and "path" in r.json()["detail"], r.text
     broken = {"controlnet": {"args": [{**unit, "image": "###"}]}}
     r = client.post("/sdapi/v1/txt2img", json={**base, "alwayson_scripts": broken})
     assert r.status_code == 400 and "base64" in r.json()["detail"]

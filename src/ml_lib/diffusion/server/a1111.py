@@ -18,7 +18,7 @@ from ..result import CancelToken, StepInfo
 from ..samplers import AUTOMATIC, SAMPLERS, SCHEDULES, parse_sampler
 from .a1111_models import Img2ImgBody, OptionsBody, PngInfoBody, Txt2ImgBody
 from .controlnet import control_units
-from .limits import check_generation, decode_image
+from .limits import check_generation, decode_image, prompt_names
 from .state import ServerState, state
 
 if TYPE_CHECKING:
@@ -39,6 +39,7 @@ def _request(body: Txt2ImgBody, st: ServerState, **extra: Any) -> GenerationRequ
         st.limits, prompt=body.prompt, negative=body.negative_prompt, width=body.width,
         height=body.height, steps=body.steps, batch=batch,
     )  # fmt: skip
+    prompt_names(body.prompt, body.negative_prompt)
     sampler = body.sampler_name or body.sampler_index
     schedule = None if body.scheduler in (None, AUTOMATIC) else body.scheduler
     if sampler:

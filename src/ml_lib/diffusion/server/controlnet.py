@@ -6,7 +6,7 @@ from typing import Any
 
 from ..errors import RequestError
 from ..request import ControlRequest
-from .limits import ServerLimits, decode_image
+from .limits import ServerLimits, check_name, decode_image
 
 __all__ = ["control_units"]
 
@@ -54,7 +54,7 @@ def control_units(
         module = str(unit.get("module") or "none")
         out.append(
             ControlRequest(
-                model=_strip_hash(str(unit["model"])),
+                model=check_name(_strip_hash(str(unit["model"])), f"{label}.model"),
                 image=_unit_image(unit, label, limits, init_image),
                 control_type="none" if module.lower() in ("none", "") else module,
                 scale=_number(unit, "weight", 1.0, label),

@@ -13,7 +13,7 @@ from PIL import Image, UnidentifiedImageError
 from ..errors import InputImageError, RequestError
 from ..settings import Limits
 
-__all__ = ["ServerLimits", "check_generation", "decode_image"]
+__all__ = ["ServerLimits", "check_generation", "check_name", "decode_image", "prompt_names"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,3 +72,22 @@ def decode_image(text: str, label: str, limits: ServerLimits) -> bytes:
             f"{label} is {width}x{height}, more than {limits.max_input_pixels} pixels; send a smaller image."
         )
     return data
+
+
+def check_name(name: str, label: str) -> str:
+    """``name`` when it is a plain model name; a file path (separators, leading dot or ``~``) sent by a
+    client is refused: over HTTP, models are named, never located."""
+    if "/" in name or "\\" in name or name.startswith((".", "~")) or ":" in name:
+        raise RequestError(
+            f"{label} {name!r} is a path; over HTTP name a catalogued model (see the list routes)."
+        )
+    return name
+
+
+def prompt_names(prompt: str, negative: str) -> None:
+    """Check the ``<lora:name:w>`` tags of both prompts name models, not files."""
+    from ..prompt.syntax import parse_prompt
+
+    for text in (prompt, negative):
+        for ref in parse_prompt(text).loras:
+            check_name(ref.name, "<lora:…> tag")

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from .._codec import to_jsonable
 from ..errors import UnknownGenerationError
 from ..request import GenerationRequest, LoraRequest
-from .limits import check_generation
+from .limits import check_generation, check_name, prompt_names
 from .state import ServerState, state
 
 if TYPE_CHECKING:
@@ -52,6 +52,9 @@ class GenerateBody(BaseModel):
             st.limits, prompt=self.prompt, negative=self.negative_prompt, width=self.width,
             height=self.height, steps=self.steps, batch=self.batch_size or 1,
         )  # fmt: skip
+        prompt_names(self.prompt, self.negative_prompt)
+        for name, _ in self.loras:
+            check_name(name, "lora")
         fields = self.model_dump(exclude={"loras"})
         return GenerationRequest(**fields, loras=tuple(LoraRequest(n, w) for n, w in self.loras))
 
