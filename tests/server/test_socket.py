@@ -70,3 +70,13 @@ def test_a1111_client_sequence(base_url: str) -> None:
         assert parsed["parameters"]["Seed"] == "42" and parsed["parameters"]["Steps"] == "3"
         assert http.get("/sdapi/v1/progress").json()["state"]["job_count"] == 0
     assert httpx.get(f"{base_url}/sdapi/v1/options", timeout=10).status_code == 401
+
+
+def test_serve_is_a_cli_verb() -> None:
+    from typer.testing import CliRunner
+
+    from ml_lib.diffusion.cli import build_app
+
+    result = CliRunner().invoke(build_app(), ["serve", "--help"])
+    assert result.exit_code == 0
+    assert all(option in result.output for option in ("--host", "--port", "--api-key", "--cors-origin"))
