@@ -35,9 +35,10 @@ def test_nesting_over_the_grammar_depth_is_one_plain_text() -> None:
 
 
 def test_a_long_run_of_equal_weights_is_joined_in_linear_time() -> None:
-    small = min(_seconds("\\(" * 25_000) for _ in range(2))  # one chunk of escaped brackets
-    large = _seconds("\\(" * 400_000)
-    assert large < 2 * 16 * small + 0.5, f"{small:.3f} s, then {large:.3f} s for 16x the text"
+    small = min(_seconds("\\(" * 25_000) for _ in range(3))  # one chunk of escaped brackets
+    large = min(_seconds("\\(" * 400_000) for _ in range(2))
+    # 16x the text: linear is ~16x the time, quadratic ~256x; 4x slack keeps a busy machine from failing it.
+    assert large < 4 * 16 * small + 1.0, f"{small:.3f} s, then {large:.3f} s for 16x the text"
 
 
 def test_equal_weights_still_merge_into_one_chunk() -> None:
