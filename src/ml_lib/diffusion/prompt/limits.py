@@ -14,12 +14,9 @@ Each check raises :class:`PromptError` naming the fix.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from collections.abc import Iterable
 
 from ..errors import PromptError
-
-if TYPE_CHECKING:
-    from .networks import NetworkRef
 
 __all__ = [
     "MAX_ATTENTION_WEIGHT",
@@ -74,19 +71,20 @@ def check_part_weight(weight: float, text: str) -> None:
         )
 
 
-def check_network_weights(ref: NetworkRef) -> None:
-    """PromptError for a tag weight that is a finite number beyond ±MAX_NETWORK_WEIGHT.
+def check_network_weights(source: str, weight_texts: Iterable[tuple[str, str]]) -> None:
+    """PromptError for a tag weight (``(label, text)`` pairs of the tag written as ``source``) that is a
+    finite number beyond ±MAX_NETWORK_WEIGHT.
 
     A weight that is no finite number (``<lora:x:abc>``, ``nan``, ``inf``) reads as None and is listed in
-    :attr:`NetworkRef.problems`; planning refuses it.
+    the tag's problems; planning refuses it.
     """
-    for label, raw in ref.weight_texts:
+    for label, raw in weight_texts:
         try:
             value = float(raw)
         except ValueError:
             continue
         if math.isfinite(value) and abs(value) > MAX_NETWORK_WEIGHT:
             raise PromptError(
-                f"{ref.source}: {label} weight {raw} must be a number within -{MAX_NETWORK_WEIGHT:g} and "
+                f"{source}: {label} weight {raw} must be a number within -{MAX_NETWORK_WEIGHT:g} and "
                 f"{MAX_NETWORK_WEIGHT:g}; LoRA weights are usually 0..1.5."
             )

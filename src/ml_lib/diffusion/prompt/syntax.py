@@ -212,7 +212,7 @@ def _check_numbers(document: PromptDocument) -> None:
         part.plain_chunks  # noqa: B018 -- computing them checks nesting and attention weights
         check_part_weight(part.weight, part.text)
     for ref in document.networks:
-        check_network_weights(ref)
+        check_network_weights(ref.source, ref.weight_texts)
 
 
 def _head_length(piece: str) -> int:
