@@ -29,6 +29,7 @@ __all__ = [
     "ImageRef",
     "InitImage",
     "LoraUse",
+    "MemoryPlan",
     "ModelFormat",
     "ModelRef",
     "ResolvedControl",
@@ -236,6 +237,16 @@ class ResolvedRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class MemoryPlan:
+    """The memory strategy the engine applies (none, balanced, sequential, aggressive), the estimated peak
+    on the computing device and the budget it was held against (None: not measured)."""
+
+    strategy: str
+    estimated_peak_bytes: int
+    budget_bytes: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class GenerationPlan:
     """Everything the engine needs to produce images, with the reason for each automatic choice."""
 
@@ -266,6 +277,8 @@ class GenerationPlan:
     #: CPU threads torch computes with (0: not chosen, as in plans before it and on a GPU); part of the
     #: plan because some kernels round differently with another count.
     threads: int = field(default=0, metadata=OMIT_DEFAULT)
+    #: Memory strategy and estimate (None: not planned, as in plans before it).
+    memory: MemoryPlan | None = field(default=None, metadata=OMIT_DEFAULT)
 
     @property
     def seeds(self) -> tuple[int, ...]:
