@@ -23,3 +23,15 @@ def test_component_sizes_match_the_models(kind: str, form: str, request: pytest.
     sizes = component_sizes(resolve_model(str(path)))
     assert (sizes.unet, sizes.text_encoder, sizes.vae) == _counts(kind)
     assert sizes.file_bytes is not None and sizes.file_bytes > 0
+
+
+def test_detect_device_measures_the_ram() -> None:
+    import psutil
+
+    from ml_lib.diffusion.engine.device import detect_device
+
+    device = detect_device("cpu")
+    total = psutil.virtual_memory().total
+    assert device.ram_total == total and device.ram_available is not None
+    assert 0 < device.ram_available <= total and device.memory_budget == device.ram_available
+    assert device.vram_total is None and device.compute_capability is None

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from ml_lib.diffusion.catalog.families import Family
+from ml_lib.diffusion.errors import RequestError
+from ml_lib.diffusion.plan import GenerationPlan, ModelFormat, ModelRef, ResolvedRequest, Source
 from ml_lib.diffusion.planning.device import DeviceInfo
 from ml_lib.diffusion.planning.memory import MARGIN, WORK_BYTES, Strategy, Workload, choose_strategy, estimate
+from ml_lib.diffusion.planning.planner import Planner
+from ml_lib.diffusion.request import GenerationRequest
+from ml_lib.diffusion.settings import Settings
 
 GB = 10**9
+VAE = 83_653_863
 SD15 = {
     "family": Family.SD1,
     "unet_params": 859_520_964,
@@ -132,3 +140,39 @@ def test_unknown_memory_plans_none() -> None:
 def test_device_budgets() -> None:
     assert _gpu(6).vram_free == 6 * GB and _gpu(6).memory_budget == 6 * GB
     assert _cpu(16).vram_total is None and _cpu(16).memory_budget == 12 * GB
+
+
+def _plan(tmp_path, request: GenerationRequest, device: DeviceInfo):  # type: ignore[no-untyped-def]
+    model = ModelRef("/m/xl.safetensors", ModelFormat.SINGLE_FILE, "sdxl", "epsilon", "xl")
+    resolved = ResolvedRequest(
+        model,
+        unet_params=SDXL["unet_params"],
+        text_encoder_params=SDXL["text_encoder_params"],
+        vae_params=VAE,
+    )  # type: ignore[arg-type]
+    return Planner(Settings(home=tmp_path), seed_source=lambda: 1).plan(request, resolved, None, device)
+
+
+def test_the_plan_carries_the_strategy_and_why(tmp_path, caplog) -> None:  # type: ignore[no-untyped-def]
+    plan = _plan(tmp_path, GenerationRequest("a fox", width=1024, height=1024), _gpu(6))
+    assert plan.memory is not None and plan.memory.strategy == "sequential"
+    assert plan.memory.budget_bytes == 6 * GB and 0 < plan.memory.estimated_peak_bytes < 6 * GB
+    decision = plan.decision("memory")
+    assert decision is not None and decision.source is Source.DEVICE
+    assert "sdxl 1024x1024 needs ~" in decision.reason and "6.0 GB free VRAM" in decision.reason
+    assert GenerationPlan.from_json(plan.to_json()) == plan
+    with caplog.at_level(logging.WARNING):
+        forced = _plan(tmp_path, GenerationRequest("a fox", width=1024, height=1024, memory="none"), _gpu(6))
+    assert forced.memory is not None and forced.memory.strategy == "none"
+    assert forced.decision("memory").source is Source.USER  # type: ignore[union-attr]
+    assert "may not fit" in caplog.text
+    with pytest.raises(RequestError, match="not a memory strategy"):
+        _plan(tmp_path, GenerationRequest("a fox", memory="turbo"), _gpu(6))
+
+
+def test_a_plan_without_memory_leaves_it_out_of_the_json(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    model = ModelRef("hub/x", ModelFormat.HUB, "sd1", "epsilon", "x")
+    plan = Planner(Settings(home=tmp_path), seed_source=lambda: 1).plan(
+        GenerationRequest("a fox"), ResolvedRequest(model), None, _cpu(16)
+    )
+    assert plan.memory is None and "memory" not in plan.to_dict()
