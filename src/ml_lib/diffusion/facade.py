@@ -223,7 +223,8 @@ class ImageGenerator:
         self._staging.commit(plan_images(plan))  # the inputs a dry-run plan only held
         self._hashes.flush()
         t0 = time.perf_counter()
-        loaded = self._pipelines().get(plan.model, dtype=plan.dtype, device=plan.device)
+        memory = plan.memory.strategy if plan.memory is not None else "none"
+        loaded = self._pipelines().get(plan.model, dtype=plan.dtype, device=plan.device, memory=memory)
         load = time.perf_counter() - t0
         out = execute(loaded, plan, on_step=on_step, cancel=cancel, annotator_dir=self.settings.annotator_dir)
         t1 = time.perf_counter()

@@ -15,9 +15,10 @@ Formula (bytes, on the device that computes; ``b`` is the compute dtype's size, 
 
 ``base`` is the framework (torch + diffusers imported: 0.45 GB measured on CPU; a CUDA context ~0.5 GB,
 not measured). Strategies change the resident part: ``balanced`` keeps one component on the GPU at a time
-(model CPU offload; on a CPU, which has no model offload, the UNet is stored in fp8 instead) and slices the
-VAE; ``sequential`` keeps about one leaf module (group offloading; to disk on a CPU); ``aggressive`` adds
-VAE tiling, attention slicing and fp8 UNet storage. No attention term: torch's scaled-dot-product
+(model CPU offload) and slices the VAE; ``sequential`` keeps about one leaf module (group offloading);
+``aggressive`` adds VAE tiling, attention slicing and fp8 UNet storage. On a CPU no offloading applies
+(engine/memory.py): every strategy but ``none`` stores the UNet in fp8 and slices the VAE, ``sequential``
+and ``aggressive`` tile it. No attention term: torch's scaled-dot-product
 attention does not hold the score matrix (measured: activations grow linearly with the pixels).
 
 Calibration (this CPU, fp32, peak RSS above the loaded weights, polled every 5 ms, real-size SD1.5 modules
@@ -150,16 +151,18 @@ def estimate(w: Workload, strategy: Strategy = Strategy.NONE) -> MemoryEstimate:
     latent_px = (w.width // 8) * (w.height // 8)
     aggressive = strategy is Strategy.AGGRESSIVE
     activations = int(WORK_BYTES + act * latent_px * rows * b * (1 + 0.5 * w.controlnets))
-    decode = _decode(dec, w, b, sliced=strategy is not Strategy.NONE, tiled=aggressive)
-    fp8 = aggressive or (w.device == "cpu" and strategy is Strategy.BALANCED)
+    cpu = w.device == "cpu"
+    tiled = aggressive or (cpu and strategy is Strategy.SEQUENTIAL)
+    decode = _decode(dec, w, b, sliced=strategy is not Strategy.NONE, tiled=tiled)
+    fp8 = aggressive or (cpu and strategy is not Strategy.NONE)
     stored = weights - unet_b + w.unet_params * _FP8_UNET_BYTES if fp8 else weights
     if strategy is Strategy.NONE:
         resident = weights
     elif strategy is Strategy.BALANCED and w.device != "cpu":  # model offload: one component at a time
         resident = int(max(unet_b + units * b, w.text_encoder_params * b, w.vae_params * b))
-    elif strategy is Strategy.BALANCED:  # CPU: no model offload; the UNet stored in fp8
+    elif w.device == "cpu":  # no offloading hooks work on a CPU: the UNet stored in fp8 (engine/memory.py)
         resident = stored
-    else:  # group offloading at leaf level (to disk on a CPU): about one leaf module held
+    else:  # group offloading at leaf level: about one leaf module held
         resident = int(_LEAF_SHARE * stored)
     base = BASE_BYTES.get(w.device, BASE_BYTES["cuda"])
     # on a CPU, loading holds every weight at compute precision plus a single file's state dict
