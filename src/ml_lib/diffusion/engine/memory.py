@@ -19,7 +19,7 @@ import torch
 
 from ..errors import PlanError
 
-__all__ = ["STRATEGIES", "apply_strategy"]
+__all__ = ["STRATEGIES", "apply_strategy", "stronger_strategy"]
 
 log = logging.getLogger(__name__)
 
@@ -77,3 +77,9 @@ def apply_strategy(pipe: Any, strategy: str, device: str) -> tuple[str, ...]:
     done = _cpu(pipe, strategy) if device == "cpu" else _accelerator(pipe, strategy, device)
     log.info("memory strategy %s: %s", strategy, ", ".join(done))
     return tuple(done)
+
+
+def stronger_strategy(strategy: str) -> str | None:
+    """The next strategy up (the recovery ladder's next rung); None after ``aggressive``."""
+    index = STRATEGIES.index(strategy) if strategy in STRATEGIES else len(STRATEGIES) - 1
+    return STRATEGIES[index + 1] if index + 1 < len(STRATEGIES) else None

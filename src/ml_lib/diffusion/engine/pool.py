@@ -78,6 +78,13 @@ class PipelinePool:
             self._items[key] = loaded
             return loaded
 
+    def drop(self, loaded: LoadedPipeline) -> None:
+        """Forget ``loaded`` (e.g. after it ran out of memory), freeing what it held."""
+        with self._lock:
+            if self._items.get(loaded.key) is loaded:
+                del self._items[loaded.key]
+        gc.collect()
+
     def __len__(self) -> int:
         return len(self._items)
 
