@@ -183,8 +183,8 @@ def execute(
         if not is_out_of_memory(exc):
             raise
         raise OutOfMemory(
-            f"Out of memory at {plan.width}x{plan.height}, batch {plan.batch_size} ({phase}): use a smaller "
-            "size or batch, a stronger --memory strategy, or close other programs.",
+            f"Out of memory at {plan.width}x{plan.height}, batch {plan.batch_size}: use a smaller size or "
+            f"batch, or close other programs (failed at {phase}).",
             phase,
         ) from exc
     return ExecutionOutput(tuple(images), t1 - t0, t2 - t1, t3 - t2)
