@@ -91,6 +91,10 @@ def _normalise(text: str, replacements: dict[str, str]) -> object:
     for decision in data["decisions"]:
         if decision["field"] == "device":
             decision["reason"] = "<DEVICE>"  # names this machine's CPU
+        if decision["field"] == "memory":
+            decision["reason"] = "<MEMORY>"  # names the RAM available now
+    if "memory" in data:
+        data["memory"]["budget_bytes"] = "<RAM>"
     return data
 
 

@@ -57,6 +57,7 @@ __all__ = [
     "ModelNotFoundError",
     "ModelUnreadableError",
     "OfflineError",
+    "OutOfMemory",
     "OutputError",
     "OutputNotWritableError",
     "PlanError",
@@ -136,6 +137,14 @@ class OfflineError(ModelError):
 
 class GenerationError(MlDiffusionError):
     """The engine failed while executing a plan."""
+
+
+class OutOfMemory(GenerationError):
+    """The device ran out of memory while executing a plan; ``phase`` is "denoise" or "decode"."""
+
+    def __init__(self, message: str, phase: str = "denoise") -> None:
+        super().__init__(message)
+        self.phase = phase
 
 
 class GenerationCancelled(GenerationError):

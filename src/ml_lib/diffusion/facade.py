@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._recording import Planned
-from .errors import MetadataError, PlanError
+from .errors import MetadataError, OutOfMemory, PlanError
 from .plan import GenerationPlan, ModelRef
 from .prompt.analysis import PromptAnalysis
 from .prompt.analyzers import make_analyzer, semantic_similarity
@@ -212,6 +212,7 @@ class ImageGenerator:
     ) -> GenerationResult:
         """Run an existing plan (as from :meth:`plan` or read back from an image)."""
         from .engine.executor import execute
+        from .engine.memory import stronger_strategy
         from .learning.records import new_id
         from .output.writer import check_output_dir
         from .resolve import plan_images
@@ -223,14 +224,41 @@ class ImageGenerator:
         self._staging.commit(plan_images(plan))  # the inputs a dry-run plan only held
         self._hashes.flush()
         t0 = time.perf_counter()
-        loaded = self._pipelines().get(plan.model, dtype=plan.dtype, device=plan.device)
-        load = time.perf_counter() - t0
-        out = execute(loaded, plan, on_step=on_step, cancel=cancel, annotator_dir=self.settings.annotator_dir)
+        memory = plan.memory.strategy if plan.memory is not None else "none"
+        retries: list[str] = []
+        while True:  # bounded: each out-of-memory steps up one strategy, up to aggressive
+            loaded = self._pipelines().get(plan.model, dtype=plan.dtype, device=plan.device, memory=memory)
+            load = time.perf_counter() - t0
+            try:
+                out = execute(
+                    loaded, plan, on_step=on_step, cancel=cancel, annotator_dir=self.settings.annotator_dir
+                )
+                break
+            except OutOfMemory as exc:
+                stronger = stronger_strategy(memory)
+                if stronger is None:
+                    tried = ", ".join([*retries, memory])
+                    estimate = plan.memory.estimated_peak_bytes / 1e9 if plan.memory is not None else 0.0
+                    raise OutOfMemory(
+                        f"{exc} Estimated ~{estimate:.1f} GB; tried {tried}.", exc.phase
+                    ) from exc
+                log.warning("out of memory at %s with %s: retrying with %s", exc.phase, memory, stronger)
+                retries.append(memory)
+                self._pipelines().drop(loaded)
+                memory = stronger
         t1 = time.perf_counter()
         gid = new_id()
         paths = self._save(plan, out.images, plan.seeds, gid) if save else ()
         timings = PhaseTimings(load, out.encode, out.denoise, out.decode, time.perf_counter() - t1)
-        result = GenerationResult(out.images, plan.seeds, plan, paths, timings, gid)
+        result = GenerationResult(
+            out.images,
+            plan.seeds,
+            plan,
+            paths,
+            timings,
+            gid,
+            memory_retries=tuple(f"{m} → out of memory" for m in retries),
+        )
         self._record(result)
         return result
 

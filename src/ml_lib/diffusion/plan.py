@@ -29,6 +29,7 @@ __all__ = [
     "ImageRef",
     "InitImage",
     "LoraUse",
+    "MemoryPlan",
     "ModelFormat",
     "ModelRef",
     "ResolvedControl",
@@ -211,7 +212,8 @@ class ResolvedRequest:
     ``model_decision`` says why the checkpoint was chosen when the user named none. ``loras`` are the
     requested ones (``--lora`` first, then the prompt's ``<lora:>`` tags); ``candidates`` are the usable
     catalog records automatic choices may pick from (empty with ``auto`` off); ``unet_params`` is the
-    denoiser's parameter count, read from the weights' headers (None when unknown, e.g. a Hub model);
+    denoiser's parameter count, read from the weights' headers (None when unknown, e.g. a Hub model), and
+    ``text_encoder_params`` (all text encoders), ``vae_params`` and ``weight_file_bytes`` likewise;
     ``clip_layers`` is the layer count of the model's text encoder(s) (the fewest of SDXL's two), the most
     clip skip can take (None when the model's config does not say); ``test_model`` marks random weights
     written by ``ml_lib.diffusion.testing`` (planned tiny and fast).
@@ -229,6 +231,19 @@ class ResolvedRequest:
     unet_params: int | None = None
     test_model: bool = False
     clip_layers: int | None = None
+    text_encoder_params: int | None = None
+    vae_params: int | None = None
+    weight_file_bytes: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryPlan:
+    """The memory strategy the engine applies (none, balanced, sequential, aggressive), the estimated peak
+    on the computing device and the budget it was held against (None: not measured)."""
+
+    strategy: str
+    estimated_peak_bytes: int
+    budget_bytes: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,6 +277,8 @@ class GenerationPlan:
     #: CPU threads torch computes with (0: not chosen, as in plans before it and on a GPU); part of the
     #: plan because some kernels round differently with another count.
     threads: int = field(default=0, metadata=OMIT_DEFAULT)
+    #: Memory strategy and estimate (None: not planned, as in plans before it).
+    memory: MemoryPlan | None = field(default=None, metadata=OMIT_DEFAULT)
 
     @property
     def seeds(self) -> tuple[int, ...]:

@@ -53,7 +53,8 @@ class GenerationRequest:
     ``config_dir`` names a weightless diffusers config folder for a single-file checkpoint of an
     unusual architecture (see the README). ``preset`` scales the step count (speed, balanced,
     quality); ``auto=False`` turns off the automatic checkpoint choice and LoRA recommendation;
-    ``learn=False`` plans without what was learned from the user's history (``--no-learn``).
+    ``learn=False`` plans without what was learned from the user's history (``--no-learn``);
+    ``memory`` forces a memory strategy (none, balanced, sequential, aggressive) instead of the planner's.
     """
 
     prompt: str
@@ -85,3 +86,4 @@ class GenerationRequest:
     preset: str = "balanced"  # speed | balanced | quality
     auto: bool = True  # False: no automatic checkpoint choice or LoRA recommendation
     learn: bool = True  # False: no learned preferences (the generation is still recorded)
+    memory: str | None = None  # none | balanced | sequential | aggressive; None: the planner picks

@@ -65,6 +65,7 @@ class GenerationResult:
     paths: tuple[Path, ...]
     timings: PhaseTimings
     generation_id: str = ""  # the history's id, also written into each image (empty: not recorded)
+    memory_retries: tuple[str, ...] = ()  # strategies that ran out of memory before the one that worked
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-compatible summary (images by path)."""

@@ -168,6 +168,13 @@ NoAutoOpt = Annotated[
 NoLearnOpt = Annotated[
     bool, typer.Option("--no-learn", help="Plan without what was learned from your ratings and edits.")
 ]
+MemoryOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--memory",
+        help="Memory strategy: none, balanced, sequential or aggressive (default: the fitting one).",
+    ),
+]
 PromptArg = Annotated[str, typer.Argument(help="What to draw (A1111 prompt syntax).")]
 
 
@@ -208,6 +215,7 @@ REQUEST_OPTIONS: tuple[inspect.Parameter, ...] = (
     _option("no_auto", NoAutoOpt, False),
     _option("no_learn", NoLearnOpt, False),
     _option("preset", PresetOpt, None),
+    _option("memory", MemoryOpt, None),
 )
 
 
@@ -243,6 +251,7 @@ def _request(prompt: str, v: dict[str, Any]) -> GenerationRequest:
         inpaint_padding=v["inpaint_padding"],
         controls=control_requests(v["controlnet"], v["control_type"]),
         ip_adapters=ip_requests(v["ip_adapter"], v["ip_adapter_weights"]),
+        memory=v["memory"],
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import psutil
 import torch
 
 from ..planning.device import DeviceInfo
@@ -21,15 +22,27 @@ def detect_device(prefer: str | None = None) -> DeviceInfo:
             kind = "mps"
         else:
             kind = "cpu"
+    ram = psutil.virtual_memory()
     if kind == "cuda":
         free, total = torch.cuda.mem_get_info()
-        return DeviceInfo("cuda", torch.cuda.get_device_name(), total, free)
+        major, minor = torch.cuda.get_device_capability()
+        return DeviceInfo(
+            "cuda",
+            torch.cuda.get_device_name(),
+            total,
+            free,
+            ram_total=ram.total,
+            ram_available=ram.available,
+            compute_capability=f"{major}.{minor}",
+        )
     if kind == "mps":
-        return DeviceInfo("mps", "Apple MPS")
+        return DeviceInfo("mps", "Apple MPS", ram_total=ram.total, ram_available=ram.available)
     from .threads import cpu_cores
 
     cores = cpu_cores()
-    return DeviceInfo("cpu", f"CPU ({cores} cores)", cores=cores)
+    return DeviceInfo(
+        "cpu", f"CPU ({cores} cores)", cores=cores, ram_total=ram.total, ram_available=ram.available
+    )
 
 
 def torch_dtype(name: str) -> torch.dtype:

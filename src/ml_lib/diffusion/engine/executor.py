@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from ..catalog.families import Family
-from ..errors import GenerationCancelled, GenerationError, RequestError, UnsupportedModelError
+from ..errors import GenerationCancelled, OutOfMemory, RequestError, UnsupportedModelError
 from ..plan import GenerationPlan
 from ..result import CancelToken, StepInfo
 from ..samplers import SamplerChoice
@@ -155,6 +155,7 @@ def execute(
             on_step(StepInfo(i + 1, p.num_timesteps))
         return kw
 
+    phase = "denoise"
     try:
         t0 = time.perf_counter()
         embeds = _encode(pipe, plan, device)
@@ -174,15 +175,17 @@ def execute(
         _sync(device)
         t2 = time.perf_counter()
         _check(cancel)
+        phase = "decode"
         images = prepared.finish(_decode(view, latents, plan))
         _sync(device)
         t3 = time.perf_counter()
     except (MemoryError, RuntimeError) as exc:
         if not is_out_of_memory(exc):
             raise
-        raise GenerationError(
+        raise OutOfMemory(
             f"Out of memory at {plan.width}x{plan.height}, batch {plan.batch_size}: use a smaller size or "
-            "batch, or close other programs."
+            f"batch, or close other programs (failed at {phase}).",
+            phase,
         ) from exc
     return ExecutionOutput(tuple(images), t1 - t0, t2 - t1, t3 - t2)
 

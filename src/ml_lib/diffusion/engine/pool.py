@@ -18,12 +18,13 @@ from ..plan import ModelRef
 from .adapters import LoraState
 from .ip_adapter import IPAdapterState
 from .loading import load_pipeline
+from .memory import apply_strategy
 
 __all__ = ["LoadedPipeline", "PipelinePool", "PoolKey"]
 
 log = logging.getLogger(__name__)
 
-PoolKey = tuple[str, str | None, str, str]  # reference, config folder, dtype, device
+PoolKey = tuple[str, str | None, str, str, str]  # reference, config folder, dtype, device, memory strategy
 
 
 @dataclass(slots=True, eq=False)
@@ -58,9 +59,10 @@ class PipelinePool:
         self._lock = threading.Lock()
         self.loads = 0
 
-    def get(self, model: ModelRef, *, dtype: str, device: str) -> LoadedPipeline:
-        """The loaded pipeline for ``model``, loading it (and evicting the oldest) when not pooled."""
-        key: PoolKey = (model.reference, model.config_dir, dtype, device)
+    def get(self, model: ModelRef, *, dtype: str, device: str, memory: str = "none") -> LoadedPipeline:
+        """The loaded pipeline for ``model`` prepared for the ``memory`` strategy, loading it (and evicting
+        the oldest) when not pooled; a pipeline prepared for one strategy is never served for another."""
+        key: PoolKey = (model.reference, model.config_dir, dtype, device, memory)
         with self._lock:
             if key in self._items:
                 self._items.move_to_end(key)
@@ -69,10 +71,19 @@ class PipelinePool:
                 old, _ = self._items.popitem(last=False)
                 log.info("dropping %s (and what was loaded into it) from the pipeline pool", old[0])
                 gc.collect()
-            loaded = LoadedPipeline(load_pipeline(model, dtype=dtype, device=device), key)
+            pipe = load_pipeline(model, dtype=dtype, device=device)
+            apply_strategy(pipe, memory, device)
+            loaded = LoadedPipeline(pipe, key)
             self.loads += 1
             self._items[key] = loaded
             return loaded
+
+    def drop(self, loaded: LoadedPipeline) -> None:
+        """Forget ``loaded`` (e.g. after it ran out of memory), freeing what it held."""
+        with self._lock:
+            if self._items.get(loaded.key) is loaded:
+                del self._items[loaded.key]
+        gc.collect()
 
     def __len__(self) -> int:
         return len(self._items)

@@ -11,8 +11,9 @@ __all__ = ["DeviceInfo", "DtypeChoice", "choose_dtype"]
 
 @dataclass(frozen=True, slots=True)
 class DeviceInfo:
-    """What the engine found: ``kind`` is "cuda", "mps" or "cpu"; memory in bytes when known; the CPU
-    cores this process may use and how many of them other processes keep busy (measured at planning)."""
+    """What the engine found: ``kind`` is "cuda", "mps" or "cpu"; the device's own memory in bytes when
+    known (VRAM on CUDA); the CPU cores this process may use and how many of them other processes keep busy
+    (measured at planning); system RAM total and available; a CUDA device's compute capability ("8.6")."""
 
     kind: str
     name: str = ""
@@ -20,6 +21,25 @@ class DeviceInfo:
     free_memory: int | None = None
     cores: int = 1
     busy_cores: float = 0.0
+    ram_total: int | None = None
+    ram_available: int | None = None
+    compute_capability: str | None = None
+
+    @property
+    def vram_total(self) -> int | None:
+        """A CUDA device's memory; None elsewhere."""
+        return self.total_memory if self.kind == "cuda" else None
+
+    @property
+    def vram_free(self) -> int | None:
+        """A CUDA device's free memory; None elsewhere."""
+        return self.free_memory if self.kind == "cuda" else None
+
+    @property
+    def memory_budget(self) -> int | None:
+        """Bytes a generation may use where it computes: free VRAM on CUDA, available RAM otherwise
+        (Apple's memory is unified); None when not measured."""
+        return self.free_memory if self.kind == "cuda" else self.ram_available
 
 
 @dataclass(frozen=True, slots=True)

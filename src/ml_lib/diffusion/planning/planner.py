@@ -28,6 +28,7 @@ from .checks import MAX_SEED, check_request, check_size
 from .device import DeviceInfo, choose_dtype
 from .inputs import plan_controls, plan_init, plan_ip_adapters
 from .loras import LoraPick, Similarity, insert_triggers, recommend_loras
+from .memory import plan_memory
 from .parameters import find_speed, parameter_defaults, test_model_defaults
 from .preferences import LearningContext, Preferences
 from .profiles import profile_for
@@ -153,6 +154,9 @@ class Planner:
             threads = policy.threads
             source = Source.USER if requested is not None else Source.DEVICE
             d.items.append(Decision("threads", threads, source, policy.reason))
+        memory = plan_memory(
+            request, resolved, device, dtype.dtype, (int(width), int(height), int(batch), float(cfg)), d.items
+        )
         out = d.pick(
             "output_dir", request.output_dir, str(self._settings.outputs), Source.PROFILE, "settings"
         )
@@ -212,6 +216,7 @@ class Planner:
             init=init,
             decisions=tuple(d.items),
             threads=threads,
+            memory=memory,
         )
 
 

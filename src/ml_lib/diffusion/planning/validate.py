@@ -116,6 +116,13 @@ def _sizes_and_numbers(plan: GenerationPlan, limits: Limits) -> None:
     _int_in("clip_skip", plan.clip_skip, 1, 12, "1 is the last layer, 2 is common for anime models")
     _int_in("seed", plan.seed, 0, MAX_SEED, "use a seed in range")
     _int_in("threads", plan.threads, 0, 1024, "use a thread count no larger than the machine's cores")
+    if plan.memory is not None:
+        strategies = ("none", "balanced", "sequential", "aggressive")
+        if plan.memory.strategy not in strategies:
+            raise _fail("memory.strategy", f"{plan.memory.strategy!r} is not one of {', '.join(strategies)}.")
+        _int_in("memory.estimated_peak_bytes", plan.memory.estimated_peak_bytes, 0, 1 << 50, "re-plan it")
+        if plan.memory.budget_bytes is not None:
+            _int_in("memory.budget_bytes", plan.memory.budget_bytes, 0, 1 << 50, "re-plan it")
 
 
 def _names(plan: GenerationPlan) -> None:

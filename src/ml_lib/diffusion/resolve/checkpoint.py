@@ -26,8 +26,10 @@ from .known import Lookup
 
 __all__ = [
     "PICKLE_SUFFIXES",
+    "ComponentSizes",
     "beside_config_dir",
     "clip_layers",
+    "component_sizes",
     "hub_reachable",
     "is_hub_id",
     "refuse_pickled_folder",
@@ -185,19 +187,68 @@ def is_test_model(model: ModelRef) -> bool:
     return marked_for_tests(Path(local_path(model.reference)))
 
 
-def unet_parameters(model: ModelRef) -> int | None:
-    """The denoiser's parameter count from the weights' headers (no tensor data read); None for Hub models."""
-    if model.format is ModelFormat.SINGLE_FILE:
-        files, prefix = [Path(local_path(model.reference))], _LDM_UNET
-    elif model.format is ModelFormat.DIFFUSERS:
-        files, prefix = sorted((Path(local_path(model.reference)) / "unet").glob("*.safetensors")), ""
-    else:
-        return None
+#: Where each component's tensors live: key prefixes in an A1111/LDM single file, sub-folders of a
+#: diffusers folder.
+_LDM_PARTS = {
+    "unet": (_LDM_UNET,),
+    "text_encoder": ("cond_stage_model.", "conditioner.embedders."),
+    "vae": ("first_stage_model.",),
+}
+_FOLDER_PARTS = {"unet": ("unet",), "text_encoder": _ENCODERS, "vae": ("vae",)}
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ComponentSizes:
+    """Parameter counts per component (text encoders summed) and the bytes of the weight files."""
+
+    unet: int | None = None
+    text_encoder: int | None = None
+    vae: int | None = None
+    file_bytes: int | None = None
+
+
+def _count(files: list[Path], prefixes: tuple[str, ...]) -> int:
     total = 0
     for path in files:
         header = read_header(path)
-        total += sum(math.prod(t.shape) for name, t in header.tensors.items() if name.startswith(prefix))
-    return total or None
+        total += sum(math.prod(t.shape) for name, t in header.tensors.items() if name.startswith(prefixes))
+    return total
+
+
+def _weights(folder: Path) -> list[Path]:
+    """A component folder's safetensors files, variants (``x.fp16.safetensors``) only when nothing else."""
+    files = sorted(folder.glob("*.safetensors"))
+    plain = [f for f in files if "." not in f.name.removesuffix(".safetensors")]
+    return plain or files
+
+
+def component_sizes(model: ModelRef) -> ComponentSizes:
+    """Each component's parameter count from the weights' headers (no tensor data read); unknown for Hub models.
+
+    A component whose tensors are absent (e.g. a single file without its VAE) is None.
+    """
+    if model.format is ModelFormat.SINGLE_FILE:
+        path = Path(local_path(model.reference))
+        counts = {part: _count([path], prefixes) for part, prefixes in _LDM_PARTS.items()}
+        files = [path]
+    elif model.format is ModelFormat.DIFFUSERS:
+        root = Path(local_path(model.reference))
+        counts, files = {}, []
+        for part, folders in _FOLDER_PARTS.items():
+            found = [f for folder in folders for f in _weights(root / folder)]
+            counts[part] = _count(found, ("",))
+            files.extend(found)
+    else:
+        return ComponentSizes()
+    size = sum(f.stat().st_size for f in files)
+    return ComponentSizes(
+        counts["unet"] or None, counts["text_encoder"] or None, counts["vae"] or None, size or None
+    )
+
+
+def unet_parameters(model: ModelRef) -> int | None:
+    """The denoiser's parameter count from the weights' headers (no tensor data read); None for Hub models."""
+    return component_sizes(model).unet
 
 
 def resolve_model(

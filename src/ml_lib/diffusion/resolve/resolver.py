@@ -18,7 +18,7 @@ from ..prompt.analysis import PromptAnalysis
 from ..prompt.syntax import PromptDocument, parse_prompt
 from ..request import GenerationRequest
 from .adapters import resolve_controlnet, resolve_embeddings, resolve_ip_adapter
-from .checkpoint import clip_layers, is_test_model, resolve_model, unet_parameters
+from .checkpoint import clip_layers, component_sizes, is_test_model, resolve_model
 from .inputs import InputStaging
 from .known import KnownModels
 from .loras import lora_requests, resolve_lora
@@ -53,6 +53,7 @@ class Resolver:
             for r in lora_requests(document, request.loras)
         )
         init, mask = self._init_images(request)
+        sizes = component_sizes(model)
         return ResolvedRequest(
             model=model,
             model_decision=choice.decision,
@@ -65,7 +66,10 @@ class Resolver:
             init_image=init,
             mask=mask,
             candidates=candidates,
-            unet_params=unet_parameters(model),
+            unet_params=sizes.unet,
+            text_encoder_params=sizes.text_encoder,
+            vae_params=sizes.vae,
+            weight_file_bytes=sizes.file_bytes,
             test_model=is_test_model(model),
             clip_layers=clip_layers(model),
         )

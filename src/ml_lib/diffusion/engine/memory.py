@@ -1,0 +1,85 @@
+"""Apply a plan's memory strategy to a loaded pipeline through diffusers' own APIs.
+
+| strategy   | CUDA / MPS                                            | CPU (no accelerator hooks work there) |
+|------------|-------------------------------------------------------|---------------------------------------|
+| none       | —                                                     | —                                     |
+| balanced   | model CPU offload, VAE slicing                        | VAE slicing, UNet fp8 storage         |
+| sequential | group offloading, leaf level (CUDA streams), slicing  | balanced + VAE tiling                 |
+| aggressive | sequential + VAE tiling, attention slicing, UNet fp8  | sequential + attention slicing        |
+
+UNet fp8 storage is diffusers' layerwise casting (float8_e4m3fn stored, computed in the pipeline's dtype).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import torch
+
+from ..errors import PlanError
+
+__all__ = ["STRATEGIES", "apply_strategy", "stronger_strategy"]
+
+log = logging.getLogger(__name__)
+
+STRATEGIES = ("none", "balanced", "sequential", "aggressive")
+
+
+def _fp8_unet(pipe: Any) -> None:
+    compute = next(pipe.unet.parameters()).dtype
+    pipe.unet.enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn, compute_dtype=compute)
+
+
+def _accelerator(pipe: Any, strategy: str, device: str) -> list[str]:
+    done = ["vae slicing"]
+    pipe.vae.enable_slicing()
+    if strategy == "balanced":
+        pipe.enable_model_cpu_offload(device=device)
+        return ["model cpu offload", *done]
+    if strategy == "aggressive":
+        _fp8_unet(pipe)
+        done.append("unet fp8 storage")
+    pipe.to("cpu")
+    pipe.enable_group_offload(
+        onload_device=torch.device(device),
+        offload_device=torch.device("cpu"),
+        offload_type="leaf_level",
+        use_stream=device.startswith("cuda"),
+    )
+    done.insert(0, "group offload (leaf)")
+    if strategy == "aggressive":
+        pipe.vae.enable_tiling()
+        pipe.enable_attention_slicing()
+        done += ["vae tiling", "attention slicing"]
+    return done
+
+
+def _cpu(pipe: Any, strategy: str) -> list[str]:
+    pipe.vae.enable_slicing()
+    _fp8_unet(pipe)
+    done = ["vae slicing", "unet fp8 storage"]
+    if strategy in ("sequential", "aggressive"):
+        pipe.vae.enable_tiling()
+        done.append("vae tiling")
+    if strategy == "aggressive":
+        pipe.enable_attention_slicing()
+        done.append("attention slicing")
+    return done
+
+
+def apply_strategy(pipe: Any, strategy: str, device: str) -> tuple[str, ...]:
+    """Prepare ``pipe`` (freshly loaded, on ``device``) for ``strategy``; the techniques applied, in order."""
+    if strategy not in STRATEGIES:
+        raise PlanError(f"Memory strategy {strategy!r} is not one of {', '.join(STRATEGIES)}; re-plan it.")
+    if strategy == "none":
+        return ()
+    done = _cpu(pipe, strategy) if device == "cpu" else _accelerator(pipe, strategy, device)
+    log.info("memory strategy %s: %s", strategy, ", ".join(done))
+    return tuple(done)
+
+
+def stronger_strategy(strategy: str) -> str | None:
+    """The next strategy up (the recovery ladder's next rung); None after ``aggressive``."""
+    index = STRATEGIES.index(strategy) if strategy in STRATEGIES else len(STRATEGIES) - 1
+    return STRATEGIES[index + 1] if index + 1 < len(STRATEGIES) else None
