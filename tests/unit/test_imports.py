@@ -28,6 +28,7 @@ MODULES = frozenset(
         "_codec",
         "_files",
         "_recording",
+        "_sqlite",
         "db",
         "errors",
         "facade",

@@ -17,11 +17,11 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from ._sqlite import migrate, move_aside, schema_version, use_wal
 from .errors import ConfigError, DatabaseDamagedError
 
 __all__ = ["MIGRATIONS", "connect", "schema_version"]
@@ -83,32 +83,18 @@ MIGRATIONS: Sequence[str] = (
 )
 
 
-def schema_version(conn: sqlite3.Connection) -> int:
-    """The schema version recorded in the database (0 for a new file)."""
-    return int(conn.execute("PRAGMA user_version").fetchone()[0])
-
-
 def _migrate(conn: sqlite3.Connection) -> None:
     """Apply the missing migrations, all in one ``BEGIN IMMEDIATE`` transaction; a no-op when up to date."""
     if schema_version(conn) == len(MIGRATIONS):
         return  # the common case, without taking the write lock
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        current = schema_version(conn)  # read again under the lock: another process may have migrated
-        if current > len(MIGRATIONS):
-            raise ConfigError(
-                f"Database schema version {current} is newer than this ml-lib knows ({len(MIGRATIONS)}); "
-                "upgrade ml-lib or set ML_DIFFUSION_HOME to another folder."
-            )
-        for version, script in enumerate(MIGRATIONS[current:], start=current + 1):
-            log.info("migrating database to schema version %d", version)
-            for statement in (s for s in script.split(";") if s.strip()):
-                conn.execute(statement)
-            conn.execute(f"PRAGMA user_version = {version}")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
+    migrate(conn, MIGRATIONS, "the database", _newer)
+
+
+def _newer(current: int) -> ConfigError:
+    return ConfigError(
+        f"Database schema version {current} is newer than this ml-lib knows ({len(MIGRATIONS)}); "
+        "upgrade ml-lib or set ML_DIFFUSION_HOME to another folder."
+    )
 
 
 class _Damaged(Exception):
@@ -130,7 +116,7 @@ def _open(path: Path) -> sqlite3.Connection:
     except sqlite3.Error as exc:
         raise _unusable(path, exc) from exc
     try:
-        _use_wal(conn)
+        use_wal(conn)
         conn.execute("PRAGMA foreign_keys=ON")
         problems = [row[0] for row in conn.execute("PRAGMA quick_check(3)")]
         if problems != ["ok"]:
@@ -145,22 +131,6 @@ def _open(path: Path) -> sqlite3.Connection:
         conn.close()
         raise
     return conn
-
-
-def _use_wal(conn: sqlite3.Connection, patience: float = 30.0) -> None:
-    """Switch to WAL (persistent, so usually a no-op); retried, as SQLite may answer BUSY without waiting."""
-    deadline = time.monotonic() + patience
-    delay = 0.005
-    while True:
-        try:
-            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-                conn.execute("PRAGMA journal_mode=WAL")
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() > deadline:
-                raise
-        time.sleep(delay)
-        delay = min(delay * 2, 0.2)
 
 
 def _unusable(path: Path, exc: BaseException) -> ConfigError:
@@ -186,25 +156,14 @@ def _recovery_lock(path: Path) -> Iterator[None]:
 
 
 def _move_aside(path: Path, reason: str) -> Path:
-    """Rename the damaged database (and its WAL and shared-memory files) to ``<name>.damaged-<stamp>``."""
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    aside = path.with_name(f"{path.name}.damaged-{stamp}")
-    n = 1
-    while aside.exists():
-        n += 1
-        aside = path.with_name(f"{path.name}.damaged-{stamp}-{n}")
+    """Move the damaged database aside (see :func:`.._sqlite.move_aside`) or say how to do it by hand."""
     try:
-        os.replace(path, aside)
-        for suffix in ("-wal", "-shm"):
-            extra = path.with_name(path.name + suffix)
-            if extra.exists():
-                os.replace(extra, aside.with_name(aside.name + suffix))
+        return move_aside(path)
     except OSError as exc:
         raise DatabaseDamagedError(
             f"The database {path} is damaged ({reason}) and could not be moved aside ({exc}); move or delete "
             "it by hand, then run `ml-diffusion models scan` to rebuild the catalog."
         ) from exc
-    return aside
 
 
 def _recover(path: Path) -> sqlite3.Connection:

@@ -12,7 +12,6 @@ fresh file started, with a warning naming what was kept.
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import sqlite3
 import time
@@ -20,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .._files import atomic_path
+from .._sqlite import migrate, move_aside, use_wal
 from ..errors import HistoryError
 
 __all__ = ["BACKUP_EVERY", "BACKUP_MAX_AGE", "MIGRATIONS", "backup", "backup_path", "open_history"]
@@ -89,37 +89,14 @@ def _migrate(conn: sqlite3.Connection, path: Path) -> None:
         return
     if _version(conn) > 0:
         backup(conn, path)  # a copy of the old schema before changing it
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        current = _version(conn)
-        if current > len(MIGRATIONS):
-            raise HistoryError(
-                f"History schema version {current} is newer than this ml-lib knows ({len(MIGRATIONS)}); "
-                "upgrade ml-lib or set ML_DIFFUSION_HOME to another folder."
-            )
-        for version, script in enumerate(MIGRATIONS[current:], start=current + 1):
-            log.info("migrating the history to schema version %d", version)
-            for statement in (s for s in script.split(";") if s.strip()):
-                conn.execute(statement)
-            conn.execute(f"PRAGMA user_version = {version}")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
+    migrate(conn, MIGRATIONS, "the history", _newer)
 
 
-def _use_wal(conn: sqlite3.Connection, patience: float = 30.0) -> None:
-    deadline, delay = time.monotonic() + patience, 0.005
-    while True:
-        try:
-            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-                conn.execute("PRAGMA journal_mode=WAL")
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() > deadline:
-                raise
-        time.sleep(delay)
-        delay = min(delay * 2, 0.2)
+def _newer(current: int) -> HistoryError:
+    return HistoryError(
+        f"History schema version {current} is newer than this ml-lib knows ({len(MIGRATIONS)}); "
+        "upgrade ml-lib or set ML_DIFFUSION_HOME to another folder."
+    )
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -129,7 +106,7 @@ def _connect(path: Path) -> sqlite3.Connection:
     except sqlite3.Error as exc:
         raise _unusable(path, exc) from exc
     try:
-        _use_wal(conn)
+        use_wal(conn)
         conn.execute("PRAGMA synchronous=FULL")  # a rating that was acknowledged is on disk
         conn.execute("PRAGMA foreign_keys=ON")
         problems = [row[0] for row in conn.execute("PRAGMA quick_check(3)")]
@@ -192,24 +169,13 @@ def _sound(copy: Path) -> bool:
 
 
 def _move_aside(path: Path, reason: str) -> Path:
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    aside = path.with_name(f"{path.name}.damaged-{stamp}")
-    n = 1
-    while aside.exists():
-        n += 1
-        aside = path.with_name(f"{path.name}.damaged-{stamp}-{n}")
     try:
-        os.replace(path, aside)
-        for suffix in ("-wal", "-shm"):
-            extra = path.with_name(path.name + suffix)
-            if extra.exists():
-                os.replace(extra, aside.with_name(aside.name + suffix))
+        return move_aside(path)
     except OSError as exc:
         raise HistoryError(
             f"The history {path} is damaged ({reason}) and could not be moved aside ({exc}); move it by "
             f"hand, then copy {backup_path(path)} to {path}."
         ) from exc
-    return aside
 
 
 def _restore(path: Path, damage: str) -> sqlite3.Connection:
