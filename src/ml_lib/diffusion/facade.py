@@ -39,6 +39,8 @@ if TYPE_CHECKING:
 
 __all__ = ["ImageGenerator"]
 
+_BUSY_FRESH_SECONDS = 2.0  # plans in a burst reuse one load measurement
+
 log = logging.getLogger(__name__)
 
 
@@ -73,6 +75,7 @@ class ImageGenerator:
         self._staging: InputStaging | None = None
         self._history: History | None = None
         self._planned: dict[GenerationPlan, Planned] = {}  # what the record step needs, by plan
+        self._busy: tuple[float, float] | None = None  # (when, cores other processes kept busy)
 
     # -- wiring ---------------------------------------------------------------------------------
     def _db(self) -> sqlite3.Connection:
@@ -97,7 +100,10 @@ class ImageGenerator:
             return device
         from .engine.threads import busy_cores
 
-        return dataclasses.replace(device, busy_cores=busy_cores())
+        now = time.monotonic()
+        if self._busy is None or now - self._busy[0] > _BUSY_FRESH_SECONDS:  # one 30 ms sample, reused
+            self._busy = (now, busy_cores())
+        return dataclasses.replace(device, busy_cores=self._busy[1])
 
     def _pipelines(self) -> PipelinePool:
         if self._pool is None:
@@ -141,20 +147,15 @@ class ImageGenerator:
     def resolve_model(self, reference: str, *, config_dir: str | None = None) -> ModelRef:
         """Resolve a model path, catalog name or Hub id to a ModelRef (family, hash, config folder)."""
         from .resolve.checkpoint import resolve_model
-        from .resolve.known import KnownModels
 
-        self._resolve_step()
-        return resolve_model(
-            reference, config_dir=config_dir, hashes=self._hashes, lookup=KnownModels(self.catalog()).named
-        )
+        step = self._resolve_step()
+        return resolve_model(reference, config_dir=config_dir, hashes=step.hashes, lookup=step.known.named)
 
     def _relocate(self, model: ModelRef) -> ModelRef:
-        from .resolve.known import KnownModels
         from .resolve.relocate import relocate_model
 
-        self._resolve_step()
-        assert self._hashes is not None
-        return relocate_model(model, KnownModels(self.catalog()), self._hashes)
+        step = self._resolve_step()
+        return relocate_model(model, step.known, step.hashes)
 
     def catalog(self) -> Catalog:
         """The model catalog over the settings' model roots (``--model NAME`` resolves through it)."""

@@ -230,6 +230,12 @@ def _explain_spans(path: Path, entries: dict[str, Any], data_len: int) -> None:
 
 def _check_sizes(path: Path, entries: dict[str, Any]) -> None:
     """Every tensor's span is exactly prod(shape) * dtype size (fast loop; precise message on failure)."""
+    if not _sizes_agree(entries):
+        _explain_sizes(path, entries)
+
+
+def _sizes_agree(entries: dict[str, Any]) -> bool:
+    """The fast check; False also for a malformed entry, which :func:`_explain_sizes` then names."""
     bits = DTYPE_BITS
     try:
         for info in entries.values():
@@ -238,12 +244,10 @@ def _check_sizes(path: Path, entries: dict[str, Any]) -> None:
             for d in info["shape"]:
                 n *= d
             if n != (end - start) << 3:
-                break
-        else:
-            return
+                return False
     except (KeyError, TypeError, ValueError):
-        pass  # named precisely below
-    _explain_sizes(path, entries)
+        return False
+    return True
 
 
 def _explain_sizes(path: Path, entries: dict[str, Any]) -> None:

@@ -37,6 +37,16 @@ class Resolver:
         self._hashes = hashes
         self._staging = staging
 
+    @property
+    def known(self) -> KnownModels:
+        """The catalog-and-built-ins view names are resolved through."""
+        return self._known
+
+    @property
+    def hashes(self) -> HashCache:
+        """The hash cache (holding new digests until a plan runs)."""
+        return self._hashes
+
     def resolve(
         self, request: GenerationRequest, document: PromptDocument, analysis: PromptAnalysis
     ) -> ResolvedRequest:
