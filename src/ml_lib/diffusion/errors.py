@@ -35,6 +35,11 @@ Added since, under the parents named::
     MlDiffusionError
     └── HistoryError                the history file cannot be opened, written or restored
         └── HistoryImportError      a history export (JSONL) that cannot be read back
+    RequestError
+    └── DeviceUnavailableError      a device asked for (or planned on) that this machine does not have
+    GenerationError
+    ├── OutOfMemory                 out of memory at load, denoise or decode (after the recovery ladder)
+    └── NonFiniteError              NaN or infinite numbers in the latents or the decoded image
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ __all__ = [
     "AnnotatorUnavailableError",
     "ConfigError",
     "DatabaseDamagedError",
+    "DeviceUnavailableError",
     "DiskFullError",
     "GenerationCancelled",
     "GenerationError",
@@ -56,6 +62,7 @@ __all__ = [
     "ModelError",
     "ModelNotFoundError",
     "ModelUnreadableError",
+    "NonFiniteError",
     "OfflineError",
     "OutOfMemory",
     "OutputError",
@@ -140,11 +147,30 @@ class GenerationError(MlDiffusionError):
 
 
 class OutOfMemory(GenerationError):
-    """The device ran out of memory while executing a plan; ``phase`` is "denoise" or "decode"."""
+    """The device ran out of memory while executing a plan; ``phase`` is "load", "encode", "denoise" or
+    "decode"; ``tried`` the memory strategies attempted, in order, and ``estimated_peak_bytes`` the plan's
+    estimate (both filled when the recovery ladder gave up)."""
 
-    def __init__(self, message: str, phase: str = "denoise") -> None:
+    def __init__(
+        self,
+        message: str,
+        phase: str = "denoise",
+        *,
+        tried: tuple[str, ...] = (),
+        estimated_peak_bytes: int | None = None,
+    ) -> None:
         super().__init__(message)
         self.phase = phase
+        self.tried = tried
+        self.estimated_peak_bytes = estimated_peak_bytes
+
+
+class NonFiniteError(GenerationError):
+    """NaN or infinite numbers came out of the ``stage`` ("latents" or "decoded image")."""
+
+    def __init__(self, message: str, stage: str) -> None:
+        super().__init__(message)
+        self.stage = stage
 
 
 class GenerationCancelled(GenerationError):
@@ -189,3 +215,7 @@ class HistoryError(MlDiffusionError):
 
 class HistoryImportError(HistoryError):
     """A history export (JSONL) that cannot be read back; nothing of it was imported."""
+
+
+class DeviceUnavailableError(RequestError):
+    """A device (cuda, mps) asked for, or a plan made for it, that this machine does not have."""

@@ -18,13 +18,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._recording import Planned
-from .errors import MetadataError, OutOfMemory, PlanError
+from .errors import GenerationCancelled, MetadataError, PlanError
 from .plan import GenerationPlan, ModelRef
 from .prompt.analysis import PromptAnalysis
 from .prompt.analyzers import make_analyzer, semantic_similarity
 from .prompt.syntax import PromptDocument, parse_prompt
 from .request import GenerationRequest
-from .result import CancelToken, GenerationResult, PhaseTimings, StepInfo
+from .result import CancelToken, GenerationResult, PhaseTimings, Retry, StepInfo
 from .settings import Settings
 
 if TYPE_CHECKING:
@@ -171,11 +171,15 @@ class ImageGenerator:
             self._analyzer = make_analyzer(self.settings.analyzer)
         return self._analyzer(prompt)
 
-    def plan(self, request: GenerationRequest | str, **overrides: Any) -> GenerationPlan:
+    def plan(
+        self, request: GenerationRequest | str, *, hardware: DeviceInfo | None = None, **overrides: Any
+    ) -> GenerationPlan:
         """A fully resolved plan for ``request`` (a prompt string plus overrides also works); writes nothing.
 
         With ``auto`` (the default) a checkpoint is chosen from the catalog when none is named, and
-        catalog LoRAs that fit the prompt are recommended.
+        catalog LoRAs that fit the prompt are recommended. ``hardware`` plans as if on another machine
+        (``planning.whatif.hypothetical_device``): nothing is detected or loaded, and :meth:`execute`
+        refuses the plan when that device is not here.
         """
         from .planning.planner import Planner
 
@@ -185,7 +189,7 @@ class ImageGenerator:
         resolved = self._resolve_step().resolve(req, document, analysis)
         prefs = self.learning.preferences() if self.settings.learn and req.learn else None
         planner = Planner(self.settings, similarity=semantic_similarity(), preferences=prefs)
-        plan = planner.plan(req, resolved, analysis, self._device_now())
+        plan = planner.plan(req, resolved, analysis, hardware or self._device_now())
         self._planned[plan] = Planned(req, resolved, analysis, prefs)
         while len(self._planned) > 32:
             del self._planned[next(iter(self._planned))]
@@ -212,44 +216,51 @@ class ImageGenerator:
         save: bool = True,
     ) -> GenerationResult:
         """Run an existing plan (as from :meth:`plan` or read back from an image)."""
+        from .engine.device import check_device
         from .engine.executor import execute
-        from .engine.memory import stronger_strategy
+        from .engine.peaks import PhaseMonitor
+        from .engine.recovery import forget_frames, run_recovering
         from .learning.records import new_id
         from .output.writer import check_output_dir
         from .resolve import plan_images
 
+        check_device(plan.device)  # a plan made for other hardware (what-if planning) is refused here
         if save:  # before anything loads: a bad --out must not cost a whole generation
             check_output_dir(Path(plan.output_dir))
         self._resolve_step()
         assert self._staging is not None and self._hashes is not None
         self._staging.commit(plan_images(plan))  # the inputs a dry-run plan only held
         self._hashes.flush()
-        t0 = time.perf_counter()
-        memory = plan.memory.strategy if plan.memory is not None else "none"
-        retries: list[str] = []
-        while True:  # bounded: each out-of-memory steps up one strategy, up to aggressive
-            loaded = self._pipelines().get(plan.model, dtype=plan.dtype, device=plan.device, memory=memory)
-            load = time.perf_counter() - t0
-            try:
-                out = execute(
-                    loaded, plan, on_step=on_step, cancel=cancel, annotator_dir=self.settings.annotator_dir
+        pool = self._pipelines()
+        retries: list[Retry] = []
+        monitor = PhaseMonitor(plan.device)
+        try:
+            with monitor:  # peak memory per phase; leaving it collects garbage (also on error or cancel)
+                run = run_recovering(
+                    plan,
+                    load=lambda memory: pool.get(
+                        plan.model, dtype=plan.dtype, device=plan.device, memory=memory
+                    ),
+                    run=lambda loaded: execute(
+                        loaded,
+                        plan,
+                        on_step=on_step,
+                        cancel=cancel,
+                        annotator_dir=self.settings.annotator_dir,
+                        monitor=monitor,
+                        retries=retries,
+                    ),
+                    drop=lambda _loaded: pool.clear(),  # an out-of-memory frees every idle pipeline
+                    monitor=monitor,
+                    retries=retries,
                 )
-                break
-            except OutOfMemory as exc:
-                stronger = stronger_strategy(memory)
-                if stronger is None:
-                    tried = ", ".join([*retries, memory])
-                    estimate = plan.memory.estimated_peak_bytes / 1e9 if plan.memory is not None else 0.0
-                    raise OutOfMemory(
-                        f"{exc} Estimated ~{estimate:.1f} GB; tried {tried}.", exc.phase
-                    ) from exc
-                log.warning("out of memory at %s with %s: retrying with %s", exc.phase, memory, stronger)
-                retries.append(memory)
-                self._pipelines().drop(loaded)
-                memory = stronger
+        except GenerationCancelled as exc:
+            forget_frames(exc)  # the cancelled run's tensors go now, not when the caller drops the error
+            raise
+        out, load = run.output, run.load_seconds
         t1 = time.perf_counter()
         gid = new_id()
-        paths = self._save(plan, out.images, plan.seeds, gid) if save else ()
+        paths = self._save(plan, out.images, plan.seeds, gid, tuple(retries)) if save else ()
         timings = PhaseTimings(load, out.encode, out.denoise, out.decode, time.perf_counter() - t1)
         result = GenerationResult(
             out.images,
@@ -258,7 +269,8 @@ class ImageGenerator:
             paths,
             timings,
             gid,
-            memory_retries=tuple(f"{m} → out of memory" for m in retries),
+            retries=tuple(retries),
+            memory=monitor.report(),
         )
         self._record(result)
         return result
@@ -302,11 +314,13 @@ class ImageGenerator:
         full = self.execute(plan, save=False)
         t0 = time.perf_counter()
         images = full.images[index : index + 1]
-        paths = self._save(plan, images, (seed,), full.generation_id) if save else ()
+        paths = self._save(plan, images, (seed,), full.generation_id, full.retries) if save else ()
         if paths:
             self._record_outputs(full.generation_id, paths)
         timings = dataclasses.replace(full.timings, save=time.perf_counter() - t0)
-        return GenerationResult(images, (seed,), plan, paths, timings, full.generation_id)
+        return GenerationResult(
+            images, (seed,), plan, paths, timings, full.generation_id, full.retries, full.memory
+        )
 
     def info(self, image: str | Path) -> ImageMetadata:
         """Metadata of an image written by us or by an A1111-compatible tool."""
@@ -347,7 +361,12 @@ class ImageGenerator:
 
     # -- output -----------------------------------------------------------------------------------
     def _save(
-        self, plan: GenerationPlan, images: tuple[Any, ...], seeds: tuple[int, ...], generation_id: str
+        self,
+        plan: GenerationPlan,
+        images: tuple[Any, ...],
+        seeds: tuple[int, ...],
+        generation_id: str,
+        retries: tuple[Retry, ...] = (),
     ) -> tuple[Path, ...]:
         from .output.infotext import format_infotext
         from .output.naming import NameContext
@@ -357,7 +376,10 @@ class ImageGenerator:
         plan_json = plan.to_json()
         paths = []
         for image, seed in zip(images, seeds, strict=True):
-            text = format_infotext(plan, seed=seed, model_hash=plan.model.hash, version=_version())
+            extra = (("Memory retries", "; ".join(r.describe() for r in retries)),) if retries else ()
+            text = format_infotext(
+                plan, seed=seed, model_hash=plan.model.hash, version=_version(), extra=extra
+            )
             ctx = NameContext.from_plan(plan, seed=seed, now=now)
             paths.append(
                 save_image(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,7 +18,7 @@ import torch
 from ..catalog.families import Family
 from ..errors import GenerationCancelled, OutOfMemory, RequestError, UnsupportedModelError
 from ..plan import GenerationPlan
-from ..result import CancelToken, StepInfo
+from ..result import CancelToken, Retry, StepInfo
 from ..samplers import SamplerChoice
 from ._oom import is_out_of_memory
 from ._quiet import no_sde_rounding_warnings
@@ -28,6 +29,7 @@ from .embeddings import apply_embeddings
 from .finite import check_finite
 from .init_images import load_ref, prepare_init
 from .ip_adapter import apply_ip_adapters
+from .recovery import decode_recovering
 from .schedulers import make_scheduler
 from .threads import use_threads
 from .variants import mode_of, pipeline_view
@@ -35,6 +37,7 @@ from .variants import mode_of, pipeline_view
 if TYPE_CHECKING:
     from PIL import Image
 
+    from .peaks import PhaseMonitor
     from .pool import LoadedPipeline
 
 __all__ = ["ExecutionOutput", "execute"]
@@ -120,10 +123,18 @@ def execute(
     on_step: Callable[[StepInfo], None] | None = None,
     cancel: CancelToken | None = None,
     annotator_dir: Path | None = None,
+    monitor: PhaseMonitor | None = None,
+    retries: list[Retry] | None = None,
 ) -> ExecutionOutput:
     """Generate the images of ``plan`` with the pooled pipeline ``loaded``; raises GenerationCancelled
     when ``cancel`` is set (checked before every step and before decoding). ``annotator_dir`` holds the
-    weights of model-based ControlNet preprocessors (depth, lineart …)."""
+    weights of model-based ControlNet preprocessors (depth, lineart …). ``monitor`` measures each phase's
+    peak memory; a decode retried tiled or in fp32 is appended to ``retries``."""
+    recovered: list[Retry] = [] if retries is None else retries
+
+    def watch(name: str) -> AbstractContextManager[None]:
+        return monitor.phase(name) if monitor is not None else nullcontext()
+
     mode = mode_of(plan)
     if Family(plan.model.family) is Family.SDXL_REFINER and mode == "txt2img":
         raise UnsupportedModelError(
@@ -155,14 +166,16 @@ def execute(
             on_step(StepInfo(i + 1, p.num_timesteps))
         return kw
 
-    phase = "denoise"
+    phase = "encode"
     try:
         t0 = time.perf_counter()
-        embeds = _encode(pipe, plan, device)
-        _sync(device)
+        with watch("encode"):
+            embeds = _encode(pipe, plan, device)
+            _sync(device)
         t1 = time.perf_counter()
+        phase = "denoise"
         generators = [torch.Generator("cpu").manual_seed(s) for s in plan.seeds]
-        with no_sde_rounding_warnings():
+        with no_sde_rounding_warnings(), watch("denoise"):
             latents = view(
                 **embeds,
                 **kwargs,
@@ -172,12 +185,13 @@ def execute(
                 output_type="latent",
                 callback_on_step_end=step_end,
             ).images
-        _sync(device)
+            _sync(device)
         t2 = time.perf_counter()
         _check(cancel)
         phase = "decode"
-        images = prepared.finish(_decode(view, latents, plan))
-        _sync(device)
+        with watch("decode"):
+            images = prepared.finish(decode_recovering(_decode, view, latents, plan, recovered))
+            _sync(device)
         t3 = time.perf_counter()
     except (MemoryError, RuntimeError) as exc:
         if not is_out_of_memory(exc):

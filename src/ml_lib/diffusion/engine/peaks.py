@@ -1,0 +1,149 @@
+"""Peak memory per generation phase (load, encode, denoise, decode), and the cleanup that ends a generation.
+
+On every device the process's resident set (RSS) is polled by one background thread (psutil, every
+``interval`` seconds) and, where the OS keeps it (``resource``), checked against the process's high-water
+mark: when the mark rose during a phase, the phase's peak *is* the new mark, exact however short the spike.
+On CUDA, torch's peak statistics are reset when a phase starts and read when it ends (allocated and
+reserved bytes). The figures are process-wide: another generation running at the same time is counted too.
+"""
+
+from __future__ import annotations
+
+import gc
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from types import TracebackType
+
+import psutil
+
+from ..result import MemoryReport, PhaseMemory
+
+__all__ = ["PHASES", "PhaseMonitor", "release_memory"]
+
+PHASES = ("load", "encode", "denoise", "decode")
+
+
+def _high_water_mark() -> int | None:
+    """The process's peak RSS so far in bytes (None where the OS does not say)."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak if sys.platform == "darwin" else peak * 1024)  # bytes on macOS, KiB on Linux
+
+
+def _cuda(device: str) -> bool:
+    if not device.startswith("cuda"):
+        return False
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+def release_memory(device: str) -> None:
+    """Collect garbage (pipelines and tensors in reference cycles) and, on CUDA, return the allocator's
+    cached blocks to the driver."""
+    gc.collect()
+    if _cuda(device):
+        import torch
+
+        torch.cuda.empty_cache()
+
+
+@dataclass(slots=True)
+class _Peak:
+    rss: int = 0
+    allocated: int | None = None
+    reserved: int | None = None
+
+    def add(self, rss: int, allocated: int | None = None, reserved: int | None = None) -> None:
+        self.rss = max(self.rss, rss)
+        if allocated is not None:
+            self.allocated = max(self.allocated or 0, allocated)
+        if reserved is not None:
+            self.reserved = max(self.reserved or 0, reserved)
+
+    def frozen(self) -> PhaseMemory:
+        return PhaseMemory(self.rss, self.allocated, self.reserved)
+
+
+class PhaseMonitor:
+    """Measures the peak memory of each phase of one generation: ``with monitor: ... with
+    monitor.phase("denoise"): ...``; :meth:`report` gives the :class:`MemoryReport`. Leaving the ``with``
+    block stops the sampler and releases memory (:func:`release_memory`), also after an error or a cancel."""
+
+    def __init__(self, device: str, interval: float = 0.01) -> None:
+        self._device = device
+        self._interval = interval
+        self._process = psutil.Process()
+        self._peaks = {name: _Peak() for name in PHASES}
+        self._current: _Peak | None = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._before = 0
+        self._after = 0
+
+    def _rss(self) -> int:
+        return int(self._process.memory_info().rss)
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self._interval):
+            rss = self._rss()
+            with self._lock:
+                if self._current is not None:
+                    self._current.add(rss)
+
+    def __enter__(self) -> PhaseMonitor:
+        self._before = self._rss()
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._sample, name="ml-diffusion-memory", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        release_memory(self._device)
+        self._after = self._rss()
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        """Attribute the memory used inside the block to phase ``name`` (one of :data:`PHASES`)."""
+        peak = self._peaks[name]
+        cuda = _cuda(self._device)
+        if cuda:
+            import torch
+
+            torch.cuda.reset_peak_memory_stats()
+        mark = _high_water_mark()
+        with self._lock:
+            self._current = peak
+            peak.add(self._rss())
+        try:
+            yield
+        finally:
+            rss, end = self._rss(), _high_water_mark()
+            with self._lock:
+                self._current = None
+                peak.add(rss)
+                if mark is not None and end is not None and end > mark:  # the peak was set in this phase
+                    peak.add(end)
+            if cuda:
+                import torch
+
+                peak.add(0, torch.cuda.max_memory_allocated(), torch.cuda.max_memory_reserved())
+
+    def report(self) -> MemoryReport:
+        """The peaks measured so far, the RSS before the generation and after its cleanup."""
+        with self._lock:
+            p = {name: peak.frozen() for name, peak in self._peaks.items()}
+        return MemoryReport(p["load"], p["encode"], p["denoise"], p["decode"], self._before, self._after)
