@@ -217,6 +217,8 @@ class ImageGenerator:
     ) -> GenerationResult:
         """Run an existing plan (as from :meth:`plan` or read back from an image)."""
         from .engine.device import check_device
+
+        check_device(plan.device)  # a plan made for other hardware (what-if planning) is refused here
         from .engine.executor import execute
         from .engine.peaks import PhaseMonitor
         from .engine.recovery import forget_frames, run_recovering
@@ -224,7 +226,6 @@ class ImageGenerator:
         from .output.writer import check_output_dir
         from .resolve import plan_images
 
-        check_device(plan.device)  # a plan made for other hardware (what-if planning) is refused here
         if save:  # before anything loads: a bad --out must not cost a whole generation
             check_output_dir(Path(plan.output_dir))
         self._resolve_step()

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import time
-import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -62,7 +61,15 @@ def forget_frames(exc: BaseException) -> None:
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        traceback.clear_frames(current.__traceback__)
+        tb = current.__traceback__
+        while tb is not None:
+            try:
+                tb.tb_frame.clear()
+            except RuntimeError:  # a frame still running (the caller's): its locals are its own business
+                pass
+            else:  # Python 3.11 keeps a frame's locals() dict (diffusers' step callbacks make one) past clear()
+                tb.tb_frame.f_locals.clear()
+            tb = tb.tb_next
         current = current.__cause__ or current.__context__
 
 
