@@ -10,32 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from ml_lib.diffusion.catalog.hashing import SHA256, HashCache
-from ml_lib.diffusion.db import connect
 from ml_lib.diffusion.errors import RequestError
 from ml_lib.diffusion.facade import ImageGenerator
 from ml_lib.diffusion.planning.memory import MARGIN
 from ml_lib.diffusion.planning.whatif import RAM_AVAILABLE_SHARE, hypothetical_device, parse_bytes
 from ml_lib.diffusion.request import GenerationRequest
 from ml_lib.diffusion.settings import Settings
-from ml_lib.diffusion.testing.fakes import checkpoint_keys, write_fake_safetensors
+
+from .._whatif_models import write_models
 
 GB = 10**9
-
-
-def write_models(folder: Path, db: Path) -> dict[str, Path]:
-    """Real-size SD1.5 and SDXL A1111 checkpoints as sparse headers-only files, their sha256 cached (so
-    planning does not read gigabytes of holes)."""
-    models = {
-        kind: write_fake_safetensors(folder / f"{kind}.safetensors", checkpoint_keys(kind))
-        for kind in ("sd1", "sdxl")
-    }
-    conn = connect(db)
-    cache = HashCache(conn)
-    for kind, path in models.items():
-        cache.remember(path, SHA256, kind.encode().hex().ljust(64, "0"))
-    conn.close()
-    return models
 
 
 @pytest.fixture(scope="module")
