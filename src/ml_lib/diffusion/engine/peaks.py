@@ -1,8 +1,9 @@
 """Peak memory per generation phase (load, encode, denoise, decode), and the cleanup that ends a generation.
 
 On every device the process's resident set (RSS) is polled by one background thread (psutil, every
-``interval`` seconds, 20 ms by default: under 1% of a core) and, where the OS keeps it (``resource``), checked against the process's high-water
-mark: when the mark rose during a phase, the phase's peak *is* the new mark, exact however short the spike.
+``interval`` seconds, 20 ms by default: under 1% of a core) and, where the OS keeps it (``resource``),
+checked against the process's high-water mark: when the mark rose during a phase, the phase's peak *is*
+the new mark, exact however short the spike.
 On CUDA, torch's peak statistics are reset when a phase starts and read when it ends (allocated and
 reserved bytes). The figures are process-wide: another generation running at the same time is counted too.
 """
