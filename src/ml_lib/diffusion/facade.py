@@ -235,8 +235,8 @@ class ImageGenerator:
         pool = self._pipelines()
         retries: list[Retry] = []
         monitor = PhaseMonitor(plan.device)
-        try:
-            with monitor:  # peak memory per phase; leaving it collects garbage (also on error or cancel)
+        with monitor:  # peak memory per phase; leaving it collects garbage (also on error or cancel)
+            try:
                 run = run_recovering(
                     plan,
                     load=lambda memory: pool.get(
@@ -255,9 +255,9 @@ class ImageGenerator:
                     monitor=monitor,
                     retries=retries,
                 )
-        except GenerationCancelled as exc:
-            forget_frames(exc)  # the cancelled run's tensors go now, not when the caller drops the error
-            raise
+            except GenerationCancelled as exc:
+                forget_frames(exc)  # the cancelled run's tensors go now, not when the caller drops the error
+                raise
         out, load = run.output, run.load_seconds
         t1 = time.perf_counter()
         gid = new_id()
