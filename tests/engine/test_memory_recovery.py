@@ -104,6 +104,7 @@ def test_an_oom_at_load_frees_the_attempt_and_steps_up(
     assert len(built) == 2 and len(result.images) == 1
     (retry,) = result.retries
     assert (retry.phase, retry.error, retry.action) == ("load", "out of memory", "retry with balanced")
+    assert CPU_OOM in retry.detail
     gc.collect()
     assert built[0]() is None  # the half-prepared pipeline of the failed attempt is gone
     unet = built[1]().unet  # type: ignore[union-attr]
@@ -124,6 +125,7 @@ def test_a_denoise_oom_drops_the_pipeline_and_steps_up(
     monkeypatch.setattr(UNet2DConditionModel, "forward", forward)
     result = gen.generate(_request(tiny_sd1), save=False)
     assert [r.describe() for r in result.retries] == ["denoise: out of memory → retry with balanced"]
+    assert result.retries[0].detail == "MemoryError"  # what failed underneath, not our own message
     gc.collect()
     assert len(built) == 2 and built[0]() is None and built[1]() is not None  # the pool holds the new one
 

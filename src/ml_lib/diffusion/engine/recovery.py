@@ -15,6 +15,7 @@ Each retry is a :class:`~ml_lib.diffusion.result.Retry` appended to the caller's
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -67,13 +68,17 @@ def forget_frames(exc: BaseException) -> None:
                 tb.tb_frame.clear()
             except RuntimeError:  # a frame still running (the caller's): its locals are its own business
                 pass
-            else:  # Python 3.11 keeps a frame's locals() dict (diffusers' step callbacks make one) past clear()
-                tb.tb_frame.f_locals.clear()
+            else:
+                if sys.version_info < (3, 13):  # before PEP 667 a frame keeps its locals() dict (diffusers'
+                    tb.tb_frame.f_locals.clear()  # step callbacks make one) past clear()
             tb = tb.tb_next
         current = current.__cause__ or current.__context__
 
 
 def _detail(exc: BaseException) -> str:
+    """The first line of what failed: the allocator's message under our OutOfMemory when there is one."""
+    if isinstance(exc, OutOfMemory) and exc.__cause__ is not None:
+        exc = exc.__cause__
     text = str(exc).strip().splitlines()
     return (text[0] if text else type(exc).__name__)[:200]
 
