@@ -1,9 +1,9 @@
 """Peak memory per generation phase (load, encode, denoise, decode), and the cleanup that ends a generation.
 
-On every device the process's resident set (RSS) is polled by one background thread (psutil, every
-``interval`` seconds, 20 ms by default: under 1% of a core) and, where the OS keeps it (``resource``),
-checked against the process's high-water mark: when the mark rose during a phase, the phase's peak *is*
-the new mark, exact however short the spike.
+On every device the process's resident set (RSS) is polled by one background thread every ``interval``
+seconds (20 ms by default; ``/proc/self/statm`` on Linux, 2 µs a read, psutil elsewhere, 25 µs) and, where
+the OS keeps it (``resource``), checked against the process's high-water mark: when the mark rose during a
+phase, the phase's peak *is* the new mark, exact however short the spike.
 On CUDA, torch's peak statistics are reset when a phase starts and read when it ends (allocated and
 reserved bytes). The figures are process-wide: another generation running at the same time is counted too.
 """
@@ -11,6 +11,7 @@ reserved bytes). The figures are process-wide: another generation running at the
 from __future__ import annotations
 
 import gc
+import os
 import sys
 import threading
 from collections.abc import Iterator
@@ -25,6 +26,7 @@ from ..result import MemoryReport, PhaseMemory
 __all__ = ["PHASES", "PhaseMonitor", "release_memory"]
 
 PHASES = ("load", "encode", "denoise", "decode")
+_STATM = "/proc/self/statm"
 
 
 def _high_water_mark() -> int | None:
@@ -91,8 +93,12 @@ class PhaseMonitor:
         self._thread: threading.Thread | None = None
         self._before = 0
         self._after = 0
+        self._statm: int | None = None  # /proc/self/statm, open while the monitor runs (Linux)
+        self._page = 0
 
     def _rss(self) -> int:
+        if self._statm is not None:
+            return int(os.pread(self._statm, 128, 0).split()[1]) * self._page
         return int(self._process.memory_info().rss)
 
     def _sample(self) -> None:
@@ -103,6 +109,9 @@ class PhaseMonitor:
                     self._current.add(rss)
 
     def __enter__(self) -> PhaseMonitor:
+        if sys.platform.startswith("linux") and os.path.exists(_STATM):
+            self._page = os.sysconf("SC_PAGE_SIZE")
+            self._statm = os.open(_STATM, os.O_RDONLY)
         self._before = self._rss()
         self._stop.clear()
         self._thread = threading.Thread(target=self._sample, name="ml-diffusion-memory", daemon=True)
@@ -118,6 +127,9 @@ class PhaseMonitor:
             self._thread = None
         release_memory(self._device, full=exc is not None)
         self._after = self._rss()
+        if self._statm is not None:
+            os.close(self._statm)
+            self._statm = None
 
     @contextmanager
     def phase(self, name: str) -> Iterator[None]:
