@@ -2,10 +2,11 @@
 
 The driver plans every item, sends plans to actors and writes what comes back (images with metadata,
 the manifest, the history). An idle actor takes the next item of the model it already holds; with none
-left there, the model group no other actor holds, largest first; else it helps with a group that
-still has two items or more waiting (loading a model for the last item would cost more than waiting). An actor that dies mid-item (killed,
-out of memory, its node lost) is replaced and its item goes back to the front of its queue: nothing is
-lost and the manifest gets each item once. Stopping kills the actors; their items stay pending.
+left there, the model group no other actor holds, largest first; else it helps with a group that still
+has two items or more waiting (loading a model for the last item costs more than waiting). An actor
+that dies mid-item (killed, out of memory, its node lost) is replaced and its item goes back to the
+front of its queue: nothing is lost and the manifest gets each item once. Stopping kills the actors;
+their items stay pending.
 """
 
 from __future__ import annotations
