@@ -71,7 +71,8 @@ def expand_wildcards(text: str) -> list[str]:
 def _split_top(text: str) -> list[str | list[str]]:
     """Literal text and top-level brace groups (each the list of its ``|`` choices, still raw)."""
     parts: list[str | list[str]] = []
-    literal, depth, choices, current = "", 0, [], ""
+    literal, depth, current = "", 0, ""
+    choices: list[str] = []
     i = 0
     while i < len(text):
         c = text[i]

@@ -5,7 +5,8 @@ the manifest, the history). An idle actor takes the next item of the model it al
 left there, the model group no other actor holds, largest first; else it helps with a group that still
 has two items or more waiting (loading a model for the last item costs more than waiting). An actor
 that dies mid-item (killed, out of memory, its node lost) is replaced and its item goes back to the
-front of its queue: nothing is lost and the manifest gets each item once. Stopping kills the actors;
+front of its queue: nothing is lost and the manifest gets each item once. Each actor has two items queued,
+so it starts the next while the driver writes the last. Stopping kills the actors;
 their items stay pending.
 """
 
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 __all__ = ["RayOptions", "pick_group", "run_ray"]
 
 _POLL_SECONDS = 0.5
+_PER_ACTOR = 2  # items queued on an actor: it starts the next while the driver saves the last
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,11 +128,10 @@ def _dispatch(
             run.report.stopped = True
             run.emit(BatchEvent("stopped"))
             return
-        busy = {entry[0] for entry in inflight.values()}
-        for actor in [a for a in actors.held if a not in busy]:
-            submitted = _submit(run, actors, actor, queues, inflight)
-            if not submitted:
-                break
+        for actor in list(actors.held):
+            while sum(entry[0] is actor for entry in inflight.values()) < _PER_ACTOR:
+                if not _submit(run, actors, actor, queues, inflight):
+                    break
         if not inflight:
             return
         ready, _ = ray.wait(list(inflight), num_returns=1, timeout=_POLL_SECONDS)
@@ -140,7 +141,8 @@ def _dispatch(
                 blobs, timings, gid, pid = ray.get(ref)
             except RayActorError:  # the worker died: the item goes back, another actor takes it
                 queues.setdefault(key, deque()).appendleft(item)
-                actors.replace(actor)
+                if actor in actors.held:  # its other queued item fails the same way, next round
+                    actors.replace(actor)
                 continue
             except RayTaskError as exc:
                 cause = exc.cause if isinstance(exc.cause, BaseException) else exc

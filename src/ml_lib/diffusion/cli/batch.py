@@ -36,16 +36,15 @@ def batch(
     """Generate every request of JOB into --out; re-running the same command resumes where it stopped."""
 
     def action() -> None:
-        from ..batch import RayOptions
+        from ..batch import RayOptions, load_job
         from ..facade import ImageGenerator
         from ..result import CancelToken
 
+        items = load_job(job, repeat=repeat, seed_start=seed_start)  # a bad job fails before anything
         stop = CancelToken()
         options = RayOptions(ray, actors, actor_cpus) if ray else None
         with ImageGenerator() as gen, _Progress(as_json) as progress, _StopOnInterrupt(stop):
-            report = gen.batch(
-                job, out, repeat=repeat, seed_start=seed_start, ray=options, on_event=progress, stop=stop
-            )
+            report = gen.batch(items, out, ray=options, on_event=progress, stop=stop)
         if as_json:
             typer.echo(json.dumps(report.to_dict(), indent=2))
             return
