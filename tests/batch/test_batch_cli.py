@@ -39,3 +39,37 @@ def test_a_job_prints_its_summary_and_the_json_report(cli, tmp_path: Path) -> No
     again = cli(str(job), "--out", str(out), "--repeat", "2", "--seed-start", "5", "--json")
     report = json.loads(again.stdout)
     assert (report["done"], report["skipped"], report["total"]) == (0, 2, 2)
+
+
+def test_a_driver_killed_mid_run_resumes_without_duplicates(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from .conftest import manifest_records
+
+    job = write_job(tmp_path / "job.jsonl", {"prompt": "a {red|blue|green|pink} circle", "model": "demo", "steps": 4})
+    out = tmp_path / "out"
+    env = {**os.environ, "ML_DIFFUSION_HOME": str(tmp_path / "home")}
+    exe = Path(sys.executable).with_name("ml-diffusion")
+    args = [str(exe), "batch", str(job), "--out", str(out), "--json"]
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and proc.poll() is None:
+            if (out / "manifest.jsonl").exists() and manifest_records(out, "done"):
+                break
+            time.sleep(0.2)
+        assert proc.poll() is None, "the run ended before it could be killed"
+        os.kill(proc.pid, signal.SIGKILL)  # kill -9: no handler, no cleanup
+    finally:
+        proc.wait(timeout=60)
+    first = {r["key"] for r in manifest_records(out, "done")}
+    assert 1 <= len(first) < 4
+    resumed = subprocess.run(args, env=env, capture_output=True, text=True, timeout=600, check=True)
+    report = json.loads(resumed.stdout)
+    assert (report["skipped"], report["done"]) == (len(first), 4 - len(first))
+    keys = [r["key"] for r in manifest_records(out, "done")]
+    assert len(keys) == len(set(keys)) == 4
