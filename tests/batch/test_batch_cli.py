@@ -50,7 +50,9 @@ def test_a_driver_killed_mid_run_resumes_without_duplicates(tmp_path: Path) -> N
 
     from .conftest import manifest_records
 
-    job = write_job(tmp_path / "job.jsonl", {"prompt": "a {red|blue|green|pink} circle", "model": "demo", "steps": 4})
+    job = write_job(
+        tmp_path / "job.jsonl", {"prompt": "a {red|blue|green|pink} circle", "model": "demo", "steps": 4}
+    )
     out = tmp_path / "out"
     env = {**os.environ, "ML_DIFFUSION_HOME": str(tmp_path / "home")}
     exe = Path(sys.executable).with_name("ml-diffusion")
