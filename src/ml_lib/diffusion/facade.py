@@ -28,6 +28,7 @@ from .result import CancelToken, GenerationResult, PhaseTimings, StepInfo
 from .settings import Settings
 
 if TYPE_CHECKING:
+    from .batch import BatchEvent, BatchItem, BatchReport, RayOptions
     from .catalog.catalog import Catalog
     from .catalog.hashing import HashCache
     from .engine.pool import PipelinePool
@@ -60,9 +61,15 @@ class ImageGenerator:
     """
 
     def __init__(
-        self, settings: Settings | None = None, *, device: str | None = None, pool_size: int = 1
+        self,
+        settings: Settings | None = None,
+        *,
+        device: str | None = None,
+        pool_size: int = 1,
+        record: bool = True,
     ) -> None:
         self.settings = settings or Settings.from_env()
+        self._recording = record  # False: a batch worker, whose driver records what it returns
         self._device_pref = device
         self._pool_size = pool_size
         self._device: DeviceInfo | None = None
@@ -260,8 +267,38 @@ class ImageGenerator:
             gid,
             memory_retries=tuple(f"{m} → out of memory" for m in retries),
         )
-        self._record(result)
+        if self._recording:
+            self._record(result)
         return result
+
+    def keep(self, result: GenerationResult) -> GenerationResult:
+        """Save and record a result executed elsewhere with ``save=False`` (a batch worker's)."""
+        from .learning.records import new_id
+
+        gid = result.generation_id or new_id()
+        t0 = time.perf_counter()
+        paths = self._save(result.plan, result.images, result.seeds, gid)
+        timings = dataclasses.replace(result.timings, save=time.perf_counter() - t0)
+        kept = dataclasses.replace(result, paths=paths, generation_id=gid, timings=timings)
+        self._record(kept)
+        return kept
+
+    def batch(
+        self,
+        job: str | Path | list[BatchItem],
+        out_dir: str | Path,
+        *,
+        repeat: int = 1,
+        seed_start: int | None = None,
+        ray: RayOptions | None = None,
+        on_event: Callable[[BatchEvent], None] | None = None,
+        stop: CancelToken | None = None,
+    ) -> BatchReport:
+        """Run a JSONL job (a path, or items from :func:`~ml_lib.diffusion.batch.parse_job`) into
+        ``out_dir`` with its manifest: a re-run resumes; on Ray when ``ray`` is given."""
+        from .batch.runner import run_batch
+
+        return run_batch(self, job, Path(out_dir), repeat, seed_start, ray, on_event, stop)
 
     def reproduce(
         self,
