@@ -270,16 +270,21 @@ class ImageGenerator:
         output_dir: str | Path | None = None,
         save: bool = True,
         allow_hub: bool = False,
+        model: str | None = None,
     ) -> GenerationResult:
         """Regenerate an image from the plan embedded in it (pixel-identical on the same device/versions).
 
         The plan is untrusted input: it is checked like a request before anything loads (a Hub model only
         with ``allow_hub``), and the image goes to ``output_dir`` or the settings' output folder, never to
-        a folder the file names.
+        a folder the file names. An image of another tool (A1111, Forge, SD.Next, ComfyUI, InvokeAI,
+        Fooocus) is planned from the settings it records, with ``model`` (a path or catalog name) in place
+        of the model it names; what cannot be honoured is logged as a warning.
         """
         from .planning.validate import validate_plan
 
         meta = self.info(image)
+        if meta.plan is None and (meta.foreign is not None or meta.foreign_error is not None):
+            return self._reproduce_foreign(image, meta, output_dir=output_dir, save=save, model=model)
         if meta.plan is None:
             why = f" ({meta.plan_error})" if meta.plan_error else ""
             raise MetadataError(
@@ -307,6 +312,32 @@ class ImageGenerator:
             self._record_outputs(full.generation_id, paths)
         timings = dataclasses.replace(full.timings, save=time.perf_counter() - t0)
         return GenerationResult(images, (seed,), plan, paths, timings, full.generation_id)
+
+    def _reproduce_foreign(
+        self,
+        image: str | Path,
+        meta: ImageMetadata,
+        *,
+        output_dir: str | Path | None,
+        save: bool,
+        model: str | None,
+    ) -> GenerationResult:
+        """Plan and run the request another tool's image records (see :meth:`reproduce`)."""
+        foreign = meta.foreign
+        if foreign is None:
+            raise MetadataError(f"{image}: {meta.foreign_error}")
+        if not foreign.prompt.strip():
+            raise MetadataError(
+                f"{image}: the {foreign.tool} metadata records no prompt; nothing to regenerate."
+            )
+        if model is None and foreign.model is None:
+            raise MetadataError(
+                f"{image}: the {foreign.tool} metadata names no model; give one with --model."
+            )
+        for item in foreign.unmapped:
+            log.warning("%s: not reproduced: %s", foreign.tool, item)
+        request = foreign.to_request(model=model, output_dir=str(output_dir or self.settings.outputs))
+        return self.generate(request, save=save)
 
     def info(self, image: str | Path) -> ImageMetadata:
         """Metadata of an image written by us or by an A1111-compatible tool."""
@@ -349,6 +380,7 @@ class ImageGenerator:
     def _save(
         self, plan: GenerationPlan, images: tuple[Any, ...], seeds: tuple[int, ...], generation_id: str
     ) -> tuple[Path, ...]:
+        from .output.comfyui import comfy_chunks
         from .output.infotext import format_infotext
         from .output.naming import NameContext
         from .output.writer import save_image
@@ -359,6 +391,7 @@ class ImageGenerator:
         for image, seed in zip(images, seeds, strict=True):
             text = format_infotext(plan, seed=seed, model_hash=plan.model.hash, version=_version())
             ctx = NameContext.from_plan(plan, seed=seed, now=now)
+            comfy = comfy_chunks(plan, seed) if plan.image_format.lower() == "png" else ()
             paths.append(
                 save_image(
                     image,
@@ -369,6 +402,7 @@ class ImageGenerator:
                     plan_json,
                     plan.image_format,
                     generation_id=generation_id,
+                    extra_chunks=comfy,
                 )
             )
         return tuple(paths)
