@@ -10,7 +10,13 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from ml_lib.diffusion.output.comfyui import PROMPT_CHUNK, WORKFLOW_CHUNK, comfy_chunks, comfy_graph, comfy_text
+from ml_lib.diffusion.output.comfyui import (
+    PROMPT_CHUNK,
+    WORKFLOW_CHUNK,
+    comfy_chunks,
+    comfy_graph,
+    comfy_text,
+)
 from ml_lib.diffusion.output.comfyui_names import COMFY_SAMPLERS, COMFY_SCHEDULES, to_comfy_sampler
 from ml_lib.diffusion.output.comfyui_workflow import NODE_IO, WIDGET_TYPES, api_to_workflow, widget_names
 from ml_lib.diffusion.output.metadata import image_save_kwargs, read_metadata
@@ -89,7 +95,11 @@ def check_against_schema(graph: dict[str, dict[str, Any]]) -> None:
                 assert isinstance(value, str)
             elif kind == "INT":
                 assert isinstance(value, int) and not isinstance(value, bool)
-                assert options.get("min", -(2**64)) <= value <= options.get("max", 2**64), (node_id, name, value)
+                assert options.get("min", -(2**64)) <= value <= options.get("max", 2**64), (
+                    node_id,
+                    name,
+                    value,
+                )
             elif kind == "FLOAT":
                 assert isinstance(value, (int, float))
                 assert options.get("min", -1e9) <= value <= options.get("max", 1e9), (node_id, name, value)
@@ -105,7 +115,9 @@ def test_node_table_matches_comfyui_source() -> None:
     for class_type, (inputs, outputs) in NODE_IO.items():
         definition = SCHEMA["nodes"][class_type]
         assert [name for name, _ in inputs] == list(definition["input"]["required"]), class_type
-        assert [schema_type(spec) for spec in definition["input"]["required"].values()] == [k for _, k in inputs]
+        assert [schema_type(spec) for spec in definition["input"]["required"].values()] == [
+            k for _, k in inputs
+        ]
         assert list(outputs) == definition["output"], class_type
 
 
@@ -126,7 +138,9 @@ def test_txt2img_graph_matches_the_plan_and_the_schema() -> None:
     (ckpt,) = by_type(graph.nodes, "CheckpointLoaderSimple")
     assert ckpt["inputs"]["ckpt_name"] == "dream v5.safetensors"
     loras = by_type(graph.nodes, "LoraLoader")
-    assert [(n["inputs"]["lora_name"], n["inputs"]["strength_model"], n["inputs"]["strength_clip"]) for n in loras] == [
+    assert [
+        (n["inputs"]["lora_name"], n["inputs"]["strength_model"], n["inputs"]["strength_clip"]) for n in loras
+    ] == [
         ("fur.safetensors", 0.7, 0.7),
         ("style.safetensors", 0.5, 0.25),
     ]
@@ -151,7 +165,9 @@ def test_txt2img_graph_matches_the_plan_and_the_schema() -> None:
 def test_img2img_inpaint_and_controlnet_graph() -> None:
     plan = make_plan(
         init=InitImage(REF, strength=0.55, resize_mode="crop_and_resize", mask=REF),
-        controls=(ControlUse("/cn/control_canny.safetensors", REF, scale=0.8, guidance_end=0.6, name="canny"),),
+        controls=(
+            ControlUse("/cn/control_canny.safetensors", REF, scale=0.8, guidance_end=0.6, name="canny"),
+        ),
         loras=(),
         clip_skip=1,
     )
@@ -165,9 +181,17 @@ def test_img2img_inpaint_and_controlnet_graph() -> None:
     assert latent["class_type"] == "SetLatentNoiseMask"
     assert graph.nodes[latent["inputs"]["mask"][0]]["inputs"] == {"image": "abcdef.png", "channel": "red"}
     (scale,) = by_type(graph.nodes, "ImageScale")
-    assert (scale["inputs"]["width"], scale["inputs"]["height"], scale["inputs"]["crop"]) == (512, 768, "center")
+    assert (scale["inputs"]["width"], scale["inputs"]["height"], scale["inputs"]["crop"]) == (
+        512,
+        768,
+        "center",
+    )
     (apply,) = by_type(graph.nodes, "ControlNetApplyAdvanced")
-    assert (apply["inputs"]["strength"], apply["inputs"]["start_percent"], apply["inputs"]["end_percent"]) == (0.8, 0.0, 0.6)
+    assert (
+        apply["inputs"]["strength"],
+        apply["inputs"]["start_percent"],
+        apply["inputs"]["end_percent"],
+    ) == (0.8, 0.0, 0.6)
     assert sampler["inputs"]["positive"] == [next(k for k, n in graph.nodes.items() if n is apply), 0]
     assert sampler["inputs"]["negative"][1] == 1
 

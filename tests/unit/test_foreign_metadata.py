@@ -64,7 +64,14 @@ def test_a1111_png_maps_every_supported_field_and_lists_the_rest() -> None:
     assert (meta.seed, meta.width, meta.height, meta.clip_skip) == (3141592, 512, 768, 2)
     assert (meta.model, meta.model_hash) == ("dreamshaper_8", "6ce0161689")
     why = reasons(meta)
-    assert set(why) == {"Denoising strength", "Hires upscale", "Hires steps", "Hires upscaler", "ENSD", "ControlNet 0"}
+    assert set(why) == {
+        "Denoising strength",
+        "Hires upscale",
+        "Hires steps",
+        "Hires upscaler",
+        "ENSD",
+        "ControlNet 0",
+    }
     assert "hires fix" in why["Hires upscale"] and "hires fix" in why["Denoising strength"]
     assert "control image" in why["ControlNet 0"]
     request = meta.to_request(model="/models/mine.safetensors")
@@ -81,7 +88,10 @@ def test_a1111_png_maps_every_supported_field_and_lists_the_rest() -> None:
 
 
 def test_pre_19_sampler_forge_and_jpeg() -> None:
-    text = "a cat\nSteps: 20, Sampler: DPM++ SDE Karras, CFG scale: 7, Seed: 1, Size: 64x64, Version: f2.0.1v1.10.1-previous-313"
+    text = (
+        "a cat\nSteps: 20, Sampler: DPM++ SDE Karras, CFG scale: 7, Seed: 1, Size: 64x64, "
+        "Version: f2.0.1v1.10.1-previous-313"
+    )
     meta = foreign(png(parameters=text))
     assert (meta.tool, meta.sampler, meta.schedule) == ("Forge", "DPM++ SDE", "Karras")
     exif = Image.Exif()
@@ -100,40 +110,79 @@ def test_sd_next_infotext() -> None:
         "Model: realistic, Variation seed: 5, Variation strength: 0.3"
     )
     meta = foreign(png(parameters=text))
-    assert (meta.tool, meta.sampler, meta.schedule, meta.width, meta.height) == ("SD.Next", "Euler a", "Uniform", 640, 832)
+    assert (meta.tool, meta.sampler, meta.schedule, meta.width, meta.height) == (
+        "SD.Next",
+        "Euler a",
+        "Uniform",
+        640,
+        832,
+    )
     assert set(reasons(meta)) == {"CFG rescale", "Variation seed", "Variation strength"}
-    karras = foreign(png(parameters="x\nSteps: 4, Sampler: DPM++ 2M, Sampler sigma: karras, App: SD.Next, Seed: 2"))
+    karras = foreign(
+        png(parameters="x\nSteps: 4, Sampler: DPM++ 2M, Sampler sigma: karras, App: SD.Next, Seed: 2")
+    )
     assert karras.schedule == "Karras"
 
 
 def comfy_api_graph() -> dict[str, Any]:
     """ComfyUI's default workflow with a LoRA, clip skip and a hires second pass, as SaveImage writes it."""
     return {
-        "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "sd15/dreamshaper_8.safetensors"}},
+        "4": {
+            "class_type": "CheckpointLoaderSimple",
+            "inputs": {"ckpt_name": "sd15/dreamshaper_8.safetensors"},
+        },
         "10": {
             "class_type": "LoraLoader",
-            "inputs": {"model": ["4", 0], "clip": ["4", 1], "lora_name": "fur.safetensors", "strength_model": 0.8, "strength_clip": 0.6},
+            "inputs": {
+                "model": ["4", 0],
+                "clip": ["4", 1],
+                "lora_name": "fur.safetensors",
+                "strength_model": 0.8,
+                "strength_clip": 0.6,
+            },
         },
         "11": {"class_type": "CLIPSetLastLayer", "inputs": {"clip": ["10", 1], "stop_at_clip_layer": -2}},
-        "6": {"class_type": "CLIPTextEncode", "inputs": {"text": "a [bracketed] (fox:1.3)", "clip": ["11", 0]}},
+        "6": {
+            "class_type": "CLIPTextEncode",
+            "inputs": {"text": "a [bracketed] (fox:1.3)", "clip": ["11", 0]},
+        },
         "7": {"class_type": "CLIPTextEncode", "inputs": {"text": "text, watermark", "clip": ["11", 0]}},
         "5": {"class_type": "EmptyLatentImage", "inputs": {"width": 512, "height": 640, "batch_size": 1}},
         "20": {"class_type": "PrimitiveNode", "inputs": {"value": 8566257}},
         "3": {
             "class_type": "KSampler",
             "inputs": {
-                "seed": ["20", 0], "steps": 20, "cfg": 8.0, "sampler_name": "dpmpp_2m_sde_gpu", "scheduler": "karras",
-                "denoise": 1.0, "model": ["10", 0], "positive": ["6", 0], "negative": ["7", 0], "latent_image": ["5", 0],
+                "seed": ["20", 0],
+                "steps": 20,
+                "cfg": 8.0,
+                "sampler_name": "dpmpp_2m_sde_gpu",
+                "scheduler": "karras",
+                "denoise": 1.0,
+                "model": ["10", 0],
+                "positive": ["6", 0],
+                "negative": ["7", 0],
+                "latent_image": ["5", 0],
             },
-        },  # fmt: skip
-        "12": {"class_type": "LatentUpscaleBy", "inputs": {"samples": ["3", 0], "upscale_method": "nearest-exact", "scale_by": 1.5}},
+        },
+        "12": {
+            "class_type": "LatentUpscaleBy",
+            "inputs": {"samples": ["3", 0], "upscale_method": "nearest-exact", "scale_by": 1.5},
+        },
         "13": {
             "class_type": "KSampler",
             "inputs": {
-                "seed": 1, "steps": 10, "cfg": 8.0, "sampler_name": "euler", "scheduler": "normal", "denoise": 0.5,
-                "model": ["10", 0], "positive": ["6", 0], "negative": ["7", 0], "latent_image": ["12", 0],
+                "seed": 1,
+                "steps": 10,
+                "cfg": 8.0,
+                "sampler_name": "euler",
+                "scheduler": "normal",
+                "denoise": 0.5,
+                "model": ["10", 0],
+                "positive": ["6", 0],
+                "negative": ["7", 0],
+                "latent_image": ["12", 0],
             },
-        },  # fmt: skip
+        },
         "8": {"class_type": "VAEDecode", "inputs": {"samples": ["13", 0], "vae": ["4", 2]}},
         "9": {"class_type": "SaveImage", "inputs": {"filename_prefix": "ComfyUI", "images": ["8", 0]}},
     }
@@ -144,7 +193,13 @@ def test_comfyui_api_graph_reads_the_first_pass() -> None:
     assert (meta.tool, meta.source, meta.model) == ("ComfyUI", "prompt", "dreamshaper_8")
     assert meta.prompt == r"a \[bracketed\] (fox:1.3)"  # ComfyUI's [ ] are literal; escaped for A1111 syntax
     assert meta.negative_prompt == "text, watermark"
-    assert (meta.seed, meta.steps, meta.cfg_scale, meta.sampler, meta.schedule) == (8566257, 20, 8.0, "DPM++ 2M SDE", "Karras")
+    assert (meta.seed, meta.steps, meta.cfg_scale, meta.sampler, meta.schedule) == (
+        8566257,
+        20,
+        8.0,
+        "DPM++ 2M SDE",
+        "Karras",
+    )
     assert (meta.width, meta.height, meta.clip_skip) == (512, 640, 2)
     assert meta.loras == (ForeignLora("fur", 0.8, 0.6),)
     assert list(reasons(meta)) == ["node 13 (KSampler)"]
@@ -168,34 +223,82 @@ def _with_meta(graph: dict[str, Any]) -> dict[str, Any]:
 
 def test_our_graph_reads_back_as_the_same_settings() -> None:
     plan = GenerationPlan(
-        prompt="a (red:1.2) fox <lora:fur:0.7>", negative_prompt="blurry",
+        prompt="a (red:1.2) fox <lora:fur:0.7>",
+        negative_prompt="blurry",
         model=ModelRef("/m/dream.safetensors", ModelFormat.SINGLE_FILE, "sd1", name="dream"),
-        width=512, height=768, steps=25, cfg_scale=6.5, sampler="Euler a", schedule="Uniform", seed=9,
-        batch_size=1, clip_skip=2, device="cpu", dtype="float32", output_dir="/o", name_template="[seed]",
+        width=512,
+        height=768,
+        steps=25,
+        cfg_scale=6.5,
+        sampler="Euler a",
+        schedule="Uniform",
+        seed=9,
+        batch_size=1,
+        clip_skip=2,
+        device="cpu",
+        dtype="float32",
+        output_dir="/o",
+        name_template="[seed]",
         loras=(LoraUse("fur", "/l/fur.safetensors", 0.7, 0.5),),
-    )  # fmt: skip
+    )
     graph = comfy_graph(plan, seed=9).nodes
     for meta in (read_comfy_prompt(graph), read_comfy_workflow(api_to_workflow(graph))):
         assert (meta.model, meta.prompt, meta.negative_prompt) == ("dream", "a (red:1.2) fox ", "blurry")
-        assert (meta.sampler, meta.schedule, meta.seed, meta.steps, meta.cfg_scale) == ("Euler a", "Uniform", 9, 25, 6.5)
+        assert (meta.sampler, meta.schedule, meta.seed, meta.steps, meta.cfg_scale) == (
+            "Euler a",
+            "Uniform",
+            9,
+            25,
+            6.5,
+        )
         assert (meta.width, meta.height, meta.clip_skip, meta.unmapped) == (512, 768, 2, ())
         assert meta.loras == (ForeignLora("fur", 0.7, 0.5),)
 
 
 INVOKE_4 = {
-    "app_version": "4.2.9", "generation_mode": "sdxl_txt2img", "positive_prompt": "a lighthouse at dusk",
-    "negative_prompt": "", "width": 1024, "height": 1024, "seed": 4242, "rand_device": "cpu", "cfg_scale": 7.5,
-    "cfg_rescale_multiplier": 0, "steps": 30, "scheduler": "dpmpp_2m_k", "clip_skip": 1,
+    "app_version": "4.2.9",
+    "generation_mode": "sdxl_txt2img",
+    "positive_prompt": "a lighthouse at dusk",
+    "negative_prompt": "",
+    "width": 1024,
+    "height": 1024,
+    "seed": 4242,
+    "rand_device": "cpu",
+    "cfg_scale": 7.5,
+    "cfg_rescale_multiplier": 0,
+    "steps": 30,
+    "scheduler": "dpmpp_2m_k",
+    "clip_skip": 1,
     "model": {"key": "a1b2", "hash": "blake3:ff", "name": "juggernautXL", "base": "sdxl", "type": "main"},
-    "loras": [{"model": {"key": "c3", "hash": "blake3:aa", "name": "detail-tweaker", "base": "sdxl", "type": "lora"}, "weight": 0.6}],
-    "hrf_enabled": True, "hrf_method": "ESRGAN", "hrf_strength": 0.45,
-    "positive_style_prompt": "cinematic", "seamless_x": False,
-}  # fmt: skip
+    "loras": [
+        {
+            "model": {
+                "key": "c3",
+                "hash": "blake3:aa",
+                "name": "detail-tweaker",
+                "base": "sdxl",
+                "type": "lora",
+            },
+            "weight": 0.6,
+        }
+    ],
+    "hrf_enabled": True,
+    "hrf_method": "ESRGAN",
+    "hrf_strength": 0.45,
+    "positive_style_prompt": "cinematic",
+    "seamless_x": False,
+}
 
 
 def test_invokeai_4_metadata() -> None:
     meta = foreign(png(invokeai_metadata=json.dumps(INVOKE_4)))
-    assert (meta.tool, meta.model, meta.prompt, meta.seed, meta.steps) == ("InvokeAI", "juggernautXL", "a lighthouse at dusk", 4242, 30)
+    assert (meta.tool, meta.model, meta.prompt, meta.seed, meta.steps) == (
+        "InvokeAI",
+        "juggernautXL",
+        "a lighthouse at dusk",
+        4242,
+        30,
+    )
     assert (meta.sampler, meta.schedule, meta.cfg_scale, meta.clip_skip) == ("DPM++ 2M", "Karras", 7.5, 2)
     assert meta.loras == (ForeignLora("detail-tweaker", 0.6, 0.6),)
     assert set(reasons(meta)) == {"hrf_enabled", "hrf_method", "hrf_strength", "positive_style_prompt"}
@@ -203,25 +306,61 @@ def test_invokeai_4_metadata() -> None:
 
 def test_invokeai_3_metadata_and_legacy_sd_metadata() -> None:
     v3 = {
-        "generation_mode": "img2img", "positive_prompt": "landscape", "negative_prompt": "low quality", "width": 768,
-        "height": 432, "seed": 356120443, "rand_device": "cuda", "cfg_scale": 7.5, "steps": 50, "scheduler": "dpmpp_2m_sde_k",
-        "clip_skip": 0, "model": {"model_name": "amixx_3Prunedfp16", "base_model": "sd-1", "model_type": "main"},
-        "loras": [{"lora": {"model_name": "film", "base_model": "sd-1"}, "weight": 0.75}], "strength": 0.7,
+        "generation_mode": "img2img",
+        "positive_prompt": "landscape",
+        "negative_prompt": "low quality",
+        "width": 768,
+        "height": 432,
+        "seed": 356120443,
+        "rand_device": "cuda",
+        "cfg_scale": 7.5,
+        "steps": 50,
+        "scheduler": "dpmpp_2m_sde_k",
+        "clip_skip": 0,
+        "model": {"model_name": "amixx_3Prunedfp16", "base_model": "sd-1", "model_type": "main"},
+        "loras": [{"lora": {"model_name": "film", "base_model": "sd-1"}, "weight": 0.75}],
+        "strength": 0.7,
         "init_image": "abc.png",
-    }  # fmt: skip
+    }
     meta = foreign(png(invokeai_metadata=json.dumps(v3)))
-    assert (meta.model, meta.sampler, meta.schedule, meta.clip_skip) == ("amixx_3Prunedfp16", "DPM++ 2M SDE", "Karras", 1)
+    assert (meta.model, meta.sampler, meta.schedule, meta.clip_skip) == (
+        "amixx_3Prunedfp16",
+        "DPM++ 2M SDE",
+        "Karras",
+        1,
+    )
     assert meta.loras == (ForeignLora("film", 0.75, 0.75),)
     assert {"strength", "init_image", "generation_mode", "rand_device"} <= set(reasons(meta))
     legacy = {
-        "model": "stable diffusion", "model_weights": "stable-diffusion-1.5", "model_hash": "cc6cb27103",
-        "app_id": "invoke-ai/InvokeAI", "app_version": "2.2.5",
-        "image": {"prompt": [{"prompt": "a castle [fog, blurry]", "weight": 1.0}], "steps": 50, "cfg_scale": 7.5,
-                  "threshold": 0, "perlin": 0, "height": 512, "width": 512, "seed": 1979, "seamless": False,
-                  "hires_fix": False, "type": "txt2img", "postprocessing": None, "sampler": "k_euler_a", "variations": []},
-    }  # fmt: skip
+        "model": "stable diffusion",
+        "model_weights": "stable-diffusion-1.5",
+        "model_hash": "cc6cb27103",
+        "app_id": "invoke-ai/InvokeAI",
+        "app_version": "2.2.5",
+        "image": {
+            "prompt": [{"prompt": "a castle [fog, blurry]", "weight": 1.0}],
+            "steps": 50,
+            "cfg_scale": 7.5,
+            "threshold": 0,
+            "perlin": 0,
+            "height": 512,
+            "width": 512,
+            "seed": 1979,
+            "seamless": False,
+            "hires_fix": False,
+            "type": "txt2img",
+            "postprocessing": None,
+            "sampler": "k_euler_a",
+            "variations": [],
+        },
+    }
     old = foreign(png(sd_dash_metadata=json.dumps(legacy)))
-    assert (old.source, old.model, old.prompt, old.negative_prompt) == ("sd-metadata", "stable-diffusion-1.5", "a castle", "fog, blurry")
+    assert (old.source, old.model, old.prompt, old.negative_prompt) == (
+        "sd-metadata",
+        "stable-diffusion-1.5",
+        "a castle",
+        "fog, blurry",
+    )
     assert (old.sampler, old.seed, old.steps, old.unmapped) == ("Euler a", 1979, 50, ())
 
 
@@ -231,25 +370,52 @@ def test_every_invokeai_scheduler_maps_to_a_valid_choice() -> None:
 
 
 FOOOCUS = {
-    "adaptive_cfg": 7, "adm_guidance": "(1.5, 0.8, 0.3)", "base_model": "juggernautXL_v8Rundiffusion.safetensors",
-    "base_model_hash": "aeb7e9e689", "clip_skip": 2, "full_negative_prompt": ["unrealistic", "blurry"],
-    "full_prompt": ["a cat, highly detailed", "cinematic still of a cat"], "guidance_scale": 4,
-    "lora_combined_1": "sd_xl_offset_example-lora_1.0.safetensors : 0.1", "loras": [["sd_xl_offset_example-lora_1.0", 0.1, "4852686128"]],
-    "metadata_scheme": "fooocus", "negative_prompt": "", "performance": "Speed", "prompt": "a cat",
-    "refiner_model": "None", "refiner_switch": 0.5, "resolution": "(1152, 896)", "sampler": "dpmpp_2m_sde_gpu",
-    "scheduler": "karras", "seed": "1234567", "sharpness": 2, "steps": 30, "styles": "['Fooocus V2', 'Fooocus Enhance']",
-    "vae": "Default (model)", "version": "Fooocus v2.5.5",
-}  # fmt: skip
+    "adaptive_cfg": 7,
+    "adm_guidance": "(1.5, 0.8, 0.3)",
+    "base_model": "juggernautXL_v8Rundiffusion.safetensors",
+    "base_model_hash": "aeb7e9e689",
+    "clip_skip": 2,
+    "full_negative_prompt": ["unrealistic", "blurry"],
+    "full_prompt": ["a cat, highly detailed", "cinematic still of a cat"],
+    "guidance_scale": 4,
+    "lora_combined_1": "sd_xl_offset_example-lora_1.0.safetensors : 0.1",
+    "loras": [["sd_xl_offset_example-lora_1.0", 0.1, "4852686128"]],
+    "metadata_scheme": "fooocus",
+    "negative_prompt": "",
+    "performance": "Speed",
+    "prompt": "a cat",
+    "refiner_model": "None",
+    "refiner_switch": 0.5,
+    "resolution": "(1152, 896)",
+    "sampler": "dpmpp_2m_sde_gpu",
+    "scheduler": "karras",
+    "seed": "1234567",
+    "sharpness": 2,
+    "steps": 30,
+    "styles": "['Fooocus V2', 'Fooocus Enhance']",
+    "vae": "Default (model)",
+    "version": "Fooocus v2.5.5",
+}
 
 
 def test_fooocus_json_png_and_jpeg() -> None:
     meta = foreign(png(parameters=json.dumps(FOOOCUS), fooocus_scheme="fooocus"))
-    assert (meta.tool, meta.model, meta.width, meta.height) == ("Fooocus", "juggernautXL_v8Rundiffusion", 1152, 896)
+    assert (meta.tool, meta.model, meta.width, meta.height) == (
+        "Fooocus",
+        "juggernautXL_v8Rundiffusion",
+        1152,
+        896,
+    )
     assert meta.prompt == "a cat, highly detailed, cinematic still of a cat"
     assert meta.negative_prompt == "unrealistic, blurry"
     assert (meta.sampler, meta.schedule, meta.cfg_scale, meta.seed, meta.steps, meta.clip_skip) == (
-        "DPM++ 2M SDE", "Karras", 4.0, 1234567, 30, 2,
-    )  # fmt: skip
+        "DPM++ 2M SDE",
+        "Karras",
+        4.0,
+        1234567,
+        30,
+        2,
+    )
     assert meta.loras == (ForeignLora("sd_xl_offset_example-lora_1.0", 0.1, 0.1),)
     assert set(reasons(meta)) == {"adaptive_cfg", "adm_guidance", "sharpness", "vae"}
     exif = Image.Exif()  # Fooocus JPEG: UserComment = the JSON, MakerNote = the scheme

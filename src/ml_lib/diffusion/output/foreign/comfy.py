@@ -175,6 +175,10 @@ def _read(graph: Graph, source: str) -> ForeignMetadata:
                 "denoise", f"{denoise:g}", "img2img needs the source image, which the file does not carry"
             )
         )
+    steps, cfg = as_int(reader.value(sampler_id, "steps")), as_float(reader.value(sampler_id, "cfg"))
+    for name, value in (("seed", seed), ("steps", steps), ("cfg", cfg)):
+        if value is None:
+            reader.unmapped.append(Unmapped(name, "", "not recorded as a number the graph states"))
     model, loras = _model(reader, reader.upstream(sampler_id, "model"))
     clip_skip = None
     positive = _text(reader, reader.upstream(sampler_id, "positive"))
@@ -191,8 +195,8 @@ def _read(graph: Graph, source: str) -> ForeignMetadata:
         model=model,
         width=width,
         height=height,
-        steps=as_int(reader.value(sampler_id, "steps")),
-        cfg_scale=as_float(reader.value(sampler_id, "cfg")),
+        steps=steps,
+        cfg_scale=cfg,
         sampler=sampler,
         schedule=schedule,
         seed=seed,
