@@ -285,11 +285,13 @@ class ImageGenerator:
         meta = self.info(image)
         if meta.plan is None and (meta.foreign is not None or meta.foreign_error is not None):
             return self._reproduce_foreign(image, meta, output_dir=output_dir, save=save, model=model)
+        if meta.plan is not None and model is not None:
+            log.warning("%s carries its plan: --model is for other tools' images and is not used.", image)
         if meta.plan is None:
             why = f" ({meta.plan_error})" if meta.plan_error else ""
             raise MetadataError(
                 f"{image} carries no ml-diffusion plan{why}; "
-                "only images written by ml-diffusion can be reproduced."
+                "nor the settings of another tool (A1111, Forge, SD.Next, ComfyUI, InvokeAI, Fooocus) to reproduce."
             )
         try:
             validate_plan(meta.plan, self.settings.limits, allow_hub=allow_hub)

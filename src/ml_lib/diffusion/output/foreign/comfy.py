@@ -202,8 +202,15 @@ def _read(graph: Graph, source: str) -> ForeignMetadata:
         seed=seed,
         clip_skip=clip_skip,
         loras=tuple(loras),
-        unmapped=tuple(reader.unmapped),
+        unmapped=_capped(reader.unmapped),
     )
+
+
+def _capped(items: list[Unmapped], limit: int = 25) -> tuple[Unmapped, ...]:
+    """At most ``limit`` entries; the rest counted in the last one (a hostile graph can note thousands)."""
+    if len(items) <= limit:
+        return tuple(items)
+    return (*items[: limit - 1], Unmapped("more", str(len(items) - limit + 1), "further nodes not reproduced"))
 
 
 def _a1111_literal(text: str) -> str:
@@ -234,6 +241,8 @@ def _model(reader: _Reader, node_id: str | None) -> tuple[str | None, list[Forei
         else:
             reader.note(node_id, "this node changes the model; it is not reproduced")
         node_id = reader.upstream(node_id, "model")
+    if len(seen) >= _MAX_WALK:
+        reader.unmapped.append(Unmapped("model", "", f"the model chain is longer than {_MAX_WALK} nodes; not followed"))
     return None, loras[::-1]
 
 
