@@ -210,7 +210,10 @@ def _capped(items: list[Unmapped], limit: int = 25) -> tuple[Unmapped, ...]:
     """At most ``limit`` entries; the rest counted in the last one (a hostile graph can note thousands)."""
     if len(items) <= limit:
         return tuple(items)
-    return (*items[: limit - 1], Unmapped("more", str(len(items) - limit + 1), "further nodes not reproduced"))
+    return (
+        *items[: limit - 1],
+        Unmapped("more", str(len(items) - limit + 1), "further nodes not reproduced"),
+    )
 
 
 def _a1111_literal(text: str) -> str:
@@ -242,7 +245,9 @@ def _model(reader: _Reader, node_id: str | None) -> tuple[str | None, list[Forei
             reader.note(node_id, "this node changes the model; it is not reproduced")
         node_id = reader.upstream(node_id, "model")
     if len(seen) >= _MAX_WALK:
-        reader.unmapped.append(Unmapped("model", "", f"the model chain is longer than {_MAX_WALK} nodes; not followed"))
+        reader.unmapped.append(
+            Unmapped("model", "", f"the model chain is longer than {_MAX_WALK} nodes; not followed")
+        )
     return None, loras[::-1]
 
 
