@@ -283,15 +283,16 @@ class ImageGenerator:
         from .planning.validate import validate_plan
 
         meta = self.info(image)
-        if meta.plan is None and (meta.foreign is not None or meta.foreign_error is not None):
+        foreign = meta.foreign is not None or meta.foreign_error is not None
+        if meta.plan is None and meta.plan_error is None and foreign:  # a damaged plan of ours is not bypassed
             return self._reproduce_foreign(image, meta, output_dir=output_dir, save=save, model=model)
         if meta.plan is not None and model is not None:
             log.warning("%s carries its plan: --model is for other tools' images and is not used.", image)
         if meta.plan is None:
             why = f" ({meta.plan_error})" if meta.plan_error else ""
             raise MetadataError(
-                f"{image} carries no ml-diffusion plan{why}; "
-                "nor the settings of another tool (A1111, Forge, SD.Next, ComfyUI, InvokeAI, Fooocus) to reproduce."
+                f"{image} carries no ml-diffusion plan{why} and no settings of another tool "
+                "(A1111, Forge, SD.Next, ComfyUI, InvokeAI, Fooocus) to reproduce."
             )
         try:
             validate_plan(meta.plan, self.settings.limits, allow_hub=allow_hub)
@@ -342,7 +343,7 @@ class ImageGenerator:
         return self.generate(request, save=save)
 
     def info(self, image: str | Path) -> ImageMetadata:
-        """Metadata of an image written by us or by an A1111-compatible tool."""
+        """Metadata of an image written by us or by A1111, Forge, SD.Next, ComfyUI, InvokeAI or Fooocus."""
         from .output.metadata import read_metadata
 
         return read_metadata(Path(image))
