@@ -284,7 +284,9 @@ class ImageGenerator:
 
         meta = self.info(image)
         foreign = meta.foreign is not None or meta.foreign_error is not None
-        if meta.plan is None and meta.plan_error is None and foreign:  # a damaged plan of ours is not bypassed
+        if (
+            meta.plan is None and meta.plan_error is None and foreign
+        ):  # a damaged plan of ours is not bypassed
             return self._reproduce_foreign(image, meta, output_dir=output_dir, save=save, model=model)
         if meta.plan is not None and model is not None:
             log.warning("%s carries its plan: --model is for other tools' images and is not used.", image)
