@@ -205,6 +205,8 @@ def test_img2img_inpaint_and_controlnet_graph() -> None:
         ({"ip_adapters": (IPAdapterUse("/ip", "ip.safetensors", REF),)}, "IP-Adapter"),
         ({"controls": (ControlUse("/cn/x.safetensors", REF, control_type="canny"),)}, "preprocessor"),
         ({"init": InitImage(REF, resize_mode="resize_and_fill")}, "resize_and_fill"),
+        ({"cfg_scale": 120.0}, "KSampler"),
+        ({"controls": (ControlUse("/cn/x.safetensors", REF, scale=12.0),)}, "ControlNetApplyAdvanced"),
     ],
 )
 def test_no_graph_when_comfyui_cannot_express_the_plan(overrides: dict[str, object], reason: str) -> None:

@@ -99,6 +99,10 @@ def _unexpressed(plan: GenerationPlan, choice: SamplerChoice) -> str | None:
         return "ComfyUI's core nodes have no IP-Adapter"
     if any(unit.control_type != "none" for unit in plan.controls):
         return "a ControlNet preprocessor is not a ComfyUI core node"
+    if not (0 <= plan.cfg_scale <= 100 and 1 <= plan.steps <= 10000 and 0 <= plan.seed < 2**64):
+        return "CFG, steps or seed is outside the range of ComfyUI's KSampler"
+    if any(not 0 <= unit.scale <= 10 for unit in plan.controls):
+        return "a ControlNet weight is outside ControlNetApplyAdvanced's 0-10"
     if plan.clip_skip > _MAX_CLIP_SKIP:
         return f"clip skip {plan.clip_skip} is beyond CLIPSetLastLayer's {_MAX_CLIP_SKIP}"
     if plan.init is not None and plan.init.resize_mode not in _CROP:

@@ -28,6 +28,8 @@ class Unmapped:
     reason: str
 
     def __str__(self) -> str:
+        if not self.value:
+            return f"{self.key}: {self.reason}"
         value = self.value if len(self.value) <= 60 else self.value[:57] + "..."
         return f"{self.key} = {value}: {self.reason}"
 
