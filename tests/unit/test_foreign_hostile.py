@@ -15,7 +15,8 @@ from ml_lib.diffusion.output.foreign import ForeignMetadata, read_foreign
 from ml_lib.diffusion.output.foreign.comfy import MAX_NODES, read_comfy_prompt, read_comfy_workflow
 from ml_lib.diffusion.output.metadata import read_metadata
 
-from .test_foreign_metadata import FOOOCUS, INVOKE_4, comfy_api_graph
+from .test_foreign_invoke_fooocus import FOOOCUS, INVOKE_4
+from .test_foreign_metadata import comfy_api_graph
 
 
 def png(key: str, value: str) -> io.BytesIO:

@@ -328,21 +328,11 @@ class ImageGenerator:
         model: str | None,
     ) -> GenerationResult:
         """Plan and run the request another tool's image records (see :meth:`reproduce`)."""
-        foreign = meta.foreign
-        if foreign is None:
-            raise MetadataError(f"{image}: {meta.foreign_error}")
-        if not foreign.prompt.strip():
-            raise MetadataError(
-                f"{image}: the {foreign.tool} metadata records no prompt; nothing to regenerate."
-            )
-        if model is None and foreign.model is None:
-            raise MetadataError(
-                f"{image}: the {foreign.tool} metadata names no model; give one with --model."
-            )
-        for item in foreign.unmapped:
-            log.warning("%s: not reproduced: %s", foreign.tool, item)
-        request = foreign.to_request(model=model, output_dir=str(output_dir or self.settings.outputs))
-        return self.generate(request, save=save)
+        from .output.foreign import foreign_request
+
+        request = foreign_request(image, meta.foreign, meta.foreign_error, model=model)
+        output = str(output_dir or self.settings.outputs)
+        return self.generate(dataclasses.replace(request, output_dir=output), save=save)
 
     def info(self, image: str | Path) -> ImageMetadata:
         """Metadata of an image written by us or by A1111, Forge, SD.Next, ComfyUI, InvokeAI or Fooocus."""

@@ -13,8 +13,12 @@ savers add precisely for other tools. Malformed JSON raises :class:`ForeignMetad
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import Mapping
 
+from ...errors import MetadataError
+from ...request import GenerationRequest
 from ..infotext import Infotext
 from ._values import load_json
 from .a1111 import read_infotext
@@ -23,7 +27,9 @@ from .fooocus import read_fooocus
 from .invoke import read_invoke, read_sd_metadata
 from .records import ForeignLora, ForeignMetadata, Unmapped
 
-__all__ = ["ForeignLora", "ForeignMetadata", "Unmapped", "read_foreign"]
+__all__ = ["ForeignLora", "ForeignMetadata", "Unmapped", "foreign_request", "read_foreign"]
+
+logger = logging.getLogger(__name__)
 
 
 def _is_json_object(text: str | None) -> bool:
@@ -51,3 +57,20 @@ def read_foreign(
     if parsed is not None and parsed.prompt:
         return read_infotext(parsed)  # a bare prompt with no parameters line
     return None
+
+
+def foreign_request(
+    image: str | os.PathLike[str], foreign: ForeignMetadata | None, error: str | None, *, model: str | None
+) -> GenerationRequest:
+    """The request that regenerates another tool's image, each unmapped setting logged as a warning;
+    MetadataError (one line) when the metadata is malformed, has no prompt, or names no model and
+    ``model`` is None."""
+    if foreign is None:
+        raise MetadataError(f"{image}: {error or 'no generation metadata'}")
+    if not foreign.prompt.strip():
+        raise MetadataError(f"{image}: the {foreign.tool} metadata records no prompt; nothing to regenerate.")
+    if model is None and foreign.model is None:
+        raise MetadataError(f"{image}: the {foreign.tool} metadata names no model; give one with --model.")
+    for item in foreign.unmapped:
+        logger.warning("%s: not reproduced: %s", foreign.tool, item)
+    return foreign.to_request(model=model)
