@@ -135,3 +135,10 @@ def test_reproduce_without_a_model_says_to_give_one(run, tmp_path: Path) -> None
     )
     result = run("reproduce", str(image), "--out", str(tmp_path / "o"))
     assert result.exit_code == 1 and "--model" in result.output
+
+
+def test_a_model_name_not_in_the_catalog_asks_for_model(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    image = write_png(tmp_path / "named.png", {"parameters": A1111})
+    result = run("reproduce", str(image), "--out", str(tmp_path / "o"))
+    assert result.exit_code == 1 and "someone_elses_model" in result.output and "--model" in result.output
+    assert "Traceback" not in result.output

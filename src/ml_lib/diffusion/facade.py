@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._recording import Planned
-from .errors import MetadataError, OutOfMemory, PlanError
+from .errors import MetadataError, ModelNotFoundError, OutOfMemory, PlanError
 from .plan import GenerationPlan, ModelRef
 from .prompt.analysis import PromptAnalysis
 from .prompt.analyzers import make_analyzer, semantic_similarity
@@ -332,7 +332,14 @@ class ImageGenerator:
 
         request = foreign_request(image, meta.foreign, meta.foreign_error, model=model)
         output = str(output_dir or self.settings.outputs)
-        return self.generate(dataclasses.replace(request, output_dir=output), save=save)
+        try:
+            return self.generate(dataclasses.replace(request, output_dir=output), save=save)
+        except ModelNotFoundError as exc:
+            if model is not None:
+                raise
+            raise ModelNotFoundError(
+                f"{exc} The image names {request.model!r}: give your copy with --model."
+            ) from exc
 
     def info(self, image: str | Path) -> ImageMetadata:
         """Metadata of an image written by us or by A1111, Forge, SD.Next, ComfyUI, InvokeAI or Fooocus."""
