@@ -2,8 +2,8 @@
 
 Read in this order, the first present wins:
 
+- ``parameters`` / EXIF UserComment holding Fooocus JSON (``fooocus_scheme: fooocus``, or none);
 - ``parameters`` as A1111 infotext (AUTOMATIC1111, Forge, SD.Next, Fooocus's A1111 scheme, ours);
-- ``parameters`` / EXIF UserComment as Fooocus JSON (``fooocus_scheme: fooocus``);
 - ComfyUI's API graph (``prompt``), else its UI ``workflow``;
 - InvokeAI's ``invokeai_metadata``, else the legacy ``sd-metadata``.
 
@@ -41,8 +41,7 @@ def read_foreign(
 ) -> ForeignMetadata | None:
     """The settings another tool recorded in an image, or None when it recorded none we know."""
     scheme = chunks.get("fooocus_scheme")
-    if _is_json_object(infotext) and (scheme in (None, "fooocus")):
-        assert infotext is not None
+    if infotext is not None and _is_json_object(infotext) and scheme in (None, "fooocus"):
         return read_fooocus(load_json(infotext, "Fooocus parameters JSON"))
     if parsed is not None and parsed.parameters:
         return read_infotext(parsed)
