@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._recording import Planned
-from .errors import MetadataError, OutOfMemory, PlanError
+from .errors import MetadataError, ModelNotFoundError, OutOfMemory, PlanError
 from .plan import GenerationPlan, ModelRef
 from .prompt.analysis import PromptAnalysis
 from .prompt.analyzers import make_analyzer, semantic_similarity
@@ -307,21 +307,31 @@ class ImageGenerator:
         output_dir: str | Path | None = None,
         save: bool = True,
         allow_hub: bool = False,
+        model: str | None = None,
     ) -> GenerationResult:
         """Regenerate an image from the plan embedded in it (pixel-identical on the same device/versions).
 
         The plan is untrusted input: it is checked like a request before anything loads (a Hub model only
         with ``allow_hub``), and the image goes to ``output_dir`` or the settings' output folder, never to
-        a folder the file names.
+        a folder the file names. An image of another tool (A1111, Forge, SD.Next, ComfyUI, InvokeAI,
+        Fooocus) is planned from the settings it records, with ``model`` (a path or catalog name) in place
+        of the model it names; what cannot be honoured is logged as a warning.
         """
         from .planning.validate import validate_plan
 
         meta = self.info(image)
+        foreign = meta.foreign is not None or meta.foreign_error is not None
+        if (
+            meta.plan is None and meta.plan_error is None and foreign
+        ):  # a damaged plan of ours is not bypassed
+            return self._reproduce_foreign(image, meta, output_dir=output_dir, save=save, model=model)
+        if meta.plan is not None and model is not None:
+            log.warning("%s carries its plan: --model is for other tools' images and is not used.", image)
         if meta.plan is None:
             why = f" ({meta.plan_error})" if meta.plan_error else ""
             raise MetadataError(
-                f"{image} carries no ml-diffusion plan{why}; "
-                "only images written by ml-diffusion can be reproduced."
+                f"{image} carries no ml-diffusion plan{why} and no settings of another tool "
+                "(A1111, Forge, SD.Next, ComfyUI, InvokeAI, Fooocus) to reproduce."
             )
         try:
             validate_plan(meta.plan, self.settings.limits, allow_hub=allow_hub)
@@ -345,8 +355,31 @@ class ImageGenerator:
         timings = dataclasses.replace(full.timings, save=time.perf_counter() - t0)
         return GenerationResult(images, (seed,), plan, paths, timings, full.generation_id)
 
+    def _reproduce_foreign(
+        self,
+        image: str | Path,
+        meta: ImageMetadata,
+        *,
+        output_dir: str | Path | None,
+        save: bool,
+        model: str | None,
+    ) -> GenerationResult:
+        """Plan and run the request another tool's image records (see :meth:`reproduce`)."""
+        from .output.foreign import foreign_request
+
+        request = foreign_request(image, meta.foreign, meta.foreign_error, model=model)
+        output = str(output_dir or self.settings.outputs)
+        try:
+            return self.generate(dataclasses.replace(request, output_dir=output), save=save)
+        except ModelNotFoundError as exc:
+            if model is not None:
+                raise
+            raise ModelNotFoundError(
+                f"{exc} The image names {request.model!r}: give your copy with --model."
+            ) from exc
+
     def info(self, image: str | Path) -> ImageMetadata:
-        """Metadata of an image written by us or by an A1111-compatible tool."""
+        """Metadata of an image written by us or by A1111, Forge, SD.Next, ComfyUI, InvokeAI or Fooocus."""
         from .output.metadata import read_metadata
 
         return read_metadata(Path(image))
@@ -386,6 +419,7 @@ class ImageGenerator:
     def _save(
         self, plan: GenerationPlan, images: tuple[Any, ...], seeds: tuple[int, ...], generation_id: str
     ) -> tuple[Path, ...]:
+        from .output.comfyui import comfy_chunks
         from .output.infotext import format_infotext
         from .output.naming import NameContext
         from .output.writer import save_image
@@ -396,6 +430,7 @@ class ImageGenerator:
         for image, seed in zip(images, seeds, strict=True):
             text = format_infotext(plan, seed=seed, model_hash=plan.model.hash, version=_version())
             ctx = NameContext.from_plan(plan, seed=seed, now=now)
+            comfy = comfy_chunks(plan, seed) if plan.image_format.lower() == "png" else ()
             paths.append(
                 save_image(
                     image,
@@ -406,6 +441,7 @@ class ImageGenerator:
                     plan_json,
                     plan.image_format,
                     generation_id=generation_id,
+                    extra_chunks=comfy,
                 )
             )
         return tuple(paths)
