@@ -30,7 +30,7 @@ from .settings import Settings
 if TYPE_CHECKING:
     from .catalog.catalog import Catalog
     from .catalog.hashing import HashCache
-    from .engine.pool import PipelinePool
+    from .engine.pool import PipelinePool, PoolStats
     from .learning.records import Feedback
     from .learning.service import Entry, History, Target
     from .output.metadata import ImageMetadata
@@ -60,11 +60,20 @@ class ImageGenerator:
     """
 
     def __init__(
-        self, settings: Settings | None = None, *, device: str | None = None, pool_size: int = 1
+        self,
+        settings: Settings | None = None,
+        *,
+        device: str | None = None,
+        pool_size: int | None = None,
+        pool_budget: str | int | None = None,
     ) -> None:
+        from .planning.pool_budget import parse_budget
+
         self.settings = settings or Settings.from_env()
         self._device_pref = device
         self._pool_size = pool_size
+        self._pool_budget = pool_budget if pool_budget is not None else self.settings.pool_budget
+        parse_budget(self._pool_budget)  # a bad budget is a ConfigError now, not at the first generation
         self._device: DeviceInfo | None = None
         self._pool: PipelinePool | None = None
         self._conn: sqlite3.Connection | None = None
@@ -108,9 +117,30 @@ class ImageGenerator:
     def _pipelines(self) -> PipelinePool:
         if self._pool is None:
             from .engine.pool import PipelinePool
+            from .planning.pool_budget import default_budget, parse_budget
 
-            self._pool = PipelinePool(self._pool_size)
+            kind = self.device().kind
+            budget = default_budget(self.device(), parse_budget(self._pool_budget, kind))
+            self._pool = PipelinePool(self._pool_size, budget=budget)
         return self._pool
+
+    def _expected(self, plan: GenerationPlan) -> tuple[int, int] | None:
+        """(RAM, VRAM) bytes the plan's model will hold, from the planning estimate (None: sizes unknown)."""
+        from .planning.pool_budget import expected_bytes
+
+        planned = self._planned.get(plan)
+        r = planned.resolved if planned is not None else None
+        if r is None or r.unet_params is None:
+            return None
+        params = (r.unet_params, r.text_encoder_params or 0, r.vae_params or 0)
+        memory = plan.memory.strategy if plan.memory is not None else "none"
+        return expected_bytes(
+            plan.model.family, params, dtype=plan.dtype, device=plan.device, strategy=memory
+        )
+
+    def pool_stats(self) -> PoolStats:
+        """The model pool's hits, misses, loads, evictions and bytes held (RAM and VRAM) against its budget."""
+        return self._pipelines().stats()
 
     def _resolve_step(self) -> Resolver:
         if self._resolver is None:
@@ -228,7 +258,9 @@ class ImageGenerator:
         memory = plan.memory.strategy if plan.memory is not None else "none"
         retries: list[str] = []
         while True:  # bounded: each out-of-memory steps up one strategy, up to aggressive
-            loaded = self._pipelines().get(plan.model, dtype=plan.dtype, device=plan.device, memory=memory)
+            loaded = self._pipelines().acquire(
+                plan.model, dtype=plan.dtype, device=plan.device, memory=memory, expected=self._expected(plan)
+            )
             load = time.perf_counter() - t0
             try:
                 out = execute(
@@ -247,6 +279,8 @@ class ImageGenerator:
                 retries.append(memory)
                 self._pipelines().drop(loaded)
                 memory = stronger
+            finally:
+                self._pipelines().release(loaded)  # unpinned: evictable again
         t1 = time.perf_counter()
         gid = new_id()
         paths = self._save(plan, out.images, plan.seeds, gid) if save else ()
