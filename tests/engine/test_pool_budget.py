@@ -59,7 +59,10 @@ def test_expected_bytes_follow_the_estimate() -> None:
     assert vram == 0 and ram == sum(params) * 4
     fp8, _ = expected_bytes("sd1", params, dtype="float32", device="cpu", strategy="balanced")
     assert fp8 == 860_000_000 + (123_000_000 + 84_000_000) * 4  # the UNet stored in fp8
-    assert expected_bytes("sd1", params, dtype="float16", device="cuda", strategy="none") == (0, sum(params) * 2)
+    assert expected_bytes("sd1", params, dtype="float16", device="cuda", strategy="none") == (
+        0,
+        sum(params) * 2,
+    )
     ram, vram = expected_bytes("sd1", params, dtype="float16", device="cuda", strategy="sequential")
     assert ram == sum(params) * 2 and 0 < vram < ram // 10
 

@@ -35,7 +35,7 @@ def test_views_and_controlnets_are_counted_once(tiny_sd1: TinyModelFiles, tmp_pa
     with_net = [pipeline_view(loaded, mode, ("cn",), (net,)) for mode in ("txt2img", "img2img", "inpaint")]
     pool.release(loaded)
     net_bytes = held_bytes([net])[0]
-    assert pool.stats().ram_bytes == base + net_bytes  # 3 modes × (base + net) held once
+    assert pool.stats().ram_bytes == base + net_bytes  # 3 modes x (base + net) held once
     naive = sum(held_bytes([v])[0] for v in (loaded.pipe, *views, *with_net))
     assert naive > 5 * base  # what counting each pipeline separately would have said
 
@@ -60,7 +60,9 @@ def test_the_generator_reuses_one_load_across_modes(gen: ImageGenerator, tiny_sd
         assert s.ram_bytes == after_txt.ram_bytes > 0 and s.ram_budget == 2 * 10**9
 
 
-def test_a_small_budget_keeps_one_model(tmp_path: Path, tiny_sd1: TinyModelFiles, tiny_sd2: TinyModelFiles) -> None:
+def test_a_small_budget_keeps_one_model(
+    tmp_path: Path, tiny_sd1: TinyModelFiles, tiny_sd2: TinyModelFiles
+) -> None:
     with ImageGenerator(Settings(home=tmp_path, model_roots=()), device="cpu") as probe:
         probe.generate("a ball", model=str(tiny_sd1.diffusers_dir), **FAST)
         size = probe.pool_stats().ram_bytes

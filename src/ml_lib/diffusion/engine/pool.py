@@ -31,7 +31,7 @@ from ..plan import ModelRef
 from ..planning.pool_budget import GB, PoolBudget, Resident, choose_victims
 from .adapters import LoraState
 from .ip_adapter import IPAdapterState
-from .pool_bytes import Fingerprint, fingerprint, held_bytes
+from .pool_bytes import Fingerprint, fingerprint, record_bytes, record_shape
 
 __all__ = ["LoadedPipeline", "Loader", "PipelinePool", "PoolKey", "PoolStats"]
 
@@ -98,6 +98,7 @@ class _Entry:
     ram: int = 0
     vram: int = 0
     pins: int = 0
+    shape: tuple[object, ...] = ()
 
 
 @dataclass(slots=True, eq=False)
@@ -190,20 +191,27 @@ class PipelinePool:
         return self._load(flight, key, model, dtype, device, memory).loaded
 
     def release(self, loaded: LoadedPipeline) -> None:
-        """Unpin ``loaded``; measure what it holds now and evict others if the pool is over budget."""
+        """Unpin ``loaded``; measure it again if something was loaded into it (ControlNets, views, LoRAs
+        grow a record) and evict others if the pool is now over budget."""
+        shape = record_shape(loaded)
         with self._lock:
             entry = self._find(loaded)
             if entry is None:
                 return
+            changed = entry.shape != shape
+        size = record_bytes(loaded) if changed else None  # outside the lock: the caller still pins it
+        with self._lock:
             entry.pins -= 1
-            entry.ram, entry.vram = self._measure(entry)
-            self._sizes[entry.key[0]] = (entry.ram, entry.vram)
+            if size is not None:
+                entry.ram, entry.vram = size
+                entry.shape = shape
+                self._sizes[entry.key[0]] = size
             if entry.pins <= 0 and self._retired.pop(id(entry), None) is not None:
                 dropped: list[_Entry] = [entry]
             else:
                 dropped = self._trim()
         if dropped:
-            del dropped
+            del dropped, entry
             gc.collect()
 
     @contextmanager
@@ -281,7 +289,8 @@ class PipelinePool:
             flight.done.set()
             raise
         entry = _Entry(LoadedPipeline(pipe, key[0]), key)
-        entry.ram, entry.vram = held_bytes([pipe])
+        entry.ram, entry.vram = record_bytes(entry.loaded)
+        entry.shape = record_shape(entry.loaded)
         with self._lock:
             self._counts["loads"] += 1
             self._sizes[key[0]] = (entry.ram, entry.vram)
@@ -375,7 +384,3 @@ class PipelinePool:
             )
             out.append(entry)
         return out
-
-    def _measure(self, entry: _Entry) -> tuple[int, int]:
-        loaded = entry.loaded
-        return held_bytes([loaded.pipe, *loaded.views.values(), *loaded.controlnets.values()])

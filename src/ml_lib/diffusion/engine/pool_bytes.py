@@ -9,13 +9,16 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from .._assets import local_path
 
-__all__ = ["Fingerprint", "fingerprint", "held_bytes"]
+if TYPE_CHECKING:
+    from .pool import LoadedPipeline
+
+__all__ = ["Fingerprint", "fingerprint", "held_bytes", "record_bytes", "record_shape"]
 
 #: (relative path, size, mtime ns, ctime ns, inode) of each file; None for a model that is no local path.
 Fingerprint = tuple[tuple[str, int, int, int, int], ...] | None
@@ -30,25 +33,54 @@ def _modules(objects: Iterable[Any]) -> Iterator[torch.nn.Module]:
             yield from (m for m in components.values() if isinstance(m, torch.nn.Module))
 
 
-def held_bytes(objects: Iterable[Any]) -> tuple[int, int]:
+def _tensors(modules: Iterable[torch.nn.Module]) -> Iterator[torch.Tensor]:
+    for module in modules:
+        for sub in module.modules():
+            yield from (t for t in sub._parameters.values() if t is not None)
+            yield from (t for t in sub._buffers.values() if t is not None)
+
+
+def held_bytes(objects: Iterable[Any], extra: Iterable[torch.Tensor] = ()) -> tuple[int, int]:
     """(RAM, VRAM) bytes of the distinct tensor storages in ``objects`` (modules, or pipelines through
-    their ``components``); meta tensors hold nothing."""
+    their ``components``) and ``extra`` tensors; meta tensors hold nothing."""
     seen: set[tuple[str, int]] = set()
     ram = vram = 0
-    for module in _modules(objects):
-        for tensor in (*module.parameters(), *module.buffers()):
-            if tensor.device.type == "meta":
-                continue
-            storage = tensor.untyped_storage()
-            key = (str(tensor.device), storage.data_ptr())
-            if key in seen:
-                continue
-            seen.add(key)
-            if tensor.device.type == "cpu":
-                ram += storage.nbytes()
-            else:
-                vram += storage.nbytes()
+    for tensor in (*_tensors(_modules(objects)), *extra):
+        if tensor.device.type == "meta":
+            continue
+        storage = tensor.untyped_storage()
+        key = (str(tensor.device), storage.data_ptr())
+        if key in seen:
+            continue
+        seen.add(key)
+        if tensor.device.type == "cpu":
+            ram += storage.nbytes()
+        else:
+            vram += storage.nbytes()
     return ram, vram
+
+
+def record_shape(loaded: LoadedPipeline) -> tuple[object, ...]:
+    """What can change a pooled record's bytes (its components, views, ControlNets, LoRAs, IP-Adapters):
+    re-measured only when this changes, so a warm hit costs no walk over every tensor."""
+    pipes = (loaded.pipe, *loaded.views.values())
+    ids = tuple(id(m) for p in pipes for m in getattr(p, "components", {}).values())
+    return (
+        ids,
+        tuple(loaded.views),
+        tuple(loaded.controlnets),
+        tuple(loaded.loras.loaded.items()),
+        len(loaded.loras.backup),
+        loaded.ip_adapters.loaded,
+        tuple(loaded.embeddings),
+    )
+
+
+def record_bytes(loaded: LoadedPipeline) -> tuple[int, int]:
+    """(RAM, VRAM) bytes a pooled record holds: its pipeline, views and ControlNets, each storage once, and
+    the base weights a fused LoRA replaced."""
+    backup = (tensor for _layer, tensor in loaded.loras.backup.values())
+    return held_bytes([loaded.pipe, *loaded.views.values(), *loaded.controlnets.values()], backup)
 
 
 def _stat(path: Path, rel: str) -> tuple[str, int, int, int, int]:
