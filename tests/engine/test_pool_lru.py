@@ -213,3 +213,17 @@ def test_stats_count_hits_misses_and_bytes(tmp_path: Path) -> None:
     _get(counted, a)
     _get(counted, b)
     assert counted.stats().evictions == 1 and len(counted) == 1
+
+
+def test_a_dropped_model_in_use_is_freed_when_released(tmp_path: Path) -> None:
+    loader = CountingLoader({"a": 2})
+    pool = _pool(loader, ram_mb=None)
+    a = _model(tmp_path, "a")
+    with pool.lease(a, dtype="float32", device="cpu") as loaded:
+        assert pool.stats().pinned == 1
+        pool.drop(loaded)  # e.g. after an out-of-memory: no new request gets it …
+        s = pool.stats()
+        assert (s.models, s.pinned, s.ram_bytes) == (0, 1, 2 * MB)  # … but it is held until released
+    s = pool.stats()
+    assert (s.models, s.pinned, s.ram_bytes) == (0, 0, 0)
+    assert _get(pool, a) is not loaded.pipe and loader.calls == ["a", "a"]

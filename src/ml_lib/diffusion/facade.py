@@ -124,8 +124,9 @@ class ImageGenerator:
             self._pool = PipelinePool(self._pool_size, budget=budget)
         return self._pool
 
-    def _expected(self, plan: GenerationPlan) -> tuple[int, int] | None:
-        """(RAM, VRAM) bytes the plan's model will hold, from the planning estimate (None: sizes unknown)."""
+    def _expected(self, plan: GenerationPlan, memory: str) -> tuple[int, int] | None:
+        """(RAM, VRAM) bytes the plan's model will hold with the ``memory`` strategy, from the planning
+        estimate (None: sizes unknown)."""
         from .planning.pool_budget import expected_bytes
 
         planned = self._planned.get(plan)
@@ -133,7 +134,6 @@ class ImageGenerator:
         if r is None or r.unet_params is None:
             return None
         params = (r.unet_params, r.text_encoder_params or 0, r.vae_params or 0)
-        memory = plan.memory.strategy if plan.memory is not None else "none"
         return expected_bytes(
             plan.model.family, params, dtype=plan.dtype, device=plan.device, strategy=memory
         )
@@ -259,7 +259,11 @@ class ImageGenerator:
         retries: list[str] = []
         while True:  # bounded: each out-of-memory steps up one strategy, up to aggressive
             loaded = self._pipelines().acquire(
-                plan.model, dtype=plan.dtype, device=plan.device, memory=memory, expected=self._expected(plan)
+                plan.model,
+                dtype=plan.dtype,
+                device=plan.device,
+                memory=memory,
+                expected=self._expected(plan, memory),
             )
             load = time.perf_counter() - t0
             try:
