@@ -280,17 +280,16 @@ class PipelinePool:
     ) -> _Entry:
         """Load outside the lock, publish the result to the waiters (pinned once for each of them)."""
         try:
-            pipe = self._loader(model, dtype, device, memory)
-        except BaseException as exc:
+            entry = _Entry(LoadedPipeline(self._loader(model, dtype, device, memory), key[0]), key)
+            entry.ram, entry.vram = record_bytes(entry.loaded)
+            entry.shape = record_shape(entry.loaded)
+        except BaseException as exc:  # the waiters get the error; nothing is cached
             with self._lock:
                 self._counts["failed_loads"] += 1
                 del self._flights[key]
                 flight.error = exc
             flight.done.set()
             raise
-        entry = _Entry(LoadedPipeline(pipe, key[0]), key)
-        entry.ram, entry.vram = record_bytes(entry.loaded)
-        entry.shape = record_shape(entry.loaded)
         with self._lock:
             self._counts["loads"] += 1
             self._sizes[key[0]] = (entry.ram, entry.vram)
