@@ -12,3 +12,13 @@ def test_requests_share_the_pool(client: Client) -> None:
     stats = client.get("/api/v1/pool").json()
     assert stats["loads"] == 1 and stats["hits"] >= 1 and stats["pinned"] == 0
     assert stats["ram_bytes"] > 0 and stats["ram_budget"] > stats["ram_bytes"]
+
+
+def test_serve_refuses_a_bad_pool_budget_in_one_line() -> None:
+    from typer.testing import CliRunner
+
+    from ml_lib.diffusion.cli import app
+
+    result = CliRunner().invoke(app, ["serve", "--pool-budget", "lots"])
+    assert result.exit_code == 1 and "not a size" in result.output
+    assert "Traceback" not in result.output
