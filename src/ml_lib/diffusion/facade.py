@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from .batch import BatchEvent, BatchItem, BatchReport, RayOptions
     from .catalog.catalog import Catalog
     from .catalog.hashing import HashCache
-    from .engine.pool import PipelinePool
+    from .engine.pool import PipelinePool, PoolStats
     from .learning.records import Feedback
     from .learning.service import Entry, History, Target
     from .output.metadata import ImageMetadata
@@ -65,13 +65,18 @@ class ImageGenerator:
         settings: Settings | None = None,
         *,
         device: str | None = None,
-        pool_size: int = 1,
+        pool_size: int | None = None,
+        pool_budget: str | int | None = None,
         record: bool = True,
     ) -> None:
+        from .planning.pool_budget import parse_budget
+
         self.settings = settings or Settings.from_env()
         self._recording = record  # False: a batch worker, whose driver records what it returns
         self._device_pref = device
         self._pool_size = pool_size
+        self._pool_budget = pool_budget if pool_budget is not None else self.settings.pool_budget
+        parse_budget(self._pool_budget)  # a bad budget is a ConfigError now, not at the first generation
         self._device: DeviceInfo | None = None
         self._pool: PipelinePool | None = None
         self._conn: sqlite3.Connection | None = None
@@ -115,9 +120,30 @@ class ImageGenerator:
     def _pipelines(self) -> PipelinePool:
         if self._pool is None:
             from .engine.pool import PipelinePool
+            from .planning.pool_budget import default_budget, parse_budget
 
-            self._pool = PipelinePool(self._pool_size)
+            kind = self.device().kind
+            budget = default_budget(self.device(), parse_budget(self._pool_budget, kind))
+            self._pool = PipelinePool(self._pool_size, budget=budget)
         return self._pool
+
+    def _expected(self, plan: GenerationPlan, memory: str) -> tuple[int, int] | None:
+        """(RAM, VRAM) bytes the plan's model will hold with the ``memory`` strategy, from the planning
+        estimate (None: sizes unknown)."""
+        from .planning.pool_budget import expected_bytes
+
+        planned = self._planned.get(plan)
+        r = planned.resolved if planned is not None else None
+        if r is None or r.unet_params is None:
+            return None
+        params = (r.unet_params, r.text_encoder_params or 0, r.vae_params or 0)
+        return expected_bytes(
+            plan.model.family, params, dtype=plan.dtype, device=plan.device, strategy=memory
+        )
+
+    def pool_stats(self) -> PoolStats:
+        """The model pool's hits, misses, loads, evictions and bytes held (RAM and VRAM) against its budget."""
+        return self._pipelines().stats()
 
     def _resolve_step(self) -> Resolver:
         if self._resolver is None:
@@ -235,7 +261,13 @@ class ImageGenerator:
         memory = plan.memory.strategy if plan.memory is not None else "none"
         retries: list[str] = []
         while True:  # bounded: each out-of-memory steps up one strategy, up to aggressive
-            loaded = self._pipelines().get(plan.model, dtype=plan.dtype, device=plan.device, memory=memory)
+            loaded = self._pipelines().acquire(
+                plan.model,
+                dtype=plan.dtype,
+                device=plan.device,
+                memory=memory,
+                expected=self._expected(plan, memory),
+            )
             load = time.perf_counter() - t0
             try:
                 out = execute(
@@ -254,6 +286,8 @@ class ImageGenerator:
                 retries.append(memory)
                 self._pipelines().drop(loaded)
                 memory = stronger
+            finally:
+                self._pipelines().release(loaded)  # unpinned: evictable again
         t1 = time.perf_counter()
         gid = new_id()
         paths = self._save(plan, out.images, plan.seeds, gid) if save else ()
