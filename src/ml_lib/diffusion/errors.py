@@ -35,6 +35,8 @@ Added since, under the parents named::
     MlDiffusionError
     └── HistoryError                the history file cannot be opened, written or restored
         └── HistoryImportError      a history export (JSONL) that cannot be read back
+    MetadataError
+    └── ForeignMetadataError        another tool's metadata (ComfyUI graph, InvokeAI/Fooocus JSON) is malformed
     RequestError
     └── DeviceUnavailableError      a device asked for (or planned on) that this machine does not have
     GenerationError
@@ -51,6 +53,7 @@ __all__ = [
     "DatabaseDamagedError",
     "DeviceUnavailableError",
     "DiskFullError",
+    "ForeignMetadataError",
     "GenerationCancelled",
     "GenerationError",
     "HistoryError",
@@ -215,6 +218,10 @@ class HistoryError(MlDiffusionError):
 
 class HistoryImportError(HistoryError):
     """A history export (JSONL) that cannot be read back; nothing of it was imported."""
+
+
+class ForeignMetadataError(MetadataError):
+    """Another tool's metadata in an image (a ComfyUI graph, InvokeAI or Fooocus JSON) is malformed."""
 
 
 class DeviceUnavailableError(RequestError):

@@ -97,14 +97,15 @@ def run_recovering(
     *,
     load: Callable[[str], LoadedPipeline],
     run: Callable[[LoadedPipeline], ExecutionOutput],
+    release: Callable[[LoadedPipeline], None],
     drop: Callable[[LoadedPipeline | None], None],
     monitor: PhaseMonitor,
     retries: list[Retry],
 ) -> Recovered:
-    """Load (``load(strategy)``) and run (``run(loaded)``) ``plan``, stepping up one memory strategy after
-    each out-of-memory; ``drop(loaded)`` frees the failed attempt's pipeline (None: the load itself failed)
-    and whatever else the caller can free. Raises the last OutOfMemory, naming the estimate and the
-    strategies tried, when ``aggressive`` fails too."""
+    """Load (``load(strategy)``, pinned) and run (``run(loaded)``) ``plan``, then ``release(loaded)``;
+    after an out-of-memory, ``drop(loaded)`` frees the failed attempt's pipeline (None: the load itself
+    failed) and whatever else the caller can free, and the next strategy up is tried. Raises the last
+    OutOfMemory, naming the estimate and the strategies tried, when ``aggressive`` fails too."""
     strategy = plan.memory.strategy if plan.memory is not None else "none"
     tried: list[str] = []
     load_seconds = 0.0
@@ -118,7 +119,10 @@ def run_recovering(
             with monitor.phase("load"):
                 loaded = load(strategy)
             load_seconds += time.perf_counter() - t0
-            return Recovered(run(loaded), strategy, load_seconds)
+            try:
+                return Recovered(run(loaded), strategy, load_seconds)
+            finally:
+                release(loaded)
         except (MemoryError, RuntimeError, OutOfMemory) as exc:
             failure = _as_oom(exc, "load")
             if failure is None:
