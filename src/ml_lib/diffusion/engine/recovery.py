@@ -18,7 +18,7 @@ import logging
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -64,11 +64,8 @@ def forget_frames(exc: BaseException) -> None:
         seen.add(id(current))
         tb = current.__traceback__
         while tb is not None:
-            try:
+            with suppress(RuntimeError):  # raised for a frame still running (the caller's): left as it is
                 tb.tb_frame.clear()
-            except RuntimeError:  # a frame still running (the caller's): its locals are its own business
-                pass
-            else:
                 if sys.version_info < (3, 13):  # before PEP 667 a frame keeps its locals() dict (diffusers'
                     tb.tb_frame.f_locals.clear()  # step callbacks make one) past clear()
             tb = tb.tb_next
