@@ -14,6 +14,7 @@ import pytest
 
 from ml_lib.diffusion.catalog.families import Family
 from ml_lib.diffusion.errors import ConfigError, PlanError
+from ml_lib.diffusion.output.infotext import format_infotext
 from ml_lib.diffusion.plan import GenerationPlan, ModelFormat, ModelRef, ResolvedRequest
 from ml_lib.diffusion.planning.device import DeviceInfo
 from ml_lib.diffusion.planning.planner import Planner
@@ -136,7 +137,9 @@ def test_plan_carries_the_schedule_and_round_trips(tmp_path: Path) -> None:
     plain = _plan(tmp_path, "a red circle")
     assert plain.prompt_schedule is None and "prompt_schedule" not in plain.to_dict()
     plan = _plan(tmp_path, "a [red|blue] circle AND a hat :0.5")
-    assert plan.prompt == "a [red|blue] circle AND a hat :0.5"  # the infotext keeps the text as written
+    assert plan.prompt == "a [red|blue] circle AND a hat :0.5"
+    infotext = format_infotext(plan, seed=plan.seed, model_hash=None, version="test")
+    assert infotext.startswith("a [red|blue] circle AND a hat :0.5\nNegative prompt: blurry\n")
     assert plan.prompt_schedule == plan_prompt_schedule(plan.prompt, "blurry", 8, "Euler")
     again = GenerationPlan.from_json(plan.to_json())
     assert again == plan
