@@ -9,19 +9,25 @@ SDXL's ``add_embedding`` input (pooled text embeds first), and the UNet output a
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
+from ml_lib.diffusion.engine.control import load_controlnets
 from ml_lib.diffusion.engine.executor import execute
 from ml_lib.diffusion.engine.pool import LoadedPipeline
-from ml_lib.diffusion.plan import GenerationPlan, ModelFormat, ModelRef
+from ml_lib.diffusion.imaging.store import InputStore
+from ml_lib.diffusion.plan import ControlUse, GenerationPlan, ImageRef, ModelFormat, ModelRef
 from ml_lib.diffusion.planning.prompt_schedule import plan_prompt_schedule
 from ml_lib.diffusion.testing.tiny import tiny_sd1_components, tiny_sd2_components, tiny_sdxl_components
+from ml_lib.diffusion.testing.tiny_adapters import write_tiny_controlnet
 
 CPU = torch.device("cpu")
 BUILDERS = {"sd1": tiny_sd1_components, "sd2": tiny_sd2_components, "sdxl": tiny_sdxl_components}
@@ -86,10 +92,15 @@ def capture(unet: Any) -> Iterator[dict[str, list[torch.Tensor]]]:
     handles = [
         attention.register_forward_pre_hook(
             lambda _m, _a, kw: seen["hidden"].append(kw["encoder_hidden_states"].clone()), with_kwargs=True
-        ),
-        unet.conv_out.register_forward_hook(lambda _m, _a, out: seen["raw"].append(out.clone())),
-        unet.register_forward_hook(lambda _m, _a, out: seen["returned"].append(out[0].clone())),
+        )
     ]
+    if isinstance(getattr(unet, "conv_out", None), torch.nn.Module):  # a UNet (a ControlNet has none)
+        handles.append(
+            unet.conv_out.register_forward_hook(lambda _m, _a, out: seen["raw"].append(out.clone()))
+        )
+        handles.append(
+            unet.register_forward_hook(lambda _m, _a, out: seen["returned"].append(out[0].clone()))
+        )
     if getattr(unet, "add_embedding", None) is not None:
         width = unet.add_embedding.linear_1.in_features - 6 * unet.config.addition_time_embed_dim
         handles.append(
@@ -107,7 +118,13 @@ def capture(unet: Any) -> Iterator[dict[str, list[torch.Tensor]]]:
 def by_hand(pipe: Any, text: str, negative: str) -> tuple[torch.Tensor, torch.Tensor | None]:
     """[negative; text] as diffusers encodes them (and SDXL's pooled pair)."""
     with torch.inference_mode():
-        out = pipe.encode_prompt(text, device=CPU, do_classifier_free_guidance=True, negative_prompt=negative)
+        out = pipe.encode_prompt(
+            text,
+            device=CPU,
+            num_images_per_prompt=1,
+            do_classifier_free_guidance=True,
+            negative_prompt=negative,
+        )
     if len(out) == 4:
         pe, ne, pp, npp = out
         return torch.cat([ne, pe]), torch.cat([npp, pp])
@@ -234,3 +251,24 @@ def test_sdxl_empty_negative_is_zeros_or_encoded_as_set(
         assert torch.equal(encoded["hidden"][call][:1], empty)
         assert torch.equal(encoded["pooled"][call][:1], empty_pooled)
         assert torch.equal(zeros["hidden"][call][1], encoded["hidden"][call][1])
+
+
+def test_controlnet_sees_the_scheduled_conditioning_too(
+    pipes: dict[str, LoadedPipeline], tmp_path: Path
+) -> None:
+    loaded = pipes["sd1"]
+    folder = write_tiny_controlnet(loaded.pipe, tmp_path / "cn", seed=1)
+    stored = InputStore(tmp_path / "inputs").put(Image.new("RGB", (32, 32), (200, 30, 30)))
+    image = ImageRef(str(tmp_path / "inputs" / stored.path), stored.sha256, 32, 32)
+    plan = dataclasses.replace(
+        make_plan("a [cat:dog:1]", steps=3), controls=(ControlUse(str(folder), image),)
+    )
+    net = load_controlnets(loaded, plan.controls, dtype="float32", device="cpu")[0]
+    with capture(loaded.pipe.unet) as unet_seen, capture(net) as control_seen:
+        execute(loaded, plan)
+    assert len(control_seen["hidden"]) == len(unet_seen["hidden"]) == 3
+    for call, text in enumerate(["a cat", "a cat", "a dog"]):
+        hidden = by_hand(loaded.pipe, text, "blurry")[0]
+        assert torch.equal(unet_seen["hidden"][call], hidden) and torch.equal(
+            control_seen["hidden"][call], hidden
+        )
