@@ -38,6 +38,18 @@ def _map_batch(value: Any, rows: int, fn: Callable[[torch.Tensor], torch.Tensor]
     return value
 
 
+def _with_hidden(
+    args: tuple[Any, ...], kwargs: dict[str, Any], hidden: torch.Tensor, pooled: torch.Tensor | None
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """The call's arguments with ``encoder_hidden_states`` (third, by name or position) and SDXL's pooled
+    text embeds replaced."""
+    if len(args) > 2:
+        args = (*args[:2], hidden, *args[3:])
+    else:
+        kwargs = {**kwargs, "encoder_hidden_states": hidden}
+    return args, _with_pooled(kwargs, pooled)
+
+
 def _with_pooled(kwargs: dict[str, Any], pooled: torch.Tensor | None) -> dict[str, Any]:
     """``kwargs`` with SDXL's ``added_cond_kwargs["text_embeds"]`` set to ``pooled`` (when both exist)."""
     added = kwargs.get("added_cond_kwargs")
@@ -79,8 +91,7 @@ class _Conditioner:
         self.guided = self._guided(rows)
         c = self.conditioning.at(self.call)
         if not self.composed:
-            hidden, pooled = self._cond_pair(c, self.guided)
-            return args, _with_pooled({**kwargs, "encoder_hidden_states": hidden}, pooled)
+            return _with_hidden(args, kwargs, *self._cond_pair(c, self.guided))
         b, k = self.batch, len(c.parts)
 
         def grow(t: torch.Tensor) -> torch.Tensor:
@@ -91,7 +102,7 @@ class _Conditioner:
         pooled = None
         if c.parts_pooled is not None and c.negative_pooled is not None:
             pooled = torch.cat([c.negative_pooled, *c.parts_pooled])
-        return args, _with_pooled({**kwargs, "encoder_hidden_states": hidden}, pooled)
+        return _with_hidden(args, kwargs, hidden, pooled)
 
     def unet_post(self, _module: Any, _args: Any, _kwargs: Any, output: Any) -> Any:
         self.call += 1
@@ -115,12 +126,11 @@ class _Conditioner:
     def control_pre(
         self, _module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> tuple[Any, Any] | None:
-        hidden = kwargs.get("encoder_hidden_states")
+        hidden = args[2] if len(args) > 2 else kwargs.get("encoder_hidden_states")
         if not isinstance(hidden, torch.Tensor):
             return None
         c = self.conditioning.at(self.call)
-        hidden, pooled = self._cond_pair(c, hidden.shape[0] == 2 * self.batch)
-        return args, _with_pooled({**kwargs, "encoder_hidden_states": hidden}, pooled)
+        return _with_hidden(args, kwargs, *self._cond_pair(c, hidden.shape[0] == 2 * self.batch))
 
 
 @contextmanager
