@@ -61,6 +61,7 @@ def make_plan(
     batch: int = 1,
     schedule: bool = True,
     empty_negative: str = "zeros",
+    sampler: str = "Euler",
 ) -> GenerationPlan:
     return GenerationPlan(
         prompt=prompt,
@@ -70,7 +71,7 @@ def make_plan(
         height=32,
         steps=steps,
         cfg_scale=cfg,
-        sampler="Euler",
+        sampler=sampler,
         schedule="Uniform",
         seed=3,
         batch_size=batch,
@@ -79,7 +80,7 @@ def make_plan(
         dtype="float32",
         output_dir="",
         name_template="",
-        prompt_schedule=plan_prompt_schedule(prompt, negative, steps, "Euler") if schedule else None,
+        prompt_schedule=plan_prompt_schedule(prompt, negative, steps, sampler) if schedule else None,
         sdxl_empty_negative=empty_negative,
     )
 
@@ -147,6 +148,18 @@ def test_prompt_editing_switches_after_the_step_a1111_names(
         assert torch.equal(seen["hidden"][call], hidden), (call, text)
         if pooled is not None:
             assert torch.equal(seen["pooled"][call], pooled), (call, text)
+
+
+def test_second_order_sampler_counts_every_unet_call(pipes: dict[str, LoadedPipeline]) -> None:
+    loaded = pipes["sd1"]
+    with capture(loaded.pipe.unet) as seen:
+        execute(loaded, make_plan("a [cat:dog:0.5]", steps=3, sampler="Heun"))
+    # A1111 schedules Heun over 2 x 3 = 6 calls (end_at_step 3); diffusers' Heun, like k-diffusion's, makes
+    # 5 (the last step has no correction): calls 0..3 condition on "a cat", call 4 on "a dog".
+    assert len(seen["hidden"]) == 5
+    cat, dog = by_hand(loaded.pipe, "a cat", "blurry")[0], by_hand(loaded.pipe, "a dog", "blurry")[0]
+    for call, hidden in enumerate(seen["hidden"]):
+        assert torch.equal(hidden, cat if call < 4 else dog), call
 
 
 @pytest.mark.parametrize("family", ["sd1", "sdxl"])
