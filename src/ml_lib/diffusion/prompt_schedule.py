@@ -9,6 +9,7 @@ named here (:mod:`.engine.schedule`). A plan whose prompts use none of this carr
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass
 
 __all__ = ["PromptSchedule", "ScheduledText"]
@@ -32,10 +33,7 @@ class ScheduledText:
 
     def segment(self, call: int) -> int:
         """The segment used at denoiser call ``call`` (0-based); past the last end, the last segment."""
-        for i, end in enumerate(self.until):
-            if call <= end:
-                return i
-        return len(self.until) - 1
+        return min(bisect.bisect_left(self.until, call), len(self.until) - 1)
 
     def text_number(self, call: int) -> int:
         """Index into :attr:`texts` of the text used at ``call``."""
