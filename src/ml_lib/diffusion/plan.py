@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._codec import OMIT_DEFAULT, from_jsonable, to_jsonable
 from .errors import PlanError
+from .prompt_schedule import PromptSchedule
 
 if TYPE_CHECKING:
     from .catalog.records import ModelRecord
@@ -279,6 +280,12 @@ class GenerationPlan:
     threads: int = field(default=0, metadata=OMIT_DEFAULT)
     #: Memory strategy and estimate (None: not planned, as in plans before it).
     memory: MemoryPlan | None = field(default=None, metadata=OMIT_DEFAULT)
+    #: A1111's prompt editing, alternation and AND over the denoiser calls (None: the prompts are
+    #: conditioned on as written, as in plans before it).
+    prompt_schedule: PromptSchedule | None = field(default=None, metadata=OMIT_DEFAULT)
+    #: SDXL with an empty negative prompt: "zeros" (A1111 and diffusers: zero embeddings) or "encode"
+    #: (ComfyUI: the text encoders encode "").
+    sdxl_empty_negative: str = field(default="zeros", metadata=OMIT_DEFAULT)
 
     @property
     def seeds(self) -> tuple[int, ...]:

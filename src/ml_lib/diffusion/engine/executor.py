@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,12 +23,14 @@ from ..samplers import SamplerChoice
 from ._oom import is_out_of_memory
 from ._quiet import no_sde_rounding_warnings
 from .adapters import apply_loras
+from .compose import scheduled_conditioning_hooks
 from .conditioning import encode_sd, encode_sdxl
 from .control import control_image, load_controlnets
 from .embeddings import apply_embeddings
 from .finite import check_finite
 from .init_images import load_ref, prepare_init
 from .ip_adapter import apply_ip_adapters
+from .schedule import encode_schedule
 from .schedulers import make_scheduler
 from .threads import use_threads
 from .variants import mode_of, pipeline_view
@@ -79,7 +82,9 @@ def _check_clip_skip(pipe: Any, plan: GenerationPlan) -> None:
 
 
 def _encode(pipe: Any, plan: GenerationPlan, device: torch.device) -> dict[str, torch.Tensor]:
-    encode = encode_sdxl if Family(plan.model.family) is Family.SDXL else encode_sd
+    sdxl = Family(plan.model.family) is Family.SDXL
+    extra = {"zero_empty_negative": plan.sdxl_empty_negative == "zeros"} if sdxl else {}
+    encode = encode_sdxl if sdxl else encode_sd
     return encode(
         pipe,
         plan.prompt,
@@ -88,7 +93,20 @@ def _encode(pipe: Any, plan: GenerationPlan, device: torch.device) -> dict[str, 
         clip_skip=plan.clip_skip,
         cfg=plan.cfg_scale > 1.0,
         device=device,
+        **extra,
     )
+
+
+def _conditioning(
+    pipe: Any, view: Any, plan: GenerationPlan, device: torch.device
+) -> tuple[dict[str, torch.Tensor], AbstractContextManager[None]]:
+    """The pipeline's embedding arguments, and the hooks that switch them during sampling when the plan
+    has a prompt schedule (``engine/schedule.py``, ``engine/compose.py``)."""
+    if plan.prompt_schedule is None:
+        return _encode(pipe, plan, device), nullcontext()
+    scheduled = encode_schedule(pipe, plan, device)
+    hooks = scheduled_conditioning_hooks(view, scheduled, cfg_scale=plan.cfg_scale)
+    return scheduled.pipeline_kwargs(cfg=plan.cfg_scale > 1.0), hooks
 
 
 def _decode(pipe: Any, latents: torch.Tensor, plan: GenerationPlan) -> list[Image.Image]:
@@ -158,11 +176,11 @@ def execute(
     phase = "denoise"
     try:
         t0 = time.perf_counter()
-        embeds = _encode(pipe, plan, device)
+        embeds, hooks = _conditioning(pipe, view, plan, device)
         _sync(device)
         t1 = time.perf_counter()
         generators = [torch.Generator("cpu").manual_seed(s) for s in plan.seeds]
-        with no_sde_rounding_warnings():
+        with hooks, no_sde_rounding_warnings():
             latents = view(
                 **embeds,
                 **kwargs,

@@ -32,6 +32,7 @@ from .memory import plan_memory
 from .parameters import find_speed, parameter_defaults, test_model_defaults
 from .preferences import LearningContext, Preferences
 from .profiles import profile_for
+from .prompt_schedule import plan_prompt_schedule, plan_sdxl_empty_negative
 from .threads import choose_threads
 
 __all__ = ["DEFAULT_NAME_TEMPLATE", "Planner"]
@@ -191,6 +192,8 @@ class Planner:
             d.items.append(Decision("prompt", prompt, Source.CATALOG, f"added trigger words: {added}"))
         for e in resolved.embeddings:
             d.items.append(Decision("embedding", e.name, Source.CATALOG, f"named in the prompt; {e.path}"))
+        empty_negative, why_negative = plan_sdxl_empty_negative(family, self._settings.sdxl_empty_negative)
+        d.items.extend([why_negative] if why_negative is not None else [])
         return GenerationPlan(
             prompt=prompt,
             negative_prompt=request.negative_prompt,
@@ -217,6 +220,8 @@ class Planner:
             decisions=tuple(d.items),
             threads=threads,
             memory=memory,
+            prompt_schedule=plan_prompt_schedule(prompt, request.negative_prompt, int(steps), choice.sampler),
+            sdxl_empty_negative=empty_negative,
         )
 
 
