@@ -67,6 +67,7 @@ class ImageGenerator:
         self._pool_size = pool_size
         self._device: DeviceInfo | None = None
         self._pool: PipelinePool | None = None
+        self._refiner_pool: PipelinePool | None = None
         self._conn: sqlite3.Connection | None = None
         self._catalog: Catalog | None = None
         self._analyzer: Callable[[str | PromptDocument], PromptAnalysis] | None = None
@@ -129,6 +130,8 @@ class ImageGenerator:
         """Release pipelines and the database connection."""
         if self._pool is not None:
             self._pool.clear()
+        if self._refiner_pool is not None:
+            self._refiner_pool.clear()
         if self._history is not None:
             self._history.close()
         if self._conn is not None:
@@ -229,10 +232,16 @@ class ImageGenerator:
         retries: list[str] = []
         while True:  # bounded: each out-of-memory steps up one strategy, up to aggressive
             loaded = self._pipelines().get(plan.model, dtype=plan.dtype, device=plan.device, memory=memory)
+            refiner = self._refiner(plan, memory)
             load = time.perf_counter() - t0
             try:
                 out = execute(
-                    loaded, plan, on_step=on_step, cancel=cancel, annotator_dir=self.settings.annotator_dir
+                    loaded,
+                    plan,
+                    on_step=on_step,
+                    cancel=cancel,
+                    annotator_dir=self.settings.annotator_dir,
+                    refiner=refiner,
                 )
                 break
             except OutOfMemory as exc:
@@ -297,12 +306,12 @@ class ImageGenerator:
 
             check_output_dir(Path(plan.output_dir))
         # The whole batch is regenerated (batching changes floating-point results); keep this image.
-        seed = meta.parsed.seed if meta.parsed is not None and meta.parsed.seed in plan.seeds else plan.seed
-        index = plan.seeds.index(seed)
+        index = _image_index(plan, meta.parsed)
+        seed = plan.seeds[index]
         full = self.execute(plan, save=False)
         t0 = time.perf_counter()
         images = full.images[index : index + 1]
-        paths = self._save(plan, images, (seed,), full.generation_id) if save else ()
+        paths = self._save(plan, images, (seed,), full.generation_id, first=index) if save else ()
         if paths:
             self._record_outputs(full.generation_id, paths)
         timings = dataclasses.replace(full.timings, save=time.perf_counter() - t0)
@@ -346,8 +355,24 @@ class ImageGenerator:
         record_outputs(self.learning, generation_id, paths)
 
     # -- output -----------------------------------------------------------------------------------
+    def _refiner(self, plan: GenerationPlan, memory: str) -> Any:
+        """The loaded SDXL refiner of ``plan`` (None without one), from a pool of its own so the base stays."""
+        if plan.refiner is None:
+            return None
+        if self._refiner_pool is None:
+            from .engine.pool import PipelinePool
+
+            self._refiner_pool = PipelinePool(1)
+        return self._refiner_pool.get(plan.refiner.model, dtype=plan.dtype, device=plan.device, memory=memory)
+
     def _save(
-        self, plan: GenerationPlan, images: tuple[Any, ...], seeds: tuple[int, ...], generation_id: str
+        self,
+        plan: GenerationPlan,
+        images: tuple[Any, ...],
+        seeds: tuple[int, ...],
+        generation_id: str,
+        *,
+        first: int = 0,
     ) -> tuple[Path, ...]:
         from .output.infotext import format_infotext
         from .output.naming import NameContext
@@ -356,8 +381,10 @@ class ImageGenerator:
         now = datetime.now()
         plan_json = plan.to_json()
         paths = []
-        for image, seed in zip(images, seeds, strict=True):
-            text = format_infotext(plan, seed=seed, model_hash=plan.model.hash, version=_version())
+        for i, (image, seed) in enumerate(zip(images, seeds, strict=True)):
+            text = format_infotext(
+                plan, seed=seed, model_hash=plan.model.hash, version=_version(), index=first + i
+            )
             ctx = NameContext.from_plan(plan, seed=seed, now=now)
             paths.append(
                 save_image(
@@ -372,6 +399,19 @@ class ImageGenerator:
                 )
             )
         return tuple(paths)
+
+
+def _image_index(plan: GenerationPlan, parsed: Any) -> int:
+    """Which image of ``plan`` an infotext describes: by its variation seed when the seeds are all one
+    (A1111 with a variation strength), else by its seed; the first image when neither matches."""
+    if parsed is None:
+        return 0
+    subseed = parsed.get("Variation seed")
+    if plan.subseeds and subseed is not None and subseed.strip().isdigit():
+        value = int(subseed)
+        if value in plan.subseeds and len(set(plan.seeds)) == 1:
+            return plan.subseeds.index(value)
+    return plan.seeds.index(parsed.seed) if parsed.seed in plan.seeds else 0
 
 
 def _as_request(request: GenerationRequest | str, overrides: dict[str, Any]) -> GenerationRequest:

@@ -33,20 +33,24 @@ Decode = Callable[[Any, torch.Tensor], list["Image.Image"]]
 Encode = Callable[[Any, GenerationPlan], dict[str, torch.Tensor]]
 
 
-def crop_latents(samples: torch.Tensor, target: HiresTarget) -> torch.Tensor:
-    """A1111's centred crop of whole latent pixels for "Hires resize" (a no-op otherwise)."""
-    ty, tx = target.truncate_y, target.truncate_x
+def crop_latents(samples: torch.Tensor, target: HiresTarget, factor: int = 8) -> torch.Tensor:
+    """A1111's centred crop for "Hires resize" (a no-op otherwise): its truncation counts latent pixels of
+    8 image pixels; ``factor`` is the VAE's (8 for every real Stable Diffusion VAE)."""
+    ty, tx = target.truncate_y * 8 // factor, target.truncate_x * 8 // factor
     return samples[
         :, :, ty // 2 : samples.shape[2] - (ty + 1) // 2, tx // 2 : samples.shape[3] - (tx + 1) // 2
     ]
 
 
-def upscale_latents(latents: torch.Tensor, target: HiresTarget, upscaler: str) -> torch.Tensor:
-    """The latents interpolated to the target with A1111's latent mode ``upscaler``, then cropped."""
+def upscale_latents(
+    latents: torch.Tensor, target: HiresTarget, upscaler: str, factor: int = 8
+) -> torch.Tensor:
+    """The latents interpolated to the target with A1111's latent mode ``upscaler``, then cropped
+    (``factor``: image pixels per latent pixel)."""
     mode = LATENT_UPSCALERS[upscaler]
-    size = (target.upscale_height // 8, target.upscale_width // 8)
+    size = (target.upscale_height // factor, target.upscale_width // factor)
     out = torch.nn.functional.interpolate(latents, size=size, mode=mode.mode, antialias=mode.antialias)
-    return crop_latents(out, target)
+    return crop_latents(out, target, factor)
 
 
 def _model_upscale(image: Image.Image, scale: float, model: Any) -> Image.Image:
@@ -123,14 +127,15 @@ def _upscaled(
 ) -> torch.Tensor:
     hires = plan.hires
     assert hires is not None
+    factor = int(view.vae_scale_factor)
     if hires.upscaler in LATENT_UPSCALERS and hires.upscaler_path is None:
-        return upscale_latents(latents, target, hires.upscaler)
+        return upscale_latents(latents, target, hires.upscaler, factor)
     model = _load_upscaler(hires) if hires.upscaler_path else None
     images = [upscale_image(im, target, hires.upscaler, model) for im in decode(view, latents)]
     # The encoder floors odd sizes; crop to whole latent pixels first so the crop below stays A1111's.
-    lw, lh = target.upscale_width // 8 * 8, target.upscale_height // 8 * 8
+    lw, lh = target.upscale_width // factor * factor, target.upscale_height // factor * factor
     images = [im.crop((0, 0, lw, lh)) for im in images]
-    return crop_latents(_encode_images(view, images, seeds), target)
+    return crop_latents(_encode_images(view, images, seeds), target, factor)
 
 
 def _load_upscaler(hires: HiresPlan) -> Callable[[Image.Image], Image.Image]:

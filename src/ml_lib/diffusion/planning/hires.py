@@ -28,6 +28,7 @@ __all__ = [
     "HiresTarget",
     "LatentMode",
     "auto_hires_size",
+    "check_hires",
     "hires_requested",
     "hires_schedule",
     "hires_target",
@@ -169,7 +170,8 @@ def auto_hires_size(
     return math.ceil(scale * width / 64) * 64, math.ceil(scale * height / 64) * 64
 
 
-def _check(hires: HiresPlan, width: int, height: int, limits: Limits) -> None:
+def check_hires(hires: HiresPlan, width: int, height: int, limits: Limits) -> None:
+    """RequestError when a hires pass's values (or its target size) cannot be used."""
     if not 0 < hires.denoise <= 1:
         raise RequestError(f"hires denoising strength must be above 0 and at most 1, got {hires.denoise!r}.")
     if not 1 <= hires.scale <= 8:
@@ -227,7 +229,7 @@ def plan_hires(
     )
     if upscaler_path is None and not is_builtin_upscaler(hires.upscaler):
         raise RequestError(f"Unknown hires upscaler {upscaler!r}; use one of {', '.join(_names())}.")
-    _check(hires, width, height, limits)
+    check_hires(hires, width, height, limits)
     target = hires_target(width, height, hires)
     size = f"{target.width}x{target.height}"
     if auto_resize is not None:
