@@ -232,7 +232,7 @@ def _noise(
         return {}
     factor = 2 ** (len(view.vae.config.block_out_channels) - 1)
     shape = (view.unet.config.in_channels, plan.height // factor, plan.width // factor)
-    return {"latents": initial_noise(plan, shape, seeds, subseeds, gens).to(view.unet.dtype)}
+    return {"latents": initial_noise(plan, shape, seeds, subseeds, gens, factor).to(view.unet.dtype)}
 
 
 def _check(cancel: CancelToken | None) -> None:

@@ -53,11 +53,13 @@ def image_noise(
     subseed: int | None,
     variation: VariationPlan | None,
     generator: torch.Generator,
+    factor: int = 8,
 ) -> torch.Tensor:
     """The initial noise of one image, drawn as A1111 does; ``generator`` is seeded with ``seed`` and is
-    left where A1111 leaves it for the sampler."""
-    resize = variation is not None and variation.resize_width > 0 and variation.resize_height > 0
-    noise_shape = (shape[0], variation.resize_height // 8, variation.resize_width // 8) if resize else shape  # type: ignore[union-attr]
+    left where A1111 leaves it for the sampler; ``factor`` is the VAE's image pixels per latent pixel."""
+    noise_shape = shape
+    if variation is not None and variation.resize_width > 0 and variation.resize_height > 0:
+        noise_shape = (shape[0], variation.resize_height // factor, variation.resize_width // factor)
     strength = variation.strength if variation is not None else 0.0
     subnoise = _randn(subseed or 0, noise_shape) if strength != 0 else None
     noise = _randn(seed, noise_shape) if noise_shape != shape else _randn(seed, shape, generator)
@@ -82,13 +84,11 @@ def initial_noise(
     seeds: tuple[int, ...],
     subseeds: tuple[int, ...],
     generators: list[torch.Generator],
+    factor: int = 8,
 ) -> torch.Tensor:
     """The (batch, C, H, W) initial noise of one batch of ``plan`` (float32, CPU)."""
-    return torch.stack(
-        [
-            image_noise(
-                shape, seed, subseeds[i] if i < len(subseeds) else None, plan.variation, generators[i]
-            )
-            for i, seed in enumerate(seeds)
-        ]
-    )
+    subs = [subseeds[i] if i < len(subseeds) else None for i in range(len(seeds))]
+    noises = [
+        image_noise(shape, s, subs[i], plan.variation, generators[i], factor) for i, s in enumerate(seeds)
+    ]
+    return torch.stack(noises)
