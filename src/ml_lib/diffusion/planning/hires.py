@@ -15,7 +15,7 @@ import math
 from dataclasses import dataclass
 
 from ..catalog.families import Family
-from ..errors import RequestError
+from ..errors import RequestError, UnknownSamplerError
 from ..plan import Decision, HiresPlan, Source
 from ..request import GenerationRequest
 from ..settings import Limits
@@ -183,7 +183,11 @@ def check_hires(hires: HiresPlan, width: int, height: int, limits: Limits) -> No
     target = hires_target(width, height, hires)
     if target.width < _OPT_F or target.height < _OPT_F:
         raise RequestError(f"the hires target {target.width}x{target.height} is too small; raise the scale.")
-    check_size(target.upscale_width, target.upscale_height, limits)
+    check_size(target.width, target.height, limits)  # the final image; the upscale is a crop away from it
+    if target.upscale_width * target.upscale_height > 2 * limits.max_pixels:
+        raise RequestError(
+            f"the hires upscale to {target.upscale_width}x{target.upscale_height} is too large."
+        )
 
 
 def plan_hires(
@@ -196,9 +200,11 @@ def plan_hires(
     upscaler_hash: str | None,
     auto_resize: tuple[int, int] | None,
     items: list[Decision],
+    first_schedule: str | None = None,
 ) -> HiresPlan | None:
     """The hires pass of a plan whose first pass is ``width`` x ``height`` (None: one pass), with its
-    decision appended to ``items``; ``auto_resize`` is the size the planner chose it for by itself."""
+    decision appended to ``items``; ``auto_resize`` is the size the planner chose it for by itself;
+    ``first_schedule`` is the first pass's schedule, which a hires sampler keeps unless it names one."""
     wanted = hires_requested(request)
     if auto_resize is None and not wanted:
         return None
@@ -208,10 +214,18 @@ def plan_hires(
     sampler = ""
     schedule = ""
     if request.hires_sampler:
-        from ..samplers import parse_sampler
+        from ..samplers import parse_sampler, split_sampler
 
-        choice = parse_sampler(request.hires_sampler, None)
-        sampler, schedule = choice.sampler, choice.schedule
+        # A1111's hires scheduler defaults to "Use same scheduler": only a schedule named is kept.
+        # When diffusers lacks that schedule for the hires sampler, its own default is kept instead.
+        keep = split_sampler(request.hires_sampler)[1] is not None
+        try:
+            choice = parse_sampler(request.hires_sampler, None if keep else first_schedule)
+        except UnknownSamplerError:
+            if keep:
+                raise
+            choice, keep = parse_sampler(request.hires_sampler), True
+        sampler, schedule = choice.sampler, (choice.schedule if keep else "")
     upscaler = request.hires_upscaler or "Latent"
     hires = HiresPlan(
         upscaler=_canonical(upscaler) if upscaler_path is None else upscaler,

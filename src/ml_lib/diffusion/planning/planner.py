@@ -211,6 +211,7 @@ class Planner:
             upscaler_hash=resolved.upscaler_hash,
             auto_resize=auto_resize,
             items=d.items,
+            first_schedule=choice.schedule,
         )
         refiner = plan_refiner(request, model, resolved.refiner, resolved.refiner_decision, d.items)
         if hires is not None and refiner is not None:
