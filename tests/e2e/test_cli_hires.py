@@ -59,3 +59,12 @@ def test_bad_values_are_one_line(run, tiny: TinyModelFiles, args: list[str], cod
     result = run("plan", "a fox", "--model", str(tiny.single_file), "--size", "64x64", *args)
     assert result.exit_code == code, result.output
     assert message in result.output and "Traceback" not in result.output
+
+
+def test_pickled_upscaler_is_refused(run, tiny: TinyModelFiles, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    pickle = tmp_path / "4x-UltraSharp.pth"
+    pickle.write_bytes(b"not loaded")
+    result = run(
+        "plan", "a fox", "--model", str(tiny.single_file), "--size", "64x64", "--hires-upscaler", str(pickle)
+    )
+    assert result.exit_code != 0 and "pickle file" in result.output and "Traceback" not in result.output

@@ -15,6 +15,7 @@ import torch
 
 from ml_lib.diffusion import ImageGenerator, Settings
 from ml_lib.diffusion.engine.seeds import image_noise
+from ml_lib.diffusion.errors import RequestError
 from ml_lib.diffusion.output.infotext import parse_infotext
 from ml_lib.diffusion.output.infotext_passes import parse_passes
 from ml_lib.diffusion.output.metadata import read_metadata
@@ -233,3 +234,54 @@ def test_refiner_takes_over_at_the_switch_point(
     # Base (cross-attention 96) runs timesteps down to the switch, the refiner (64) the last 2 of 10.
     assert widths == [96] * 8 + [64] * 2
     assert result.images[0].size == (32, 32) and pixels(result.images[0]).std() > 1
+
+
+class _FakeDescriptor:
+    """spandrel's ImageModelDescriptor surface (``eval``, called on a BCHW tensor in 0..1): a 2x model."""
+
+    def eval(self) -> _FakeDescriptor:
+        return self
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.interpolate(x, scale_factor=2, mode="nearest")
+
+
+def test_learned_upscaler_goes_through_spandrel(
+    gen: ImageGenerator, tiny_sd1: TinyModelFiles, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """spandrel itself cannot be installed here (it imports torchvision at import time): a stand-in module
+    with its ModelLoader API checks our side (file handed over, model applied until the size is reached,
+    result encoded for the second pass)."""
+    import sys
+    import types
+
+    from safetensors.torch import save_file
+
+    weights = tmp_path / "2x-test.safetensors"
+    save_file({"w": torch.zeros(1)}, str(weights))
+    loaded: list[str] = []
+
+    class ModelLoader:
+        def load_from_file(self, path: str) -> _FakeDescriptor:
+            loaded.append(path)
+            return _FakeDescriptor()
+
+    monkeypatch.setitem(sys.modules, "spandrel", types.SimpleNamespace(ModelLoader=ModelLoader))
+    with UNetCalls() as unet:
+        result = gen.generate(
+            "a circle", model=str(tiny_sd1.single_file), seed=2, save=False, hires_upscaler=str(weights),
+            hires_scale=4, hires_steps=1, **FAST,
+        )  # fmt: skip
+    assert loaded == [str(weights.resolve())]
+    assert result.plan.hires is not None and result.plan.hires.upscaler_path == str(weights.resolve())
+    assert unet.sizes()[-1] == (64, 64) and result.images[0].size == (128, 128)
+    monkeypatch.setitem(sys.modules, "spandrel", None)  # not installed: one line naming the extra
+    with pytest.raises(RequestError, match=r"ml-lib\[upscalers\]"):
+        gen.generate(
+            "a circle",
+            model=str(tiny_sd1.single_file),
+            seed=2,
+            save=False,
+            hires_upscaler=str(weights),
+            **FAST,
+        )
