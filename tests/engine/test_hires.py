@@ -185,6 +185,10 @@ def test_batch_count_times_size_seeds_and_variation_infotext(
         assert info is not None and info.seed == 40
         passes = parse_passes(info)
         assert (passes.variation_seed, passes.variation_strength) == (7 + i, 0.5)
+    # All seeds are 40: reproduce finds the image by its variation seed.
+    again = gen.reproduce(varied.paths[2], output_dir=tmp_path / "again")
+    assert again.seeds == (40,) and np.array_equal(pixels(again.images[0]), pixels(varied.images[2]))
+    assert "Variation seed: 9," in (read_metadata(again.paths[0]).infotext or "")
 
 
 def test_hires_infotext_and_reproduce(gen: ImageGenerator, tiny_sd1: TinyModelFiles, tmp_path: Path) -> None:
