@@ -30,7 +30,7 @@ from .settings import Settings
 if TYPE_CHECKING:
     from .catalog.catalog import Catalog
     from .catalog.hashing import HashCache
-    from .engine.pool import PipelinePool
+    from .engine.pool import LoadedPipeline, PipelinePool
     from .learning.records import Feedback
     from .learning.service import Entry, History, Target
     from .output.metadata import ImageMetadata
@@ -354,8 +354,7 @@ class ImageGenerator:
 
         record_outputs(self.learning, generation_id, paths)
 
-    # -- output -----------------------------------------------------------------------------------
-    def _refiner(self, plan: GenerationPlan, memory: str) -> Any:
+    def _refiner(self, plan: GenerationPlan, memory: str) -> LoadedPipeline | None:
         """The loaded SDXL refiner of ``plan`` (None without one), from a pool of its own so the base stays."""
         if plan.refiner is None:
             return None
@@ -365,6 +364,7 @@ class ImageGenerator:
             self._refiner_pool = PipelinePool(1)
         return self._refiner_pool.get(plan.refiner.model, dtype=plan.dtype, device=plan.device, memory=memory)
 
+    # -- output -----------------------------------------------------------------------------------
     def _save(
         self,
         plan: GenerationPlan,
