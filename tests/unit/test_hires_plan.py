@@ -275,3 +275,14 @@ def test_validation_refuses_bad_second_passes(planner: Planner) -> None:
     for changed, message in bad:
         with pytest.raises(PlanError, match=message):
             validate_plan(changed, limits)
+
+
+def test_memory_is_estimated_for_the_second_pass(planner: Planner) -> None:
+    resolved = ResolvedRequest(
+        model(), unet_params=860_000_000, text_encoder_params=123_000_000, vae_params=83_000_000
+    )
+    one = plan(planner, resolved, width=512, height=512)
+    two = plan(planner, resolved, width=512, height=512, hires_scale=2.0)
+    assert one.memory is not None and two.memory is not None
+    assert two.memory.estimated_peak_bytes > one.memory.estimated_peak_bytes
+    assert "1024x1024" in two.decision("memory").reason  # type: ignore[union-attr]

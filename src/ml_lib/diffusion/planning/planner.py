@@ -26,7 +26,7 @@ from ..settings import Settings
 from .auto import Candidates
 from .checks import MAX_SEED, check_request, check_size
 from .device import DeviceInfo, choose_dtype
-from .hires import auto_hires_size, plan_hires
+from .hires import auto_hires_size, hires_target, plan_hires
 from .inputs import plan_controls, plan_init, plan_ip_adapters
 from .loras import LoraPick, Similarity, insert_triggers, recommend_loras
 from .memory import plan_memory
@@ -171,8 +171,23 @@ class Planner:
             threads = policy.threads
             source = Source.USER if requested is not None else Source.DEVICE
             d.items.append(Decision("threads", threads, source, policy.reason))
+        hires = plan_hires(
+            request,
+            width=int(width),
+            height=int(height),
+            limits=limits,
+            upscaler_path=resolved.upscaler_path,
+            upscaler_hash=resolved.upscaler_hash,
+            auto_resize=auto_resize,
+            items=d.items,
+            first_schedule=choice.schedule,
+        )
+        peak_w, peak_h = int(width), int(height)
+        if hires is not None:  # the second pass is the larger one
+            target = hires_target(peak_w, peak_h, hires)
+            peak_w, peak_h = target.upscale_width, target.upscale_height
         memory = plan_memory(
-            request, resolved, device, dtype.dtype, (int(width), int(height), int(batch), float(cfg)), d.items
+            request, resolved, device, dtype.dtype, (peak_w, peak_h, int(batch), float(cfg)), d.items
         )
         out = d.pick(
             "output_dir", request.output_dir, str(self._settings.outputs), Source.PROFILE, "settings"
@@ -202,17 +217,6 @@ class Planner:
                 )
             )
         d.items.extend(pick.decision for pick in picks)
-        hires = plan_hires(
-            request,
-            width=int(width),
-            height=int(height),
-            limits=limits,
-            upscaler_path=resolved.upscaler_path,
-            upscaler_hash=resolved.upscaler_hash,
-            auto_resize=auto_resize,
-            items=d.items,
-            first_schedule=choice.schedule,
-        )
         refiner = plan_refiner(request, model, resolved.refiner, resolved.refiner_decision, d.items)
         if hires is not None and refiner is not None:
             raise RequestError(
