@@ -277,7 +277,8 @@ def test_learned_upscaler_goes_through_spandrel(
             hires_scale=4, hires_steps=1, **FAST,
         )  # fmt: skip
     assert loaded == [str(weights.resolve())]
-    assert result.plan.hires is not None and result.plan.hires.upscaler_path == str(weights.resolve())
+    hires = result.plan.hires
+    assert hires is not None and (hires.upscaler, hires.upscaler_path) == ("2x-test", str(weights.resolve()))
     assert unet.sizes()[-1] == (64, 64) and result.images[0].size == (128, 128)
     monkeypatch.setitem(sys.modules, "spandrel", None)  # not installed: one line naming the extra
     with pytest.raises(RequestError, match=r"ml-lib\[upscalers\]"):

@@ -228,7 +228,7 @@ def plan_hires(
         sampler, schedule = choice.sampler, (choice.schedule if keep else "")
     upscaler = request.hires_upscaler or "Latent"
     hires = HiresPlan(
-        upscaler=_canonical(upscaler) if upscaler_path is None else upscaler,
+        upscaler=_canonical(upscaler) if upscaler_path is None else _stem(upscaler_path),
         scale=float(request.hires_scale if request.hires_scale is not None else 2.0),
         resize_width=int(resize[0]),
         resize_height=int(resize[1]),
@@ -255,6 +255,11 @@ def plan_hires(
     else:
         items.append(Decision("hires", size, Source.USER, f"hires fix to {size} with {hires.upscaler}"))
     return hires
+
+
+def _stem(path: str) -> str:
+    """A model file's name as A1111 lists upscalers: the file name without folder and suffix."""
+    return path.replace("\\", "/").rsplit("/", 1)[-1].rsplit(".", 1)[0]
 
 
 def _names() -> tuple[str, ...]:
