@@ -219,7 +219,9 @@ class ResolvedRequest:
     ``text_encoder_params`` (all text encoders), ``vae_params`` and ``weight_file_bytes`` likewise;
     ``clip_layers`` is the layer count of the model's text encoder(s) (the fewest of SDXL's two), the most
     clip skip can take (None when the model's config does not say); ``test_model`` marks random weights
-    written by ``ml_lib.diffusion.testing`` (planned tiny and fast).
+    written by ``ml_lib.diffusion.testing`` (planned tiny and fast); ``refiner`` is the SDXL refiner asked
+    for (``refiner_decision`` says why, when ``auto`` picked it) and ``upscaler_path``/``upscaler_hash`` a
+    learned hires upscaler's file.
     """
 
     model: ModelRef
