@@ -92,9 +92,10 @@ def upscale_image(
     return image
 
 
-def _encode_images(pipe: Any, images: list[Image.Image], seeds: tuple[int, ...]) -> torch.Tensor:
-    """The VAE latents of ``images`` (sampled with generators seeded by ``seeds``), scaled as diffusers'
-    SDXL img2img scales them (latents mean/std when the VAE has them)."""
+def _encode_images(pipe: Any, images: list[Image.Image]) -> torch.Tensor:
+    """The VAE latents of ``images`` (the distribution's mode: A1111 samples it with its global RNG, whose
+    draw is not reproducible; sampling with the image's seed would repeat the img2img noise), scaled as
+    diffusers' SDXL img2img scales them (latents mean/std when the VAE has them)."""
     import numpy as np
 
     vae = pipe.vae
@@ -102,13 +103,7 @@ def _encode_images(pipe: Any, images: list[Image.Image], seeds: tuple[int, ...])
     arrays = [np.asarray(im.convert("RGB"), dtype=np.float32) / 127.5 - 1.0 for im in images]
     x = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).to(vae.device, dtype)
     with torch.inference_mode():
-        dist = vae.encode(x).latent_dist
-        samples = torch.cat(
-            [
-                dist.__class__(dist.parameters[i : i + 1]).sample(torch.Generator("cpu").manual_seed(s))
-                for i, s in enumerate(seeds)
-            ]
-        )
+        samples = vae.encode(x).latent_dist.mode()
     mean, std = getattr(vae.config, "latents_mean", None), getattr(vae.config, "latents_std", None)
     if mean is not None and std is not None:
         m = torch.tensor(mean).view(1, -1, 1, 1).to(samples)
@@ -122,9 +117,10 @@ def _upscaled(
     latents: torch.Tensor,
     plan: GenerationPlan,
     target: HiresTarget,
-    seeds: tuple[int, ...],
     decode: Decode,
 ) -> torch.Tensor:
+    """The first pass's latents upscaled (latent modes) or decoded, upscaled and encoded (image modes),
+    cropped to the second pass's size."""
     hires = plan.hires
     assert hires is not None
     factor = int(view.vae_scale_factor)
@@ -135,7 +131,7 @@ def _upscaled(
     # The encoder floors odd sizes; crop to whole latent pixels first so the crop below stays A1111's.
     lw, lh = target.upscale_width // factor * factor, target.upscale_height // factor * factor
     images = [im.crop((0, 0, lw, lh)) for im in images]
-    return crop_latents(_encode_images(view, images, seeds), target, factor)
+    return crop_latents(_encode_images(view, images), target, factor)
 
 
 def _load_upscaler(hires: HiresPlan) -> Callable[[Image.Image], Image.Image]:
@@ -184,7 +180,7 @@ def hires_pass(
     assert hires is not None
     target = hires_target(plan.width, plan.height, hires)
     view = pipeline_view(loaded, "img2img")
-    upscaled = _upscaled(view, latents, plan, target, seeds, decode)
+    upscaled = _upscaled(view, latents, plan, target, decode)
     total, strength = hires_schedule(plan.steps, hires)
     prompt, negative = hires.prompt or plan.prompt, hires.negative_prompt or plan.negative_prompt
     if (prompt, negative) == (plan.prompt, plan.negative_prompt):
