@@ -1,7 +1,8 @@
 """Run a GenerationPlan on a loaded pipeline: encode, denoise, decode, each timed.
 
 Noise is drawn on CPU generators seeded ``seed + i`` per image (A1111's rule), so an image
-reproduces across devices and alone or within a batch.
+reproduces across devices and alone or within a batch; variation seeds and seed resize follow
+:mod:`.seeds`, the hires fix :mod:`.hires`, the SDXL refiner :mod:`.refiner`.
 """
 
 from __future__ import annotations
@@ -28,10 +29,13 @@ from .conditioning import encode_sd, encode_sdxl
 from .control import control_image, load_controlnets
 from .embeddings import apply_embeddings
 from .finite import check_finite
+from .hires import hires_pass
 from .init_images import load_ref, prepare_init
 from .ip_adapter import apply_ip_adapters
+from .refiner import base_handoff, refine
 from .schedule import encode_schedule
 from .schedulers import make_scheduler
+from .seeds import batches, initial_noise
 from .threads import use_threads
 from .variants import mode_of, pipeline_view
 
@@ -99,13 +103,16 @@ def _encode(pipe: Any, plan: GenerationPlan, device: torch.device) -> dict[str, 
 
 def _conditioning(
     pipe: Any, view: Any, plan: GenerationPlan, device: torch.device
-) -> tuple[dict[str, torch.Tensor], AbstractContextManager[None]]:
-    """The pipeline's embedding arguments, and the hooks that switch them during sampling when the plan
-    has a prompt schedule (``engine/schedule.py``, ``engine/compose.py``)."""
+) -> tuple[dict[str, torch.Tensor], Callable[[], AbstractContextManager[None]]]:
+    """The pipeline's embedding arguments, and a maker of the hooks that switch them during one sampling
+    run when the plan has a prompt schedule (``engine/schedule.py``, ``engine/compose.py``)."""
     if plan.prompt_schedule is None:
-        return _encode(pipe, plan, device), nullcontext()
+        return _encode(pipe, plan, device), nullcontext
     scheduled = encode_schedule(pipe, plan, device)
-    hooks = scheduled_conditioning_hooks(view, scheduled, cfg_scale=plan.cfg_scale)
+
+    def hooks() -> AbstractContextManager[None]:
+        return scheduled_conditioning_hooks(view, scheduled, cfg_scale=plan.cfg_scale)
+
     return scheduled.pipeline_kwargs(cfg=plan.cfg_scale > 1.0), hooks
 
 
@@ -138,10 +145,12 @@ def execute(
     on_step: Callable[[StepInfo], None] | None = None,
     cancel: CancelToken | None = None,
     annotator_dir: Path | None = None,
+    refiner: LoadedPipeline | None = None,
 ) -> ExecutionOutput:
     """Generate the images of ``plan`` with the pooled pipeline ``loaded``; raises GenerationCancelled
     when ``cancel`` is set (checked before every step and before decoding). ``annotator_dir`` holds the
-    weights of model-based ControlNet preprocessors (depth, lineart …)."""
+    weights of model-based ControlNet preprocessors (depth, lineart …); ``refiner`` is the loaded SDXL
+    refiner of a plan that has one. Batch count, hires fix and refiner run batch by batch."""
     mode = mode_of(plan)
     if Family(plan.model.family) is Family.SDXL_REFINER and mode == "txt2img":
         raise UnsupportedModelError(
@@ -178,25 +187,53 @@ def execute(
         t0 = time.perf_counter()
         embeds, hooks = _conditioning(pipe, view, plan, device)
         _sync(device)
-        t1 = time.perf_counter()
-        generators = [torch.Generator("cpu").manual_seed(s) for s in plan.seeds]
-        with hooks, no_sde_rounding_warnings():
-            latents = view(
-                **embeds,
-                **kwargs,
-                num_inference_steps=plan.steps,
-                guidance_scale=plan.cfg_scale,
-                generator=generators,
-                output_type="latent",
-                callback_on_step_end=step_end,
-            ).images
-        _sync(device)
-        t2 = time.perf_counter()
-        _check(cancel)
-        phase = "decode"
-        images = prepared.finish(_decode(view, latents, plan))
-        _sync(device)
-        t3 = time.perf_counter()
+        encode_s = time.perf_counter() - t0
+        images: list[Image.Image] = []
+        denoise_s = decode_s = 0.0
+        for seeds, subseeds in batches(plan):
+            phase = "denoise"
+            t1 = time.perf_counter()
+            generators = [torch.Generator("cpu").manual_seed(s) for s in seeds]
+            noise = _noise(view, plan, seeds, subseeds, generators)
+            with no_sde_rounding_warnings():
+                with hooks():  # a prompt schedule counts this run's denoiser calls only
+                    latents = view(
+                        **embeds,
+                        **kwargs,
+                        **noise,
+                        **base_handoff(plan),
+                        num_inference_steps=plan.steps,
+                        guidance_scale=plan.cfg_scale,
+                        generator=generators,
+                        output_type="latent",
+                        callback_on_step_end=step_end,
+                    ).images
+                decoder = view
+                if plan.hires is not None:
+                    latents = hires_pass(
+                        loaded,
+                        plan,
+                        latents,
+                        seeds,
+                        base_embeds=embeds,
+                        encode=lambda p, q: _encode(p, q, device),
+                        decode=lambda p, x: _decode(p, x, plan),
+                        step_end=step_end,
+                        device=device,
+                    )
+                if plan.refiner is not None:
+                    if refiner is None:
+                        raise RequestError("This plan has a refiner; run it through ImageGenerator.execute.")
+                    decoder, latents = refine(
+                        refiner, plan, latents, generators, step_end=step_end, device=device
+                    )
+            _sync(device)
+            t2 = time.perf_counter()
+            _check(cancel)
+            phase = "decode"
+            images += prepared.finish(_decode(decoder, latents, plan))
+            _sync(device)
+            denoise_s, decode_s = denoise_s + t2 - t1, decode_s + time.perf_counter() - t2
     except (MemoryError, RuntimeError) as exc:
         if not is_out_of_memory(exc):
             raise
@@ -205,7 +242,19 @@ def execute(
             f"batch, or close other programs (failed at {phase}).",
             phase,
         ) from exc
-    return ExecutionOutput(tuple(images), t1 - t0, t2 - t1, t3 - t2)
+    return ExecutionOutput(tuple(images), encode_s, denoise_s, decode_s)
+
+
+def _noise(
+    view: Any, plan: GenerationPlan, seeds: tuple[int, ...], subseeds: tuple[int, ...], gens: list[Any]
+) -> dict[str, torch.Tensor]:
+    """``latents=`` A1111's variation / seed-resize noise (the generators left where A1111 leaves them);
+    nothing without a variation, so diffusers draws the same noise from the same generators."""
+    if plan.variation is None:
+        return {}
+    factor = 2 ** (len(view.vae.config.block_out_channels) - 1)
+    shape = (view.unet.config.in_channels, plan.height // factor, plan.width // factor)
+    return {"latents": initial_noise(plan, shape, seeds, subseeds, gens, factor).to(view.unet.dtype)}
 
 
 def _check(cancel: CancelToken | None) -> None:

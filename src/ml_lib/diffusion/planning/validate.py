@@ -259,3 +259,6 @@ def validate_plan(plan: GenerationPlan, limits: Limits, *, allow_hub: bool = Fal
     _loras_and_embeddings(plan)
     _controls_and_adapters(plan, limits)
     _init(plan, limits)
+    from .validate_passes import validate_passes
+
+    validate_passes(plan, limits, allow_hub=allow_hub, not_pickle=_not_pickle)
