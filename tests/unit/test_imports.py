@@ -33,6 +33,7 @@ MODULES = frozenset(
         "errors",
         "facade",
         "plan",
+        "prompt_schedule",
         "request",
         "result",
         "samplers",

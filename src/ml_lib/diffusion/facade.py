@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from .batch import BatchEvent, BatchItem, BatchReport, RayOptions
     from .catalog.catalog import Catalog
     from .catalog.hashing import HashCache
-    from .engine.pool import PipelinePool, PoolStats
+    from .engine.pool import LoadedPipeline, PipelinePool, PoolStats
     from .learning.records import Feedback
     from .learning.service import Entry, History, Target
     from .output.metadata import ImageMetadata
@@ -79,6 +79,7 @@ class ImageGenerator:
         parse_budget(self._pool_budget)  # a bad budget is a ConfigError now, not at the first generation
         self._device: DeviceInfo | None = None
         self._pool: PipelinePool | None = None
+        self._refiner_pool: PipelinePool | None = None
         self._conn: sqlite3.Connection | None = None
         self._catalog: Catalog | None = None
         self._analyzer: Callable[[str | PromptDocument], PromptAnalysis] | None = None
@@ -162,6 +163,8 @@ class ImageGenerator:
         """Release pipelines and the database connection."""
         if self._pool is not None:
             self._pool.clear()
+        if self._refiner_pool is not None:
+            self._refiner_pool.clear()
         if self._history is not None:
             self._history.close()
         if self._conn is not None:
@@ -279,12 +282,13 @@ class ImageGenerator:
                         memory=memory,
                         expected=self._expected(plan, memory),
                     ),
-                    run=lambda loaded: execute(
+                    run=lambda loaded, memory: execute(
                         loaded,
                         plan,
                         on_step=on_step,
                         cancel=cancel,
                         annotator_dir=self.settings.annotator_dir,
+                        refiner=self._refiner(plan, memory),
                         monitor=monitor,
                         retries=retries,
                     ),
@@ -299,7 +303,7 @@ class ImageGenerator:
         out, load = run.output, run.load_seconds
         t1 = time.perf_counter()
         gid = new_id()
-        paths = self._save(plan, out.images, plan.seeds, gid, tuple(retries)) if save else ()
+        paths = self._save(plan, out.images, plan.seeds, gid, retries=tuple(retries)) if save else ()
         timings = PhaseTimings(load, out.encode, out.denoise, out.decode, time.perf_counter() - t1)
         result = GenerationResult(
             out.images,
@@ -321,7 +325,7 @@ class ImageGenerator:
 
         gid = result.generation_id or new_id()
         t0 = time.perf_counter()
-        paths = self._save(result.plan, result.images, result.seeds, gid, result.retries)
+        paths = self._save(result.plan, result.images, result.seeds, gid, retries=result.retries)
         timings = dataclasses.replace(result.timings, save=time.perf_counter() - t0)
         kept = dataclasses.replace(result, paths=paths, generation_id=gid, timings=timings)
         self._record(kept)
@@ -388,12 +392,16 @@ class ImageGenerator:
 
             check_output_dir(Path(plan.output_dir))
         # The whole batch is regenerated (batching changes floating-point results); keep this image.
-        seed = meta.parsed.seed if meta.parsed is not None and meta.parsed.seed in plan.seeds else plan.seed
-        index = plan.seeds.index(seed)
+        index = _image_index(plan, meta.parsed)
+        seed = plan.seeds[index]
         full = self.execute(plan, save=False)
         t0 = time.perf_counter()
         images = full.images[index : index + 1]
-        paths = self._save(plan, images, (seed,), full.generation_id, full.retries) if save else ()
+        paths = (
+            self._save(plan, images, (seed,), full.generation_id, first=index, retries=full.retries)
+            if save
+            else ()
+        )
         if paths:
             self._record_outputs(full.generation_id, paths)
         timings = dataclasses.replace(full.timings, save=time.perf_counter() - t0)
@@ -461,6 +469,16 @@ class ImageGenerator:
 
         record_outputs(self.learning, generation_id, paths)
 
+    def _refiner(self, plan: GenerationPlan, memory: str) -> LoadedPipeline | None:
+        """The loaded SDXL refiner of ``plan`` (None without one), from a pool of its own so the base stays."""
+        if plan.refiner is None:
+            return None
+        if self._refiner_pool is None:
+            from .engine.pool import PipelinePool
+
+            self._refiner_pool = PipelinePool(1)
+        return self._refiner_pool.get(plan.refiner.model, dtype=plan.dtype, device=plan.device, memory=memory)
+
     # -- output -----------------------------------------------------------------------------------
     def _save(
         self,
@@ -468,6 +486,8 @@ class ImageGenerator:
         images: tuple[Any, ...],
         seeds: tuple[int, ...],
         generation_id: str,
+        *,
+        first: int = 0,
         retries: tuple[Retry, ...] = (),
     ) -> tuple[Path, ...]:
         from .output.comfyui import comfy_chunks
@@ -478,10 +498,10 @@ class ImageGenerator:
         now = datetime.now()
         plan_json = plan.to_json()
         paths = []
-        for image, seed in zip(images, seeds, strict=True):
-            extra = (("Memory retries", "; ".join(r.describe() for r in retries)),) if retries else ()
+        extra = (("Memory retries", "; ".join(r.describe() for r in retries)),) if retries else ()
+        for i, (image, seed) in enumerate(zip(images, seeds, strict=True)):
             text = format_infotext(
-                plan, seed=seed, model_hash=plan.model.hash, version=_version(), extra=extra
+                plan, seed=seed, model_hash=plan.model.hash, version=_version(), index=first + i, extra=extra
             )
             ctx = NameContext.from_plan(plan, seed=seed, now=now)
             comfy = comfy_chunks(plan, seed) if plan.image_format.lower() == "png" else ()
@@ -499,6 +519,19 @@ class ImageGenerator:
                 )
             )
         return tuple(paths)
+
+
+def _image_index(plan: GenerationPlan, parsed: Any) -> int:
+    """Which image of ``plan`` an infotext describes: by its variation seed when the seeds are all one
+    (A1111 with a variation strength), else by its seed; the first image when neither matches."""
+    if parsed is None:
+        return 0
+    subseed = parsed.get("Variation seed")
+    if plan.subseeds and subseed is not None and subseed.strip().isdigit():
+        value = int(subseed)
+        if value in plan.subseeds and len(set(plan.seeds)) == 1:
+            return plan.subseeds.index(value)
+    return plan.seeds.index(parsed.seed) if parsed.seed in plan.seeds else 0
 
 
 def _as_request(request: GenerationRequest | str, overrides: dict[str, Any]) -> GenerationRequest:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._codec import OMIT_DEFAULT, from_jsonable, to_jsonable
 from .errors import PlanError
+from .prompt_schedule import PromptSchedule
 
 if TYPE_CHECKING:
     from .catalog.records import ModelRecord
@@ -25,6 +26,7 @@ __all__ = [
     "Decision",
     "EmbeddingUse",
     "GenerationPlan",
+    "HiresPlan",
     "IPAdapterUse",
     "ImageRef",
     "InitImage",
@@ -32,10 +34,12 @@ __all__ = [
     "MemoryPlan",
     "ModelFormat",
     "ModelRef",
+    "RefinerPlan",
     "ResolvedControl",
     "ResolvedIPAdapter",
     "ResolvedRequest",
     "Source",
+    "VariationPlan",
 ]
 
 SCHEMA_VERSION = 1
@@ -216,7 +220,9 @@ class ResolvedRequest:
     ``text_encoder_params`` (all text encoders), ``vae_params`` and ``weight_file_bytes`` likewise;
     ``clip_layers`` is the layer count of the model's text encoder(s) (the fewest of SDXL's two), the most
     clip skip can take (None when the model's config does not say); ``test_model`` marks random weights
-    written by ``ml_lib.diffusion.testing`` (planned tiny and fast).
+    written by ``ml_lib.diffusion.testing`` (planned tiny and fast); ``refiner`` is the SDXL refiner asked
+    for (``refiner_decision`` says why, when ``auto`` picked it) and ``upscaler_path``/``upscaler_hash`` a
+    learned hires upscaler's file.
     """
 
     model: ModelRef
@@ -234,6 +240,10 @@ class ResolvedRequest:
     text_encoder_params: int | None = None
     vae_params: int | None = None
     weight_file_bytes: int | None = None
+    refiner: ModelRef | None = None
+    refiner_decision: Decision | None = None
+    upscaler_path: str | None = None
+    upscaler_hash: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,6 +254,48 @@ class MemoryPlan:
     strategy: str
     estimated_peak_bytes: int
     budget_bytes: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HiresPlan:
+    """A1111's hires fix: a second img2img pass at a larger size (``planning/hires.py`` has the rules).
+
+    ``upscaler`` is A1111's name ("Latent", "Latent (bicubic)", "Lanczos", "Nearest", …) or, for a learned
+    upscaler, the model's name with ``upscaler_path`` its file; ``resize_width``/``resize_height`` (A1111's
+    "Hires resize", 0 = from the other side) replace ``scale`` when set; ``steps`` 0 means the first pass's
+    steps; ``sampler``/``schedule``, ``prompt``/``negative_prompt`` empty mean the first pass's.
+    """
+
+    upscaler: str = "Latent"
+    scale: float = 2.0
+    resize_width: int = 0
+    resize_height: int = 0
+    steps: int = 0
+    denoise: float = 0.7
+    sampler: str = ""
+    schedule: str = ""
+    prompt: str = ""
+    negative_prompt: str = ""
+    upscaler_path: str | None = None
+    upscaler_hash: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RefinerPlan:
+    """The SDXL refiner taking over the base's latents at ``switch_at`` (a fraction of the schedule)."""
+
+    model: ModelRef
+    switch_at: float = 0.8
+
+
+@dataclass(frozen=True, slots=True)
+class VariationPlan:
+    """A1111's variation seed (subseed) and seed resize; strength 0 with a resize size is a resize alone."""
+
+    seed: int = 0
+    strength: float = 0.0
+    resize_width: int = 0
+    resize_height: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,11 +331,34 @@ class GenerationPlan:
     threads: int = field(default=0, metadata=OMIT_DEFAULT)
     #: Memory strategy and estimate (None: not planned, as in plans before it).
     memory: MemoryPlan | None = field(default=None, metadata=OMIT_DEFAULT)
+    #: A1111's prompt editing, alternation and AND over the denoiser calls (None: the prompts are
+    #: conditioned on as written, as in plans before it).
+    prompt_schedule: PromptSchedule | None = field(default=None, metadata=OMIT_DEFAULT)
+    #: SDXL with an empty negative prompt: "zeros" (A1111 and diffusers: zero embeddings) or "encode"
+    #: (ComfyUI: the text encoders encode "").
+    sdxl_empty_negative: str = field(default="zeros", metadata=OMIT_DEFAULT)
+    #: A1111's hires fix (None: one pass).
+    hires: HiresPlan | None = field(default=None, metadata=OMIT_DEFAULT)
+    #: SDXL refiner hand-off (None: the base runs every step).
+    refiner: RefinerPlan | None = field(default=None, metadata=OMIT_DEFAULT)
+    #: Variation seed and seed resize (None: plain seeds).
+    variation: VariationPlan | None = field(default=None, metadata=OMIT_DEFAULT)
+    #: A1111's n_iter: batches of ``batch_size`` run one after the other.
+    batch_count: int = field(default=1, metadata=OMIT_DEFAULT)
 
     @property
     def seeds(self) -> tuple[int, ...]:
-        """Seed of each image in the batch, as A1111 does: seed + index."""
-        return tuple(self.seed + i for i in range(self.batch_size))
+        """Seed of each image of every batch, as A1111 does: seed + index over ``batch_count`` x
+        ``batch_size`` images, or the same seed for all when a variation strength is set."""
+        step = 0 if self.variation is not None and self.variation.strength != 0 else 1
+        return tuple(self.seed + i * step for i in range(self.batch_size * self.batch_count))
+
+    @property
+    def subseeds(self) -> tuple[int, ...]:
+        """Variation seed of each image (A1111: variation seed + index); empty without a variation."""
+        if self.variation is None:
+            return ()
+        return tuple(self.variation.seed + i for i in range(self.batch_size * self.batch_count))
 
     def decision(self, name: str) -> Decision | None:
         """The decision recorded for field ``name``, if any."""

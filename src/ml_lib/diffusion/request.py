@@ -87,3 +87,19 @@ class GenerationRequest:
     auto: bool = True  # False: no automatic checkpoint choice or LoRA recommendation
     learn: bool = True  # False: no learned preferences (the generation is still recorded)
     memory: str | None = None  # none | balanced | sequential | aggressive; None: the planner picks
+    # A1111's hires fix: None everywhere and ``hires`` None lets the planner decide (a size far above native)
+    hires: bool | None = None
+    hires_scale: float | None = None
+    hires_resize: tuple[int, int] | None = None  # A1111's "Hires resize" WxH (0: from the other side)
+    hires_steps: int | None = None  # 0: the first pass's steps
+    hires_upscaler: str | None = None  # "Latent", "Latent (bicubic)", "Lanczos", "Nearest", or a model file
+    hires_denoise: float | None = None
+    hires_sampler: str | None = None
+    hires_prompt: str | None = None
+    hires_negative_prompt: str | None = None
+    refiner: str | None = None  # SDXL refiner: a path, a catalog name, or "auto" (a catalogued refiner)
+    refiner_switch: float | None = None  # fraction of the schedule where the refiner takes over (0.8)
+    variation_seed: int | None = None
+    variation_strength: float | None = None
+    seed_resize_from: tuple[int, int] | None = None  # draw the noise at WxH (-1/0: off)
+    batch_count: int | None = None  # A1111's n_iter: batches of batch_size, seeds running on

@@ -47,6 +47,8 @@ class SamplerSpec:
     default_schedule: str = "Uniform"
     schedules: tuple[str, ...] = _SIGMA_SCHEDULES
     aliases: tuple[str, ...] = ()
+    #: Two model calls per step (A1111's ``second_order``): its prompt schedules count twice the steps.
+    second_order: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,16 +78,21 @@ SAMPLERS: dict[str, SamplerSpec] = {
             schedules=_SPACING_SCHEDULES,
             aliases=("euler_a", "k_euler_a", "euler_ancestral", "k_euler_ancestral"),
         ),
-        SamplerSpec("Heun", "HeunDiscreteScheduler", aliases=("heun", "k_heun")),
+        SamplerSpec("Heun", "HeunDiscreteScheduler", aliases=("heun", "k_heun"), second_order=True),
         SamplerSpec("LMS", "LMSDiscreteScheduler", aliases=("lms", "k_lms")),
         SamplerSpec(
-            "DPM2", "KDPM2DiscreteScheduler", default_schedule="Karras", aliases=("dpm_2", "k_dpm_2")
+            "DPM2",
+            "KDPM2DiscreteScheduler",
+            default_schedule="Karras",
+            aliases=("dpm_2", "k_dpm_2"),
+            second_order=True,
         ),
         SamplerSpec(
             "DPM2 a",
             "KDPM2AncestralDiscreteScheduler",
             default_schedule="Karras",
             aliases=("dpm_2_ancestral", "k_dpm_2_a"),
+            second_order=True,
         ),
         SamplerSpec(
             "DPM++ 2M",
@@ -106,6 +113,7 @@ SAMPLERS: dict[str, SamplerSpec] = {
             "DPMSolverSDEScheduler",
             default_schedule="Karras",
             aliases=("dpmpp_sde", "k_dpmpp_sde"),
+            second_order=True,
         ),
         SamplerSpec(
             "DPM++ 3M",

@@ -14,6 +14,10 @@ the VRAM (``planning/pool_budget.py``).
 ``learn`` ($ML_DIFFUSION_LEARN, default 1; 0 turns it off) lets plans use what was learned from the history
 (``<home>/history.sqlite3``, its own file: ratings are not a cache); generations are recorded either way.
 
+``sdxl_empty_negative`` ($ML_DIFFUSION_SDXL_EMPTY_NEGATIVE) is what an SDXL model conditions on when the
+negative prompt is empty: "zeros" (default; A1111 and diffusers: zero embeddings and pooled output) or
+"encode" (ComfyUI: the text encoders encode "").
+
 The home folder is ``$ML_DIFFUSION_HOME`` when set, else the platform's user data folder
 (platformdirs). Nothing is created at import time.
 """
@@ -26,7 +30,10 @@ from pathlib import Path
 
 from .errors import ConfigError
 
-__all__ = ["Limits", "Settings"]
+__all__ = ["SDXL_EMPTY_NEGATIVE", "Limits", "Settings"]
+
+#: What SDXL conditions on for an empty negative prompt: A1111's zeros (first, the default) or ComfyUI's "".
+SDXL_EMPTY_NEGATIVE = ("zeros", "encode")
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +66,16 @@ def _env_threads(name: str) -> int | None:
     return int(value)
 
 
+def _env_choice(name: str, choices: tuple[str, ...]) -> str:
+    """One of ``choices`` from the environment (the first when unset or empty)."""
+    value = os.environ.get(name, "").strip().lower()
+    if not value:
+        return choices[0]
+    if value not in choices:
+        raise ConfigError(f"{name}={value!r} is not one of {', '.join(choices)}; use one of them.")
+    return value
+
+
 def _env_paths(name: str) -> tuple[Path, ...]:
     value = os.environ.get(name, "")
     return tuple(Path(p).expanduser() for p in value.split(os.pathsep) if p.strip())
@@ -79,11 +96,12 @@ class Settings:
     pool_budget: str | None = field(
         default_factory=lambda: os.environ.get("ML_DIFFUSION_POOL_BUDGET") or None
     )
+    sdxl_empty_negative: str = SDXL_EMPTY_NEGATIVE[0]
 
     @classmethod
     def from_env(cls) -> Settings:
         """Settings from the environment (ML_DIFFUSION_HOME, ML_DIFFUSION_OUTPUT, ML_DIFFUSION_MODELS,
-        ML_DIFFUSION_ANALYZER, ML_DIFFUSION_ANNOTATORS, ML_DIFFUSION_LEARN)."""
+        ML_DIFFUSION_ANALYZER, ML_DIFFUSION_ANNOTATORS, ML_DIFFUSION_LEARN, ML_DIFFUSION_SDXL_EMPTY_NEGATIVE)."""
         out = os.environ.get("ML_DIFFUSION_OUTPUT")
         analyzer = os.environ.get("ML_DIFFUSION_ANALYZER", "rules").strip().lower() or "rules"
         annotators = os.environ.get("ML_DIFFUSION_ANNOTATORS", "").strip()
@@ -93,6 +111,7 @@ class Settings:
             annotators=Path(annotators).expanduser() if annotators else None,
             learn=os.environ.get("ML_DIFFUSION_LEARN", "1").strip().lower()
             not in ("0", "false", "no", "off"),
+            sdxl_empty_negative=_env_choice("ML_DIFFUSION_SDXL_EMPTY_NEGATIVE", SDXL_EMPTY_NEGATIVE),
         )
 
     @property

@@ -28,8 +28,9 @@ class GenerationWorker:
         """The worker's process id (for fault tests and diagnostics)."""
         return os.getpid()
 
-    def run(self, plan_json: str) -> tuple[list[bytes], dict[str, float], str, int]:
-        """Execute one plan: the images as PNG bytes, the phase timings, the generation id, the pid."""
+    def run(self, plan_json: str) -> tuple[list[bytes], dict[str, float], str, int, int]:
+        """Execute one plan: the images as PNG bytes, the phase timings, the generation id, the pid and
+        how many models this worker's pool has loaded so far."""
         from ..plan import GenerationPlan
 
         result = self._generator.execute(GenerationPlan.from_json(plan_json), save=False)
@@ -40,7 +41,7 @@ class GenerationWorker:
             images.append(buf.getvalue())
         t = result.timings
         timings = {"load": t.load, "encode": t.encode, "denoise": t.denoise, "decode": t.decode}
-        return images, timings, result.generation_id, os.getpid()
+        return images, timings, result.generation_id, os.getpid(), self._generator.pool_stats().loads
 
 
 def decode_images(blobs: list[bytes]) -> tuple[Any, ...]:

@@ -22,7 +22,7 @@ from ..errors import ConfigError, MlDiffusionError
 from ..result import CancelToken, GenerationResult, PhaseTimings
 from .jobs import BatchItem
 from .ray_actors import GenerationWorker, decode_images
-from .runner import BatchEvent, BatchReport, BatchRun, GroupKey, group_key
+from .runner import BatchEvent, BatchReport, BatchRun, GroupKey
 
 if TYPE_CHECKING:
     from ..plan import GenerationPlan
@@ -123,6 +123,7 @@ def _dispatch(
     from ray.exceptions import RayActorError, RayTaskError
 
     inflight: dict[Any, tuple[Any, BatchItem, GenerationPlan, GroupKey, float]] = {}
+    loads_by_worker: dict[int, int] = {}  # as each worker's pool counts them (dead workers' kept)
     while True:
         if stop is not None and stop.cancelled:
             run.report.stopped = True
@@ -138,7 +139,7 @@ def _dispatch(
         for ref in ready:
             actor, item, plan, key, t0 = inflight.pop(ref)
             try:
-                blobs, timings, gid, pid = ray.get(ref)
+                blobs, timings, gid, pid, loads = ray.get(ref)
             except RayActorError:  # the worker died: the item goes back, another actor takes it
                 queues.setdefault(key, deque()).appendleft(item)
                 if actor in actors.held:  # its other queued item fails the same way, next round
@@ -151,6 +152,8 @@ def _dispatch(
             result = GenerationResult(
                 decode_images(blobs), plan.seeds, plan, (), PhaseTimings(**timings), gid
             )
+            loads_by_worker[pid] = loads
+            run.report.model_loads = sum(loads_by_worker.values())
             run.done(item, run.generator.keep(result), time.perf_counter() - t0, worker=pid)
 
 
@@ -173,9 +176,6 @@ def _submit(
         except MlDiffusionError as exc:
             run.failed(item, exc)
             continue
-        held = actors.held[actor]
-        if held is None or held[0] != group_key(plan)[0]:
-            run.report.model_loads += 1
         actors.held[actor] = key
         run.emit(BatchEvent("start", item, worker=actor))
         inflight[actor.run.remote(plan.to_json())] = (actor, item, plan, key, time.perf_counter())

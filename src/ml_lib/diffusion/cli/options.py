@@ -178,6 +178,49 @@ MemoryOpt = Annotated[
         help="Memory strategy: none, balanced, sequential or aggressive (default: the fitting one).",
     ),
 ]
+HiresOpt = Annotated[
+    bool | None,
+    typer.Option("--hires/--no-hires", help="A1111's hires fix: a second img2img pass at a larger size."),
+]
+HiresScaleOpt = Annotated[float | None, typer.Option("--hires-scale", help="Hires upscale factor (2).")]
+HiresResizeOpt = Annotated[
+    str | None, typer.Option("--hires-resize", help="Hires resize to WIDTHxHEIGHT instead (0: keep aspect).")
+]
+HiresStepsOpt = Annotated[int | None, typer.Option("--hires-steps", help="Hires steps (0: same as --steps).")]
+HiresUpscalerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--hires-upscaler",
+        help='"Latent" (default), "Latent (bicubic)", … , Lanczos, Nearest, or a .safetensors upscaler model.',
+    ),
+]
+HiresDenoiseOpt = Annotated[
+    float | None, typer.Option("--hires-denoise", help="Denoising strength of the hires pass (0.7).")
+]
+HiresSamplerOpt = Annotated[str | None, typer.Option("--hires-sampler", help="Sampler of the hires pass.")]
+HiresPromptOpt = Annotated[str | None, typer.Option("--hires-prompt", help="Prompt of the hires pass.")]
+HiresNegativeOpt = Annotated[
+    str | None, typer.Option("--hires-negative", help="Negative prompt of the hires pass.")
+]
+RefinerOpt = Annotated[
+    str | None,
+    typer.Option("--refiner", help="SDXL refiner: a file, a catalog name, or 'auto' (a catalogued one)."),
+]
+RefinerSwitchOpt = Annotated[
+    float | None,
+    typer.Option("--refiner-switch", help="Fraction of the steps where the refiner takes over (0.8)."),
+]
+VariationSeedOpt = Annotated[int | None, typer.Option("--variation-seed", help="A1111's variation seed.")]
+VariationStrengthOpt = Annotated[
+    float | None, typer.Option("--variation-strength", help="Variation seed strength 0..1.")
+]
+SeedResizeOpt = Annotated[
+    str | None,
+    typer.Option("--seed-resize-from", help="Draw the noise at WIDTHxHEIGHT (A1111's seed resize)."),
+]
+BatchCountOpt = Annotated[
+    int | None, typer.Option("--batch-count", help="Batches of --batch images, one after the other.")
+]
 PromptArg = Annotated[str, typer.Argument(help="What to draw (A1111 prompt syntax).")]
 
 
@@ -219,6 +262,21 @@ REQUEST_OPTIONS: tuple[inspect.Parameter, ...] = (
     _option("no_learn", NoLearnOpt, False),
     _option("preset", PresetOpt, None),
     _option("memory", MemoryOpt, None),
+    _option("hires", HiresOpt, None),
+    _option("hires_scale", HiresScaleOpt, None),
+    _option("hires_resize", HiresResizeOpt, None),
+    _option("hires_steps", HiresStepsOpt, None),
+    _option("hires_upscaler", HiresUpscalerOpt, None),
+    _option("hires_denoise", HiresDenoiseOpt, None),
+    _option("hires_sampler", HiresSamplerOpt, None),
+    _option("hires_prompt", HiresPromptOpt, None),
+    _option("hires_negative", HiresNegativeOpt, None),
+    _option("refiner", RefinerOpt, None),
+    _option("refiner_switch", RefinerSwitchOpt, None),
+    _option("variation_seed", VariationSeedOpt, None),
+    _option("variation_strength", VariationStrengthOpt, None),
+    _option("seed_resize_from", SeedResizeOpt, None),
+    _option("batch_count", BatchCountOpt, None),
 )
 
 
@@ -255,7 +313,39 @@ def _request(prompt: str, v: dict[str, Any]) -> GenerationRequest:
         controls=control_requests(v["controlnet"], v["control_type"]),
         ip_adapters=ip_requests(v["ip_adapter"], v["ip_adapter_weights"]),
         memory=v["memory"],
+        **_pass_fields(v),
     )
+
+
+def _pass_fields(v: dict[str, Any]) -> dict[str, Any]:
+    """Hires fix, refiner, variation seed and batch count fields of the request (sizes parsed)."""
+    return {
+        "hires": v["hires"],
+        "hires_scale": v["hires_scale"],
+        "hires_resize": _sides(v["hires_resize"], "--hires-resize"),
+        "hires_steps": v["hires_steps"],
+        "hires_upscaler": v["hires_upscaler"],
+        "hires_denoise": v["hires_denoise"],
+        "hires_sampler": v["hires_sampler"],
+        "hires_prompt": v["hires_prompt"],
+        "hires_negative_prompt": v["hires_negative"],
+        "refiner": v["refiner"],
+        "refiner_switch": v["refiner_switch"],
+        "variation_seed": v["variation_seed"],
+        "variation_strength": v["variation_strength"],
+        "seed_resize_from": _sides(v["seed_resize_from"], "--seed-resize-from"),
+        "batch_count": v["batch_count"],
+    }
+
+
+def _sides(text: str | None, option: str) -> tuple[int, int] | None:
+    """``"1024x0"`` → (1024, 0); ``-1`` (A1111's off) → None."""
+    if text is None or text.strip() in ("-1", "-1x-1"):
+        return None
+    match = re.fullmatch(r"\s*(\d+)\s*[xX\u00d7]\s*(\d+)\s*", text)
+    if not match:
+        raise RequestError(f"{option} {text!r} is not WIDTHxHEIGHT, e.g. 1024x1024 (0 keeps the aspect).")
+    return int(match.group(1)), int(match.group(2))
 
 
 def request_command(fn: Callable[..., None]) -> Callable[..., None]:

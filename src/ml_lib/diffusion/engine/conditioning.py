@@ -18,7 +18,7 @@ from ..prompt.networks import strip_networks
 from .embeddings import expand_embeddings
 from .prompt_chunks import TokenChunk, chunk_prompt, empty_chunk
 
-__all__ = ["encode_sd", "encode_sdxl", "prompt_chunks"]
+__all__ = ["encode_sd", "encode_sdxl", "encode_text", "prompt_chunks"]
 
 
 def _ids(tokenizer: Any) -> tuple[int, int, int, int | None]:
@@ -142,9 +142,23 @@ def _sdxl_pair(
 
 
 def encode_sdxl(
-    pipe: Any, prompt: str, negative: str, *, batch: int, clip_skip: int, cfg: bool, device: torch.device
+    pipe: Any,
+    prompt: str,
+    negative: str,
+    *,
+    batch: int,
+    clip_skip: int,
+    cfg: bool,
+    device: torch.device,
+    zero_empty_negative: bool | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Embeddings and pooled embeddings for a StableDiffusionXLPipeline (penultimate layer by default)."""
+    """Embeddings and pooled embeddings for a StableDiffusionXLPipeline (penultimate layer by default).
+
+    An empty negative prompt becomes zero embeddings when ``zero_empty_negative`` (A1111), is encoded
+    when False (ComfyUI), and follows the pipeline's ``force_zeros_for_empty_prompt`` when None.
+    """
+    if zero_empty_negative is None:
+        zero_empty_negative = bool(pipe.config.get("force_zeros_for_empty_prompt", False))
     layer = -(clip_skip + 1)
     texts = (prompt, negative) if cfg else (prompt,)
     n = _chunk_count(pipe, texts, (1, 2))
@@ -152,10 +166,27 @@ def encode_sdxl(
         pe, pp = _sdxl_pair(pipe, prompt, layer, device, n)
         out = {"prompt_embeds": pe, "pooled_prompt_embeds": pp}
         if cfg:
-            if not negative and pipe.config.get("force_zeros_for_empty_prompt", False):
+            if not negative and zero_empty_negative:
                 ne, npp = torch.zeros_like(pe), torch.zeros_like(pp)
             else:
                 ne, npp = _sdxl_pair(pipe, negative, layer, device, n)
             out.update(negative_prompt_embeds=ne, negative_pooled_prompt_embeds=npp)
     dtype = pipe.text_encoder_2.dtype
     return {k: v.to(dtype).repeat(batch, *([1] * (v.dim() - 1))) for k, v in out.items()}
+
+
+def encode_text(
+    pipe: Any, text: str, *, sdxl: bool, clip_skip: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``text`` alone, as :func:`encode_sd` / :func:`encode_sdxl` encode it but with only its own chunks
+    (no padding to another prompt's count; chunks are encoded one by one, so padding afterwards with the
+    encoded empty prompt gives the same tensor) in the text encoder's dtype, batch 1; with SDXL's pooled
+    output (None for SD)."""
+    with torch.inference_mode():
+        if sdxl:
+            z, pooled = _sdxl_pair(pipe, text, -(clip_skip + 1), device, 0)
+            dtype = pipe.text_encoder_2.dtype
+            return z.to(dtype), pooled.to(dtype)
+        layer, norm = (-1, False) if clip_skip <= 1 else (-clip_skip, True)
+        z = _encode_text(pipe, 1, text, layer=layer, norm=norm, device=device, chunks=0)[0]
+        return z.to(pipe.text_encoder.dtype), None

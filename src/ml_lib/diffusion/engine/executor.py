@@ -1,7 +1,8 @@
 """Run a GenerationPlan on a loaded pipeline: encode, denoise, decode, each timed.
 
 Noise is drawn on CPU generators seeded ``seed + i`` per image (A1111's rule), so an image
-reproduces across devices and alone or within a batch.
+reproduces across devices and alone or within a batch; variation seeds and seed resize follow
+:mod:`.seeds`, the hires fix :mod:`.hires`, the SDXL refiner :mod:`.refiner`.
 """
 
 from __future__ import annotations
@@ -23,14 +24,19 @@ from ..samplers import SamplerChoice
 from ._oom import is_out_of_memory
 from ._quiet import no_sde_rounding_warnings
 from .adapters import apply_loras
+from .compose import scheduled_conditioning_hooks
 from .conditioning import encode_sd, encode_sdxl
 from .control import control_image, load_controlnets
 from .embeddings import apply_embeddings
 from .finite import check_finite
+from .hires import hires_pass
 from .init_images import load_ref, prepare_init
 from .ip_adapter import apply_ip_adapters
 from .recovery import decode_recovering
+from .refiner import base_handoff, refine
+from .schedule import encode_schedule
 from .schedulers import make_scheduler
+from .seeds import batches, initial_noise
 from .threads import use_threads
 from .variants import mode_of, pipeline_view
 
@@ -82,7 +88,9 @@ def _check_clip_skip(pipe: Any, plan: GenerationPlan) -> None:
 
 
 def _encode(pipe: Any, plan: GenerationPlan, device: torch.device) -> dict[str, torch.Tensor]:
-    encode = encode_sdxl if Family(plan.model.family) is Family.SDXL else encode_sd
+    sdxl = Family(plan.model.family) is Family.SDXL
+    extra = {"zero_empty_negative": plan.sdxl_empty_negative == "zeros"} if sdxl else {}
+    encode = encode_sdxl if sdxl else encode_sd
     return encode(
         pipe,
         plan.prompt,
@@ -91,7 +99,23 @@ def _encode(pipe: Any, plan: GenerationPlan, device: torch.device) -> dict[str, 
         clip_skip=plan.clip_skip,
         cfg=plan.cfg_scale > 1.0,
         device=device,
+        **extra,
     )
+
+
+def _conditioning(
+    pipe: Any, view: Any, plan: GenerationPlan, device: torch.device
+) -> tuple[dict[str, torch.Tensor], Callable[[], AbstractContextManager[None]]]:
+    """The pipeline's embedding arguments, and a maker of the hooks that switch them during one sampling
+    run when the plan has a prompt schedule (``engine/schedule.py``, ``engine/compose.py``)."""
+    if plan.prompt_schedule is None:
+        return _encode(pipe, plan, device), nullcontext
+    scheduled = encode_schedule(pipe, plan, device)
+
+    def hooks() -> AbstractContextManager[None]:
+        return scheduled_conditioning_hooks(view, scheduled, cfg_scale=plan.cfg_scale)
+
+    return scheduled.pipeline_kwargs(cfg=plan.cfg_scale > 1.0), hooks
 
 
 def _decode(pipe: Any, latents: torch.Tensor, plan: GenerationPlan) -> list[Image.Image]:
@@ -123,13 +147,15 @@ def execute(
     on_step: Callable[[StepInfo], None] | None = None,
     cancel: CancelToken | None = None,
     annotator_dir: Path | None = None,
+    refiner: LoadedPipeline | None = None,
     monitor: PhaseMonitor | None = None,
     retries: list[Retry] | None = None,
 ) -> ExecutionOutput:
     """Generate the images of ``plan`` with the pooled pipeline ``loaded``; raises GenerationCancelled
     when ``cancel`` is set (checked before every step and before decoding). ``annotator_dir`` holds the
-    weights of model-based ControlNet preprocessors (depth, lineart …). ``monitor`` measures each phase's
-    peak memory; a decode retried tiled or in fp32 is appended to ``retries``."""
+    weights of model-based ControlNet preprocessors (depth, lineart …); ``refiner`` is the loaded SDXL
+    refiner of a plan that has one. Batch count, hires fix and refiner run batch by batch. ``monitor``
+    measures each phase's peak memory; a decode retried tiled or in fp32 is appended to ``retries``."""
     recovered: list[Retry] = [] if retries is None else retries
 
     def watch(name: str) -> AbstractContextManager[None]:
@@ -170,29 +196,56 @@ def execute(
     try:
         t0 = time.perf_counter()
         with watch("encode"):
-            embeds = _encode(pipe, plan, device)
+            embeds, hooks = _conditioning(pipe, view, plan, device)
             _sync(device)
-        t1 = time.perf_counter()
-        phase = "denoise"
-        generators = [torch.Generator("cpu").manual_seed(s) for s in plan.seeds]
-        with no_sde_rounding_warnings(), watch("denoise"):
-            latents = view(
-                **embeds,
-                **kwargs,
-                num_inference_steps=plan.steps,
-                guidance_scale=plan.cfg_scale,
-                generator=generators,
-                output_type="latent",
-                callback_on_step_end=step_end,
-            ).images
-            _sync(device)
-        t2 = time.perf_counter()
-        _check(cancel)
-        phase = "decode"
-        with watch("decode"):
-            images = prepared.finish(decode_recovering(_decode, view, latents, plan, recovered))
-            _sync(device)
-        t3 = time.perf_counter()
+        encode_s = time.perf_counter() - t0
+        images: list[Image.Image] = []
+        denoise_s = decode_s = 0.0
+        for seeds, subseeds in batches(plan):
+            phase = "denoise"
+            t1 = time.perf_counter()
+            generators = [torch.Generator("cpu").manual_seed(s) for s in seeds]
+            noise = _noise(view, plan, seeds, subseeds, generators)
+            with no_sde_rounding_warnings(), watch("denoise"):
+                with hooks():  # a prompt schedule counts this run's denoiser calls only
+                    latents = view(
+                        **embeds,
+                        **kwargs,
+                        **noise,
+                        **base_handoff(plan),
+                        num_inference_steps=plan.steps,
+                        guidance_scale=plan.cfg_scale,
+                        generator=generators,
+                        output_type="latent",
+                        callback_on_step_end=step_end,
+                    ).images
+                decoder = view
+                if plan.hires is not None:
+                    latents = hires_pass(
+                        loaded,
+                        plan,
+                        latents,
+                        seeds,
+                        base_embeds=embeds,
+                        encode=lambda p, q: _encode(p, q, device),
+                        decode=lambda p, x: _decode(p, x, plan),
+                        step_end=step_end,
+                        device=device,
+                    )
+                if plan.refiner is not None:
+                    if refiner is None:
+                        raise RequestError("This plan has a refiner; run it through ImageGenerator.execute.")
+                    decoder, latents = refine(
+                        refiner, plan, latents, generators, step_end=step_end, device=device
+                    )
+                _sync(device)
+            t2 = time.perf_counter()
+            _check(cancel)
+            phase = "decode"
+            with watch("decode"):
+                images += prepared.finish(decode_recovering(_decode, decoder, latents, plan, recovered))
+                _sync(device)
+            denoise_s, decode_s = denoise_s + t2 - t1, decode_s + time.perf_counter() - t2
     except (MemoryError, RuntimeError) as exc:
         if not is_out_of_memory(exc):
             raise
@@ -201,7 +254,19 @@ def execute(
             f"batch, or close other programs (failed at {phase}).",
             phase,
         ) from exc
-    return ExecutionOutput(tuple(images), t1 - t0, t2 - t1, t3 - t2)
+    return ExecutionOutput(tuple(images), encode_s, denoise_s, decode_s)
+
+
+def _noise(
+    view: Any, plan: GenerationPlan, seeds: tuple[int, ...], subseeds: tuple[int, ...], gens: list[Any]
+) -> dict[str, torch.Tensor]:
+    """``latents=`` A1111's variation / seed-resize noise (the generators left where A1111 leaves them);
+    nothing without a variation, so diffusers draws the same noise from the same generators."""
+    if plan.variation is None:
+        return {}
+    factor = 2 ** (len(view.vae.config.block_out_channels) - 1)
+    shape = (view.unet.config.in_channels, plan.height // factor, plan.width // factor)
+    return {"latents": initial_noise(plan, shape, seeds, subseeds, gens, factor).to(view.unet.dtype)}
 
 
 def _check(cancel: CancelToken | None) -> None:

@@ -93,13 +93,13 @@ def run_recovering(
     plan: GenerationPlan,
     *,
     load: Callable[[str], LoadedPipeline],
-    run: Callable[[LoadedPipeline], ExecutionOutput],
+    run: Callable[[LoadedPipeline, str], ExecutionOutput],
     release: Callable[[LoadedPipeline], None],
     drop: Callable[[LoadedPipeline | None], None],
     monitor: PhaseMonitor,
     retries: list[Retry],
 ) -> Recovered:
-    """Load (``load(strategy)``, pinned) and run (``run(loaded)``) ``plan``, then ``release(loaded)``;
+    """Load (``load(strategy)``, pinned) and run (``run(loaded, strategy)``) ``plan``, then ``release(loaded)``;
     after an out-of-memory, ``drop(loaded)`` frees the failed attempt's pipeline (None: the load itself
     failed) and whatever else the caller can free, and the next strategy up is tried. Raises the last
     OutOfMemory, naming the estimate and the strategies tried, when ``aggressive`` fails too."""
@@ -117,7 +117,7 @@ def run_recovering(
                 loaded = load(strategy)
             load_seconds += time.perf_counter() - t0
             try:
-                return Recovered(run(loaded), strategy, load_seconds)
+                return Recovered(run(loaded, strategy), strategy, load_seconds)
             finally:
                 release(loaded)
         except (MemoryError, RuntimeError, OutOfMemory) as exc:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from ..errors import RequestError, UnknownSamplerError
 from ..plan import GenerationPlan
 from ..samplers import parse_sampler, split_sampler
+from .infotext_passes import pass_pairs
 
 __all__ = [
     "Infotext",
@@ -139,8 +140,10 @@ def format_infotext(
     model_hash: str | None,
     version: str,
     extra: Sequence[tuple[str, str]] = (),
+    index: int = 0,
 ) -> str:
-    """The A1111 1.9+ infotext of one image of ``plan`` (``seed`` is that image's seed).
+    """The A1111 1.9+ infotext of one image of ``plan`` (``seed`` is that image's seed, ``index`` its place
+    in the run, which picks its variation seed).
 
     ``extra`` pairs (e.g. ``("Lora hashes", "...")``) go before ``Version``; their keys must be plain
     A1111-style names and must not repeat a standard key.
@@ -160,6 +163,7 @@ def format_infotext(
     if plan.clip_skip > 1:
         pairs.append(("Clip skip", str(plan.clip_skip)))
     pairs.extend(_input_pairs(plan))
+    pairs.extend(pass_pairs(plan, index))
     hashed = [f"{lora.name}: {lora.hash}" for lora in plan.loras if lora.hash]
     if hashed:
         pairs.append(("Lora hashes", ", ".join(hashed)))

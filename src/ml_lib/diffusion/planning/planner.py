@@ -26,12 +26,16 @@ from ..settings import Settings
 from .auto import Candidates
 from .checks import MAX_SEED, check_request, check_size
 from .device import DeviceInfo, choose_dtype
+from .hires import auto_hires_size, hires_target, plan_hires
 from .inputs import plan_controls, plan_init, plan_ip_adapters
 from .loras import LoraPick, Similarity, insert_triggers, recommend_loras
 from .memory import plan_memory
 from .parameters import find_speed, parameter_defaults, test_model_defaults
 from .preferences import LearningContext, Preferences
 from .profiles import profile_for
+from .prompt_schedule import plan_prompt_schedule, plan_sdxl_empty_negative
+from .refiner import plan_refiner
+from .seeds import plan_batch_count, plan_variation
 from .threads import choose_threads
 
 __all__ = ["DEFAULT_NAME_TEMPLATE", "Planner"]
@@ -114,6 +118,20 @@ class Planner:
         width = d.pick("width", request.width, default_w, size_source, size_why)
         height = d.pick("height", request.height, default_h, size_source, size_why)
         check_size(int(width), int(height), limits)
+        first_pass = auto_hires_size(
+            request, profile, int(width), int(height), img2img=refs.init_image is not None
+        )
+        auto_resize = None
+        if first_pass is not None:
+            auto_resize, (width, height) = (int(width), int(height)), first_pass
+            why = (
+                f"first pass of the hires fix to {auto_resize[0]}x{auto_resize[1]}, at about the native area"
+            )
+            d.items = [x for x in d.items if x.field not in ("width", "height")]
+            d.items += [
+                Decision("width", width, Source.PROFILE, why),
+                Decision("height", height, Source.PROFILE, why),
+            ]
         steps = d.pick("steps", request.steps, p.steps, p.steps_source, p.steps_reason)
         cfg = d.pick("cfg_scale", request.cfg_scale, p.cfg_scale, p.cfg_source, p.cfg_reason)
         if request.sampler is None:
@@ -154,8 +172,23 @@ class Planner:
             threads = policy.threads
             source = Source.USER if requested is not None else Source.DEVICE
             d.items.append(Decision("threads", threads, source, policy.reason))
+        hires = plan_hires(
+            request,
+            width=int(width),
+            height=int(height),
+            limits=limits,
+            upscaler_path=resolved.upscaler_path,
+            upscaler_hash=resolved.upscaler_hash,
+            auto_resize=auto_resize,
+            items=d.items,
+            first_schedule=choice.schedule,
+        )
+        peak_w, peak_h = int(width), int(height)
+        if hires is not None:  # the second pass is the larger one
+            target = hires_target(peak_w, peak_h, hires)
+            peak_w, peak_h = target.upscale_width, target.upscale_height
         memory = plan_memory(
-            request, resolved, device, dtype.dtype, (int(width), int(height), int(batch), float(cfg)), d.items
+            request, resolved, device, dtype.dtype, (peak_w, peak_h, int(batch), float(cfg)), d.items
         )
         out = d.pick(
             "output_dir", request.output_dir, str(self._settings.outputs), Source.PROFILE, "settings"
@@ -185,12 +218,21 @@ class Planner:
                 )
             )
         d.items.extend(pick.decision for pick in picks)
+        refiner = plan_refiner(request, model, resolved.refiner, resolved.refiner_decision, d.items)
+        if hires is not None and refiner is not None:
+            raise RequestError(
+                "The hires fix with a refiner is not supported yet; drop --hires or --refiner."
+            )
+        variation = plan_variation(request, self._seed_source, d.items)
+        batch_count = plan_batch_count(request, int(batch), d.items)
         prompt = insert_triggers(request.prompt, (pick.trigger for pick in picks))
         if prompt != request.prompt:
             added = ", ".join(str(pick.trigger) for pick in picks if pick.trigger)
             d.items.append(Decision("prompt", prompt, Source.CATALOG, f"added trigger words: {added}"))
         for e in resolved.embeddings:
             d.items.append(Decision("embedding", e.name, Source.CATALOG, f"named in the prompt; {e.path}"))
+        empty_negative, why_negative = plan_sdxl_empty_negative(family, self._settings.sdxl_empty_negative)
+        d.items.extend([why_negative] if why_negative is not None else [])
         return GenerationPlan(
             prompt=prompt,
             negative_prompt=request.negative_prompt,
@@ -217,6 +259,12 @@ class Planner:
             decisions=tuple(d.items),
             threads=threads,
             memory=memory,
+            prompt_schedule=plan_prompt_schedule(prompt, request.negative_prompt, int(steps), choice.sampler),
+            sdxl_empty_negative=empty_negative,
+            hires=hires,
+            refiner=refiner,
+            variation=variation,
+            batch_count=batch_count,
         )
 
 

@@ -160,6 +160,28 @@ def _prompts(plan: GenerationPlan) -> None:
             raise _fail(field, str(exc)) from exc
 
 
+def _prompt_schedule(plan: GenerationPlan) -> None:
+    """A schedule must be the one the prompts, steps and sampler give (it is derived, never edited); a plan
+    without one conditions on the prompts as written (as plans did before schedules)."""
+    from ..settings import SDXL_EMPTY_NEGATIVE
+    from .prompt_schedule import plan_prompt_schedule
+
+    if plan.sdxl_empty_negative not in SDXL_EMPTY_NEGATIVE:
+        raise _fail(
+            "sdxl_empty_negative",
+            f"{plan.sdxl_empty_negative!r} is not one of {', '.join(SDXL_EMPTY_NEGATIVE)}.",
+        )
+    if plan.prompt_schedule is None:
+        return
+    if plan.prompt_schedule != plan_prompt_schedule(
+        plan.prompt, plan.negative_prompt, plan.steps, plan.sampler
+    ):
+        raise _fail(
+            "prompt_schedule",
+            "does not match the prompts, steps and sampler of the plan; remove it or plan again.",
+        )
+
+
 def _loras_and_embeddings(plan: GenerationPlan) -> None:
     from ..prompt.limits import MAX_NETWORK_WEIGHT
 
@@ -233,6 +255,10 @@ def validate_plan(plan: GenerationPlan, limits: Limits, *, allow_hub: bool = Fal
     _sizes_and_numbers(plan, limits)
     _names(plan)
     _prompts(plan)
+    _prompt_schedule(plan)
     _loras_and_embeddings(plan)
     _controls_and_adapters(plan, limits)
     _init(plan, limits)
+    from .validate_passes import validate_passes
+
+    validate_passes(plan, limits, allow_hub=allow_hub, not_pickle=_not_pickle)

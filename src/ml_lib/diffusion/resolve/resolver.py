@@ -23,6 +23,7 @@ from .inputs import InputStaging
 from .known import KnownModels
 from .loras import lora_requests, resolve_lora
 from .model import choose_model
+from .second_pass import resolve_refiner, resolve_upscaler
 
 __all__ = ["Resolver"]
 
@@ -64,6 +65,8 @@ class Resolver:
         )
         init, mask = self._init_images(request)
         sizes = component_sizes(model)
+        refiner, refiner_decision = resolve_refiner(request, model, self._known, self._hashes)
+        upscaler = resolve_upscaler(request, self._known, self._hashes)
         return ResolvedRequest(
             model=model,
             model_decision=choice.decision,
@@ -82,6 +85,10 @@ class Resolver:
             weight_file_bytes=sizes.file_bytes,
             test_model=is_test_model(model),
             clip_layers=clip_layers(model),
+            refiner=refiner,
+            refiner_decision=refiner_decision,
+            upscaler_path=upscaler[0] if upscaler else None,
+            upscaler_hash=upscaler[1] if upscaler else None,
         )
 
     def _init_images(self, request: GenerationRequest) -> tuple[ImageRef | None, ImageRef | None]:

@@ -1,0 +1,206 @@
+"""The hires fix's second pass (AUTOMATIC1111's ``sample_hr_pass``) on diffusers' img2img.
+
+Latent upscalers interpolate the first pass's latents (``torch.nn.functional.interpolate`` with A1111's
+mode and antialias); image upscalers decode, resize the pictures (Lanczos, Nearest, or a learned model
+through spandrel) and encode them again. The latents are cropped as A1111 crops them for "Hires resize",
+then img2img runs exactly the hires steps (see :func:`..planning.hires.hires_schedule`) with fresh
+generators seeded with each image's seed, as A1111's new ``ImageRNG`` for the second pass.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from ..errors import ModelUnreadableError, RequestError
+from ..plan import GenerationPlan, HiresPlan
+from ..planning.hires import LATENT_UPSCALERS, HiresTarget, hires_schedule, hires_target
+from ..samplers import SamplerChoice
+from .schedulers import make_scheduler
+from .variants import pipeline_view
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from .pool import LoadedPipeline
+
+__all__ = ["crop_latents", "hires_pass", "upscale_image", "upscale_latents"]
+
+Decode = Callable[[Any, torch.Tensor], list["Image.Image"]]
+Encode = Callable[[Any, GenerationPlan], dict[str, torch.Tensor]]
+
+
+def crop_latents(samples: torch.Tensor, target: HiresTarget, factor: int = 8) -> torch.Tensor:
+    """A1111's centred crop for "Hires resize" (a no-op otherwise): its truncation counts latent pixels of
+    8 image pixels; ``factor`` is the VAE's (8 for every real Stable Diffusion VAE)."""
+    ty, tx = target.truncate_y * 8 // factor, target.truncate_x * 8 // factor
+    return samples[
+        :, :, ty // 2 : samples.shape[2] - (ty + 1) // 2, tx // 2 : samples.shape[3] - (tx + 1) // 2
+    ]
+
+
+def upscale_latents(
+    latents: torch.Tensor, target: HiresTarget, upscaler: str, factor: int = 8
+) -> torch.Tensor:
+    """The latents interpolated to the target with A1111's latent mode ``upscaler``, then cropped
+    (``factor``: image pixels per latent pixel)."""
+    mode = LATENT_UPSCALERS[upscaler]
+    size = (target.upscale_height // factor, target.upscale_width // factor)
+    out = torch.nn.functional.interpolate(latents, size=size, mode=mode.mode, antialias=mode.antialias)
+    return crop_latents(out, target, factor)
+
+
+def _model_upscale(image: Image.Image, scale: float, model: Any) -> Image.Image:
+    """A1111's ``Upscaler.upscale``: the model up to three times until the size is reached, then Lanczos."""
+    from PIL import Image as PILImage
+
+    dest_w, dest_h = int((image.width * scale) // 8 * 8), int((image.height * scale) // 8 * 8)
+    for i in range(3):
+        if image.width >= dest_w and image.height >= dest_h and (i > 0 or scale != 1):
+            break
+        shape = image.size
+        image = model(image)
+        if shape == image.size:
+            break
+    if image.size != (dest_w, dest_h):
+        image = image.resize((dest_w, dest_h), resample=PILImage.Resampling.LANCZOS)
+    return image
+
+
+def upscale_image(
+    image: Image.Image, target: HiresTarget, upscaler: str, model: Callable[[Image.Image], Image.Image] | None
+) -> Image.Image:
+    """A1111's ``resize_image(0, …, upscaler_name)``: the upscaler for the scale, then Lanczos to size."""
+    from PIL import Image as PILImage
+
+    w, h = target.upscale_width, target.upscale_height
+    if (image.width, image.height) != (w, h) and upscaler != "None":
+        scale = max(w / image.width, h / image.height)
+        if scale > 1.0:
+            size = (int(image.width * scale), int(image.height * scale))
+            if model is not None:
+                image = _model_upscale(image, scale, model)
+            elif upscaler == "Nearest":
+                image = image.resize(size, resample=PILImage.Resampling.NEAREST)
+            else:
+                image = image.resize(size, resample=PILImage.Resampling.LANCZOS)
+    if image.size != (w, h):
+        image = image.resize((w, h), resample=PILImage.Resampling.LANCZOS)
+    return image
+
+
+def _encode_images(pipe: Any, images: list[Image.Image]) -> torch.Tensor:
+    """The VAE latents of ``images`` (the distribution's mode: A1111 samples it with its global RNG, whose
+    draw is not reproducible; sampling with the image's seed would repeat the img2img noise), scaled as
+    diffusers' SDXL img2img scales them (latents mean/std when the VAE has them)."""
+    import numpy as np
+
+    vae = pipe.vae
+    dtype = next(iter(vae.parameters())).dtype
+    arrays = [np.asarray(im.convert("RGB"), dtype=np.float32) / 127.5 - 1.0 for im in images]
+    x = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).to(vae.device, dtype)
+    with torch.inference_mode():
+        samples = vae.encode(x).latent_dist.mode()
+    mean, std = getattr(vae.config, "latents_mean", None), getattr(vae.config, "latents_std", None)
+    if mean is not None and std is not None:
+        m = torch.tensor(mean).view(1, -1, 1, 1).to(samples)
+        s = torch.tensor(std).view(1, -1, 1, 1).to(samples)
+        return (samples - m) * vae.config.scaling_factor / s
+    return samples * vae.config.scaling_factor
+
+
+def _upscaled(
+    view: Any,
+    latents: torch.Tensor,
+    plan: GenerationPlan,
+    target: HiresTarget,
+    decode: Decode,
+) -> torch.Tensor:
+    """The first pass's latents upscaled (latent modes) or decoded, upscaled and encoded (image modes),
+    cropped to the second pass's size."""
+    hires = plan.hires
+    assert hires is not None
+    factor = int(view.vae_scale_factor)
+    if hires.upscaler in LATENT_UPSCALERS and hires.upscaler_path is None:
+        return upscale_latents(latents, target, hires.upscaler, factor)
+    model = _load_upscaler(hires) if hires.upscaler_path else None
+    images = [upscale_image(im, target, hires.upscaler, model) for im in decode(view, latents)]
+    # The encoder floors odd sizes; crop to whole latent pixels first so the crop below stays A1111's.
+    lw, lh = target.upscale_width // factor * factor, target.upscale_height // factor * factor
+    images = [im.crop((0, 0, lw, lh)) for im in images]
+    return crop_latents(_encode_images(view, images), target, factor)
+
+
+def _load_upscaler(hires: HiresPlan) -> Callable[[Image.Image], Image.Image]:
+    """A learned upscaler (ESRGAN, SwinIR, …) from a .safetensors file through spandrel, as a PIL → PIL call."""
+    try:
+        from spandrel import ModelLoader
+    except ImportError as exc:
+        raise RequestError(
+            f"The hires upscaler {hires.upscaler!r} is a model file, which needs spandrel: "
+            'pip install "ml-lib[upscalers]" (spandrel needs torchvision).'
+        ) from exc
+    try:
+        descriptor = ModelLoader().load_from_file(str(hires.upscaler_path))
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        raise ModelUnreadableError(f"Cannot load the upscaler {hires.upscaler_path}: {exc}") from exc
+    descriptor.eval()
+
+    def run(image: Image.Image) -> Image.Image:
+        import numpy as np
+        from PIL import Image as PILImage
+
+        x = torch.from_numpy(np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0).permute(2, 0, 1)[
+            None
+        ]
+        with torch.inference_mode():
+            y = descriptor(x)[0].clamp(0, 1)
+        return PILImage.fromarray((y.permute(1, 2, 0).numpy() * 255.0).round().astype("uint8"))
+
+    return run
+
+
+def hires_pass(
+    loaded: LoadedPipeline,
+    plan: GenerationPlan,
+    latents: torch.Tensor,
+    seeds: tuple[int, ...],
+    *,
+    base_embeds: dict[str, torch.Tensor],
+    encode: Encode,
+    decode: Decode,
+    step_end: Callable[..., dict[str, Any]],
+    device: torch.device,
+) -> torch.Tensor:
+    """The second pass of ``plan``'s hires fix on a batch's first-pass ``latents``; returns its latents."""
+    hires = plan.hires
+    assert hires is not None
+    target = hires_target(plan.width, plan.height, hires)
+    view = pipeline_view(loaded, "img2img")
+    upscaled = _upscaled(view, latents, plan, target, decode)
+    total, strength = hires_schedule(plan.steps, hires)
+    prompt, negative = hires.prompt or plan.prompt, hires.negative_prompt or plan.negative_prompt
+    if (prompt, negative) == (plan.prompt, plan.negative_prompt):
+        embeds = base_embeds
+    else:
+        embeds = encode(loaded.pipe, dataclasses.replace(plan, prompt=prompt, negative_prompt=negative))
+    config = loaded.base_scheduler_config or dict(loaded.pipe.scheduler.config)
+    choice = SamplerChoice(hires.sampler or plan.sampler, hires.schedule or plan.schedule)
+    previous = view.scheduler
+    view.scheduler = make_scheduler(choice, config, plan.model.prediction_type)
+    try:
+        return view(
+            **embeds,
+            image=upscaled.to(device),
+            strength=strength,
+            num_inference_steps=total,
+            guidance_scale=plan.cfg_scale,
+            generator=[torch.Generator("cpu").manual_seed(s) for s in seeds],
+            output_type="latent",
+            callback_on_step_end=step_end,
+        ).images
+    finally:
+        view.scheduler = previous

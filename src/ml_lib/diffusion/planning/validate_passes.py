@@ -1,0 +1,82 @@
+"""Plan checks for the hires fix, the refiner, variation seeds and batch count (see :mod:`.validate`)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+from ..errors import PlanError, RequestError
+from ..plan import GenerationPlan, ModelFormat, ModelRef
+from ..settings import Limits
+from .checks import MAX_SEED
+from .hires import check_hires, is_builtin_upscaler
+from .refiner import REFINER_FAMILIES
+
+__all__ = ["validate_passes"]
+
+
+def _fail(field: str, problem: str) -> PlanError:
+    return PlanError(f"Plan field {field}: {problem}")
+
+
+def _number(field: str, value: object, low: float, high: float) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or not low <= value <= high:  # type: ignore[operator]
+        raise _fail(field, f"{value!r} is not a number between {low:g} and {high:g}; re-plan it.")
+
+
+def _int(field: str, value: object, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise _fail(field, f"{value!r} is not a whole number between {low} and {high}; re-plan it.")
+
+
+def _refiner_model(model: object, allow_hub: bool, not_pickle: Callable[[str, object], None]) -> None:
+    if not isinstance(model, ModelRef) or not isinstance(model.format, ModelFormat):
+        raise _fail("refiner.model", "must be a model reference with a format.")
+    if model.format is ModelFormat.HUB and not allow_hub:
+        raise _fail(
+            "refiner.model.reference", f"{model.reference!r} is a Hub model, which a plan may not fetch."
+        )
+    if model.format is not ModelFormat.HUB:
+        not_pickle("refiner.model.reference", model.reference)
+    if model.config_dir is not None:
+        not_pickle("refiner.model.config_dir", model.config_dir)
+    if model.family not in REFINER_FAMILIES:
+        raise _fail("refiner.model.family", f"{model.family!r} is not an SDXL refiner or base.")
+
+
+def validate_passes(
+    plan: GenerationPlan, limits: Limits, *, allow_hub: bool, not_pickle: Callable[[str, object], None]
+) -> None:
+    """Raise PlanError for the first bad value of ``plan``'s second passes, variation or batch count;
+    ``not_pickle(field, path)`` is the plan validator's pickle check."""
+    _int("batch_count", plan.batch_count, 1, 100)
+    if plan.variation is not None:
+        v = plan.variation
+        _int("variation.seed", v.seed, 0, MAX_SEED)
+        _number("variation.strength", v.strength, 0.0, 1.0)
+        for side in ("resize_width", "resize_height"):
+            _int(f"variation.{side}", getattr(v, side), 0, limits.max_side)
+    if plan.hires is not None:
+        h = plan.hires
+        if plan.init is not None:
+            raise _fail(
+                "hires", "the hires fix is a txt2img pass; a plan with an init image cannot have one."
+            )
+        for field in ("scale", "denoise"):
+            _number(f"hires.{field}", getattr(h, field), 0.0, 8.0)
+        for field in ("resize_width", "resize_height", "steps"):
+            _int(f"hires.{field}", getattr(h, field), 0, max(limits.max_side, limits.max_steps))
+        if h.upscaler_path is not None:
+            not_pickle("hires.upscaler_path", h.upscaler_path)
+        elif not is_builtin_upscaler(h.upscaler):
+            raise _fail("hires.upscaler", f"{h.upscaler!r} is not a latent mode, Lanczos, Nearest or None.")
+        try:
+            check_hires(h, plan.width, plan.height, limits)
+        except RequestError as exc:
+            raise _fail("hires", str(exc)) from exc
+    if plan.refiner is not None:
+        _refiner_model(plan.refiner.model, allow_hub, not_pickle)
+        _number("refiner.switch_at", plan.refiner.switch_at, 0.0, 1.0)
+        if plan.hires is not None:
+            raise _fail("refiner", "a refiner with the hires fix is not supported yet; drop one of them.")
