@@ -147,7 +147,7 @@ def _unwritable_outs(tmp_path: Path) -> list[Path]:
 def test_unwritable_out_fails_before_loading_anything(run, tiny, tmp_path: Path, monkeypatch) -> None:
     import time
 
-    monkeypatch.setattr("ml_lib.diffusion.engine.pool.load_pipeline", no_loading)
+    monkeypatch.setattr("ml_lib.diffusion.engine.loading.load_pipeline", no_loading)
     for out in _unwritable_outs(tmp_path):
         t0 = time.perf_counter()
         result = run(*tiny_args(tiny, out))
@@ -160,7 +160,7 @@ def test_unwritable_out_fails_before_loading_anything(run, tiny, tmp_path: Path,
 def test_unwritable_out_of_reproduce_fails_before_loading(run, tiny, tmp_path: Path, monkeypatch) -> None:
     assert run(*tiny_args(tiny, tmp_path / "o", "--seed", "4")).exit_code == 0
     (saved,) = (tmp_path / "o").iterdir()
-    monkeypatch.setattr("ml_lib.diffusion.engine.pool.load_pipeline", no_loading)
+    monkeypatch.setattr("ml_lib.diffusion.engine.loading.load_pipeline", no_loading)
     result = run("reproduce", str(saved), "--out", str(saved))
     one_line_error(result, 1, f"Cannot save images in {saved}")
     assert list((tmp_path / "o").iterdir()) == [saved]

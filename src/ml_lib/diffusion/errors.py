@@ -37,6 +37,11 @@ Added since, under the parents named::
         └── HistoryImportError      a history export (JSONL) that cannot be read back
     MetadataError
     └── ForeignMetadataError        another tool's metadata (ComfyUI graph, InvokeAI/Fooocus JSON) is malformed
+    RequestError
+    └── DeviceUnavailableError      a device asked for (or planned on) that this machine does not have
+    GenerationError
+    ├── OutOfMemory                 out of memory at load, denoise or decode (after the recovery ladder)
+    └── NonFiniteError              NaN or infinite numbers in the latents or the decoded image
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ __all__ = [
     "AnnotatorUnavailableError",
     "ConfigError",
     "DatabaseDamagedError",
+    "DeviceUnavailableError",
     "DiskFullError",
     "ForeignMetadataError",
     "GenerationCancelled",
@@ -59,6 +65,7 @@ __all__ = [
     "ModelError",
     "ModelNotFoundError",
     "ModelUnreadableError",
+    "NonFiniteError",
     "OfflineError",
     "OutOfMemory",
     "OutputError",
@@ -143,11 +150,30 @@ class GenerationError(MlDiffusionError):
 
 
 class OutOfMemory(GenerationError):
-    """The device ran out of memory while executing a plan; ``phase`` is "denoise" or "decode"."""
+    """The device ran out of memory while executing a plan; ``phase`` is "load", "encode", "denoise" or
+    "decode"; ``tried`` the memory strategies attempted, in order, and ``estimated_peak_bytes`` the plan's
+    estimate (both filled when the recovery ladder gave up)."""
 
-    def __init__(self, message: str, phase: str = "denoise") -> None:
+    def __init__(
+        self,
+        message: str,
+        phase: str = "denoise",
+        *,
+        tried: tuple[str, ...] = (),
+        estimated_peak_bytes: int | None = None,
+    ) -> None:
         super().__init__(message)
         self.phase = phase
+        self.tried = tried
+        self.estimated_peak_bytes = estimated_peak_bytes
+
+
+class NonFiniteError(GenerationError):
+    """NaN or infinite numbers came out of the ``stage`` ("latents" or "decoded image")."""
+
+    def __init__(self, message: str, stage: str) -> None:
+        super().__init__(message)
+        self.stage = stage
 
 
 class GenerationCancelled(GenerationError):
@@ -196,3 +222,7 @@ class HistoryImportError(HistoryError):
 
 class ForeignMetadataError(MetadataError):
     """Another tool's metadata in an image (a ComfyUI graph, InvokeAI or Fooocus JSON) is malformed."""
+
+
+class DeviceUnavailableError(RequestError):
+    """A device (cuda, mps) asked for, or a plan made for it, that this machine does not have."""

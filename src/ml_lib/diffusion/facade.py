@@ -18,13 +18,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._recording import Planned
-from .errors import MetadataError, ModelNotFoundError, OutOfMemory, PlanError
+from .errors import GenerationCancelled, MetadataError, ModelNotFoundError, PlanError
 from .plan import GenerationPlan, ModelRef
 from .prompt.analysis import PromptAnalysis
 from .prompt.analyzers import make_analyzer, semantic_similarity
 from .prompt.syntax import PromptDocument, parse_prompt
 from .request import GenerationRequest
-from .result import CancelToken, GenerationResult, PhaseTimings, StepInfo
+from .result import CancelToken, GenerationResult, PhaseTimings, Retry, StepInfo
 from .settings import Settings
 
 if TYPE_CHECKING:
@@ -207,11 +207,15 @@ class ImageGenerator:
             self._analyzer = make_analyzer(self.settings.analyzer)
         return self._analyzer(prompt)
 
-    def plan(self, request: GenerationRequest | str, **overrides: Any) -> GenerationPlan:
+    def plan(
+        self, request: GenerationRequest | str, *, hardware: DeviceInfo | None = None, **overrides: Any
+    ) -> GenerationPlan:
         """A fully resolved plan for ``request`` (a prompt string plus overrides also works); writes nothing.
 
         With ``auto`` (the default) a checkpoint is chosen from the catalog when none is named, and
-        catalog LoRAs that fit the prompt are recommended.
+        catalog LoRAs that fit the prompt are recommended. ``hardware`` plans as if on another machine
+        (``planning.whatif.hypothetical_device``): nothing is detected or loaded, and :meth:`execute`
+        refuses the plan when that device is not here.
         """
         from .planning.planner import Planner
 
@@ -221,7 +225,7 @@ class ImageGenerator:
         resolved = self._resolve_step().resolve(req, document, analysis)
         prefs = self.learning.preferences() if self.settings.learn and req.learn else None
         planner = Planner(self.settings, similarity=semantic_similarity(), preferences=prefs)
-        plan = planner.plan(req, resolved, analysis, self._device_now())
+        plan = planner.plan(req, resolved, analysis, hardware or self._device_now())
         self._planned[plan] = Planned(req, resolved, analysis, prefs)
         while len(self._planned) > 32:
             del self._planned[next(iter(self._planned))]
@@ -248,8 +252,12 @@ class ImageGenerator:
         save: bool = True,
     ) -> GenerationResult:
         """Run an existing plan (as from :meth:`plan` or read back from an image)."""
+        from .engine.device import check_device
+
+        check_device(plan.device)  # a plan made for other hardware (what-if planning) is refused here
         from .engine.executor import execute
-        from .engine.memory import stronger_strategy
+        from .engine.peaks import PhaseMonitor
+        from .engine.recovery import forget_frames, run_recovering
         from .learning.records import new_id
         from .output.writer import check_output_dir
         from .resolve import plan_images
@@ -260,46 +268,42 @@ class ImageGenerator:
         assert self._staging is not None and self._hashes is not None
         self._staging.commit(plan_images(plan))  # the inputs a dry-run plan only held
         self._hashes.flush()
-        t0 = time.perf_counter()
-        memory = plan.memory.strategy if plan.memory is not None else "none"
-        retries: list[str] = []
-        while True:  # bounded: each out-of-memory steps up one strategy, up to aggressive
-            loaded = self._pipelines().acquire(
-                plan.model,
-                dtype=plan.dtype,
-                device=plan.device,
-                memory=memory,
-                expected=self._expected(plan, memory),
-            )
+        pool = self._pipelines()
+        retries: list[Retry] = []
+        monitor = PhaseMonitor(plan.device)
+        with monitor:  # peak memory per phase; leaving it collects garbage (also on error or cancel)
             try:
-                refiner = self._refiner(plan, memory)
-                load = time.perf_counter() - t0
-                out = execute(
-                    loaded,
+                run = run_recovering(
                     plan,
-                    on_step=on_step,
-                    cancel=cancel,
-                    annotator_dir=self.settings.annotator_dir,
-                    refiner=refiner,
+                    load=lambda memory: pool.acquire(  # pinned until released
+                        plan.model,
+                        dtype=plan.dtype,
+                        device=plan.device,
+                        memory=memory,
+                        expected=self._expected(plan, memory),
+                    ),
+                    run=lambda loaded, memory: execute(
+                        loaded,
+                        plan,
+                        on_step=on_step,
+                        cancel=cancel,
+                        annotator_dir=self.settings.annotator_dir,
+                        refiner=self._refiner(plan, memory),
+                        monitor=monitor,
+                        retries=retries,
+                    ),
+                    release=pool.release,
+                    drop=lambda _loaded: pool.clear(),  # an out-of-memory frees every pooled pipeline
+                    monitor=monitor,
+                    retries=retries,
                 )
-                break
-            except OutOfMemory as exc:
-                stronger = stronger_strategy(memory)
-                if stronger is None:
-                    tried = ", ".join([*retries, memory])
-                    estimate = plan.memory.estimated_peak_bytes / 1e9 if plan.memory is not None else 0.0
-                    raise OutOfMemory(
-                        f"{exc} Estimated ~{estimate:.1f} GB; tried {tried}.", exc.phase
-                    ) from exc
-                log.warning("out of memory at %s with %s: retrying with %s", exc.phase, memory, stronger)
-                retries.append(memory)
-                self._pipelines().drop(loaded)
-                memory = stronger
-            finally:
-                self._pipelines().release(loaded)  # unpinned: evictable again
+            except GenerationCancelled as exc:
+                forget_frames(exc)  # the cancelled run's tensors go now, not when the caller drops the error
+                raise
+        out, load = run.output, run.load_seconds
         t1 = time.perf_counter()
         gid = new_id()
-        paths = self._save(plan, out.images, plan.seeds, gid) if save else ()
+        paths = self._save(plan, out.images, plan.seeds, gid, retries=tuple(retries)) if save else ()
         timings = PhaseTimings(load, out.encode, out.denoise, out.decode, time.perf_counter() - t1)
         result = GenerationResult(
             out.images,
@@ -308,7 +312,8 @@ class ImageGenerator:
             paths,
             timings,
             gid,
-            memory_retries=tuple(f"{m} → out of memory" for m in retries),
+            retries=tuple(retries),
+            memory=monitor.report(),
         )
         if self._recording:
             self._record(result)
@@ -320,7 +325,7 @@ class ImageGenerator:
 
         gid = result.generation_id or new_id()
         t0 = time.perf_counter()
-        paths = self._save(result.plan, result.images, result.seeds, gid)
+        paths = self._save(result.plan, result.images, result.seeds, gid, retries=result.retries)
         timings = dataclasses.replace(result.timings, save=time.perf_counter() - t0)
         kept = dataclasses.replace(result, paths=paths, generation_id=gid, timings=timings)
         self._record(kept)
@@ -392,11 +397,17 @@ class ImageGenerator:
         full = self.execute(plan, save=False)
         t0 = time.perf_counter()
         images = full.images[index : index + 1]
-        paths = self._save(plan, images, (seed,), full.generation_id, first=index) if save else ()
+        paths = (
+            self._save(plan, images, (seed,), full.generation_id, first=index, retries=full.retries)
+            if save
+            else ()
+        )
         if paths:
             self._record_outputs(full.generation_id, paths)
         timings = dataclasses.replace(full.timings, save=time.perf_counter() - t0)
-        return GenerationResult(images, (seed,), plan, paths, timings, full.generation_id)
+        return GenerationResult(
+            images, (seed,), plan, paths, timings, full.generation_id, full.retries, full.memory
+        )
 
     def _reproduce_foreign(
         self,
@@ -477,6 +488,7 @@ class ImageGenerator:
         generation_id: str,
         *,
         first: int = 0,
+        retries: tuple[Retry, ...] = (),
     ) -> tuple[Path, ...]:
         from .output.comfyui import comfy_chunks
         from .output.infotext import format_infotext
@@ -486,9 +498,10 @@ class ImageGenerator:
         now = datetime.now()
         plan_json = plan.to_json()
         paths = []
+        extra = (("Memory retries", "; ".join(r.describe() for r in retries)),) if retries else ()
         for i, (image, seed) in enumerate(zip(images, seeds, strict=True)):
             text = format_infotext(
-                plan, seed=seed, model_hash=plan.model.hash, version=_version(), index=first + i
+                plan, seed=seed, model_hash=plan.model.hash, version=_version(), index=first + i, extra=extra
             )
             ctx = NameContext.from_plan(plan, seed=seed, now=now)
             comfy = comfy_chunks(plan, seed) if plan.image_format.lower() == "png" else ()

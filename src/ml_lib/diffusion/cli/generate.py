@@ -12,7 +12,8 @@ from rich.table import Table
 
 from ..request import GenerationRequest
 from ._common import console, run, safe_text
-from .options import JsonOpt, request_command
+from .options import JsonOpt, VerboseOpt, request_command
+from .whatif import DeviceOpt, RamOpt, VramOpt
 
 __all__ = ["DEMO_NOTICE", "generate", "plan_cmd"]
 
@@ -33,10 +34,10 @@ def _outside_demo(prompt: str) -> str:
     return f" It knows only its toy shapes, colours, positions and backgrounds, not: {shown}."
 
 
-def _generator() -> Any:
+def _generator(device: str | None = None) -> Any:
     from ..facade import ImageGenerator
 
-    return ImageGenerator()
+    return ImageGenerator(device=device)
 
 
 @request_command
@@ -46,6 +47,8 @@ def generate(
     prompt: str,
     *,
     as_json: JsonOpt = False,
+    verbose: VerboseOpt = False,
+    device: DeviceOpt = None,
 ) -> None:
     """Generate images from PROMPT and save them with A1111-compatible metadata."""
 
@@ -53,7 +56,7 @@ def generate(
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
         request = make_request()
-        with _generator() as gen:
+        with _generator(device) as gen:
             plan = gen.plan(request)
             if not request.model and plan.model.family == "demo":
                 console(stderr=True).print(escape(DEMO_NOTICE + _outside_demo(prompt)))
@@ -82,6 +85,11 @@ def generate(
             f"[dim]{safe_text(plan.model.name)} · {plan.width}x{plan.height} · {plan.steps} steps · {plan.sampler} "
             f"{plan.schedule} · load {t.load:.1f}s, denoise {t.denoise:.1f}s, decode {t.decode:.1f}s[/]"
         )
+        if verbose:
+            from .report import verbose_lines
+
+            for line in verbose_lines(result):
+                out.print(f"[dim]{line}[/]")
 
     run(ctx, action)
 
@@ -93,12 +101,21 @@ def plan_cmd(
     prompt: str,
     *,
     as_json: JsonOpt = False,
+    device: DeviceOpt = None,
+    vram: VramOpt = None,
+    ram: RamOpt = None,
 ) -> None:
-    """Show the plan for PROMPT and the reason for every choice, without generating or writing anything."""
+    """Show the plan for PROMPT and the reason for every choice, without generating or writing anything.
+
+    With --vram or --ram (and --device), plan as if on that hardware: nothing is detected or loaded."""
 
     def action() -> None:
-        with _generator() as gen:
-            plan = gen.plan(make_request())
+        from .whatif import memory_summary, whatif_hardware
+
+        request = make_request()
+        hardware = whatif_hardware(device, vram, ram)
+        with _generator(None if hardware is not None else device) as gen:
+            plan = gen.plan(request, hardware=hardware)
         if as_json:
             typer.echo(plan.to_json(indent=2))
             return
@@ -108,5 +125,6 @@ def plan_cmd(
         for d in plan.decisions:
             table.add_row(d.field, safe_text(str(d.value)), d.source.value, safe_text(d.reason))
         console().print(table)
+        console().print(memory_summary(plan))
 
     run(ctx, action)

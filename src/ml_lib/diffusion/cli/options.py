@@ -162,6 +162,9 @@ IPWeightOpt = Annotated[str, typer.Option("--ip-adapter-weights", help="Weights 
 FormatOpt = Annotated[str | None, typer.Option("--format", help="png (default), jpeg or webp.")]
 PresetOpt = Annotated[str | None, typer.Option("--preset", help="speed, balanced (default) or quality.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+VerboseOpt = Annotated[
+    bool, typer.Option("--verbose", "-v", help="Also print time and peak memory per phase, and any retries.")
+]
 NoAutoOpt = Annotated[
     bool, typer.Option("--no-auto", help="No automatic checkpoint choice or LoRA recommendation.")
 ]

@@ -19,7 +19,7 @@ import torch
 from ..catalog.families import Family
 from ..errors import GenerationCancelled, OutOfMemory, RequestError, UnsupportedModelError
 from ..plan import GenerationPlan
-from ..result import CancelToken, StepInfo
+from ..result import CancelToken, Retry, StepInfo
 from ..samplers import SamplerChoice
 from ._oom import is_out_of_memory
 from ._quiet import no_sde_rounding_warnings
@@ -32,6 +32,7 @@ from .finite import check_finite
 from .hires import hires_pass
 from .init_images import load_ref, prepare_init
 from .ip_adapter import apply_ip_adapters
+from .recovery import decode_recovering
 from .refiner import base_handoff, refine
 from .schedule import encode_schedule
 from .schedulers import make_scheduler
@@ -42,6 +43,7 @@ from .variants import mode_of, pipeline_view
 if TYPE_CHECKING:
     from PIL import Image
 
+    from .peaks import PhaseMonitor
     from .pool import LoadedPipeline
 
 __all__ = ["ExecutionOutput", "execute"]
@@ -146,11 +148,19 @@ def execute(
     cancel: CancelToken | None = None,
     annotator_dir: Path | None = None,
     refiner: LoadedPipeline | None = None,
+    monitor: PhaseMonitor | None = None,
+    retries: list[Retry] | None = None,
 ) -> ExecutionOutput:
     """Generate the images of ``plan`` with the pooled pipeline ``loaded``; raises GenerationCancelled
     when ``cancel`` is set (checked before every step and before decoding). ``annotator_dir`` holds the
     weights of model-based ControlNet preprocessors (depth, lineart …); ``refiner`` is the loaded SDXL
-    refiner of a plan that has one. Batch count, hires fix and refiner run batch by batch."""
+    refiner of a plan that has one. Batch count, hires fix and refiner run batch by batch. ``monitor``
+    measures each phase's peak memory; a decode retried tiled or in fp32 is appended to ``retries``."""
+    recovered: list[Retry] = [] if retries is None else retries
+
+    def watch(name: str) -> AbstractContextManager[None]:
+        return monitor.phase(name) if monitor is not None else nullcontext()
+
     mode = mode_of(plan)
     if Family(plan.model.family) is Family.SDXL_REFINER and mode == "txt2img":
         raise UnsupportedModelError(
@@ -182,11 +192,12 @@ def execute(
             on_step(StepInfo(i + 1, p.num_timesteps))
         return kw
 
-    phase = "denoise"
+    phase = "encode"
     try:
         t0 = time.perf_counter()
-        embeds, hooks = _conditioning(pipe, view, plan, device)
-        _sync(device)
+        with watch("encode"):
+            embeds, hooks = _conditioning(pipe, view, plan, device)
+            _sync(device)
         encode_s = time.perf_counter() - t0
         images: list[Image.Image] = []
         denoise_s = decode_s = 0.0
@@ -195,7 +206,7 @@ def execute(
             t1 = time.perf_counter()
             generators = [torch.Generator("cpu").manual_seed(s) for s in seeds]
             noise = _noise(view, plan, seeds, subseeds, generators)
-            with no_sde_rounding_warnings():
+            with no_sde_rounding_warnings(), watch("denoise"):
                 with hooks():  # a prompt schedule counts this run's denoiser calls only
                     latents = view(
                         **embeds,
@@ -227,12 +238,13 @@ def execute(
                     decoder, latents = refine(
                         refiner, plan, latents, generators, step_end=step_end, device=device
                     )
-            _sync(device)
+                _sync(device)
             t2 = time.perf_counter()
             _check(cancel)
             phase = "decode"
-            images += prepared.finish(_decode(decoder, latents, plan))
-            _sync(device)
+            with watch("decode"):
+                images += prepared.finish(decode_recovering(_decode, decoder, latents, plan, recovered))
+                _sync(device)
             denoise_s, decode_s = denoise_s + t2 - t1, decode_s + time.perf_counter() - t2
     except (MemoryError, RuntimeError) as exc:
         if not is_out_of_memory(exc):

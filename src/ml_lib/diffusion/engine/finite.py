@@ -8,20 +8,21 @@ from __future__ import annotations
 
 import torch
 
-from ..errors import GenerationError
+from ..errors import NonFiniteError
 from ..plan import GenerationPlan
 
 __all__ = ["check_finite"]
 
 
 def check_finite(tensor: torch.Tensor, stage: str, plan: GenerationPlan) -> None:
-    """Raise GenerationError when ``tensor`` (the ``stage`` of ``plan``: "latents", "decoded image")
-    holds a NaN or an infinity."""
+    """Raise NonFiniteError (a GenerationError) when ``tensor`` (the ``stage`` of ``plan``: "latents",
+    "decoded image") holds a NaN or an infinity."""
     if bool(torch.isfinite(tensor).all()):
         return
-    raise GenerationError(
+    raise NonFiniteError(
         f"The {stage} came out as NaN or infinite numbers, which would save as a black image, so nothing "
-        f"was saved. Likely cause: {'; or '.join(_causes(plan))}."
+        f"was saved. Likely cause: {'; or '.join(_causes(plan))}.",
+        stage,
     )
 
 

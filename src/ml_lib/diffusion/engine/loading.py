@@ -12,10 +12,10 @@ from transformers import CLIPTokenizer
 from .._assets import asset_path, local_path
 from ..catalog.families import Family
 from ..errors import (
-    GenerationError,
     ModelNotFoundError,
     ModelUnreadableError,
     OfflineError,
+    OutOfMemory,
     UnsupportedModelError,
 )
 from ..plan import ModelFormat, ModelRef
@@ -112,8 +112,9 @@ def load_pipeline(model: ModelRef, *, dtype: str, device: str) -> Any:
     except (MemoryError, RuntimeError) as exc:
         if not is_out_of_memory(exc):
             raise _unreadable(model, exc) from exc
-        raise GenerationError(
-            f"Out of memory while loading {model.reference}: close other programs, or use a smaller model."
+        raise OutOfMemory(
+            f"Out of memory while loading {model.reference}: close other programs, or use a smaller model.",
+            "load",
         ) from exc
     except (OSError, ValueError, KeyError) as exc:
         raise _unreadable(model, exc) from exc
