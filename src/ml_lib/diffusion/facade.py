@@ -13,18 +13,16 @@ import logging
 import sqlite3
 import time
 from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._recording import Planned
-from .errors import GenerationCancelled, MetadataError, ModelNotFoundError, PlanError
 from .plan import GenerationPlan, ModelRef
 from .prompt.analysis import PromptAnalysis
 from .prompt.analyzers import make_analyzer, semantic_similarity
 from .prompt.syntax import PromptDocument, parse_prompt
 from .request import GenerationRequest
-from .result import CancelToken, GenerationResult, PhaseTimings, Retry, StepInfo
+from .result import CancelToken, GenerationResult, Retry, StepInfo
 from .settings import Settings
 
 if TYPE_CHECKING:
@@ -252,72 +250,9 @@ class ImageGenerator:
         save: bool = True,
     ) -> GenerationResult:
         """Run an existing plan (as from :meth:`plan` or read back from an image)."""
-        from .engine.device import check_device
+        from ._executing import execute_plan
 
-        check_device(plan.device)  # a plan made for other hardware (what-if planning) is refused here
-        from .engine.executor import execute
-        from .engine.peaks import PhaseMonitor
-        from .engine.recovery import forget_frames, run_recovering
-        from .learning.records import new_id
-        from .output.writer import check_output_dir
-        from .resolve import plan_images
-
-        if save:  # before anything loads: a bad --out must not cost a whole generation
-            check_output_dir(Path(plan.output_dir))
-        self._resolve_step()
-        assert self._staging is not None and self._hashes is not None
-        self._staging.commit(plan_images(plan))  # the inputs a dry-run plan only held
-        self._hashes.flush()
-        pool = self._pipelines()
-        retries: list[Retry] = []
-        monitor = PhaseMonitor(plan.device)
-        with monitor:  # peak memory per phase; leaving it collects garbage (also on error or cancel)
-            try:
-                run = run_recovering(
-                    plan,
-                    load=lambda memory: pool.acquire(  # pinned until released
-                        plan.model,
-                        dtype=plan.dtype,
-                        device=plan.device,
-                        memory=memory,
-                        expected=self._expected(plan, memory),
-                    ),
-                    run=lambda loaded, memory: execute(
-                        loaded,
-                        plan,
-                        on_step=on_step,
-                        cancel=cancel,
-                        annotator_dir=self.settings.annotator_dir,
-                        refiner=self._refiner(plan, memory),
-                        monitor=monitor,
-                        retries=retries,
-                    ),
-                    release=pool.release,
-                    drop=lambda _loaded: pool.clear(),  # an out-of-memory frees every pooled pipeline
-                    monitor=monitor,
-                    retries=retries,
-                )
-            except GenerationCancelled as exc:
-                forget_frames(exc)  # the cancelled run's tensors go now, not when the caller drops the error
-                raise
-        out, load = run.output, run.load_seconds
-        t1 = time.perf_counter()
-        gid = new_id()
-        paths = self._save(plan, out.images, plan.seeds, gid, retries=tuple(retries)) if save else ()
-        timings = PhaseTimings(load, out.encode, out.denoise, out.decode, time.perf_counter() - t1)
-        result = GenerationResult(
-            out.images,
-            plan.seeds,
-            plan,
-            paths,
-            timings,
-            gid,
-            retries=tuple(retries),
-            memory=monitor.report(),
-        )
-        if self._recording:
-            self._record(result)
-        return result
+        return execute_plan(self, plan, on_step=on_step, cancel=cancel, save=save)
 
     def keep(self, result: GenerationResult) -> GenerationResult:
         """Save and record a result executed elsewhere with ``save=False`` (a batch worker's)."""
@@ -365,72 +300,11 @@ class ImageGenerator:
         Fooocus) is planned from the settings it records, with ``model`` (a path or catalog name) in place
         of the model it names; what cannot be honoured is logged as a warning.
         """
-        from .planning.validate import validate_plan
+        from ._reproducing import reproduce_image
 
-        meta = self.info(image)
-        foreign = meta.foreign is not None or meta.foreign_error is not None
-        if (
-            meta.plan is None and meta.plan_error is None and foreign
-        ):  # a damaged plan of ours is not bypassed
-            return self._reproduce_foreign(image, meta, output_dir=output_dir, save=save, model=model)
-        if meta.plan is not None and model is not None:
-            log.warning("%s carries its plan: --model is for other tools' images and is not used.", image)
-        if meta.plan is None:
-            why = f" ({meta.plan_error})" if meta.plan_error else ""
-            raise MetadataError(
-                f"{image} carries no ml-diffusion plan{why} and no settings of another tool "
-                "(A1111, Forge, SD.Next, ComfyUI, InvokeAI, Fooocus) to reproduce."
-            )
-        try:
-            validate_plan(meta.plan, self.settings.limits, allow_hub=allow_hub)
-        except PlanError as exc:
-            raise PlanError(f"{image}: the plan inside it cannot be reproduced. {exc}") from exc
-        plan = dataclasses.replace(meta.plan, output_dir=str(output_dir or self.settings.outputs))
-        plan = dataclasses.replace(plan, model=self._relocate(plan.model))
-        if save:
-            from .output.writer import check_output_dir
-
-            check_output_dir(Path(plan.output_dir))
-        # The whole batch is regenerated (batching changes floating-point results); keep this image.
-        index = _image_index(plan, meta.parsed)
-        seed = plan.seeds[index]
-        full = self.execute(plan, save=False)
-        t0 = time.perf_counter()
-        images = full.images[index : index + 1]
-        paths = (
-            self._save(plan, images, (seed,), full.generation_id, first=index, retries=full.retries)
-            if save
-            else ()
+        return reproduce_image(
+            self, image, output_dir=output_dir, save=save, allow_hub=allow_hub, model=model
         )
-        if paths:
-            self._record_outputs(full.generation_id, paths)
-        timings = dataclasses.replace(full.timings, save=time.perf_counter() - t0)
-        return GenerationResult(
-            images, (seed,), plan, paths, timings, full.generation_id, full.retries, full.memory
-        )
-
-    def _reproduce_foreign(
-        self,
-        image: str | Path,
-        meta: ImageMetadata,
-        *,
-        output_dir: str | Path | None,
-        save: bool,
-        model: str | None,
-    ) -> GenerationResult:
-        """Plan and run the request another tool's image records (see :meth:`reproduce`)."""
-        from .output.foreign import foreign_request
-
-        request = foreign_request(image, meta.foreign, meta.foreign_error, model=model)
-        output = str(output_dir or self.settings.outputs)
-        try:
-            return self.generate(dataclasses.replace(request, output_dir=output), save=save)
-        except ModelNotFoundError as exc:
-            if model is not None:
-                raise
-            raise ModelNotFoundError(
-                f"{exc} The image names {request.model!r}: give your copy with --model."
-            ) from exc
 
     def info(self, image: str | Path) -> ImageMetadata:
         """Metadata of an image written by us or by A1111, Forge, SD.Next, ComfyUI, InvokeAI or Fooocus."""
@@ -490,48 +364,9 @@ class ImageGenerator:
         first: int = 0,
         retries: tuple[Retry, ...] = (),
     ) -> tuple[Path, ...]:
-        from .output.comfyui import comfy_chunks
-        from .output.infotext import format_infotext
-        from .output.naming import NameContext
-        from .output.writer import save_image
+        from .output.saving import save_plan_images
 
-        now = datetime.now()
-        plan_json = plan.to_json()
-        paths = []
-        extra = (("Memory retries", "; ".join(r.describe() for r in retries)),) if retries else ()
-        for i, (image, seed) in enumerate(zip(images, seeds, strict=True)):
-            text = format_infotext(
-                plan, seed=seed, model_hash=plan.model.hash, version=_version(), index=first + i, extra=extra
-            )
-            ctx = NameContext.from_plan(plan, seed=seed, now=now)
-            comfy = comfy_chunks(plan, seed) if plan.image_format.lower() == "png" else ()
-            paths.append(
-                save_image(
-                    image,
-                    Path(plan.output_dir),
-                    plan.name_template,
-                    ctx,
-                    text,
-                    plan_json,
-                    plan.image_format,
-                    generation_id=generation_id,
-                    extra_chunks=comfy,
-                )
-            )
-        return tuple(paths)
-
-
-def _image_index(plan: GenerationPlan, parsed: Any) -> int:
-    """Which image of ``plan`` an infotext describes: by its variation seed when the seeds are all one
-    (A1111 with a variation strength), else by its seed; the first image when neither matches."""
-    if parsed is None:
-        return 0
-    subseed = parsed.get("Variation seed")
-    if plan.subseeds and subseed is not None and subseed.strip().isdigit():
-        value = int(subseed)
-        if value in plan.subseeds and len(set(plan.seeds)) == 1:
-            return plan.subseeds.index(value)
-    return plan.seeds.index(parsed.seed) if parsed.seed in plan.seeds else 0
+        return save_plan_images(plan, images, seeds, generation_id, _version(), first=first, retries=retries)
 
 
 def _as_request(request: GenerationRequest | str, overrides: dict[str, Any]) -> GenerationRequest:
