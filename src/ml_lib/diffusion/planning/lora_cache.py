@@ -1,0 +1,27 @@
+"""The LoRA index, built once per catalog state rather than once per plan."""
+
+from __future__ import annotations
+
+from ..catalog.records import ModelRecord
+from .lora_index import LoraIndex
+
+__all__ = ["IndexCache"]
+
+
+class IndexCache:
+    """The index of the last candidate tuple seen. The resolver hands out the very same tuple while the
+    catalog (and the files' folders) are unchanged, so identity is the cache key: any change to the catalog
+    gives a new tuple and a rebuilt index."""
+
+    def __init__(self) -> None:
+        self._records: tuple[ModelRecord, ...] | None = None
+        self._index: LoraIndex | None = None
+        self.builds = 0  # how many indexes were built (for tests and benchmarks)
+
+    def get(self, records: tuple[ModelRecord, ...]) -> LoraIndex:
+        """The index of ``records`` (rebuilt when they are not the tuple of the last call)."""
+        if self._index is None or self._records is not records:
+            self._index = LoraIndex(records)
+            self._records = records
+            self.builds += 1
+        return self._index

@@ -1,0 +1,192 @@
+"""What each catalogued LoRA is evidence for: phrases from its trigger words, name, kohya tag counts and
+sidecar (Civitai tags, description and what the description says it is *not* for), indexed per family.
+
+A prompt is matched phrase by phrase (``plate armor`` is one phrase, not two words), so every piece of
+evidence knows which words of the prompt it stands on: the recommender (:mod:`.loras`) uses that to
+tell a style request from a mention and to refuse a second pick that only shares the first pick's words.
+Booru quality/count tags (``masterpiece``, ``1girl`` …) and Civitai category tags are never indexed.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from ..catalog.families import Family
+from ..catalog.records import ModelKind, ModelRecord, Status
+from ..prompt.lexicon import PhraseIndex, Token, load_vocab, stem
+from ._text import tokens
+
+__all__ = ["Evidence", "LoraIndex", "LoraProfile", "lora_terms"]
+
+#: field → base weight of one matched phrase (before specificity).
+FIELD_WEIGHTS = {"trigger": 3.0, "name": 2.0, "tag": 1.2, "civitai": 0.8, "partial": 0.8, "minor": 0.3, "text": 0.3}
+#: Fields that name what a LoRA is for (a pick needs one of them, or two tags).
+STRONG = frozenset({"trigger", "name"})
+_PRIOR_DOCS = 100  # virtual LoRAs sharing no phrase: a small catalog's phrases still count as rare
+_NAME_NOISE = frozenset(
+    "lora lycoris locon loha style xl sdxl sd sd1 sd15 sd21 sd2 flux v1 v2 v3 v4 v5 v6 final fp16 "
+    "model pony illustrious noob epoch".split()
+)
+_NEGATION = re.compile(r"\b(?:not|no|never|without|except|avoid|doesn't|does not|isn't|won't)\b(?P<rest>[^.;!?]*)")
+
+
+@functools.cache
+def lora_terms() -> dict[str, frozenset[str]]:
+    """The word lists of ``vocab/lora_terms.json`` as lower-case sets (cached per process)."""
+    data = load_vocab("lora_terms")
+    return {key: frozenset(v.lower() for v in values) for key, values in data.items() if key != "_doc"}
+
+
+@dataclass(frozen=True, slots=True)
+class LoraProfile:
+    """One LoRA's kind (``identity``, ``style`` or ``concept``) and its evidence phrases."""
+
+    kind: str
+    phrases: tuple[tuple[str, str, float], ...]  # (field, phrase, weight)
+    negatives: tuple[str, ...]  # words its description says it is not for
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """A phrase of a LoRA's profile found in the prompt at token span [start, end)."""
+
+    field: str
+    phrase: str
+    weight: float
+    start: int
+    end: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.field}:{self.phrase}"
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.lower().replace("_", " ").split())
+
+
+def _kind(record: ModelRecord) -> str:
+    terms = lora_terms()
+    side = {t.lower() for t in record.sidecar.tags} if record.sidecar is not None else set()
+    if side & terms["identity_categories"]:
+        return "identity"
+    if side & terms["style_categories"]:
+        return "style"
+    return "concept"
+
+
+def _description_negatives(text: str) -> tuple[str, ...]:
+    out: list[str] = []
+    for found in _NEGATION.finditer(text.lower()):
+        out += tokens(found.group("rest"))
+    return tuple(dict.fromkeys(stem(w) for w in out))
+
+
+def _profile(record: ModelRecord) -> LoraProfile:
+    terms = lora_terms()
+    generic, categories = terms["generic_tags"], terms["category_tags"]
+    phrases: dict[str, tuple[str, float]] = {}
+
+    def add(field: str, phrase: str, weight: float) -> None:
+        phrase = _norm(phrase)
+        if not phrase or phrase in generic or len(phrase) < 2:
+            return
+        if phrase not in phrases or phrases[phrase][1] < weight:
+            phrases[phrase] = (field, weight)
+
+    for trigger in record.trigger_words:
+        for part in trigger.split(","):
+            add("trigger", part, FIELD_WEIGHTS["trigger"])
+            words = tokens(part)
+            if len(words) > 1:
+                for word in words:
+                    add("partial", word, FIELD_WEIGHTS["partial"])
+    lora = record.info.lora
+    for name in (record.name, lora.output_name if lora is not None else None):
+        for word in tokens(name or ""):
+            if word not in _NAME_NOISE and not word.isdigit() and len(word) > 2:
+                add("name", word, FIELD_WEIGHTS["name"])
+    if lora is not None and lora.top_tags:
+        top = lora.top_tags[0].count or 1
+        for tag in lora.top_tags[:20]:
+            ratio = tag.count / top
+            major = ratio >= 0.5
+            add("tag" if major else "minor", tag.tag, FIELD_WEIGHTS["tag" if major else "minor"] * (0.5 + ratio / 2))
+    negatives: tuple[str, ...] = ()
+    side = record.sidecar
+    if side is not None:
+        for tag in side.tags:
+            if _norm(tag) not in categories:
+                add("civitai", tag, FIELD_WEIGHTS["civitai"])
+        if side.description:
+            description = side.description[:400]
+            negatives = _description_negatives(description)
+            positive = _NEGATION.sub(" ", description.lower())
+            for word in tokens(positive):
+                if stem(word) not in negatives:
+                    add("text", word, FIELD_WEIGHTS["text"])
+    own = {stem(w) for p in phrases for w in p.split()}
+    return LoraProfile(
+        _kind(record),
+        tuple((field, phrase, weight) for phrase, (field, weight) in phrases.items()),
+        tuple(n for n in negatives if n not in own),
+    )
+
+
+class LoraIndex:
+    """LoRA records (speed LoRAs and unusable files left out) with their evidence phrases per family.
+
+    Built once per catalog state (the planner caches it; see :mod:`.lora_cache`)."""
+
+    def __init__(self, records: Iterable[ModelRecord]) -> None:
+        usable = [r for r in records if r.kind is ModelKind.LORA and r.status is Status.OK]
+        fast = [r for r in usable if r.info.lora is not None and r.info.lora.speed is not None]
+        self.speed: tuple[ModelRecord, ...] = tuple(fast)  # distillation LoRAs: never recommended
+        fast_ids = {id(r) for r in fast}
+        self.records: tuple[ModelRecord, ...] = tuple(r for r in usable if id(r) not in fast_ids)
+        self.profiles: tuple[LoraProfile, ...] = tuple(_profile(r) for r in self.records)
+        df: dict[str, int] = {}
+        for profile in self.profiles:
+            for _, phrase, _ in profile.phrases:
+                df[phrase] = df.get(phrase, 0) + 1
+        n = len(self.records) + _PRIOR_DOCS
+        scale = math.log(1 + n)
+        # phrase → family → [(record index, field, weight x specificity)]
+        self._postings: dict[str, dict[Family, list[tuple[int, str, float]]]] = {}
+        for i, (record, profile) in enumerate(zip(self.records, self.profiles, strict=True)):
+            for field, phrase, weight in profile.phrases:
+                specificity = math.log(1 + (n - df[phrase] + 0.5) / (df[phrase] + 0.5)) / scale
+                by_family = self._postings.setdefault(phrase, {})
+                by_family.setdefault(record.family, []).append((i, field, weight * (0.5 + specificity / 2)))
+        self._phrases = PhraseIndex((phrase, phrase, phrase, 0.0) for phrase in self._postings)
+        generic = lora_terms()["generic_tags"]
+        self._generic = PhraseIndex((g, g, g, 0.0) for g in generic)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def vocabulary(self, i: int) -> frozenset[str]:
+        """The word stems of record ``i``'s evidence phrases (what its training images showed)."""
+        return frozenset(stem(w) for _, phrase, _ in self.profiles[i].phrases for w in phrase.split())
+
+    def match(self, prompt_tokens: Sequence[Token], skip: set[int]) -> dict[Family, dict[int, list[Evidence]]]:
+        """Evidence per family and record index for the prompt's tokens (token indices in ``skip``, such as
+        negated words, are not evidence)."""
+        out: dict[Family, dict[int, list[Evidence]]] = {}
+        for found in self._phrases.find(list(prompt_tokens)):
+            if any(k in skip for k in range(found.start, found.end)):
+                continue
+            for family, postings in self._postings[found.key].items():
+                per_record = out.setdefault(family, {})
+                for i, field, weight in postings:
+                    ev = Evidence(field, found.key, weight * max(0.3, min(found.weight, 2.0)), found.start, found.end)
+                    per_record.setdefault(i, []).append(ev)
+        return out
+
+    def generic_tags(self, prompt_tokens: Sequence[Token]) -> tuple[str, ...]:
+        """The booru quality/count tags the prompt uses (never evidence for a LoRA)."""
+        return tuple(dict.fromkeys(m.term for m in self._generic.find(list(prompt_tokens))))
