@@ -95,10 +95,12 @@ graffiti | sdxl | graffiti style | graffiti:120, spray paint:80, street art:70, 
 crochet | flux | crochet style | crochet:100, yarn:90, knitted:60, amigurumi:50 | style, craft | Crocheted yarn figures
 mechamusume | sdxl | mecha musume | mecha girl:100, 1girl:90, mechanical parts:70, armor:40 | character, mecha | Girls wearing mecha parts
 dragongirl | sd1 sdxl | dragon girl | dragon horns:110, dragon tail:100, 1girl:90, scales:40 | character, fantasy | Girls with dragon horns and tails
-"""
+"""  # noqa: E501
 
 
-def _extra_themes() -> dict[str, tuple[tuple[str, ...], str, tuple[tuple[str, int], ...], tuple[str, ...], str]]:
+def _extra_themes() -> dict[
+    str, tuple[tuple[str, ...], str, tuple[tuple[str, int], ...], tuple[str, ...], str]
+]:
     out = {}
     for line in _EXTRA_TABLE.strip().splitlines():
         key, families, trigger, tags, civitai, description = (part.strip() for part in line.split("|"))

@@ -23,6 +23,8 @@ LIBRARY = (
                 description="Everything rendered as hand-tooled leather. Not for photos of leather goods."),
     lora_record("watercolor_xl", triggers=("wtrclr",), civitai_tags=("style", "watercolor"),
                 tags=(("watercolor", 100), ("painting", 60), ("soft colors", 50))),
+    lora_record("stained_glass_xl", triggers=("stained glass",), civitai_tags=("style", "glass"),
+                tags=(("church window", 90), ("colorful glass", 80), ("lead lines", 60))),
     lora_record("charcoal_xl", triggers=("charcoal drawing",), civitai_tags=("style", "drawing"),
                 tags=(("charcoal", 90), ("graphite", 60), ("sketch", 50))),
     lora_record("porsche911_xl", triggers=("911 carrera",), civitai_tags=("vehicle", "car"),
@@ -51,10 +53,12 @@ def names(prompt: str, family: Family = XL) -> list[str]:
 
 
 def test_a_material_on_an_object_in_a_product_shot_is_a_mention() -> None:
-    choice = choose("a leather wallet on a desk, product photography, soft light")
-    assert choice.picks == ()
-    assert "leather_xl" in choice.reason and "not a style" in choice.reason
+    choice = choose("a stained glass table lamp on a nightstand, product shot, warm light")
+    assert choice.picks == ()  # its trigger matched, but names the lamp's material
+    assert "stained_glass_xl" in choice.reason and "not a style" in choice.reason
     assert choice.decision is not None and choice.decision.value == "none"
+    assert names("a leather wallet and a tooled leather belt on a desk, product photography") == []
+    assert names("stained glass window of a phoenix, lead lines") == ["stained_glass_xl"]
 
 
 def test_the_same_material_asked_as_the_look_is_a_style() -> None:
@@ -115,7 +119,9 @@ def test_the_planner_records_none_with_the_reason(tmp_path: Path) -> None:
     plan = planner.plan(GenerationRequest(prompt), resolved, analyze_prompt(prompt), DeviceInfo("cpu", "t"))
     decision = plan.decision("lora")
     assert plan.loras == () and decision is not None
-    assert decision.value == "none" and decision.source is Source.CATALOG and "inkwash_flux" in decision.reason
+    assert (
+        decision.value == "none" and decision.source is Source.CATALOG and "inkwash_flux" in decision.reason
+    )
 
 
 def test_index_cache_rebuilds_only_for_new_records() -> None:

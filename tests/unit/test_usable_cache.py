@@ -50,7 +50,7 @@ def test_a_catalog_write_invalidates(tmp_path: Path) -> None:
 
 
 def test_a_commit_from_another_connection_invalidates(tmp_path: Path) -> None:
-    known, catalog, folder = _known(tmp_path)
+    known, _, folder = _known(tmp_path)
     first = known.usable(LORA)
     other = Catalog(connect(tmp_path / "db.sqlite3"), builtins=False)  # e.g. `ml-diffusion scan` elsewhere
     with other.store.transaction():

@@ -189,8 +189,10 @@ class ImageGenerator:
         analysis = self.analyze(document)
         resolved = self._resolve_step().resolve(req, document, analysis)
         prefs = self.learning.preferences() if self.settings.learn and req.learn else None
+        # LoRAs are compared in meaning only with the semantic analyzer chosen (not merely installed)
+        similarity = semantic_similarity() if self.settings.analyzer == "semantic" else None
         planner = Planner(
-            self.settings, similarity=semantic_similarity(), preferences=prefs, lora_cache=self._lora_cache
+            self.settings, similarity=similarity, preferences=prefs, lora_cache=self._lora_cache
         )
         plan = planner.plan(req, resolved, analysis, self._device_now())
         self._planned[plan] = Planned(req, resolved, analysis, prefs)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from ..catalog.families import Family
@@ -23,15 +23,26 @@ from ._text import tokens
 __all__ = ["Evidence", "LoraIndex", "LoraProfile", "lora_terms"]
 
 #: field → base weight of one matched phrase (before specificity).
-FIELD_WEIGHTS = {"trigger": 3.0, "name": 2.0, "tag": 1.2, "civitai": 0.8, "partial": 0.8, "minor": 0.3, "text": 0.3}
+FIELD_WEIGHTS = {
+    "trigger": 3.0,
+    "name": 2.0,
+    "tag": 1.2,
+    "civitai": 0.8,
+    "partial": 0.8,
+    "minor": 0.3,
+    "text": 0.3,
+}
 #: Fields that name what a LoRA is for (a pick needs one of them, or two tags).
 STRONG = frozenset({"trigger", "name"})
+_SUPPORT = {"tag": 1.0, "civitai": 1.0, "minor": 0.5}  # how much a matched tag says (a minor one half)
 _PRIOR_DOCS = 100  # virtual LoRAs sharing no phrase: a small catalog's phrases still count as rare
-_NAME_NOISE = frozenset(
-    "lora lycoris locon loha style xl sdxl sd sd1 sd15 sd21 sd2 flux v1 v2 v3 v4 v5 v6 final fp16 "
-    "model pony illustrious noob epoch".split()
+_NAME_WORDS = (
+    "lora lycoris locon loha style xl sdxl sd sd1 sd15 sd21 sd2 flux v1 v2 v3 v4 v5 v6 final fp16 model"
 )
-_NEGATION = re.compile(r"\b(?:not|no|never|without|except|avoid|doesn't|does not|isn't|won't)\b(?P<rest>[^.;!?]*)")
+_NAME_NOISE = frozenset((_NAME_WORDS + " pony illustrious noob epoch").split(" "))
+_NEGATION = re.compile(
+    r"\b(?:not|no|never|without|except|avoid|doesn't|does not|isn't|won't)\b(?P<rest>[^.;!?]*)"
+)
 
 
 @functools.cache
@@ -115,13 +126,17 @@ def _profile(record: ModelRecord) -> LoraProfile:
         for tag in lora.top_tags[:20]:
             ratio = tag.count / top
             major = ratio >= 0.5
-            add("tag" if major else "minor", tag.tag, FIELD_WEIGHTS["tag" if major else "minor"] * (0.5 + ratio / 2))
+            add(
+                "tag" if major else "minor",
+                tag.tag,
+                FIELD_WEIGHTS["tag" if major else "minor"] * (0.5 + ratio / 2),
+            )
     negatives: tuple[str, ...] = ()
     side = record.sidecar
     if side is not None:
-        for tag in side.tags:
-            if _norm(tag) not in categories:
-                add("civitai", tag, FIELD_WEIGHTS["civitai"])
+        for civitai_tag in side.tags:
+            if _norm(civitai_tag) not in categories:
+                add("civitai", civitai_tag, FIELD_WEIGHTS["civitai"])
         if side.description:
             description = side.description[:400]
             negatives = _description_negatives(description)
@@ -149,6 +164,7 @@ class LoraIndex:
         fast_ids = {id(r) for r in fast}
         self.records: tuple[ModelRecord, ...] = tuple(r for r in usable if id(r) not in fast_ids)
         self.profiles: tuple[LoraProfile, ...] = tuple(_profile(r) for r in self.records)
+        self._vocabulary: dict[int, frozenset[str]] = {}
         df: dict[str, int] = {}
         for profile in self.profiles:
             for _, phrase, _ in profile.phrases:
@@ -157,11 +173,17 @@ class LoraIndex:
         scale = math.log(1 + n)
         # phrase → family → [(record index, field, weight x specificity)]
         self._postings: dict[str, dict[Family, list[tuple[int, str, float]]]] = {}
+        self._weighted: dict[int, list[tuple[str, str, float]]] = {}  # record → (field, phrase, weight)
+        self._triggers: dict[str, dict[Family, list[int]]] = {}  # trigger phrase → family → records
         for i, (record, profile) in enumerate(zip(self.records, self.profiles, strict=True)):
             for field, phrase, weight in profile.phrases:
                 specificity = math.log(1 + (n - df[phrase] + 0.5) / (df[phrase] + 0.5)) / scale
+                weighted = weight * (0.5 + specificity / 2)
                 by_family = self._postings.setdefault(phrase, {})
-                by_family.setdefault(record.family, []).append((i, field, weight * (0.5 + specificity / 2)))
+                by_family.setdefault(record.family, []).append((i, field, weighted))
+                self._weighted.setdefault(i, []).append((field, phrase, weighted))
+                if field == "trigger":
+                    self._triggers.setdefault(phrase, {}).setdefault(record.family, []).append(i)
         self._phrases = PhraseIndex((phrase, phrase, phrase, 0.0) for phrase in self._postings)
         generic = lora_terms()["generic_tags"]
         self._generic = PhraseIndex((g, g, g, 0.0) for g in generic)
@@ -171,21 +193,64 @@ class LoraIndex:
 
     def vocabulary(self, i: int) -> frozenset[str]:
         """The word stems of record ``i``'s evidence phrases (what its training images showed)."""
-        return frozenset(stem(w) for _, phrase, _ in self.profiles[i].phrases for w in phrase.split())
+        known = self._vocabulary.get(i)
+        if known is None:
+            known = frozenset(stem(w) for _, phrase, _ in self.profiles[i].phrases for w in phrase.split())
+            self._vocabulary[i] = known
+        return known
 
-    def match(self, prompt_tokens: Sequence[Token], skip: set[int]) -> dict[Family, dict[int, list[Evidence]]]:
-        """Evidence per family and record index for the prompt's tokens (token indices in ``skip``, such as
-        negated words, are not evidence)."""
-        out: dict[Family, dict[int, list[Evidence]]] = {}
+    def find(self, prompt_tokens: Sequence[Token], skip: set[int]) -> dict[str, list[tuple[int, int, float]]]:
+        """Indexed phrases in the prompt: phrase → (start, end, attention weight) of each occurrence (token
+        indices in ``skip``, such as negated words, are not evidence)."""
+        out: dict[str, list[tuple[int, int, float]]] = {}
         for found in self._phrases.find(list(prompt_tokens)):
-            if any(k in skip for k in range(found.start, found.end)):
-                continue
-            for family, postings in self._postings[found.key].items():
-                per_record = out.setdefault(family, {})
-                for i, field, weight in postings:
-                    ev = Evidence(field, found.key, weight * max(0.3, min(found.weight, 2.0)), found.start, found.end)
-                    per_record.setdefault(i, []).append(ev)
+            if not any(k in skip for k in range(found.start, found.end)):
+                out.setdefault(found.key, []).append(
+                    (found.start, found.end, max(0.3, min(found.weight, 2.0)))
+                )
         return out
+
+    def candidates(
+        self,
+        found: dict[str, list[tuple[int, int, float]]],
+        family: Family,
+        keep: Callable[[float, bool, float], bool],
+    ) -> dict[int, list[Evidence]]:
+        """Evidence of the records of ``family`` that ``keep(total weight, named by trigger or name, tag
+        support)`` accepts; the totals are counted once per phrase, so they bound what the evidence can add up to."""
+        totals: dict[int, list[float]] = {}
+        for phrase, spans in found.items():
+            boost = max(w for _, _, w in spans)
+            for i, field, weight in self._postings[phrase].get(family, ()):
+                acc = totals.get(i)
+                if acc is None:
+                    acc = totals[i] = [0.0, 0.0, 0.0]
+                acc[0] += weight * boost
+                if field in STRONG:
+                    acc[1] = 1.0
+                acc[2] += _SUPPORT.get(field, 0.0)
+        return {
+            i: self.evidence(i, found)
+            for i, (t, named, support) in totals.items()
+            if keep(t, named > 0, support)
+        }
+
+    def named(self, found: dict[str, list[tuple[int, int, float]]], family: Family) -> set[int]:
+        """Records of ``family`` whose trigger phrase the prompt contains."""
+        return {i for phrase in found for i in self._triggers.get(phrase, {}).get(family, ())}
+
+    def families(self) -> tuple[Family, ...]:
+        """The families with LoRAs in the index."""
+        return tuple(dict.fromkeys(r.family for r in self.records))
+
+    def evidence(self, i: int, found: dict[str, list[tuple[int, int, float]]]) -> list[Evidence]:
+        """Every occurrence in the prompt of record ``i``'s phrases."""
+        return [
+            Evidence(field, phrase, weight * w, start, end)
+            for field, phrase, weight in self._weighted.get(i, ())
+            if phrase in found
+            for start, end, w in found[phrase]
+        ]
 
     def generic_tags(self, prompt_tokens: Sequence[Token]) -> tuple[str, ...]:
         """The booru quality/count tags the prompt uses (never evidence for a LoRA)."""

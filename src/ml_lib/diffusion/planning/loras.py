@@ -45,6 +45,7 @@ __all__ = [
 DEFAULT_LORA_WEIGHT = 0.8
 #: Calibrated on the dev LoRA queries (benchmarks/lora_bench.py --calibrate); never on the held-out ones.
 DEFAULT_THRESHOLD = 1.5
+_SEMANTIC_CANDIDATES = 8
 _NEGATIONS = frozenset({"no", "without", "not", "never", "sin", "ohne", "sans", "senza", "kein", "keine"})
 
 #: ``similarity(query, texts)`` → cosine similarity of the query with each text (e.g. sentence embeddings).
@@ -183,7 +184,9 @@ class _Judged:
     refused: str  # why it cannot be picked ("" when it can)
 
 
-def _judge(i: int, found: list[Evidence], index: LoraIndex, p: _Prompt, used: set[int], threshold: float) -> _Judged:
+def _judge(
+    i: int, found: list[Evidence], index: LoraIndex, p: _Prompt, used: set[int], threshold: float
+) -> _Judged:
     profile = index.profiles[i]
     record = index.records[i]
     kept: list[Evidence] = []
@@ -192,6 +195,11 @@ def _judge(i: int, found: list[Evidence], index: LoraIndex, p: _Prompt, used: se
     covered: set[int] = set()
     phrases: set[str] = set()
     known = index.vocabulary(i)
+    mentioned: set[int] = set()  # words of a phrase that is a mention: no part of it is a style request
+    if profile.kind != "identity":
+        for ev in found:
+            if _is_mention(ev, p, known):
+                mentioned |= set(range(ev.start, ev.end))
     for ev in sorted(found, key=lambda e: (-e.weight, e.start)):
         span = set(range(ev.start, ev.end))
         if span & used:
@@ -199,7 +207,7 @@ def _judge(i: int, found: list[Evidence], index: LoraIndex, p: _Prompt, used: se
             continue
         if span & covered or ev.phrase in phrases:
             continue  # these words already count, or this phrase already counted once
-        if profile.kind != "identity" and _is_mention(ev, p, known):
+        if span & mentioned:
             mentions.append(ev.phrase)
             continue
         if profile.kind == "concept" and _secondary(ev, p):
@@ -215,10 +223,14 @@ def _judge(i: int, found: list[Evidence], index: LoraIndex, p: _Prompt, used: se
     name = record.name
     if not kept:
         if shared:
-            return _Judged(i, 0.0, (), f"{name} stands only on words an earlier pick used ({', '.join(shared)})")
+            return _Judged(
+                i, 0.0, (), f"{name} stands only on words an earlier pick used ({', '.join(shared)})"
+            )
         if mentions:
             what = ", ".join(dict.fromkeys(mentions))
-            return _Judged(i, 0.0, (), f"{name}: '{what}' names an object's material or a tool here, not a style")
+            return _Judged(
+                i, 0.0, (), f"{name}: '{what}' names an object's material or a tool here, not a style"
+            )
         return _Judged(i, 0.0, (), "")
     if profile.kind == "identity" and not any(e.field == "trigger" or e.field == "name" for e in kept):
         matched = ", ".join(e.phrase for e in kept)
@@ -265,14 +277,16 @@ def choose_loras(
     if limit <= 0 or not len(index):
         return LoraChoice(())
     p = _read(prompt, analysis)
-    matches = index.match(p.tokens, set(p.negated))
-    ours = matches.get(family, {})
+    found = index.find(p.tokens, set(p.negated))
+    lift = semantic_weight if similarity is not None else 0.0
+
+    def keep(total: float, named: bool, support: float) -> bool:
+        """Could be picked at best (rules that only remove evidence aside): most of a large catalog
+        shares a word or two with any prompt and is dropped here, before the full judgement."""
+        return total + lift >= threshold and (named or support + (1.0 if lift else 0.0) >= 2)
+
+    ours = index.candidates(found, family, keep)
     skip = {e.lower() for e in exclude}
-    sims: dict[int, float] = {}
-    if similarity is not None and ours:
-        ids = list(ours)
-        values = similarity(prompt, [_description(index.records[i]) for i in ids])
-        sims = {i: float(v) for i, v in zip(ids, values, strict=True)}
 
     def total(j: _Judged) -> float:
         return j.score + semantic_weight * max(0.0, sims.get(j.index, 0.0)) if j.evidence else j.score
@@ -280,11 +294,17 @@ def choose_loras(
     ours_named = [
         set(range(e.start, e.end)) for found in ours.values() for e in found if e.field == "trigger"
     ]
-    others = _other_family_fits(matches, family, index, p, threshold, ours_named)
+    others = _other_family_fits(found, family, index, p, threshold, ours_named)
     used: set[int] = set()
     picks: list[LoraPick] = []
     refusals: list[str] = []
     first = [_judge(i, ev, index, p, used, threshold) for i, ev in ours.items()]
+    sims: dict[int, float] = {}
+    if similarity is not None and first:
+        # meaning is compared for the lexically strongest few only: one prompt embedding per plan
+        ids = [j.index for j in sorted(first, key=lambda j: -j.score)[:_SEMANTIC_CANDIDATES] if j.evidence]
+        values = similarity(prompt, [_description(index.records[i]) for i in ids]) if ids else ()
+        sims = {i: float(v) for i, v in zip(ids, values, strict=True)}
     order = sorted(first, key=lambda j: (-total(j), index.records[j.index].name))
     for initial in order:
         record = index.records[initial.index]
@@ -318,7 +338,7 @@ def choose_loras(
 
 
 def _other_family_fits(
-    matches: dict[Family, dict[int, list[Evidence]]],
+    found: dict[str, list[tuple[int, int, float]]],
     family: Family,
     index: LoraIndex,
     p: _Prompt,
@@ -327,11 +347,11 @@ def _other_family_fits(
 ) -> list[_Judged]:
     """Other families' LoRAs named by a trigger that no LoRA of ``family`` answers to."""
     out = []
-    for other, found in matches.items():
+    for other in index.families():
         if other is family:
             continue
-        for i, ev in found.items():
-            judged = _judge(i, ev, index, p, set(), threshold)
+        for i in index.named(found, other):
+            judged = _judge(i, index.evidence(i, found), index, p, set(), threshold)
             named = [set(range(e.start, e.end)) for e in judged.evidence if e.field == "trigger"]
             if judged.refused or judged.score < threshold or not named:
                 continue
@@ -363,7 +383,9 @@ def _looser_than_other_family(pick: _Judged, others: list[_Judged], index: LoraI
     return ""
 
 
-def _none_reason(family: Family, index: LoraIndex, others: list[_Judged], refusals: list[str], p: _Prompt) -> str:
+def _none_reason(
+    family: Family, index: LoraIndex, others: list[_Judged], refusals: list[str], p: _Prompt
+) -> str:
     parts: list[str] = []
     if others:
         best = others[0]

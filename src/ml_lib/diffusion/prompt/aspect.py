@@ -148,6 +148,8 @@ def infer_aspect(raw: str, text: str, tokens: list[Token], context: FrameContext
         for orientation in ("landscape", "wide"):
             if orientation in votes:
                 votes[orientation] *= table["close_factor"]
+        tight = "portrait" if context.single_person else "square"
+        votes[tight] = votes.get(tight, 0.0) + table["close_vote"]
     if not votes or max(votes.values()) <= 0:
         return AspectHint("square", 1.0, 0.3, "default")
     orientation = max(votes, key=lambda o: votes[o])
@@ -160,7 +162,9 @@ def infer_aspect(raw: str, text: str, tokens: list[Token], context: FrameContext
         said = ", ".join(dict.fromkeys(scene.words[kind]))
         what = "a wide scene" if kind == "wide" else "a whole figure"
         close = "; a close-up" if scene.close else ""
-        return AspectHint(orientation, table["orientations"][orientation], confidence, "scene", f"{said} ({what}{close})")
+        return AspectHint(
+            orientation, table["orientations"][orientation], confidence, "scene", f"{said} ({what}{close})"
+        )
     if scene.close and orientation not in ("landscape", "wide") and orientation not in best_cue:
         ratio = float(default[1]) if default is not None and default[0] == orientation else None
         ratio = ratio or table["orientations"][orientation]

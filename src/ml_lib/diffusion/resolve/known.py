@@ -60,9 +60,7 @@ class KnownModels:
         key = tuple(sorted(k.value for k in kinds))
 
         def load() -> tuple[ModelRecord, ...]:
-            found = {
-                r.path: r for kind in kinds for r in self.catalog.find(kind=kind, statuses=(Status.OK,))
-            }
+            found = {r.path: r for kind in kinds for r in self.catalog.find(kind=kind, statuses=(Status.OK,))}
             return tuple(found.values())
 
         catalogued = self._usable.get(key, self.catalog.generation(), load)

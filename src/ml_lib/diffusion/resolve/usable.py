@@ -28,7 +28,9 @@ class UsableCache:
     """The last answer per key, with the folder mtimes its file checks saw."""
 
     def __init__(self) -> None:
-        self._entries: dict[Hashable, tuple[Hashable, tuple[ModelRecord, ...], dict[str, int | None], tuple[ModelRecord, ...]]] = {}
+        self._entries: dict[
+            Hashable, tuple[Hashable, tuple[ModelRecord, ...], dict[str, int | None], tuple[ModelRecord, ...]]
+        ] = {}
 
     def get(
         self, key: Hashable, generation: Hashable, load: Callable[[], tuple[ModelRecord, ...]]
