@@ -1,8 +1,10 @@
 """Prompt-analysis quality on the labelled set in ``benchmarks/data/intelligence_eval.jsonl``.
 
-Run: ``python benchmarks/intelligence.py [--repeat 20] [--no-semantic] [--errors dev]``. Prints, for the
-dev split (the rules and vocabularies were tuned looking at it) and the held-out test split (never
-used for tuning): content-type accuracy, aspect (orientation) accuracy and style-cue recall, for the
+Run: ``python benchmarks/intelligence.py [--repeat 20] [--no-semantic] [--errors dev] [--dev-only]``. Prints,
+for the dev split (the rules and vocabularies were tuned looking at it), the previous held-out ``test`` split
+and the ``heldout`` split of ``intelligence_heldout.jsonl`` (written before this round's tuning):
+content-type accuracy, aspect accuracy (portrait / landscape / square, and the five orientations), per-class
+accuracy with the confusion of the worst classes, and style-cue recall, for the
 rules alone and, when the ``semantic`` extra is installed, rules + sentence embeddings; then per-kind
 accuracy and the analysis latency (p50/p95 wall and CPU time per prompt). See
 ``benchmarks/data/README.md`` for the labelling rules.

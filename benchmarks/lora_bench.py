@@ -1,9 +1,13 @@
-"""LoRA recommendation quality and latency (used by ``intelligence.py``; runnable alone).
+"""LoRA recommendation quality and plan latency (used by ``intelligence.py``; runnable alone).
 
-Precision@3 / recall@3 of :func:`recommend_loras` on ``data/lora_eval.jsonl`` against the fixture
-library ``data/lora_library.jsonl`` (both from ``lora_fixture.py``), next to a keyword-trigger baseline
-(every LoRA whose trigger word appears in the prompt, any family); family-incompatible picks; and the
-recommendation latency p95 over 10,000 generated LoRA records (index built once, outside the timing).
+Run: ``python benchmarks/lora_bench.py [--dev-only] [--no-semantic] [--no-timing]``; ``--calibrate`` sweeps the
+threshold on the dev queries; ``--profile-plan N`` profiles ``ImageGenerator.plan`` over N catalogued LoRAs.
+
+F1 / precision@3 / recall@3, exact answers and wrong picks of :func:`choose_loras` on the dev and held-out
+queries (``data/lora_eval*.jsonl``, ``data/lora_heldout.jsonl``) against the fixture library
+``data/lora_library.jsonl`` (``lora_fixture.py``), next to a keyword-trigger baseline (every LoRA whose trigger
+word appears in the prompt, any family); per-kind exact rates and the confusion of the worst kinds; then
+``ImageGenerator.plan`` over a temporary catalog of 10,000 generated LoRAs (cold, after a catalog change, warm).
 """
 
 from __future__ import annotations
