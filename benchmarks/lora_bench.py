@@ -279,7 +279,9 @@ def report(semantic: bool = True, splits: tuple[str, ...] = ("dev", "heldout"), 
 if __name__ == "__main__":
     import sys
 
-    if "--profile-plan" in sys.argv:
+    if "--plan" in sys.argv:
+        print(plan_latency(n=int(sys.argv[sys.argv.index("--plan") + 1]), repeat=1))
+    elif "--profile-plan" in sys.argv:
         print(plan_latency(n=int(sys.argv[2]), repeat=1, profile=True, prompts_max=20))
     elif "--calibrate" in sys.argv:
         print(f"best dev threshold: {calibrate([record_of(r) for r in _load(LIBRARY)])}")

@@ -31,9 +31,10 @@ class Candidates:
     ) -> Candidates:
         """Candidates from any records (others than checkpoints and LoRAs are ignored); with ``cache`` the
         LoRA index of the same records tuple is reused."""
+        if cache is not None:
+            return cls(cache.checkpoints(records), cache.get(records), max_loras, similarity)
         checkpoints = tuple(r for r in records if r.kind is ModelKind.CHECKPOINT and r.status is Status.OK)
-        index = cache.get(records) if cache is not None else LoraIndex(records)
-        return cls(checkpoints, index, max_loras, similarity)
+        return cls(checkpoints, LoraIndex(records), max_loras, similarity)
 
     @property
     def records(self) -> tuple[ModelRecord, ...]:

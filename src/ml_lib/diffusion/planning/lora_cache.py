@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..catalog.records import ModelRecord
+from ..catalog.records import ModelKind, ModelRecord, Status
 from .lora_index import LoraIndex
 
 __all__ = ["IndexCache"]
@@ -16,6 +16,7 @@ class IndexCache:
     def __init__(self) -> None:
         self._records: tuple[ModelRecord, ...] | None = None
         self._index: LoraIndex | None = None
+        self._checkpoints: tuple[ModelRecord, ...] = ()
         self.builds = 0  # how many indexes were built (for tests and benchmarks)
 
     def get(self, records: tuple[ModelRecord, ...]) -> LoraIndex:
@@ -23,5 +24,13 @@ class IndexCache:
         if self._index is None or self._records is not records:
             self._index = LoraIndex(records)
             self._records = records
+            self._checkpoints = tuple(
+                r for r in records if r.kind is ModelKind.CHECKPOINT and r.status is Status.OK
+            )
             self.builds += 1
         return self._index
+
+    def checkpoints(self, records: tuple[ModelRecord, ...]) -> tuple[ModelRecord, ...]:
+        """The usable checkpoints among ``records`` (kept with the index)."""
+        self.get(records)
+        return self._checkpoints

@@ -165,6 +165,7 @@ class LoraIndex:
         self.records: tuple[ModelRecord, ...] = tuple(r for r in usable if id(r) not in fast_ids)
         self.profiles: tuple[LoraProfile, ...] = tuple(_profile(r) for r in self.records)
         self._vocabulary: dict[int, frozenset[str]] = {}
+        self._families = tuple(dict.fromkeys(r.family for r in self.records))
         df: dict[str, int] = {}
         for profile in self.profiles:
             for _, phrase, _ in profile.phrases:
@@ -241,7 +242,7 @@ class LoraIndex:
 
     def families(self) -> tuple[Family, ...]:
         """The families with LoRAs in the index."""
-        return tuple(dict.fromkeys(r.family for r in self.records))
+        return self._families
 
     def evidence(self, i: int, found: dict[str, list[tuple[int, int, float]]]) -> list[Evidence]:
         """Every occurrence in the prompt of record ``i``'s phrases."""
