@@ -287,24 +287,24 @@ def choose_loras(
 
     ours = index.candidates(found, family, keep)
     skip = {e.lower() for e in exclude}
+    sims: dict[int, float] = {}  # filled below for the strongest candidates when similarity is given
 
     def total(j: _Judged) -> float:
         return j.score + semantic_weight * max(0.0, sims.get(j.index, 0.0)) if j.evidence else j.score
 
     ours_named = [
-        set(range(e.start, e.end)) for found in ours.values() for e in found if e.field == "trigger"
+        set(range(e.start, e.end)) for evidence in ours.values() for e in evidence if e.field == "trigger"
     ]
     others = _other_family_fits(found, family, index, p, threshold, ours_named)
     used: set[int] = set()
     picks: list[LoraPick] = []
     refusals: list[str] = []
     first = [_judge(i, ev, index, p, used, threshold) for i, ev in ours.items()]
-    sims: dict[int, float] = {}
     if similarity is not None and first:
         # meaning is compared for the lexically strongest few only: one prompt embedding per plan
         ids = [j.index for j in sorted(first, key=lambda j: -j.score)[:_SEMANTIC_CANDIDATES] if j.evidence]
         values = similarity(prompt, [_description(index.records[i]) for i in ids]) if ids else ()
-        sims = {i: float(v) for i, v in zip(ids, values, strict=True)}
+        sims.update({i: float(v) for i, v in zip(ids, values, strict=True)})
     order = sorted(first, key=lambda j: (-total(j), index.records[j.index].name))
     for initial in order:
         record = index.records[initial.index]
