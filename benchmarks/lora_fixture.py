@@ -74,6 +74,43 @@ def _themes() -> dict[str, tuple[str, tuple[str, ...], tuple[str, ...], str]]:
 
 THEMES = _themes()
 
+# Themes added for the second LoRA set: siblings (armour, dragons, mecha), material / art-form styles that a
+# product prompt may only mention, specific car models, characters whose training tags are mostly booru
+# quality/count tags, and themes that exist in one family only (the no-fit cases).
+# key | families | trigger | training tags (count) | Civitai tags | description
+_EXTRA_TABLE = """
+samuraiarmor | sd1 sdxl | samurai armor | samurai:110, japanese armor:95, kabuto:60, katana:40, lacquered plates:30 | clothing, armor | Samurai armour (o-yoroi) and helmets. Not western plate armour.
+scifiarmor | sd1 sdxl | power armor | power armor:120, sci-fi armor:100, futuristic:50, helmet:45, mechanical:30 | clothing, sci-fi | Futuristic power armour suits
+leather | sd1 sdxl | leathercraft style | leather:120, tooled leather:90, stitching:70, texture:30 | style, material | Everything rendered as hand-tooled leather. Not for photos of leather goods.
+woodcarving | sd1 sdxl | wood carving | carved wood:110, wood:80, relief:60, chisel marks:35 | style, material | Subjects carved from wood, relief carving style
+ceramic | sd1 sdxl | porcelain style | porcelain:100, ceramic:90, glaze:70, cracked glaze:20 | style, material | Figures rendered as glazed porcelain
+marble | sdxl | marble statue | marble:110, statue:100, sculpture:80, greek:30 | style, material | Classical marble sculpture look
+porsche911 | sd1 sdxl | 911 carrera | porsche:120, sports car:110, round headlights:90, wheels:70, spoiler:40 | vehicle, car | Porsche 911 Carrera (a specific car model)
+mustang | sdxl | mustang gt | ford mustang:115, muscle car:100, grille:60, wheels:55 | vehicle, car | Ford Mustang GT
+miku | sd1 sdxl | hatsune miku | 1girl:200, solo:190, masterpiece:180, best quality:180, twintails:150, aqua hair:140, looking at viewer:90 | character, anime | Hatsune Miku (character)
+asuka | sd1 sdxl | asuka langley | 1girl:160, solo:150, masterpiece:150, highres:120, red hair:110, plugsuit:100, blue eyes:60 | character, anime | Asuka Langley Soryu (character)
+inkwash | flux | sumi-e | ink wash painting:100, sumi-e:90, brush:50, bamboo:40, monochrome:40 | style, traditional art | Ink wash (sumi-e) painting
+embroidery | sd1 | embroidery style | embroidery:110, thread:70, stitched:60, fabric:50 | style, craft | Embroidered patch look
+graffiti | sdxl | graffiti style | graffiti:120, spray paint:80, street art:70, wall:40 | style, street art | Graffiti street art
+crochet | flux | crochet style | crochet:100, yarn:90, knitted:60, amigurumi:50 | style, craft | Crocheted yarn figures
+mechamusume | sdxl | mecha musume | mecha girl:100, 1girl:90, mechanical parts:70, armor:40 | character, mecha | Girls wearing mecha parts
+dragongirl | sd1 sdxl | dragon girl | dragon horns:110, dragon tail:100, 1girl:90, scales:40 | character, fantasy | Girls with dragon horns and tails
+"""  # noqa: E501
+
+
+def _extra_themes() -> dict[
+    str, tuple[tuple[str, ...], str, tuple[tuple[str, int], ...], tuple[str, ...], str]
+]:
+    out = {}
+    for line in _EXTRA_TABLE.strip().splitlines():
+        key, families, trigger, tags, civitai, description = (part.strip() for part in line.split("|"))
+        counted = tuple((t.rsplit(":", 1)[0], int(t.rsplit(":", 1)[1])) for t in tags.split(", "))
+        out[key] = (tuple(families.split()), trigger, counted, tuple(civitai.split(", ")), description)
+    return out
+
+
+EXTRA_THEMES = _extra_themes()
+
 _NAME_FORMATS = {
     Family.SD1: ("{k}_sd15_v{n}", "{K}_v{n}", "{k}-style-1.5"),
     Family.SDXL: ("{k}_xl_v{n}", "{K}XL", "{k}-sdxl-lora"),
@@ -165,6 +202,13 @@ def library_rows() -> list[dict[str, object]]:
                  "tags": counts, "civitai_tags": list(civitai), "description": description,
                  "weight": rng.choice([None, 0.6, 0.7, 0.8, 1.0])}
             )  # fmt: skip
+    for key, (families, trigger, counted, civitai, description) in EXTRA_THEMES.items():
+        for family in (Family(f) for f in families):
+            rows.append(
+                {"name": _name(key, family, rng), "family": family.value, "theme": key, "triggers": [trigger],
+                 "tags": [list(c) for c in counted], "civitai_tags": list(civitai), "description": description,
+                 "weight": rng.choice([None, 0.6, 0.7, 0.8, 1.0])}
+            )  # fmt: skip
     for name, family, hint in _SPEED:
         rows.append({"name": name, "family": family.value, "theme": "speed", "speed": hint.name})
     return rows
@@ -185,8 +229,9 @@ def eval_rows(library: list[dict[str, object]]) -> list[dict[str, object]]:
     """Prompts with the names of the LoRAs a person would pick (the themes' LoRAs of that family)."""
     by_theme = {(r["theme"], r["family"]): r["name"] for r in library}
     return [
-        {"id": f"l{i:03d}", "prompt": prompt, "family": family.value,
-         "picks": [by_theme[(t, family.value)] for t in themes]}
+        {"id": f"l{i:03d}", "split": "dev", "prompt": prompt, "family": family.value,
+         "picks": [by_theme[(t, family.value)] for t in themes],
+         "kinds": ["none" if not themes else "combo" if len(themes) > 1 else "plain"]}
         for i, (prompt, family, themes) in enumerate(PROMPTS, 1)
     ]  # fmt: skip
 

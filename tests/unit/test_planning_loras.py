@@ -88,9 +88,9 @@ def test_weight_from_sidecar_else_default() -> None:
 
 def test_evidence_and_decision() -> None:
     (pick,) = recommend_loras("pixel art of a cat", INDEX, XL, None)
-    assert "trigger:pixel" in pick.evidence
+    assert "trigger:pixel art" in pick.evidence  # evidence is by phrase: the words it stands on
     d = pick.decision
-    assert d.source is Source.CATALOG and "score" in d.reason and "trigger:pixel" in d.reason
+    assert d.source is Source.CATALOG and "score" in d.reason and "trigger:pixel art" in d.reason
 
 
 def test_insert_triggers_once() -> None:

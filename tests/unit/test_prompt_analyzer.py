@@ -71,7 +71,10 @@ def test_focal_subject_beats_setting_and_dominant_logo() -> None:
         ("twitter banner with pine trees", "wide", "cue"),
         ("full body photo of a dancer", "portrait", "cue"),
         ("album cover, neon skull", "square", "cue"),
-        ("a misty valley with a river", "landscape", "content"),
+        ("a misty valley with a river", "landscape", "scene"),  # the scene words, not only the type
+        ("the view from a cliff over a fjord, tiny boat on the water", "landscape", "scene"),
+        ("a woman standing in a wheat field in a white dress", "portrait", "scene"),
+        ("close-up of an owl's feathers in the forest", "square", "scene"),
         ("minimalist logo of a bird", "square", "cue"),
         ("a bowl of soup", "square", "content"),
         ("zzz", "landscape", "content"),
@@ -175,3 +178,18 @@ def test_fast_enough() -> None:
             analyze_prompt(p)
             times.append(time.process_time() - start)
     assert statistics.median(times) < 0.001  # CPU time: the machine may be busy with other work
+
+
+def test_scene_framing_names_its_words() -> None:
+    wide = analyze_prompt("sweeping vista over rolling hills at dawn").aspect
+    assert wide.orientation == "landscape" and wide.source == "scene"
+    assert "vista" in wide.cue and "a wide scene" in wide.cue
+    figure = analyze_prompt("a knight standing in a hall, full body").aspect
+    assert figure.orientation == "portrait" and figure.source in ("scene", "cue")
+    close = analyze_prompt("macro shot of a dewdrop on a leaf in a vast meadow").aspect
+    assert close.orientation not in ("landscape", "wide")  # a close-up is never wide
+
+
+def test_one_person_in_a_vast_scene_is_not_a_portrait() -> None:
+    assert analyze_prompt("a surfer riding a huge wave at sunset").content_type != "portrait"
+    assert analyze_prompt("portrait of a surfer, 85mm").content_type == "portrait"

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from .learning.service import Entry, History, Target
     from .output.metadata import ImageMetadata
     from .planning.device import DeviceInfo
+    from .planning.lora_cache import IndexCache
     from .resolve import InputStaging, Resolver
 
 __all__ = ["ImageGenerator"]
@@ -87,6 +88,7 @@ class ImageGenerator:
         self._history: History | None = None
         self._planned: dict[GenerationPlan, Planned] = {}  # what the record step needs, by plan
         self._busy: tuple[float, float] | None = None  # (when, cores other processes kept busy)
+        self._lora_cache: IndexCache | None = None  # the LoRA index, rebuilt only when the catalog changes
 
     # -- wiring ---------------------------------------------------------------------------------
     def _db(self) -> sqlite3.Connection:
@@ -215,14 +217,21 @@ class ImageGenerator:
         (``planning.whatif.hypothetical_device``): nothing is detected or loaded, and :meth:`execute`
         refuses the plan when that device is not here.
         """
+        from .planning.lora_cache import IndexCache
         from .planning.planner import Planner
 
+        if self._lora_cache is None:
+            self._lora_cache = IndexCache()
         req = _as_request(request, overrides)
         document = parse_prompt(req.prompt)
         analysis = self.analyze(document)
         resolved = self._resolve_step().resolve(req, document, analysis)
         prefs = self.learning.preferences() if self.settings.learn and req.learn else None
-        planner = Planner(self.settings, similarity=semantic_similarity(), preferences=prefs)
+        # LoRAs are compared in meaning only with the semantic analyzer chosen (not merely installed)
+        similarity = semantic_similarity() if self.settings.analyzer == "semantic" else None
+        planner = Planner(
+            self.settings, similarity=similarity, preferences=prefs, lora_cache=self._lora_cache
+        )
         plan = planner.plan(req, resolved, analysis, hardware or self._device_now())
         self._planned[plan] = Planned(req, resolved, analysis, prefs)
         while len(self._planned) > 32:

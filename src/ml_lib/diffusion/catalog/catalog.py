@@ -236,6 +236,10 @@ class Catalog:
         family_value = family.value if isinstance(family, Family) else family
         return self.store.find(kind, family_value, text, statuses)
 
+    def generation(self) -> tuple[int, int]:
+        """Changes whenever the catalog database does (see :meth:`ModelStore.generation`)."""
+        return self.store.generation()
+
     def at(self, path: str) -> ModelRecord | None:
         """The record catalogued at exactly ``path``, if any (no scan, no name rules)."""
         return self.store.get(path)

@@ -76,6 +76,13 @@ class ModelStore:
             raise
         self.conn.execute("COMMIT")
 
+    def generation(self) -> tuple[int, int]:
+        """A value that changes whenever the database changes: SQLite's ``data_version`` (commits by other
+        connections, e.g. a scan in another process) and this connection's ``total_changes`` (its own
+        writes). Cheap enough to ask before every plan; caches of catalog reads key on it."""
+        (version,) = self.conn.execute("PRAGMA data_version").fetchone()
+        return int(version), self.conn.total_changes
+
     def put(self, records: Iterable[ModelRecord]) -> None:
         """Insert or replace records (by path)."""
         self.conn.executemany(

@@ -1,41 +1,55 @@
-"""LoRA recommendation: BM25 over trigger words, training tags, names and sidecar text.
+"""LoRA recommendation: which catalogued LoRAs of the model's family fit a prompt, and why (or why none).
 
-:class:`LoraIndex` is built once from catalog records (an inverted index with field-weighted term
-counts); :func:`recommend_loras` scores it against a prompt and its analysis, keeps the family's LoRAs
-above a confidence threshold, drops one of two that fight for the same style cue and returns at most
-``limit`` recommendations with their weight, trigger word and evidence.
+The prompt is matched against each LoRA's evidence phrases (:class:`~.lora_index.LoraIndex`). A LoRA is
+picked only when its own evidence says what the image should *look like* or *be of*:
+
+- a style LoRA's word used on an object in a product or still-life prompt (a *leather* wallet, *watercolor*
+  brushes, a *charcoal* grill) is a mention, not a style request;
+- a LoRA of a specific character, person or car model needs its name or trigger in the prompt (describing
+  a car by its parts is not asking for that car model);
+- booru quality/count tags (``masterpiece``, ``1girl``) are never evidence (tag soup);
+- each pick stands on prompt words no earlier pick used (two kinds of armour share "armor": the second
+  needs words of its own);
+- when the prompt names a concept only another family's LoRA has, a looser same-family match is refused.
+
+When nothing fits, :func:`choose_loras` says what was missing (``LoraChoice.reason``).
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from .._assets import portable_path
 from ..catalog.families import Family
-from ..catalog.records import ModelKind, ModelRecord, Status
+from ..catalog.records import ModelRecord
 from ..plan import Decision, LoraUse, Source
 from ..prompt.analysis import PromptAnalysis
-from ._text import record_text, tokens
+from ..prompt.analyzer import prompt_tokens
+from ..prompt.lexicon import Token
+from ..prompt.syntax import parse_prompt
+from .lora_index import STRONG, Evidence, LoraIndex, lora_terms
 
 __all__ = [
     "DEFAULT_LORA_WEIGHT",
+    "LoraChoice",
     "LoraIndex",
     "LoraPick",
     "Similarity",
+    "choose_loras",
     "insert_triggers",
     "lora_weight",
     "recommend_loras",
 ]
 
 DEFAULT_LORA_WEIGHT = 0.8
-_FIELDS = (("trigger", 3.0), ("name", 2.0), ("tag", 1.0), ("minor", 1.0), ("text", 0.5))
-_K1, _B = 1.2, 0.75
-#: Evidence that says what a LoRA is for. A "minor" caption tag (under half the count of its most frequent
-#: tag) only names what some training images happened to contain: alone, it recommends nothing.
-_DISTINCT = ("trigger:", "name:", "tag:", "text:", "semantic:")
-_PRIOR_DOCS = 100  # virtual LoRAs sharing no word: a small catalog's words still count as rare
+#: Calibrated on the dev LoRA queries (benchmarks/lora_bench.py --calibrate); never on the held-out ones.
+DEFAULT_THRESHOLD = 1.5
+_SEMANTIC_CANDIDATES = 8
+_NEGATIONS = frozenset({"no", "without", "not", "never", "sin", "ohne", "sans", "senza", "kein", "keine"})
+
+#: ``similarity(query, texts)`` → cosine similarity of the query with each text (e.g. sentence embeddings).
+Similarity = Callable[[str, Sequence[str]], Sequence[float]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +73,22 @@ class LoraPick:
         return Decision("lora", f"{self.use.name}:{self.use.unet_weight:g}", Source.CATALOG, why)
 
 
+@dataclass(frozen=True, slots=True)
+class LoraChoice:
+    """The picks, and when there are none, why: ``reason`` names what was missing or refused
+    (empty when no LoRA of any family had evidence worth mentioning)."""
+
+    picks: tuple[LoraPick, ...]
+    reason: str = ""
+
+    @property
+    def decision(self) -> Decision | None:
+        """A ``lora: none`` Decision when nothing was picked for a reason worth recording."""
+        if self.picks or not self.reason:
+            return None
+        return Decision("lora", "none", Source.CATALOG, self.reason)
+
+
 def lora_weight(record: ModelRecord) -> tuple[float, str]:
     """The sidecar's preferred weight, else the default 0.8 (LoRA metadata carries no weight)."""
     if record.sidecar is not None and record.sidecar.preferred_weight is not None:
@@ -66,99 +96,9 @@ def lora_weight(record: ModelRecord) -> tuple[float, str]:
     return DEFAULT_LORA_WEIGHT, "default weight"
 
 
-def _fields(record: ModelRecord) -> Iterable[tuple[str, str]]:
-    for word in record.trigger_words:
-        yield "trigger", word
-    yield "name", record.name
-    lora = record.info.lora
-    if lora is not None:
-        if lora.output_name:
-            yield "name", lora.output_name
-        top = lora.top_tags[0].count if lora.top_tags else 0
-        for tag in lora.top_tags[:20]:
-            yield ("tag" if 2 * tag.count >= top else "minor"), tag.tag
-    for text in record_text(record):
-        yield "text", text
-
-
-class LoraIndex:
-    """Inverted index of LoRA records (speed LoRAs and unusable files left out)."""
-
-    def __init__(self, records: Iterable[ModelRecord]) -> None:
-        usable = [r for r in records if r.kind is ModelKind.LORA and r.status is Status.OK]
-        fast = [r for r in usable if r.info.lora is not None and r.info.lora.speed is not None]
-        self.speed: tuple[ModelRecord, ...] = tuple(fast)  # distillation LoRAs: never recommended
-        fast_ids = {id(r) for r in fast}
-        self.records: tuple[ModelRecord, ...] = tuple(r for r in usable if id(r) not in fast_ids)
-        counted: list[dict[str, float]] = []
-        fields: list[dict[str, str]] = []
-        weights = dict(_FIELDS)
-        for record in self.records:
-            counts: dict[str, float] = {}
-            field_of: dict[str, str] = {}
-            for field, text in _fields(record):
-                for word in tokens(text):
-                    counts[word] = counts.get(word, 0.0) + weights[field]
-                    field_of.setdefault(word, field)
-            counted.append(counts)
-            fields.append(field_of)
-        lengths = [sum(c.values()) for c in counted]
-        avg = (sum(lengths) / len(lengths)) if lengths else 1.0
-        df: dict[str, int] = {}
-        for counts in counted:
-            for word in counts:
-                df[word] = df.get(word, 0) + 1
-        n = len(self.records) + _PRIOR_DOCS
-        idf = {w: math.log(1 + (n - k + 0.5) / (k + 0.5)) for w, k in df.items()}
-        # word → family → [(record index, idf x saturated tf, field)]: scoring is additions only
-        self._postings: dict[str, dict[Family, list[tuple[int, float, str]]]] = {}
-        for i, (record, counts) in enumerate(zip(self.records, counted, strict=True)):
-            norm = _K1 * (1 - _B + _B * lengths[i] / avg)
-            for word, tf in counts.items():
-                by_family = self._postings.setdefault(word, {})
-                part = idf[word] * tf * (_K1 + 1) / (tf + norm)
-                by_family.setdefault(record.family, []).append((i, part, fields[i][word]))
-        self._scale = math.log(1 + n) or 1.0
-
-    def __len__(self) -> int:
-        return len(self.records)
-
-    def scores(self, query: Sequence[str], family: Family) -> dict[int, float]:
-        """BM25 score per record index of ``family`` (records of other families are never scored)."""
-        totals: dict[int, float] = {}
-        for word in dict.fromkeys(query):
-            for i, part, _ in self._postings.get(word, {}).get(family, ()):
-                totals[i] = totals.get(i, 0.0) + part
-        return totals
-
-    def evidence(self, i: int, query: Sequence[str]) -> tuple[str, ...]:
-        """``field:word`` for each query word record ``i`` matched (its strongest field)."""
-        family = self.records[i].family
-        out = []
-        for word in dict.fromkeys(query):
-            hit = next((f for j, _, f in self._postings.get(word, {}).get(family, ()) if j == i), None)
-            if hit is not None:
-                out.append(f"{hit}:{word}")
-        return tuple(out)
-
-    def confidence(self, score: float) -> float:
-        """A score relative to one rare word's (log corpus size): comparable across corpus sizes."""
-        return score / self._scale
-
-
-def _style_words(analysis: PromptAnalysis | None) -> set[str]:
-    if analysis is None:
-        return set()
-    return {w for label in analysis.style_labels for w in tokens(label)}
-
-
 def _trigger(record: ModelRecord) -> str | None:
     words = record.trigger_words
     return words[0].split(",")[0].strip() or None if words else None
-
-
-#: ``similarity(query, texts)`` → cosine similarity of the query with each text (e.g. sentence embeddings).
-Similarity = Callable[[str, Sequence[str]], Sequence[float]]
 
 
 def _description(record: ModelRecord) -> str:
@@ -172,16 +112,294 @@ def _description(record: ModelRecord) -> str:
     return ", ".join(p for p in parts if p)
 
 
-def _semantic(
-    prompt: str, index: LoraIndex, scored: dict[int, float], similarity: Similarity, weight: float
-) -> dict[int, tuple[float, float]]:
-    """Confidence plus ``weight`` x similarity for the lexically matching candidates: (combined, similarity)."""
-    ids = list(scored)
-    sims = similarity(prompt, [_description(index.records[i]) for i in ids]) if ids else []
-    return {
-        i: (index.confidence(scored[i]) + weight * max(0.0, sim), sim)
-        for i, sim in zip(ids, sims, strict=True)
-    }
+# -- reading the prompt ------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class _Prompt:
+    tokens: tuple[Token, ...]
+    negated: frozenset[int]
+    object_scene: bool  # a product / still-life / food / interior prompt: materials describe objects
+
+
+def _read(prompt: str, analysis: PromptAnalysis | None) -> _Prompt:
+    document = parse_prompt(prompt)
+    toks = tuple(prompt_tokens(part.plain_chunks for part in document.subprompts))
+    negated: set[int] = set()
+    for i, token in enumerate(toks):
+        if token.raw in _NEGATIONS:
+            for j in range(i + 1, min(i + 5, len(toks))):
+                if toks[j].is_separator:
+                    break
+                negated.add(j)
+    terms = lora_terms()
+    text = " " + " ".join(t.raw for t in toks) + " "
+    object_scene = (analysis is not None and analysis.content_type in terms["object_types"]) or any(
+        f" {phrase} " in text for phrase in terms["object_phrases"]
+    )
+    return _Prompt(toks, frozenset(negated), object_scene)
+
+
+def _is_mention(ev: Evidence, p: _Prompt, known: frozenset[str]) -> bool:
+    """Whether a material or art-form word names a thing's material or a tool rather than the look
+    (``known``: the words the LoRA itself was trained on; "origami crane" is origami's own subject)."""
+    terms = lora_terms()
+    if ev.phrase not in terms["materials"] and not any(
+        t.raw in terms["materials"] for t in p.tokens[ev.start : ev.end]
+    ):
+        return False
+    before = " ".join(t.raw for t in p.tokens[max(0, ev.start - 3) : ev.start])
+    if any(before.endswith(phrase) for phrase in terms["made_of"]):
+        return False
+    following = p.tokens[ev.end] if ev.end < len(p.tokens) else None
+    if following is None or following.is_separator or following.raw in ("of", "and", "with", "in", "on"):
+        return False
+    if following.raw in terms["style_heads"] or following.stem in terms["style_heads"]:
+        return False
+    for token in p.tokens[ev.end : ev.end + 2]:  # "watercolor brushes", "origami paper packs"
+        if token.is_separator:
+            break
+        if token.raw in terms["tool_nouns"] or token.stem in terms["tool_nouns"]:
+            return True
+    return p.object_scene and following.stem not in known
+
+
+def _secondary(ev: Evidence, p: _Prompt) -> bool:
+    """A one-word concept after a verb ("a knight fighting a dragon"): a side subject, not the image's."""
+    if ev.end - ev.start != 1 or ev.start == 0:
+        return False
+    for k in range(ev.start - 1, max(-1, ev.start - 4), -1):
+        token = p.tokens[k]
+        if token.is_separator:
+            return False
+        if token.raw.endswith("ing") and len(token.raw) > 5:
+            return True
+    return False
+
+
+# -- judging one candidate --------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class _Judged:
+    index: int
+    score: float
+    evidence: tuple[Evidence, ...]
+    refused: str  # why it cannot be picked ("" when it can)
+
+
+def _judge(
+    i: int, found: list[Evidence], index: LoraIndex, p: _Prompt, used: set[int], threshold: float
+) -> _Judged:
+    profile = index.profiles[i]
+    record = index.records[i]
+    kept: list[Evidence] = []
+    mentions: list[str] = []
+    shared: list[str] = []
+    covered: set[int] = set()
+    phrases: set[str] = set()
+    known = index.vocabulary(i)
+    mentioned: set[int] = set()  # words of a phrase that is a mention: no part of it is a style request
+    if profile.kind != "identity":
+        for ev in found:
+            if _is_mention(ev, p, known):
+                mentioned |= set(range(ev.start, ev.end))
+    for ev in sorted(found, key=lambda e: (-e.weight, e.start)):
+        span = set(range(ev.start, ev.end))
+        if span & used:
+            shared.append(ev.phrase)
+            continue
+        if span & covered or ev.phrase in phrases:
+            continue  # these words already count, or this phrase already counted once
+        if span & mentioned:
+            mentions.append(ev.phrase)
+            continue
+        if profile.kind == "concept" and _secondary(ev, p):
+            ev = Evidence(ev.field, ev.phrase, ev.weight / 2, ev.start, ev.end)
+        kept.append(ev)
+        covered |= span
+        phrases.add(ev.phrase)
+    words = {t.stem for t in p.tokens}
+    penalties = [n for n in profile.negatives if n in words]
+    score = sum(e.weight for e in kept) - 1.0 * len(penalties)
+    strong = any(e.field in STRONG for e in kept)
+    tags = _support(kept)
+    name = record.name
+    if not kept:
+        if shared:
+            return _Judged(
+                i, 0.0, (), f"{name} stands only on words an earlier pick used ({', '.join(shared)})"
+            )
+        if mentions:
+            what = ", ".join(dict.fromkeys(mentions))
+            return _Judged(
+                i, 0.0, (), f"{name}: '{what}' names an object's material or a tool here, not a style"
+            )
+        return _Judged(i, 0.0, (), "")
+    if profile.kind == "identity" and not any(e.field == "trigger" or e.field == "name" for e in kept):
+        matched = ", ".join(e.phrase for e in kept)
+        why = f"{name} is one specific character/model; the prompt never names it (only {matched})"
+        return _Judged(i, score, tuple(kept), why)
+    if not strong and tags < 2:
+        return _Judged(i, score, tuple(kept), "")
+    if score < threshold:
+        return _Judged(i, score, tuple(kept), "")
+    if penalties:
+        note = f"{name}: its description says it is not for {', '.join(penalties)}"
+        if score < threshold + 1.0:
+            return _Judged(i, score, tuple(kept), note)
+    return _Judged(i, score, tuple(kept), "")
+
+
+def _support(evidence: Sequence[Evidence]) -> float:
+    """Training and Civitai tags matched (a minor caption tag counts half)."""
+    return sum(1.0 if e.field in ("tag", "civitai") else 0.5 if e.field == "minor" else 0.0 for e in evidence)
+
+
+def _family_name(family: Family) -> str:
+    return family.value.upper()
+
+
+def choose_loras(
+    prompt: str,
+    index: LoraIndex,
+    family: Family,
+    analysis: PromptAnalysis | None = None,
+    *,
+    exclude: Iterable[str] = (),
+    limit: int = 2,
+    threshold: float = DEFAULT_THRESHOLD,
+    similarity: Similarity | None = None,
+    semantic_weight: float = 1.0,
+) -> LoraChoice:
+    """At most ``limit`` LoRAs of ``family`` that fit ``prompt`` (paths or names in ``exclude`` skipped),
+    and when there are none, why. LoRAs of other families are never picked.
+
+    With ``similarity`` (the ``semantic`` extra) each candidate with lexical evidence also gains
+    ``semantic_weight`` x its similarity in meaning to the prompt.
+    """
+    if limit <= 0 or not len(index):
+        return LoraChoice(())
+    p = _read(prompt, analysis)
+    found = index.find(p.tokens, set(p.negated))
+    lift = semantic_weight if similarity is not None else 0.0
+
+    def keep(total: float, named: bool, support: float) -> bool:
+        """Could be picked at best (rules that only remove evidence aside): most of a large catalog
+        shares a word or two with any prompt and is dropped here, before the full judgement."""
+        return total + lift >= threshold and (named or support + (1.0 if lift else 0.0) >= 2)
+
+    ours = index.candidates(found, family, keep)
+    skip = {e.lower() for e in exclude}
+    sims: dict[int, float] = {}  # filled below for the strongest candidates when similarity is given
+
+    def total(j: _Judged) -> float:
+        return j.score + semantic_weight * max(0.0, sims.get(j.index, 0.0)) if j.evidence else j.score
+
+    ours_named = [
+        set(range(e.start, e.end)) for evidence in ours.values() for e in evidence if e.field == "trigger"
+    ]
+    others = _other_family_fits(found, family, index, p, threshold, ours_named)
+    used: set[int] = set()
+    picks: list[LoraPick] = []
+    refusals: list[str] = []
+    first = [_judge(i, ev, index, p, used, threshold) for i, ev in ours.items()]
+    if similarity is not None and first:
+        # meaning is compared for the lexically strongest few only: one prompt embedding per plan
+        ids = [j.index for j in sorted(first, key=lambda j: -j.score)[:_SEMANTIC_CANDIDATES] if j.evidence]
+        values = similarity(prompt, [_description(index.records[i]) for i in ids]) if ids else ()
+        sims.update({i: float(v) for i, v in zip(ids, values, strict=True)})
+    order = sorted(first, key=lambda j: (-total(j), index.records[j.index].name))
+    for initial in order:
+        record = index.records[initial.index]
+        if record.path.lower() in skip or record.name.lower() in skip:
+            continue
+        judged = _judge(initial.index, ours[initial.index], index, p, used, threshold) if used else initial
+        if judged.refused:
+            refusals.append(judged.refused)
+            continue
+        strong = any(e.field in STRONG for e in judged.evidence)
+        tags = _support(judged.evidence) + (1.0 if sims.get(judged.index, 0.0) >= 0.5 else 0.0)
+        if not judged.evidence or total(judged) < threshold or (not strong and tags < 2):
+            continue
+        looser = _looser_than_other_family(judged, others, index)
+        if looser:
+            refusals.append(looser)
+            continue
+        evidence = tuple(e.label for e in judged.evidence)
+        if judged.index in sims:
+            evidence += (f"semantic:{sims[judged.index]:.2f}",)
+        weight, _ = lora_weight(record)
+        use = LoraUse(record.name, portable_path(record.path), weight, weight, record.short_hash)
+        score = total(judged)
+        picks.append(LoraPick(record, use, _trigger(record), score, score / 3.0, evidence))
+        used |= {k for e in judged.evidence for k in range(e.start, e.end)}
+        if len(picks) == limit:
+            break
+    if picks:
+        return LoraChoice(tuple(picks))
+    return LoraChoice((), _none_reason(family, index, others, refusals, p))
+
+
+def _other_family_fits(
+    found: dict[str, list[tuple[int, int, float]]],
+    family: Family,
+    index: LoraIndex,
+    p: _Prompt,
+    threshold: float,
+    ours_named: list[set[int]],
+) -> list[_Judged]:
+    """Other families' LoRAs named by a trigger that no LoRA of ``family`` answers to."""
+    out = []
+    for other in index.families():
+        if other is family:
+            continue
+        for i in index.named(found, other):
+            judged = _judge(i, index.evidence(i, found), index, p, set(), threshold)
+            named = [set(range(e.start, e.end)) for e in judged.evidence if e.field == "trigger"]
+            if judged.refused or judged.score < threshold or not named:
+                continue
+            if all(any(span <= mine for mine in ours_named) for span in named):
+                continue  # this family has a LoRA for the same words
+            out.append(judged)
+    return sorted(out, key=lambda j: -j.score)
+
+
+def _looser_than_other_family(pick: _Judged, others: list[_Judged], index: LoraIndex) -> str:
+    """Refuse a pick when another family's LoRA is named by its trigger on words the pick lacks, or by a
+    trigger that contains the pick's own (``mecha musume`` names more than ``mecha``)."""
+    mine = {k for e in pick.evidence for k in range(e.start, e.end)}
+    own = [set(range(e.start, e.end)) for e in pick.evidence if e.field == "trigger"]
+    for other in others:
+        named = [e for e in other.evidence if e.field == "trigger"]
+        if not named:
+            continue
+        spans = [set(range(e.start, e.end)) for e in named]
+        wider = any(o < span for o in own for span in spans)
+        uncovered = not own and other.score > pick.score and not any(span <= mine for span in spans)
+        if wider or uncovered:
+            record = index.records[other.index]
+            what = ", ".join(dict.fromkeys(e.phrase for e in named))
+            return (
+                f"{index.records[pick.index].name} matches only loosely; '{what}' is what the prompt names "
+                f"and only {record.name} ({_family_name(record.family)}) is for it"
+            )
+    return ""
+
+
+def _none_reason(
+    family: Family, index: LoraIndex, others: list[_Judged], refusals: list[str], p: _Prompt
+) -> str:
+    parts: list[str] = []
+    if others:
+        best = others[0]
+        record = index.records[best.index]
+        what = ", ".join(dict.fromkeys(e.phrase for e in best.evidence if e.field == "trigger"))
+        parts.append(
+            f"no {_family_name(family)} LoRA for '{what}' "
+            f"(only {record.name}, a {_family_name(record.family)} LoRA, which this model cannot use)"
+        )
+    parts += list(dict.fromkeys(refusals))[:2]
+    generic = index.generic_tags(p.tokens)
+    if not parts and generic and len(generic) >= 2:
+        parts.append(f"booru quality/count tags ({', '.join(generic[:4])}) are no evidence for any LoRA")
+    return "; ".join(parts)
 
 
 def recommend_loras(
@@ -192,49 +410,22 @@ def recommend_loras(
     *,
     exclude: Iterable[str] = (),
     limit: int = 2,
-    threshold: float = 1.5,
+    threshold: float = DEFAULT_THRESHOLD,
     similarity: Similarity | None = None,
     semantic_weight: float = 1.0,
 ) -> tuple[LoraPick, ...]:
-    """At most ``limit`` LoRAs of ``family`` that fit ``prompt`` (paths or names in ``exclude`` skipped).
-
-    With ``similarity`` (the ``semantic`` extra), every LoRA with lexical evidence is also compared with
-    the prompt in meaning: its confidence gains ``semantic_weight`` x similarity before the threshold.
-    """
-    if limit <= 0 or not len(index):
-        return ()
-    styles = _style_words(analysis)
-    query = tokens(prompt) + sorted(styles)
-    skip = {e.lower() for e in exclude}
-    scored = index.scores(query, family)
-    combined: Mapping[int, tuple[float, float | None]]
-    if similarity is not None:
-        combined = _semantic(prompt, index, scored, similarity, semantic_weight)
-    else:
-        combined = {i: (index.confidence(s), None) for i, s in scored.items()}
-    ranked = sorted((-c, index.records[i].name, i) for i, (c, _) in combined.items() if c >= threshold)
-    picks: list[LoraPick] = []
-    taken_styles: set[str] = set()
-    for neg, _, i in ranked:
-        record = index.records[i]
-        if record.path.lower() in skip or record.name.lower() in skip:
-            continue
-        evidence = index.evidence(i, query)
-        sim = combined[i][1]
-        if sim is not None:
-            evidence += (f"semantic:{sim:.2f}",)
-        matched_styles = {e.split(":", 1)[1] for e in evidence} & styles
-        if not matched_styles and not any(e.startswith(_DISTINCT) for e in evidence):
-            continue  # only minor caption tags matched: not what the LoRA is for
-        if matched_styles & taken_styles:
-            continue  # another pick already serves this style cue
-        taken_styles |= matched_styles
-        weight, _ = lora_weight(record)
-        use = LoraUse(record.name, portable_path(record.path), weight, weight, record.short_hash)
-        picks.append(LoraPick(record, use, _trigger(record), scored[i], -neg, evidence))
-        if len(picks) == limit:
-            break
-    return tuple(picks)
+    """The picks of :func:`choose_loras` (same arguments)."""
+    return choose_loras(
+        prompt,
+        index,
+        family,
+        analysis,
+        exclude=exclude,
+        limit=limit,
+        threshold=threshold,
+        similarity=similarity,
+        semantic_weight=semantic_weight,
+    ).picks
 
 
 def insert_triggers(prompt: str, triggers: Iterable[str | None]) -> str:

@@ -28,7 +28,8 @@ from .checks import MAX_SEED, check_request, check_size
 from .device import DeviceInfo, choose_dtype
 from .hires import auto_hires_size, hires_target, plan_hires
 from .inputs import plan_controls, plan_init, plan_ip_adapters
-from .loras import LoraPick, Similarity, insert_triggers, recommend_loras
+from .lora_cache import IndexCache
+from .loras import LoraChoice, Similarity, choose_loras, insert_triggers
 from .memory import plan_memory
 from .parameters import find_speed, parameter_defaults, test_model_defaults
 from .preferences import LearningContext, Preferences
@@ -65,10 +66,12 @@ class Planner:
         similarity: Similarity | None = None,
         seed_source: Callable[[], int] | None = None,
         preferences: Preferences | None = None,
+        lora_cache: IndexCache | None = None,
     ) -> None:
         self._settings = settings
         self._preferences = preferences  # learned from the history; None or empty: today's planner
         self._similarity = similarity
+        self._lora_cache = lora_cache  # the LoRA index per catalog state (None: built per plan)
         self._seed_source = seed_source or (lambda: random.SystemRandom().randrange(MAX_SEED + 1))
 
     def plan(
@@ -94,8 +97,13 @@ class Planner:
         refs = resolved
         if resolved.model_decision is not None:
             d.items.append(resolved.model_decision)
-        candidates = Candidates.of(resolved.candidates, similarity=self._similarity) if request.auto else None
-        picks = _recommend(request, model, family, resolved.loras, analysis, candidates)
+        candidates = (
+            Candidates.of(resolved.candidates, similarity=self._similarity, cache=self._lora_cache)
+            if request.auto
+            else None
+        )
+        lora_choice = _recommend(request, model, family, resolved.loras, analysis, candidates)
+        picks = lora_choice.picks
         drawn = self._seed_source()
         context = LearningContext.of(family.value, analysis)
         if self._preferences is not None and request.auto and candidates is not None:
@@ -218,6 +226,8 @@ class Planner:
                 )
             )
         d.items.extend(pick.decision for pick in picks)
+        if not picks and lora_choice.decision is not None:
+            d.items.append(lora_choice.decision)  # "lora: none" and what was missing
         refiner = plan_refiner(request, model, resolved.refiner, resolved.refiner_decision, d.items)
         if hires is not None and refiner is not None:
             raise RequestError(
@@ -283,11 +293,11 @@ def _recommend(
     loras: tuple[LoraUse, ...],
     analysis: PromptAnalysis | None,
     candidates: Candidates | None,
-) -> tuple[LoraPick, ...]:
+) -> LoraChoice:
     if not request.auto or candidates is None or candidates.loras is None:
-        return ()
+        return LoraChoice(())
     exclude = [x for lora in loras for x in (lora.path, local_path(lora.path), lora.name)]
-    return recommend_loras(
+    return choose_loras(
         request.prompt,
         candidates.loras,
         family,

@@ -59,7 +59,8 @@ class Subject:
 class AspectHint:
     """The frame the prompt asks for: orientation, width/height ratio, and where that came from.
 
-    ``source`` is "ratio" (an explicit ratio or size), "cue" (words such as "phone wallpaper"),
+    ``source`` is "ratio" (an explicit ratio or size), "cue" (words such as "phone wallpaper"), "scene"
+    (what the scene is: a vista, a standing figure, a close-up; ``cue`` names the words and why),
     "content" (what suits the content type), "model" (a language model's answer) or "default".
     """
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .analysis import Cue, LabelScore, PromptAnalysis, Subject
-from .aspect import FrameContext, infer_aspect
+from .aspect import FrameContext, infer_aspect, wide_scene
 from .attention import WeightedChunk
 from .language import detect_language
 from .lexicon import PhraseIndex, Token, content_index, cue_index, load_vocab, tokenize
@@ -258,7 +258,7 @@ def analyze_prompt(
     subjects, subject_count = _subjects(tokens, text, negated)
     types = load_vocab("content_types")
     alone = subject_count == 1 and subjects[0].label in types["human_subjects"]
-    if alone:
+    if alone and wide_scene(tokens, text) < 1.0:  # one person in a vast scene is not a portrait
         evidence["portrait"] = evidence.get("portrait", 0.0) + types["single_person_bonus"]
     decision = decide_content_type(evidence)
     group = (

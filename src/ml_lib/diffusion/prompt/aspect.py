@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from .analysis import AspectHint
 from .lexicon import PhraseIndex, Token, load_vocab
 
-__all__ = ["FrameContext", "infer_aspect", "orientation_of"]
+__all__ = ["FrameContext", "infer_aspect", "orientation_of", "wide_scene"]
 
 _RATIO = re.compile(
     r"(?P<prefix>--ar\s+|aspect ratio\s*(?:of\s*)?|ratio\s+)?"
@@ -52,6 +52,43 @@ def _index() -> PhraseIndex:
     cues = load_vocab("aspect")["cues"]
     return PhraseIndex((f"aspect:{term}", f"{orientation}|{ratio}", term, float(strength))
                        for term, orientation, ratio, strength in cues)  # fmt: skip
+
+
+@functools.cache
+def _scene_index() -> PhraseIndex:
+    scene = load_vocab("aspect")["scene"]
+    return PhraseIndex(
+        (f"scene:{kind}:{term}", kind, term, float(strength))
+        for kind, terms in scene.items()
+        for term, strength in terms.items()
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Scene:
+    """What the scene words say: votes for landscape (wide scenery) and portrait (a whole figure), whether
+    it is a close-up, and the words behind each."""
+
+    wide: float
+    figure: float
+    close: bool
+    words: dict[str, list[str]]
+
+
+def _scene(tokens: list[Token], text: str) -> _Scene:
+    table = load_vocab("aspect")
+    cap = float(table["scene_cap"])
+    totals = {"wide": 0.0, "figure": 0.0, "close": 0.0}
+    words: dict[str, list[str]] = {"wide": [], "figure": [], "close": []}
+    for match in _scene_index().find(tokens, text):
+        totals[match.label] += match.value * max(0.0, min(match.weight, 2.0))
+        words[match.label].append(match.term)
+    return _Scene(min(cap, totals["wide"]), min(cap, totals["figure"]), totals["close"] >= 1.0, words)
+
+
+def wide_scene(tokens: list[Token], text: str) -> float:
+    """How strongly the words describe open scenery (0 to ``scene_cap``): a person in it is not a portrait."""
+    return _scene(tokens, text).wide
 
 
 def _explicit(text: str) -> AspectHint | None:
@@ -102,11 +139,37 @@ def infer_aspect(raw: str, text: str, tokens: list[Token], context: FrameContext
     ):
         if applies:
             votes[orientation] = votes.get(orientation, 0.0) + strength
+    scene = _scene(tokens, text)
+    if scene.wide:
+        votes["landscape"] = votes.get("landscape", 0.0) + scene.wide
+    if scene.figure:
+        votes["portrait"] = votes.get("portrait", 0.0) + scene.figure
+    if scene.close:  # a close-up is never a wide picture, whatever its setting
+        for orientation in ("landscape", "wide"):
+            if orientation in votes:
+                votes[orientation] *= table["close_factor"]
+        tight = "portrait" if context.single_person else "square"
+        votes[tight] = votes.get(tight, 0.0) + table["close_vote"]
     if not votes or max(votes.values()) <= 0:
         return AspectHint("square", 1.0, 0.3, "default")
     orientation = max(votes, key=lambda o: votes[o])
     total = sum(votes.values())
     confidence = round(min(0.95, 0.35 + 0.6 * votes[orientation] / (total + 1.0)), 3)
+    from_scene = {"landscape": scene.wide, "portrait": scene.figure}.get(orientation, 0.0)
+    cue_strength = best_cue.get(orientation, (0.0, "", 0.0))[0]
+    if from_scene > cue_strength and from_scene >= 1.0:
+        kind = "wide" if orientation == "landscape" else "figure"
+        said = ", ".join(dict.fromkeys(scene.words[kind]))
+        what = "a wide scene" if kind == "wide" else "a whole figure"
+        close = "; a close-up" if scene.close else ""
+        return AspectHint(
+            orientation, table["orientations"][orientation], confidence, "scene", f"{said} ({what}{close})"
+        )
+    if scene.close and orientation not in ("landscape", "wide") and orientation not in best_cue:
+        ratio = float(default[1]) if default is not None and default[0] == orientation else None
+        ratio = ratio or table["orientations"][orientation]
+        said = ", ".join(dict.fromkeys(scene.words["close"]))
+        return AspectHint(orientation, ratio, confidence, "scene", f"{said} (a close-up: not wide)")
     if orientation in best_cue:
         _, term, best_ratio = best_cue[orientation]
         return AspectHint(orientation, best_ratio, confidence, "cue", term)

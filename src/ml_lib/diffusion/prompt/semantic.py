@@ -71,12 +71,28 @@ def _dot(a: list[float], b: list[float]) -> float:
     return sum(x * y for x, y in zip(a, b, strict=True))
 
 
+@functools.cache
+def _text_vectors() -> dict[str, list[float]]:
+    """Embeddings of texts compared before (LoRA descriptions), so a plan embeds only its prompt."""
+    return {}
+
+
+_TEXT_CACHE_SIZE = 50_000
+
+
 def similarities(query: str, texts: Sequence[str]) -> tuple[float, ...]:
-    """Cosine similarity of ``query`` with each of ``texts`` (the model loads on first use)."""
+    """Cosine similarity of ``query`` with each of ``texts`` (the model loads on first use; each text is
+    embedded once per process)."""
     if not texts:
         return ()
-    first, *rest = _embed([query, *texts])
-    return tuple(_dot(first, vector) for vector in rest)
+    cache = _text_vectors()
+    missing = list(dict.fromkeys(t for t in texts if t not in cache))
+    first, *rest = _embed([query, *missing])
+    if len(cache) + len(missing) > _TEXT_CACHE_SIZE:
+        cache.clear()
+    cache.update(zip(missing, rest, strict=True))
+    vectors = {t: cache.get(t) or rest[missing.index(t)] for t in texts}
+    return tuple(_dot(first, vectors[t]) for t in texts)
 
 
 class SemanticAnalyzer:

@@ -8,6 +8,7 @@ given explicitly (``config_dir``) or placed beside the checkpoint as ``<stem>.co
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import math
@@ -210,9 +211,17 @@ class ComponentSizes:
 def _count(files: list[Path], prefixes: tuple[str, ...]) -> int:
     total = 0
     for path in files:
-        header = read_header(path)
-        total += sum(math.prod(t.shape) for name, t in header.tensors.items() if name.startswith(prefixes))
+        stat = path.stat()
+        total += _count_file(str(path), stat.st_size, stat.st_mtime_ns, prefixes)
     return total
+
+
+@functools.lru_cache(maxsize=256)
+def _count_file(path: str, size: int, mtime_ns: int, prefixes: tuple[str, ...]) -> int:
+    """Parameters under ``prefixes`` in one file, read once per file version (size and mtime in the key)."""
+    del size, mtime_ns  # the cache key: a rewritten file is read again
+    header = read_header(Path(path))
+    return sum(math.prod(t.shape) for name, t in header.tensors.items() if name.startswith(prefixes))
 
 
 def _weights(folder: Path) -> list[Path]:

@@ -7,13 +7,13 @@ scan) wins, since it carries hashes.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING
 
 from ..catalog.builtins import builtin_records
 from ..catalog.records import ModelKind, ModelRecord, Status
 from ..catalog.store import name_key
+from .usable import UsableCache
 
 if TYPE_CHECKING:
     from ..catalog.catalog import Catalog
@@ -30,6 +30,8 @@ class KnownModels:
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
         self._builtins: tuple[ModelRecord, ...] | None = None
+        self._usable = UsableCache()
+        self._joined: dict[tuple[str, ...], tuple[tuple[ModelRecord, ...], tuple[ModelRecord, ...]]] = {}
 
     def builtins(self) -> tuple[ModelRecord, ...]:
         """The built-ins' records (probed once per instance)."""
@@ -55,13 +57,20 @@ class KnownModels:
     def usable(self, kinds: Collection[ModelKind]) -> tuple[ModelRecord, ...]:
         """Records of ``kinds`` with status ok whose file still exists (a file deleted since the last scan
         is not a candidate), catalog first, then built-ins the catalog lacks."""
-        out = {
-            r.path: r
-            for kind in kinds
-            for r in self.catalog.find(kind=kind, statuses=(Status.OK,))
-            if os.path.exists(r.path)
-        }
-        for builtin in self.builtins():
-            if builtin.kind in kinds and builtin.status is Status.OK:
-                out.setdefault(builtin.path, builtin)
-        return tuple(out.values())
+        key = tuple(sorted(k.value for k in kinds))
+
+        def load() -> tuple[ModelRecord, ...]:
+            found = {r.path: r for kind in kinds for r in self.catalog.find(kind=kind, statuses=(Status.OK,))}
+            return tuple(found.values())
+
+        catalogued = self._usable.get(key, self.catalog.generation(), load)
+        last = self._joined.get(key)
+        if last is not None and last[0] is catalogued:
+            return last[1]  # the same tuple while nothing changed: caches keyed on it stay valid
+        have = {r.path for r in catalogued}
+        extra = tuple(
+            b for b in self.builtins() if b.kind in kinds and b.status is Status.OK and b.path not in have
+        )
+        joined = catalogued + extra if extra else catalogued
+        self._joined[key] = (catalogued, joined)
+        return joined

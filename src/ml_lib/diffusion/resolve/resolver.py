@@ -53,7 +53,9 @@ class Resolver:
     ) -> ResolvedRequest:
         """Resolve ``request`` (``document`` is its parsed prompt, ``analysis`` what the prompt asks for)."""
         candidates = self._known.usable(_AUTO_KINDS) if request.auto else ()
-        checkpoints = tuple(r for r in candidates if r.kind is ModelKind.CHECKPOINT)
+        checkpoints = (
+            self._known.usable((ModelKind.CHECKPOINT,)) if request.auto else ()
+        )  # cached, unfiltered
         choice = choose_model(request, analysis, checkpoints)
         model = resolve_model(
             choice.reference, config_dir=request.config_dir, hashes=self._hashes, lookup=self._known.named
