@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from functools import partial
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,6 +29,7 @@ from .embeddings import apply_embeddings
 from .finite import check_finite
 from .init_images import load_ref, prepare_init
 from .ip_adapter import apply_ip_adapters
+from .preview import preview_png
 from .schedulers import make_scheduler
 from .threads import use_threads
 from .variants import mode_of, pipeline_view
@@ -152,7 +154,9 @@ def execute(
     def step_end(p: Any, i: int, _t: Any, kw: dict[str, Any]) -> dict[str, Any]:
         _check(cancel)
         if on_step is not None:
-            on_step(StepInfo(i + 1, p.num_timesteps))
+            latents = kw.get("latents")
+            preview = None if latents is None else partial(preview_png, loaded, latents)
+            on_step(StepInfo(i + 1, p.num_timesteps, preview))
         return kw
 
     phase = "denoise"

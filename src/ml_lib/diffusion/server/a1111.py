@@ -217,13 +217,16 @@ async def set_options(body: OptionsBody, st: ServerState = Depends(state)) -> No
 
 
 @router.get("/progress")
-async def progress(st: ServerState = Depends(state)) -> dict[str, Any]:
-    """``ProgressResponse`` (no preview image yet: ``current_image`` is null)."""
+async def progress(skip_current_image: bool = False, st: ServerState = Depends(state)) -> dict[str, Any]:
+    """``ProgressResponse``; ``current_image`` is a base64 PNG of the running job's latest preview (its
+    latents mapped to RGB without the VAE, at most every half second), null when idle or skipped."""
     p = st.worker.progress
     state_ = {"skipped": False, "interrupted": p.interrupted, "stopping_generation": False, "job": p.job,
               "job_count": p.queued + (1 if p.job else 0), "job_timestamp": "0", "job_no": 0,
               "sampling_step": p.step, "sampling_steps": p.total}  # fmt: skip
-    return {"progress": p.fraction, "eta_relative": p.eta, "state": state_, "current_image": None,
+    preview = p.preview
+    image = None if skip_current_image or preview is None else base64.b64encode(preview).decode("ascii")
+    return {"progress": p.fraction, "eta_relative": p.eta, "state": state_, "current_image": image,
             "textinfo": None, "current_task": p.job or None}  # fmt: skip
 
 
