@@ -4,41 +4,21 @@ from __future__ import annotations
 
 import base64
 import json
-import socket
-import threading
-import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
-import uvicorn
 
 from ml_lib.diffusion.facade import ImageGenerator
 from ml_lib.diffusion.server import create_app
 
-from .conftest import KEY
+from .conftest import KEY, serving
 
 
 @pytest.fixture(scope="module")
 def base_url(generator: ImageGenerator) -> Iterator[str]:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    app = create_app(generator, api_key=KEY)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    for _ in range(200):  # bounded: at most 10 s
-        if server.started:
-            break
-        time.sleep(0.05)
-    assert server.started, "the server did not start within 10 s"
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
-    sock.close()
-    assert not thread.is_alive()
+    with serving(create_app(generator, api_key=KEY)) as url:
+        yield url
 
 
 def test_a1111_client_sequence(base_url: str) -> None:

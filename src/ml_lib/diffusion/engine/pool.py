@@ -46,7 +46,7 @@ class LoadedPipeline:
     views: dict[tuple[str, tuple[str, ...]], Any] = field(default_factory=dict)
     scheduler: tuple[Any, str] | None = None
     base_scheduler_config: dict[str, Any] | None = None
-    preview_map: Any = None  # the latent → RGB map of live previews (engine/preview.py), fitted on first use
+    preview_map: Any = None  # how live previews are drawn (engine/preview.py), chosen on first use
 
 
 class PipelinePool:

@@ -83,9 +83,13 @@ function renderPlan(plan) {
   for (const decision of plan.decisions) {
     const row = rows.insertRow();
     row.className = "decision";
-    for (const text of [decision.field, JSON.stringify(decision.value), decision.source, decision.reason]) {
-      row.insertCell().textContent = text;
-    }
+    row.insertCell().textContent = decision.field;
+    row.insertCell().textContent = JSON.stringify(decision.value);
+    const why = row.insertCell();
+    const source = document.createElement("span");
+    source.className = "source";
+    source.textContent = decision.source;
+    why.append(source, " ", decision.reason);
   }
   $("#plan").hidden = false;
 }
