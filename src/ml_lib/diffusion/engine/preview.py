@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -38,9 +38,9 @@ class LatentRGB:
     scale: int
 
 
-def _latent_scaling(vae: torch.nn.Module, z: torch.Tensor) -> torch.Tensor:
+def _latent_scaling(vae: Any, z: torch.Tensor) -> torch.Tensor:
     """``z`` (the encoder's mean) as the pipeline's latents hold it (scaled, SDXL-style mean/std applied)."""
-    config = vae.config  # type: ignore[attr-defined]
+    config = vae.config
     mean, std = getattr(config, "latents_mean", None), getattr(config, "latents_std", None)
     if mean is not None and std is not None:
         m = torch.tensor(mean).view(1, -1, 1, 1).to(z)
@@ -49,19 +49,19 @@ def _latent_scaling(vae: torch.nn.Module, z: torch.Tensor) -> torch.Tensor:
     return z * config.scaling_factor
 
 
-def fit_latent_rgb(vae: torch.nn.Module) -> LatentRGB:
+def fit_latent_rgb(vae: Any) -> LatentRGB:
     """Fit the linear latent → RGB map of ``vae``: two images of random flat patches are encoded and
     decoded again, and the centre latent cell of each patch is regressed on what the decoder draws there
     (not on the input colour: a VAE trained on a narrow world may not reproduce every colour)."""
-    config = vae.config  # type: ignore[attr-defined]
+    config = vae.config
     scale = 2 ** (len(config.block_out_channels) - 1)
     gen = torch.Generator("cpu").manual_seed(0)
     colours = torch.rand(2, 3, _BLOCKS, _BLOCKS, generator=gen)
     pixels = colours.repeat_interleave(_CELLS * scale, 2).repeat_interleave(_CELLS * scale, 3)
     param = next(iter(vae.parameters()))
     with torch.inference_mode():
-        mean = vae.encode(pixels.to(param.device, param.dtype) * 2 - 1).latent_dist.mode()  # type: ignore[operator]
-        drawn = vae.decode(mean).sample.float().cpu()  # type: ignore[operator]
+        mean = vae.encode(pixels.to(param.device, param.dtype) * 2 - 1).latent_dist.mode()
+        drawn = vae.decode(mean).sample.float().cpu()
         z = _latent_scaling(vae, mean.float().cpu())
     centre = z[:, :, 1::_CELLS, 1::_CELLS]  # (2, C, B, B)
     target = torch.nn.functional.avg_pool2d((drawn / 2 + 0.5).clamp(0, 1), scale)[:, :, 1::_CELLS, 1::_CELLS]
@@ -72,9 +72,9 @@ def fit_latent_rgb(vae: torch.nn.Module) -> LatentRGB:
     return LatentRGB(solution[:-1], solution[-1], scale)
 
 
-def _decode_small(vae: torch.nn.Module, latents: torch.Tensor) -> torch.Tensor:
+def _decode_small(vae: Any, latents: torch.Tensor) -> torch.Tensor:
     """(h, w, 3) in 0..1: the first latent image decoded by ``vae`` itself."""
-    config = vae.config  # type: ignore[attr-defined]
+    config = vae.config
     param = next(iter(vae.parameters()))
     z = latents[:1].to(param.device, param.dtype)
     mean, std = getattr(config, "latents_mean", None), getattr(config, "latents_std", None)
@@ -83,11 +83,11 @@ def _decode_small(vae: torch.nn.Module, latents: torch.Tensor) -> torch.Tensor:
         z = z + torch.tensor(mean).view(1, -1, 1, 1).to(z)
     else:
         z = z / config.scaling_factor
-    image = vae.decode(z).sample[0].float().cpu()  # type: ignore[operator]
+    image = vae.decode(z).sample[0].float().cpu()
     return (image / 2 + 0.5).permute(1, 2, 0)
 
 
-def _is_small(vae: torch.nn.Module) -> bool:
+def _is_small(vae: Any) -> bool:
     decoder = getattr(vae, "decoder", vae)
     return sum(p.numel() for p in decoder.parameters()) <= SMALL_DECODER
 

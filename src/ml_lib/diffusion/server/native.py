@@ -100,7 +100,9 @@ async def plan(body: GenerateBody, st: ServerState = Depends(state)) -> Any:
     return (await st.worker.call(lambda g: g.plan(req))).to_dict()
 
 
-async def run_generation(st: ServerState, req: GenerationRequest, job: str | Job = "generate") -> dict[str, Any]:
+async def run_generation(
+    st: ServerState, req: GenerationRequest, job: str | Job = "generate"
+) -> dict[str, Any]:
     """Queue ``req`` on the worker; the generate answer: id, seeds, image URLs and the plan."""
 
     def work(g: ImageGenerator, on_step: Any, cancel: CancelToken) -> GenerationResult:

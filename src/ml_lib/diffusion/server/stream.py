@@ -44,7 +44,11 @@ def _progress(job: Job) -> dict[str, Any]:
 async def _events(st: ServerState, req: GenerationRequest) -> AsyncIterator[str]:
     loop = asyncio.get_running_loop()
     changed = asyncio.Event()
-    job = Job("generate", notify=lambda: loop.call_soon_threadsafe(changed.set))
+
+    def wake() -> None:  # called on the worker thread
+        loop.call_soon_threadsafe(changed.set)
+
+    job = Job("generate", notify=wake)
     task = asyncio.ensure_future(run_generation(st, req, job))
     try:
         last: tuple[int, int, int] | None = None
@@ -65,7 +69,9 @@ async def _events(st: ServerState, req: GenerationRequest) -> AsyncIterator[str]
         try:
             result = task.result()
         except MlDiffusionError as exc:
-            yield _event("error", {"error": type(exc).__name__, "detail": str(exc), "status": status_for(exc)})
+            yield _event(
+                "error", {"error": type(exc).__name__, "detail": str(exc), "status": status_for(exc)}
+            )
             return
         yield _event("done", result)
     finally:

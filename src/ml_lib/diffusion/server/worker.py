@@ -23,6 +23,11 @@ T = TypeVar("T")
 PREVIEW_INTERVAL = 0.5
 
 
+def _clock() -> float:
+    """Seconds on a monotonic clock (one place, so tests can drive the preview pacing)."""
+    return time.monotonic()
+
+
 @dataclass(slots=True, eq=False)
 class Job:
     """One generation: its place in the queue, its steps, its latest preview (written by the worker thread).
@@ -36,7 +41,7 @@ class Job:
     token: CancelToken = field(default_factory=CancelToken)
     step: int = 0
     total: int = 0
-    started: float = 0.0  # time.monotonic() when it began running; 0 while queued
+    started: float = 0.0  # _clock() when it began running; 0 while queued
     preview: bytes | None = None  # PNG of the latest preview
     preview_step: int = 0
     _preview_at: float = 0.0
@@ -51,13 +56,13 @@ class Job:
         """Seconds left, estimated from the pace so far (0 when unknown)."""
         if not self.step or not self.total or not self.started:
             return 0.0
-        elapsed = time.monotonic() - self.started
+        elapsed = _clock() - self.started
         return elapsed / self.step * (self.total - self.step)
 
     def on_step(self, info: StepInfo) -> None:
         """Record a step; take a preview on the first step and then at most every PREVIEW_INTERVAL s."""
         self.step, self.total = info.step, info.total
-        now = time.monotonic()
+        now = _clock()
         if info.preview is not None and (self.preview is None or now - self._preview_at >= PREVIEW_INTERVAL):
             self.preview, self.preview_step, self._preview_at = info.preview(), info.step, now
         self._notify()
@@ -147,7 +152,7 @@ class Worker:
                 self._waiting.remove(job)
                 self.progress.queued = len(self._waiting)
                 self.progress.current, self.progress.interrupted = job, False
-                job.started = time.monotonic()
+                job.started = _clock()
             job._notify()
             try:
                 return fn(generator, job.on_step, job.token)
