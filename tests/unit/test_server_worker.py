@@ -90,6 +90,11 @@ def test_queue_position_and_throttled_previews(monkeypatch: pytest.MonkeyPatch) 
         await asyncio.gather(*tasks)
         assert notified == [0, 1, 2, 3, 4]  # started, then every step
         assert second.preview == b"png3" and second.preview_step == 3 and worker.position(second) == 0
+        assert first.preview is None  # nobody streamed or polled it: no previews were made
+        worker.watch()  # a /progress poll: the next job is watched without streaming
+        third = Job("c")
+        await worker.generate(third, steps)
+        assert third.preview == b"png3"
 
     asyncio.run(scenario())
     assert made == [1, 3, 1, 3]

@@ -219,7 +219,9 @@ async def set_options(body: OptionsBody, st: ServerState = Depends(state)) -> No
 @router.get("/progress")
 async def progress(skip_current_image: bool = False, st: ServerState = Depends(state)) -> dict[str, Any]:
     """``ProgressResponse``; ``current_image`` is a base64 PNG of the running job's latest preview (its
-    latents mapped to RGB without the VAE, at most every half second), null when idle or skipped."""
+    latents drawn cheaply, at most every half second, while someone polls), null when idle or skipped."""
+    if not skip_current_image:
+        st.worker.watch()
     p = st.worker.progress
     state_ = {"skipped": False, "interrupted": p.interrupted, "stopping_generation": False, "job": p.job,
               "job_count": p.queued + (1 if p.job else 0), "job_timestamp": "0", "job_no": 0,

@@ -15,12 +15,17 @@ from ..result import CancelToken, StepInfo
 if TYPE_CHECKING:
     from ..facade import ImageGenerator
 
-__all__ = ["PREVIEW_INTERVAL", "Job", "Progress", "Worker"]
+__all__ = ["PREVIEW_COST_FACTOR", "PREVIEW_INTERVAL", "WATCH_WINDOW", "Job", "Progress", "Worker"]
 
 T = TypeVar("T")
 
-#: Seconds between two live previews of one job (the first step always makes one).
+#: Seconds between two live previews of one job (the first step watched always makes one) …
 PREVIEW_INTERVAL = 0.5
+#: … and at least this many times the last preview's cost, so previews take at most ~2% of a job.
+PREVIEW_COST_FACTOR = 50
+#: Seconds a ``/progress`` poll counts as someone watching the running job (previews are made only then,
+#: or for a job whose progress is streamed).
+WATCH_WINDOW = 5.0
 
 
 def _clock() -> float:
@@ -44,7 +49,7 @@ class Job:
     started: float = 0.0  # _clock() when it began running; 0 while queued
     preview: bytes | None = None  # PNG of the latest preview
     preview_step: int = 0
-    _preview_at: float = 0.0
+    _preview_at: float = 0.0  # the next preview is due then
 
     @property
     def fraction(self) -> float:
@@ -59,12 +64,15 @@ class Job:
         elapsed = _clock() - self.started
         return elapsed / self.step * (self.total - self.step)
 
-    def on_step(self, info: StepInfo) -> None:
-        """Record a step; take a preview on the first step and then at most every PREVIEW_INTERVAL s."""
+    def on_step(self, info: StepInfo, *, watched: bool = True) -> None:
+        """Record a step; when ``watched``, take a preview on the first such step and then at most every
+        PREVIEW_INTERVAL seconds (or PREVIEW_COST_FACTOR times its own cost, if more)."""
         self.step, self.total = info.step, info.total
         now = _clock()
-        if info.preview is not None and (self.preview is None or now - self._preview_at >= PREVIEW_INTERVAL):
-            self.preview, self.preview_step, self._preview_at = info.preview(), info.step, now
+        if info.preview is not None and watched and (self.preview is None or now >= self._preview_at):
+            self.preview, self.preview_step = info.preview(), info.step
+            cost = _clock() - now
+            self._preview_at = now + max(PREVIEW_INTERVAL, PREVIEW_COST_FACTOR * cost)
         self._notify()
 
     def _notify(self) -> None:
@@ -118,12 +126,17 @@ class Worker:
         self.generator = generator
         self.progress = Progress()
         self._waiting: list[Job] = []
+        self._watched_until = 0.0
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ml-diffusion-worker")
 
     async def call(self, fn: Callable[[ImageGenerator], T]) -> T:
         """Run ``fn(generator)`` on the worker (after every job queued before it)."""
         return await asyncio.wrap_future(self._pool.submit(fn, self.generator))
+
+    def watch(self) -> None:
+        """Someone polls the progress: make live previews of the running job for WATCH_WINDOW seconds."""
+        self._watched_until = _clock() + WATCH_WINDOW
 
     def position(self, job: Job) -> int:
         """1 for the next job to run, 2 for the one after …; 0 once ``job`` runs (or is gone)."""
@@ -154,8 +167,12 @@ class Worker:
                 self.progress.current, self.progress.interrupted = job, False
                 job.started = _clock()
             job._notify()
+
+            def on_step(info: StepInfo) -> None:
+                job.on_step(info, watched=job.notify is not None or _clock() < self._watched_until)
+
             try:
-                return fn(generator, job.on_step, job.token)
+                return fn(generator, on_step, job.token)
             finally:
                 with self._lock:
                     self.progress.current = None
