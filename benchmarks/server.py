@@ -1,4 +1,4 @@
-"""The HTTP service under load: 8 concurrent clients × 10 requests on the demo model over loopback.
+"""The HTTP service under load: 8 concurrent clients x 10 requests on the demo model over loopback.
 
 Run: ``python benchmarks/server.py [--clients 8] [--requests 10] [--steps 10] [--direct 8]``.
 
@@ -8,7 +8,7 @@ directly (before and after the server run, same request shape) for the baseline.
 
 - every request answered (200), none lost or duplicated (ids and seeds all distinct, as asked);
 - per request: client latency, time inside ``ImageGenerator.generate`` on the worker, and queue wait
-  (latency − generation: the time spent waiting behind the other clients' jobs);
+  (latency - generation: the time spent waiting behind the other clients' jobs);
 - service overhead: wall time per request of the saturated queue minus the direct call's time, as a share
   of the direct call (target ≤ 5%); it holds HTTP, JSON, queue hand-offs, progress and live previews;
 - peak RSS of the process sampled every 0.1 s: after the first quarter of the requests and at the end

@@ -87,3 +87,4 @@ class GenerationRequest:
     auto: bool = True  # False: no automatic checkpoint choice or LoRA recommendation
     learn: bool = True  # False: no learned preferences (the generation is still recorded)
     memory: str | None = None  # none | balanced | sequential | aggressive; None: the planner picks
+    inpainting_fill: str | None = None  # fill | original | latent_noise | latent_nothing; None: original

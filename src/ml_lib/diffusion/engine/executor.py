@@ -28,6 +28,7 @@ from .control import control_image, load_controlnets
 from .embeddings import apply_embeddings
 from .finite import check_finite
 from .init_images import load_ref, prepare_init
+from .inpaint_fill import latent_fill
 from .ip_adapter import apply_ip_adapters
 from .preview import preview_png
 from .schedulers import make_scheduler
@@ -148,7 +149,11 @@ def execute(
     nets = load_controlnets(loaded, plan.controls, dtype=plan.dtype, device=plan.device)
     view = pipeline_view(loaded, mode, tuple(u.model for u in plan.controls), nets)
     prepared = prepare_init(plan)
-    kwargs = {**prepared.kwargs, **ip_kwargs, **_control_kwargs(plan, mode, annotator_dir)}
+    kwargs = {
+        **latent_fill(view, plan, prepared.kwargs),
+        **ip_kwargs,
+        **_control_kwargs(plan, mode, annotator_dir),
+    }
     _check(cancel)
 
     def step_end(p: Any, i: int, _t: Any, kw: dict[str, Any]) -> dict[str, Any]:

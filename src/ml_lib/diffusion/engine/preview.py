@@ -19,7 +19,7 @@ import torch
 if TYPE_CHECKING:
     from .pool import LoadedPipeline
 
-__all__ = ["SMALL_DECODER", "LatentRGB", "fit_latent_rgb", "preview_png"]
+__all__ = ["SMALL_DECODER", "LatentRGB", "fit_latent_rgb", "preview_png", "to_pipeline_latents"]
 
 #: Decoder parameters up to which a preview is the VAE's own decode (the demo's has 0.5 M, SD's 49 M).
 SMALL_DECODER = 5_000_000
@@ -38,7 +38,7 @@ class LatentRGB:
     scale: int
 
 
-def _latent_scaling(vae: Any, z: torch.Tensor) -> torch.Tensor:
+def to_pipeline_latents(vae: Any, z: torch.Tensor) -> torch.Tensor:
     """``z`` (the encoder's mean) as the pipeline's latents hold it (scaled, SDXL-style mean/std applied)."""
     config = vae.config
     mean, std = getattr(config, "latents_mean", None), getattr(config, "latents_std", None)
@@ -62,7 +62,7 @@ def fit_latent_rgb(vae: Any) -> LatentRGB:
     with torch.inference_mode():
         mean = vae.encode(pixels.to(param.device, param.dtype) * 2 - 1).latent_dist.mode()
         drawn = vae.decode(mean).sample.float().cpu()
-        z = _latent_scaling(vae, mean.float().cpu())
+        z = to_pipeline_latents(vae, mean.float().cpu())
     centre = z[:, :, 1::_CELLS, 1::_CELLS]  # (2, C, B, B)
     target = torch.nn.functional.avg_pool2d((drawn / 2 + 0.5).clamp(0, 1), scale)[:, :, 1::_CELLS, 1::_CELLS]
     x = centre.permute(0, 2, 3, 1).reshape(-1, z.shape[1])
