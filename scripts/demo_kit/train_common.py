@@ -6,6 +6,7 @@ the data it would have seen in one run. Checkpoints are written atomically (temp
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
@@ -17,7 +18,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from .world import POSITIONS, Split, Style, captions, render, sample_control_scene, sample_scene
+from .world import (
+    POSITIONS,
+    Split,
+    Style,
+    captions,
+    is_held_out,
+    render,
+    sample_control_scene,
+    sample_scene,
+)
 
 __all__ = [
     "Batch",
@@ -58,7 +68,8 @@ def make_batch(
     """The deterministic batch number ``step`` of a stage (``stream`` separates stages' data).
 
     Each image is striped with probability ``striped_fraction``, else outlined with ``outline_fraction``;
-    its caption leaves the position unsaid with probability ``neutral_fraction``. ``control``: objects
+    its caption leaves the position unsaid with probability ``neutral_fraction`` (and the object is then in
+    the middle, the world's prior). ``control``: objects
     anywhere (:func:`~.world.sample_control_scene`), captions saying no position (40%), another position
     (30%) or the nearest one (30%), so a ControlNet learns to follow its mask whatever the caption says.
     """
@@ -74,15 +85,19 @@ def make_batch(
             if control
             else sample_scene(int(scene_seed), split, style=style)
         )
-        rendered = render(scene)
-        images.append(rendered.image)
         said: str | None = scene.position
         draw = rng.random()
         if control:
             others = [p for p in POSITIONS if p != scene.position]
             said = None if draw < 0.4 else others[int(rng.integers(len(others)))] if draw < 0.7 else said
-        elif draw < neutral_fraction:
-            said = None
+        elif draw < neutral_fraction and not is_held_out(
+            scene.shape, scene.color, "center", scene.background
+        ):
+            # An unsaid position means the middle: the prior people expect, and the one inpainting's
+            # "only masked" crop relies on to put the object inside the mask.
+            scene, said = dataclasses.replace(scene, position="center"), None
+        rendered = render(scene)
+        images.append(rendered.image)
         options = captions(scene, position=said)
         texts.append(options[int(rng.integers(len(options)))])
         masks.append(rendered.mask)

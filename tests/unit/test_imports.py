@@ -18,7 +18,7 @@ import ml_lib.diffusion
 ROOMS = frozenset(
     {
         "prompt", "catalog", "resolve", "planning", "learning", "output", "imaging", "engine", "cli",
-        "testing", "demo", "server",
+        "testing", "demo", "server", "batch",
     }
 )  # fmt: skip
 #: Every top-level module of ml_lib.diffusion.
@@ -41,7 +41,19 @@ MODULES = frozenset(
 )
 #: Rooms whose every module imports with torch, diffusers and transformers blocked.
 PURE_ROOMS = frozenset(
-    {"prompt", "catalog", "resolve", "planning", "learning", "output", "imaging", "demo", "cli", "server"}
+    {
+        "prompt",
+        "catalog",
+        "resolve",
+        "planning",
+        "learning",
+        "output",
+        "imaging",
+        "demo",
+        "cli",
+        "server",
+        "batch",
+    }
 )
 #: Top-level modules that import with them blocked (all of them).
 PURE_MODULES = MODULES

@@ -35,6 +35,8 @@ Added since, under the parents named::
     MlDiffusionError
     └── HistoryError                the history file cannot be opened, written or restored
         └── HistoryImportError      a history export (JSONL) that cannot be read back
+    MetadataError
+    └── ForeignMetadataError        another tool's metadata (ComfyUI graph, InvokeAI/Fooocus JSON) is malformed
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ __all__ = [
     "ConfigError",
     "DatabaseDamagedError",
     "DiskFullError",
+    "ForeignMetadataError",
     "GenerationCancelled",
     "GenerationError",
     "HistoryError",
@@ -189,3 +192,7 @@ class HistoryError(MlDiffusionError):
 
 class HistoryImportError(HistoryError):
     """A history export (JSONL) that cannot be read back; nothing of it was imported."""
+
+
+class ForeignMetadataError(MetadataError):
+    """Another tool's metadata in an image (a ComfyUI graph, InvokeAI or Fooocus JSON) is malformed."""

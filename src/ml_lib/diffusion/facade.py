@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._recording import Planned
-from .errors import MetadataError, OutOfMemory, PlanError
+from .errors import MetadataError, ModelNotFoundError, OutOfMemory, PlanError
 from .plan import GenerationPlan, ModelRef
 from .prompt.analysis import PromptAnalysis
 from .prompt.analyzers import make_analyzer, semantic_similarity
@@ -28,9 +28,10 @@ from .result import CancelToken, GenerationResult, PhaseTimings, StepInfo
 from .settings import Settings
 
 if TYPE_CHECKING:
+    from .batch import BatchEvent, BatchItem, BatchReport, RayOptions
     from .catalog.catalog import Catalog
     from .catalog.hashing import HashCache
-    from .engine.pool import PipelinePool
+    from .engine.pool import PipelinePool, PoolStats
     from .learning.records import Feedback
     from .learning.service import Entry, History, Target
     from .output.metadata import ImageMetadata
@@ -60,11 +61,22 @@ class ImageGenerator:
     """
 
     def __init__(
-        self, settings: Settings | None = None, *, device: str | None = None, pool_size: int = 1
+        self,
+        settings: Settings | None = None,
+        *,
+        device: str | None = None,
+        pool_size: int | None = None,
+        pool_budget: str | int | None = None,
+        record: bool = True,
     ) -> None:
+        from .planning.pool_budget import parse_budget
+
         self.settings = settings or Settings.from_env()
+        self._recording = record  # False: a batch worker, whose driver records what it returns
         self._device_pref = device
         self._pool_size = pool_size
+        self._pool_budget = pool_budget if pool_budget is not None else self.settings.pool_budget
+        parse_budget(self._pool_budget)  # a bad budget is a ConfigError now, not at the first generation
         self._device: DeviceInfo | None = None
         self._pool: PipelinePool | None = None
         self._conn: sqlite3.Connection | None = None
@@ -108,9 +120,30 @@ class ImageGenerator:
     def _pipelines(self) -> PipelinePool:
         if self._pool is None:
             from .engine.pool import PipelinePool
+            from .planning.pool_budget import default_budget, parse_budget
 
-            self._pool = PipelinePool(self._pool_size)
+            kind = self.device().kind
+            budget = default_budget(self.device(), parse_budget(self._pool_budget, kind))
+            self._pool = PipelinePool(self._pool_size, budget=budget)
         return self._pool
+
+    def _expected(self, plan: GenerationPlan, memory: str) -> tuple[int, int] | None:
+        """(RAM, VRAM) bytes the plan's model will hold with the ``memory`` strategy, from the planning
+        estimate (None: sizes unknown)."""
+        from .planning.pool_budget import expected_bytes
+
+        planned = self._planned.get(plan)
+        r = planned.resolved if planned is not None else None
+        if r is None or r.unet_params is None:
+            return None
+        params = (r.unet_params, r.text_encoder_params or 0, r.vae_params or 0)
+        return expected_bytes(
+            plan.model.family, params, dtype=plan.dtype, device=plan.device, strategy=memory
+        )
+
+    def pool_stats(self) -> PoolStats:
+        """The model pool's hits, misses, loads, evictions and bytes held (RAM and VRAM) against its budget."""
+        return self._pipelines().stats()
 
     def _resolve_step(self) -> Resolver:
         if self._resolver is None:
@@ -228,7 +261,13 @@ class ImageGenerator:
         memory = plan.memory.strategy if plan.memory is not None else "none"
         retries: list[str] = []
         while True:  # bounded: each out-of-memory steps up one strategy, up to aggressive
-            loaded = self._pipelines().get(plan.model, dtype=plan.dtype, device=plan.device, memory=memory)
+            loaded = self._pipelines().acquire(
+                plan.model,
+                dtype=plan.dtype,
+                device=plan.device,
+                memory=memory,
+                expected=self._expected(plan, memory),
+            )
             load = time.perf_counter() - t0
             try:
                 out = execute(
@@ -247,6 +286,8 @@ class ImageGenerator:
                 retries.append(memory)
                 self._pipelines().drop(loaded)
                 memory = stronger
+            finally:
+                self._pipelines().release(loaded)  # unpinned: evictable again
         t1 = time.perf_counter()
         gid = new_id()
         paths = self._save(plan, out.images, plan.seeds, gid) if save else ()
@@ -260,8 +301,38 @@ class ImageGenerator:
             gid,
             memory_retries=tuple(f"{m} → out of memory" for m in retries),
         )
-        self._record(result)
+        if self._recording:
+            self._record(result)
         return result
+
+    def keep(self, result: GenerationResult) -> GenerationResult:
+        """Save and record a result executed elsewhere with ``save=False`` (a batch worker's)."""
+        from .learning.records import new_id
+
+        gid = result.generation_id or new_id()
+        t0 = time.perf_counter()
+        paths = self._save(result.plan, result.images, result.seeds, gid)
+        timings = dataclasses.replace(result.timings, save=time.perf_counter() - t0)
+        kept = dataclasses.replace(result, paths=paths, generation_id=gid, timings=timings)
+        self._record(kept)
+        return kept
+
+    def batch(
+        self,
+        job: str | Path | list[BatchItem],
+        out_dir: str | Path,
+        *,
+        repeat: int = 1,
+        seed_start: int | None = None,
+        ray: RayOptions | None = None,
+        on_event: Callable[[BatchEvent], None] | None = None,
+        stop: CancelToken | None = None,
+    ) -> BatchReport:
+        """Run a JSONL job (a path, or items from :func:`~ml_lib.diffusion.batch.parse_job`) into
+        ``out_dir`` with its manifest: a re-run resumes; on Ray when ``ray`` is given."""
+        from .batch.runner import run_batch
+
+        return run_batch(self, job, Path(out_dir), repeat, seed_start, ray, on_event, stop)
 
     def reproduce(
         self,
@@ -270,21 +341,31 @@ class ImageGenerator:
         output_dir: str | Path | None = None,
         save: bool = True,
         allow_hub: bool = False,
+        model: str | None = None,
     ) -> GenerationResult:
         """Regenerate an image from the plan embedded in it (pixel-identical on the same device/versions).
 
         The plan is untrusted input: it is checked like a request before anything loads (a Hub model only
         with ``allow_hub``), and the image goes to ``output_dir`` or the settings' output folder, never to
-        a folder the file names.
+        a folder the file names. An image of another tool (A1111, Forge, SD.Next, ComfyUI, InvokeAI,
+        Fooocus) is planned from the settings it records, with ``model`` (a path or catalog name) in place
+        of the model it names; what cannot be honoured is logged as a warning.
         """
         from .planning.validate import validate_plan
 
         meta = self.info(image)
+        foreign = meta.foreign is not None or meta.foreign_error is not None
+        if (
+            meta.plan is None and meta.plan_error is None and foreign
+        ):  # a damaged plan of ours is not bypassed
+            return self._reproduce_foreign(image, meta, output_dir=output_dir, save=save, model=model)
+        if meta.plan is not None and model is not None:
+            log.warning("%s carries its plan: --model is for other tools' images and is not used.", image)
         if meta.plan is None:
             why = f" ({meta.plan_error})" if meta.plan_error else ""
             raise MetadataError(
-                f"{image} carries no ml-diffusion plan{why}; "
-                "only images written by ml-diffusion can be reproduced."
+                f"{image} carries no ml-diffusion plan{why} and no settings of another tool "
+                "(A1111, Forge, SD.Next, ComfyUI, InvokeAI, Fooocus) to reproduce."
             )
         try:
             validate_plan(meta.plan, self.settings.limits, allow_hub=allow_hub)
@@ -308,8 +389,31 @@ class ImageGenerator:
         timings = dataclasses.replace(full.timings, save=time.perf_counter() - t0)
         return GenerationResult(images, (seed,), plan, paths, timings, full.generation_id)
 
+    def _reproduce_foreign(
+        self,
+        image: str | Path,
+        meta: ImageMetadata,
+        *,
+        output_dir: str | Path | None,
+        save: bool,
+        model: str | None,
+    ) -> GenerationResult:
+        """Plan and run the request another tool's image records (see :meth:`reproduce`)."""
+        from .output.foreign import foreign_request
+
+        request = foreign_request(image, meta.foreign, meta.foreign_error, model=model)
+        output = str(output_dir or self.settings.outputs)
+        try:
+            return self.generate(dataclasses.replace(request, output_dir=output), save=save)
+        except ModelNotFoundError as exc:
+            if model is not None:
+                raise
+            raise ModelNotFoundError(
+                f"{exc} The image names {request.model!r}: give your copy with --model."
+            ) from exc
+
     def info(self, image: str | Path) -> ImageMetadata:
-        """Metadata of an image written by us or by an A1111-compatible tool."""
+        """Metadata of an image written by us or by A1111, Forge, SD.Next, ComfyUI, InvokeAI or Fooocus."""
         from .output.metadata import read_metadata
 
         return read_metadata(Path(image))
@@ -349,6 +453,7 @@ class ImageGenerator:
     def _save(
         self, plan: GenerationPlan, images: tuple[Any, ...], seeds: tuple[int, ...], generation_id: str
     ) -> tuple[Path, ...]:
+        from .output.comfyui import comfy_chunks
         from .output.infotext import format_infotext
         from .output.naming import NameContext
         from .output.writer import save_image
@@ -359,6 +464,7 @@ class ImageGenerator:
         for image, seed in zip(images, seeds, strict=True):
             text = format_infotext(plan, seed=seed, model_hash=plan.model.hash, version=_version())
             ctx = NameContext.from_plan(plan, seed=seed, now=now)
+            comfy = comfy_chunks(plan, seed) if plan.image_format.lower() == "png" else ()
             paths.append(
                 save_image(
                     image,
@@ -369,6 +475,7 @@ class ImageGenerator:
                     plan_json,
                     plan.image_format,
                     generation_id=generation_id,
+                    extra_chunks=comfy,
                 )
             )
         return tuple(paths)

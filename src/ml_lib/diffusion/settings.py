@@ -8,6 +8,9 @@ model-based ControlNet preprocessors, under their lllyasviel/Annotators names (e
 
 ``threads`` ($ML_DIFFUSION_THREADS) fixes torch's CPU thread count; unset, each plan chooses it from the
 cores, how busy other processes keep them and the model's size (``planning/threads.py``).
+``pool_budget`` ($ML_DIFFUSION_POOL_BUDGET) bounds the bytes of the models kept loaded between generations:
+a size such as "8GB" (VRAM on CUDA, RAM elsewhere) or "ram=16GB,vram=6GB"; unset, half the RAM and 75% of
+the VRAM (``planning/pool_budget.py``).
 ``learn`` ($ML_DIFFUSION_LEARN, default 1; 0 turns it off) lets plans use what was learned from the history
 (``<home>/history.sqlite3``, its own file: ratings are not a cache); generations are recorded either way.
 
@@ -73,6 +76,9 @@ class Settings:
     annotators: Path | None = None
     threads: int | None = field(default_factory=lambda: _env_threads("ML_DIFFUSION_THREADS"))
     learn: bool = True
+    pool_budget: str | None = field(
+        default_factory=lambda: os.environ.get("ML_DIFFUSION_POOL_BUDGET") or None
+    )
 
     @classmethod
     def from_env(cls) -> Settings:

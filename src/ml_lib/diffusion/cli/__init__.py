@@ -2,7 +2,8 @@
 
 ``_common`` (console, one-line errors) ← ``options`` (the shared request options) ← ``generate``
 (generate, plan), ``images`` (info, reproduce), ``models`` (the catalog), ``history`` (rate, history,
-stats), ``learning`` (show, reset, export, import), ``serve`` (the HTTP service); this module assembles the app.
+stats), ``learning`` (show, reset, export, import), ``serve`` (the HTTP service), ``batch`` (JSONL jobs);
+this module assembles the app.
 Errors print one line; ``--debug`` shows tracebacks.
 """
 
@@ -14,6 +15,7 @@ from typing import Annotated
 
 import typer
 
+from .batch import batch
 from .generate import generate, plan_cmd
 from .history import history, rate, stats
 from .images import info, reproduce
@@ -55,6 +57,7 @@ def build_app() -> typer.Typer:
     app.command("stats")(stats)
     app.add_typer(learning_app, name="learning")
     app.command("serve")(serve)
+    app.command("batch")(batch)
     return app
 
 

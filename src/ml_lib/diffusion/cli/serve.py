@@ -26,6 +26,14 @@ def serve(
         list[str] | None,
         typer.Option("--cors-origin", help="Allow browser pages from this origin (repeatable)."),
     ] = None,
+    pool_budget: Annotated[
+        str | None,
+        typer.Option(
+            "--pool-budget",
+            envvar="ML_DIFFUSION_POOL_BUDGET",
+            help="Bytes of models kept loaded between requests: 8GB, or ram=16GB,vram=6GB.",
+        ),
+    ] = None,
 ) -> None:
     """Serve the A1111-compatible API (/sdapi/v1) and the native API (/api/v1); Ctrl-C stops."""
 
@@ -41,7 +49,9 @@ def serve(
             console(stderr=True).print(
                 f"warning: serving on {host} without --api-key: anyone who can reach it can use it"
             )
-        app = create_app(ImageGenerator(), api_key=api_key, cors_origins=tuple(cors_origin or ()))
+        app = create_app(
+            ImageGenerator(pool_budget=pool_budget), api_key=api_key, cors_origins=tuple(cors_origin or ())
+        )
         uvicorn.run(app, host=host, port=port, log_level="warning")
 
     run(ctx, action)

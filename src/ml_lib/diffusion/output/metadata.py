@@ -26,6 +26,7 @@ from PIL import Image, JpegImagePlugin, PngImagePlugin
 from ..errors import MetadataError, OutputError, PlanError, RequestError
 from ..plan import GenerationPlan
 from ._containers import PNG_SIGNATURE, Container, Truncated, read_png, read_webp
+from .foreign import ForeignMetadata, read_foreign
 from .infotext import Infotext, parse_infotext
 
 __all__ = [
@@ -108,6 +109,10 @@ class ImageMetadata:
     plan: GenerationPlan | None = None
     plan_error: str | None = None
     generation_id: str | None = None
+    #: Another tool's settings (A1111, Forge, SD.Next, ComfyUI, InvokeAI, Fooocus) when there is no plan.
+    foreign: ForeignMetadata | None = None
+    #: Why that tool's metadata could not be read (malformed graph or JSON), one line.
+    foreign_error: str | None = None
 
 
 def normalize_format(fmt: str) -> tuple[str, str]:
@@ -160,8 +165,12 @@ def image_save_kwargs(
     *,
     quality: int = _DEFAULT_QUALITY,
     generation_id: str | None = None,
+    extra_chunks: tuple[tuple[str, str], ...] = (),
 ) -> SaveOptions:
-    """The save options that embed ``infotext`` (and ``plan_json``, ``generation_id`` when given)."""
+    """The save options that embed ``infotext`` (and ``plan_json``, ``generation_id`` when given).
+
+    ``extra_chunks`` are further PNG text chunks (the ComfyUI graph); other formats leave them out.
+    """
     pillow_format, extension = normalize_format(fmt)
     if generation_id is not None and not _ID_RE.fullmatch(generation_id):
         raise OutputError(f"Generation id {generation_id!r} is not 32 lowercase hex digits.")
@@ -171,6 +180,7 @@ def image_save_kwargs(
             chunks.append((PLAN_CHUNK, plan_json))
         if generation_id is not None:
             chunks.append((ID_CHUNK, generation_id))
+        chunks.extend(extra_chunks)
         return SaveOptions(pillow_format, extension, text_chunks=tuple(chunks))
     exif = _exif_bytes(infotext, plan_json, generation_id)
     if pillow_format == "JPEG" and len(exif) > _JPEG_MAX_EXIF and plan_json is not None:
@@ -270,15 +280,25 @@ def read_metadata(source: str | os.PathLike[str] | BinaryIO) -> ImageMetadata:
     infotext = infotext or exif_infotext or _comment_text(comment)
     plan_text = plan_text or exif_plan
     plan, plan_error = _parse_plan(plan_text, name)
+    parsed = parse_infotext(infotext) if infotext else None
+    foreign = foreign_error = None
+    if plan is None:
+        try:
+            foreign = read_foreign(raw.text, infotext, parsed)
+        except MetadataError as exc:
+            foreign_error = str(exc)
+            logger.warning("%s: %s", name, exc)
     return ImageMetadata(
         format=raw.format,
         width=raw.width,
         height=raw.height,
         infotext=infotext,
-        parsed=parse_infotext(infotext) if infotext else None,
+        parsed=parsed,
         plan=plan,
         plan_error=plan_error,
         generation_id=_generation_id(raw.text.get(ID_CHUNK), exif),
+        foreign=foreign,
+        foreign_error=foreign_error,
     )
 
 

@@ -98,15 +98,18 @@ def save_image(
     *,
     encoder: Encoder = encode_image,
     generation_id: str | None = None,
+    extra_chunks: tuple[tuple[str, str], ...] = (),
 ) -> Path:
     """Save ``image`` with its metadata in ``directory`` under a new name from ``stem_template``.
 
     ``ctx.counter`` is ignored: the writer uses the next free A1111 counter. An existing file is never
     overwritten: the next counter (or a ``-2``, ``-3`` … suffix when the template has no ``[counter]``)
     is tried instead. Raises OutputNotWritableError, DiskFullError or OutputError; nothing partial is
-    left behind.
+    left behind. ``extra_chunks`` are further PNG text chunks (the ComfyUI graph).
     """
-    options = image_save_kwargs(fmt, infotext, plan_json, generation_id=generation_id)
+    options = image_save_kwargs(
+        fmt, infotext, plan_json, generation_id=generation_id, extra_chunks=extra_chunks
+    )
     uses_counter = "counter" in template_tokens(stem_template)
     directory = Path(directory)
     try:

@@ -245,3 +245,9 @@ async def models(st: ServerState = Depends(state), kind: str | None = None) -> l
 async def scan(st: ServerState = Depends(state)) -> Any:
     """Rescan the model folders."""
     return to_jsonable(await st.worker.call(lambda g: g.catalog().scan()))
+
+
+@router.get("/pool")
+async def pool(st: ServerState = Depends(state)) -> Any:
+    """The model pool shared by every request: hits, misses, loads, evictions, bytes held and budgets."""
+    return to_jsonable(await st.worker.call(lambda g: g.pool_stats()))

@@ -1,0 +1,233 @@
+"""The ComfyUI graph of one image of a plan: the API-format ``prompt`` and the UI ``workflow`` chunks.
+
+ComfyUI's own ``SaveImage`` writes both PNG text chunks; ours carry the same generation built from core
+nodes only, so ComfyUI opens the image and can queue it again::
+
+    CheckpointLoaderSimple → LoraLoader (per LoRA) → CLIPSetLastLayer (clip skip) → CLIPTextEncode (twice)
+      → [ControlNetLoader + LoadImage → ControlNetApplyAdvanced] per unit
+    EmptyLatentImage | LoadImage → ImageScale → VAEEncode [→ LoadImageMask → SetLatentNoiseMask]
+      → KSampler → VAEDecode → SaveImage
+
+ComfyUI runs the same checkpoint, LoRAs, sampler, seed and size; it draws its noise and normalises
+prompt weights its own way, so the pixels are not ours. When a plan uses something ComfyUI's core
+nodes cannot express (an IP-Adapter, a control preprocessor, a sampler ComfyUI lacks, scheduled or
+composable prompts, BREAK, inpainting only the masked area, resize-and-fill), no graph is written and
+:func:`comfy_graph` says why. Fields added to the plan later extend :func:`_build` (see ``_UNEXPRESSED``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from dataclasses import dataclass, field
+from pathlib import PurePath
+from typing import Any
+
+from ..errors import PromptError
+from ..plan import GenerationPlan
+from ..prompt.attention import parse_prompt_attention
+from ..prompt.syntax import parse_prompt
+from ..samplers import SamplerChoice
+from .comfyui_names import to_comfy_sampler
+from .comfyui_workflow import api_to_workflow
+
+__all__ = ["PROMPT_CHUNK", "WORKFLOW_CHUNK", "ComfyGraph", "comfy_chunks", "comfy_graph", "comfy_text"]
+
+logger = logging.getLogger(__name__)
+
+PROMPT_CHUNK = "prompt"
+WORKFLOW_CHUNK = "workflow"
+_MAX_CLIP_SKIP = 24  # CLIPSetLastLayer's stop_at_clip_layer goes down to -24
+_CROP = {"just_resize": "disabled", "crop_and_resize": "center"}
+_SPECIAL = re.compile(r"([()\\])")
+
+Link = list[Any]  # [node id, output index], as ComfyUI writes it
+
+
+@dataclass(frozen=True, slots=True)
+class ComfyGraph:
+    """An API-format graph (``{"1": {"class_type": …, "inputs": {…}}, …}``) or why there is none."""
+
+    nodes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    reason: str | None = None
+
+
+@dataclass(slots=True)
+class _Builder:
+    nodes: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def add(self, class_type: str, title: str, **inputs: Any) -> str:
+        node_id = str(len(self.nodes) + 1)
+        self.nodes[node_id] = {"inputs": inputs, "class_type": class_type, "_meta": {"title": title}}
+        return node_id
+
+
+def comfy_text(prompt: str, embeddings: tuple[str, ...] = ()) -> str:
+    """``prompt`` as ComfyUI's CLIPTextEncode reads it: LoRA tags removed (they become LoraLoader
+    nodes), every weight written ``(text:w)`` as A1111 computes it (``[x]`` is 1/1.1 in A1111 and
+    literal in ComfyUI), parentheses escaped, embeddings named ``embedding:name``.
+
+    Raises :class:`ValueError` for what ComfyUI's text cannot say (editing, alternation, AND, BREAK).
+    """
+    document = parse_prompt(prompt)
+    if document.is_composable or document.uses_editing or document.uses_alternation or document.uses_break:
+        raise ValueError(
+            "the prompt uses scheduling, alternation, AND or BREAK, which CLIPTextEncode cannot express"
+        )
+    out = []
+    for chunk in parse_prompt_attention(document.text):
+        text = _SPECIAL.sub(r"\\\1", chunk.text)
+        for name in embeddings:
+            text = re.sub(rf"(?<![\w:]){re.escape(name)}(?!\w)", f"embedding:{name}", text)
+        weight = round(chunk.weight, 4)
+        out.append(text if weight == 1.0 or not text.strip() else f"({text}:{weight:g})")
+    return "".join(out)
+
+
+def _file_name(path: str, fallback: str = "") -> str:
+    """The file name ComfyUI's loaders list (names are relative to their model folder)."""
+    name = PurePath(path.replace("\\", "/")).name
+    return name or fallback
+
+
+def _unexpressed(plan: GenerationPlan, choice: SamplerChoice) -> str | None:
+    """Why ComfyUI's core nodes cannot run ``plan``, or None."""
+    if to_comfy_sampler(choice) is None:
+        return f"ComfyUI has no sampler {plan.sampler} with schedule {plan.schedule}"
+    if plan.ip_adapters:
+        return "ComfyUI's core nodes have no IP-Adapter"
+    if any(unit.control_type != "none" for unit in plan.controls):
+        return "a ControlNet preprocessor is not a ComfyUI core node"
+    if not (0 <= plan.cfg_scale <= 100 and 1 <= plan.steps <= 10000 and 0 <= plan.seed < 2**64):
+        return "CFG, steps or seed is outside the range of ComfyUI's KSampler"
+    if any(not 0 <= unit.scale <= 10 for unit in plan.controls):
+        return "a ControlNet weight is outside ControlNetApplyAdvanced's 0-10"
+    if plan.clip_skip > _MAX_CLIP_SKIP:
+        return f"clip skip {plan.clip_skip} is beyond CLIPSetLastLayer's {_MAX_CLIP_SKIP}"
+    if plan.init is not None and plan.init.resize_mode not in _CROP:
+        return f"resize mode {plan.init.resize_mode} has no ComfyUI core node"
+    if plan.init is not None and plan.init.inpaint_full_res:
+        return "inpainting only the masked area has no ComfyUI core node"
+    return None
+
+
+def comfy_graph(plan: GenerationPlan, seed: int) -> ComfyGraph:
+    """The API-format graph of the image of ``plan`` with ``seed``, or a ComfyGraph with the reason."""
+    choice = SamplerChoice(plan.sampler, plan.schedule)
+    reason = _unexpressed(plan, choice)
+    if reason is not None:
+        return ComfyGraph(reason=reason)
+    names = tuple(e.name for e in plan.embeddings)
+    try:
+        positive, negative = comfy_text(plan.prompt, names), comfy_text(plan.negative_prompt, names)
+    except (ValueError, PromptError) as exc:
+        return ComfyGraph(reason=str(exc))
+    return ComfyGraph(_build(plan, seed, choice, positive, negative))
+
+
+def _build(
+    plan: GenerationPlan, seed: int, choice: SamplerChoice, positive: str, negative: str
+) -> dict[str, Any]:
+    g = _Builder()
+    ckpt = g.add(
+        "CheckpointLoaderSimple",
+        "Load Checkpoint",
+        ckpt_name=_file_name(plan.model.reference, plan.model.name),
+    )
+    model: Link = [ckpt, 0]
+    clip: Link = [ckpt, 1]
+    vae: Link = [ckpt, 2]
+    for lora in plan.loras:
+        node = g.add(
+            "LoraLoader",
+            f"LoRA {lora.name}",
+            model=model,
+            clip=clip,
+            lora_name=_file_name(lora.path, lora.name),
+            strength_model=lora.unet_weight,
+            strength_clip=lora.te_weight,
+        )
+        model, clip = [node, 0], [node, 1]
+    if plan.clip_skip > 1:
+        clip = [g.add("CLIPSetLastLayer", "Clip skip", clip=clip, stop_at_clip_layer=-plan.clip_skip), 0]
+    pos: Link = [g.add("CLIPTextEncode", "Positive prompt", text=positive, clip=clip), 0]
+    neg: Link = [g.add("CLIPTextEncode", "Negative prompt", text=negative, clip=clip), 0]
+    for unit in plan.controls:
+        net = g.add("ControlNetLoader", "ControlNet", control_net_name=_file_name(unit.model, unit.name))
+        hint = g.add("LoadImage", "Control image", image=_file_name(unit.image.path))
+        apply = g.add(
+            "ControlNetApplyAdvanced",
+            "Apply ControlNet",
+            positive=pos,
+            negative=neg,
+            control_net=[net, 0],
+            image=[hint, 0],
+            strength=unit.scale,
+            start_percent=unit.guidance_start,
+            end_percent=unit.guidance_end,
+        )
+        pos, neg = [apply, 0], [apply, 1]
+    latent, denoise = _latent(g, plan, vae)
+    comfy_sampler = to_comfy_sampler(choice)
+    assert comfy_sampler is not None  # checked by _unexpressed
+    sampled = g.add(
+        "KSampler",
+        "KSampler",
+        model=model,
+        seed=seed,
+        steps=plan.steps,
+        cfg=plan.cfg_scale,
+        sampler_name=comfy_sampler[0],
+        scheduler=comfy_sampler[1],
+        positive=pos,
+        negative=neg,
+        latent_image=latent,
+        denoise=denoise,
+    )
+    decoded = g.add("VAEDecode", "VAE Decode", samples=[sampled, 0], vae=vae)
+    g.add("SaveImage", "Save Image", images=[decoded, 0], filename_prefix="ml-diffusion")
+    return g.nodes
+
+
+def _latent(g: _Builder, plan: GenerationPlan, vae: Link) -> tuple[Link, float]:
+    """The starting latent (empty, or the init image encoded, masked for inpainting) and the denoise."""
+    init = plan.init
+    if init is None:
+        return [
+            g.add(
+                "EmptyLatentImage", "Empty Latent Image", width=plan.width, height=plan.height, batch_size=1
+            ),
+            0,
+        ], 1.0
+    loaded = g.add("LoadImage", "Init image", image=_file_name(init.image.path))
+    scaled = g.add(
+        "ImageScale",
+        "Resize init image",
+        image=[loaded, 0],
+        upscale_method="lanczos",
+        width=plan.width,
+        height=plan.height,
+        crop=_CROP[init.resize_mode],
+    )
+    latent: Link = [g.add("VAEEncode", "VAE Encode", pixels=[scaled, 0], vae=vae), 0]
+    if init.mask is not None:
+        mask = g.add(
+            "LoadImageMask", "Mask (white = repaint)", image=_file_name(init.mask.path), channel="red"
+        )
+        latent = [g.add("SetLatentNoiseMask", "Set Latent Noise Mask", samples=latent, mask=[mask, 0]), 0]
+    return latent, init.strength
+
+
+def comfy_chunks(plan: GenerationPlan, seed: int) -> tuple[tuple[str, str], ...]:
+    """The ``prompt`` and ``workflow`` PNG text chunks for one image, or () (logged) when ComfyUI's core
+    nodes cannot express the plan."""
+    graph = comfy_graph(plan, seed)
+    if graph.reason is not None:
+        logger.info("No ComfyUI graph in the image: %s.", graph.reason)
+        return ()
+    workflow = api_to_workflow(graph.nodes)
+    return (
+        (PROMPT_CHUNK, json.dumps(graph.nodes)),  # ASCII, as ComfyUI writes it: plain tEXt chunks
+        (WORKFLOW_CHUNK, json.dumps(workflow)),
+    )
