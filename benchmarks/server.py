@@ -160,6 +160,11 @@ def main() -> None:
         f"queue wait (latency - generation): median {statistics.median(waits):.2f} s, max {max(waits):.2f} s"
     )
     print(f"saturated queue: {wall:.1f} s for {total} requests = {per_request:.3f} s per request")
+    gap = (wall - sum(inside[s] for s in asked if s in inside)) / total
+    print(
+        f"service gap per request (wall - time inside generate, same run): {gap * 1000:.1f} ms = "
+        f"{gap / t_inside:.2%} of a generation (HTTP, JSON, queue hand-off; immune to load drift)"
+    )
     print(
         f"service overhead per request: {overhead * 1000:+.1f} ms = {overhead / t_direct:+.1%} of the direct "
         f"generation (target <= 5%); worker-side only: {(t_inside - t_direct) / t_direct:+.1%}"

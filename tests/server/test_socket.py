@@ -127,3 +127,21 @@ def test_a1111_progress_polling_sees_the_preview(base_url: str) -> None:
     with httpx.Client(base_url=base_url, headers={"X-API-Key": KEY}, timeout=30) as http:
         skipped = http.get("/sdapi/v1/progress", params={"skip_current_image": True}).json()
     assert skipped["current_image"] is None
+
+
+def test_a_stream_client_that_goes_away_cancels_its_job(base_url: str) -> None:
+    body = {"prompt": "a long one", "steps": 60, "seed": 9, "width": 64, "height": 64}
+    with httpx.Client(base_url=base_url, headers={"X-API-Key": KEY}, timeout=120) as http:
+        before = len(http.get("/api/v1/images", params={"limit": 1000}).json())
+        with http.stream("POST", "/api/v1/generate/stream", json=body) as response:
+            for line in response.iter_lines():
+                if line.startswith("data:") and json.loads(line[5:]).get("step", 0) >= 1:
+                    break  # leave after the first step: the connection closes
+        state: dict[str, Any] = {}
+        for _ in range(600):  # bounded: at most ~30 s
+            state = http.get("/sdapi/v1/progress").json()["state"]
+            if state["job_count"] == 0:
+                break
+            time.sleep(0.05)
+        assert state["job_count"] == 0
+        assert len(http.get("/api/v1/images", params={"limit": 1000}).json()) == before  # nothing recorded

@@ -52,20 +52,22 @@ async def _events(st: ServerState, req: GenerationRequest) -> AsyncIterator[str]
     task = asyncio.ensure_future(run_generation(st, req, job))
     try:
         last: tuple[int, int, int] | None = None
-        if position := st.worker.position(job):
-            yield _event("queued", {"position": position})
+        position = 0
         while not task.done():
+            if not job.started and (now := st.worker.position(job)) and now != position:
+                position = now
+                yield _event("queued", {"position": position})
             waiter = asyncio.ensure_future(changed.wait())
-            done, _ = await asyncio.wait({task, waiter}, timeout=_KEEPALIVE, return_when="FIRST_COMPLETED")
+            # while queued, look again each second (jobs ahead finishing do not wake this one)
+            timeout = _KEEPALIVE if job.started else 1.0
+            done, _ = await asyncio.wait({task, waiter}, timeout=timeout, return_when="FIRST_COMPLETED")
             waiter.cancel()
             changed.clear()
-            if not done:
-                yield ": keep-alive\n\n"
-            elif job.started and (job.step, job.total, job.preview_step) != last:
+            if job.started and (job.step, job.total, job.preview_step) != last:
                 last = (job.step, job.total, job.preview_step)
                 yield _event("progress", _progress(job))
-            elif not job.started and (position := st.worker.position(job)):
-                yield _event("queued", {"position": position})
+            elif not done and job.started:
+                yield ": keep-alive\n\n"
         try:
             result = task.result()
         except MlDiffusionError as exc:
