@@ -5,7 +5,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import socket
+import threading
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -78,3 +82,29 @@ def png_b64(size: tuple[int, int] = (64, 64), color: str = "red", mode: str = "R
 def decode(b64: str) -> Image.Image:
     """The image in a base64 string."""
     return Image.open(io.BytesIO(base64.b64decode(b64)))
+
+
+@contextmanager
+def serving(app: Any) -> Iterator[str]:
+    """``app`` under uvicorn on 127.0.0.1 (an ephemeral port) in a thread; yields its base URL."""
+    import uvicorn
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        for _ in range(200):  # bounded: at most 10 s
+            if server.started:
+                break
+            time.sleep(0.05)
+        assert server.started, "the server did not start within 10 s"
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+    assert not thread.is_alive()

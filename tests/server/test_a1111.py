@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import base64
+import io
 import json
 from pathlib import Path
 from typing import Any
+
+from PIL import Image, ImageDraw
 
 from .conftest import KEY, Client, decode, png_b64
 
@@ -54,6 +57,26 @@ def test_img2img_and_inpainting(client: Client) -> None:
     r = client.post("/sdapi/v1/img2img", json={**body, "mask": mask, "mask_blur": 2, "inpainting_fill": 1})
     assert r.status_code == 200, r.text
     assert "Mask blur: 2" in json.loads(r.json()["info"])["infotexts"][0]
+
+
+def test_inpainting_fill_is_honoured_as_a1111(client: Client) -> None:
+    painted = Image.new("L", (64, 64), 0)
+    ImageDraw.Draw(painted).rectangle((16, 16, 47, 47), fill=255)
+    buf = io.BytesIO()
+    painted.save(buf, format="PNG")
+    mask = base64.b64encode(buf.getvalue()).decode()
+    body: dict[str, Any] = {"prompt": "a red circle", "init_images": [png_b64((64, 64), "green")], "mask": mask,
+                            "denoising_strength": 0.8, "steps": 3, "seed": 5, "width": 64, "height": 64}  # fmt: skip
+    for fill, label in ((0, "fill"), (1, None), (2, "latent noise"), (3, "latent nothing")):
+        r = client.post("/sdapi/v1/img2img", json={**body, "inpainting_fill": fill})
+        assert r.status_code == 200, r.text
+        infotext = json.loads(r.json()["info"])["infotexts"][0]
+        assert ("Masked content: " + label in infotext) if label else "Masked content" not in infotext
+        assert "Inpaint area: Only masked" in infotext  # A1111 1.10's API default (inpaint_full_res)
+    default = client.post("/sdapi/v1/img2img", json=body)  # A1111's API default is 0: fill
+    assert "Masked content: fill" in json.loads(default.json()["info"])["infotexts"][0]
+    bad = client.post("/sdapi/v1/img2img", json={**body, "inpainting_fill": 7})
+    assert bad.status_code == 422 and "inpainting_fill" in bad.json()["detail"]
 
 
 def test_lora_tag_in_prompt_unknown_lora_is_a_clear_error(client: Client) -> None:

@@ -13,7 +13,7 @@ pytest.importorskip("fastapi")
 from ml_lib.diffusion import errors as e
 from ml_lib.diffusion.result import CancelToken, StepInfo
 from ml_lib.diffusion.server.errors import status_for
-from ml_lib.diffusion.server.worker import Worker
+from ml_lib.diffusion.server.worker import Job, Worker
 
 
 class FakeGenerator:
@@ -63,6 +63,41 @@ def test_jobs_run_in_arrival_order_and_cancellation_frees_them() -> None:
 
     asyncio.run(scenario())
     assert order[:3] == ["first", "second", "third"] and "dropped" not in order
+    worker.close()
+
+
+def test_queue_position_and_throttled_previews(monkeypatch: pytest.MonkeyPatch) -> None:
+    worker = Worker(FakeGenerator())  # type: ignore[arg-type]
+    release = threading.Event()
+    made: list[int] = []
+    clock = [100.0]
+    monkeypatch.setattr("ml_lib.diffusion.server.worker._clock", lambda: clock[0])
+
+    def steps(_g: object, on_step: Any, _token: CancelToken) -> None:
+        assert release.wait(10)
+        for step in range(1, 5):
+            clock[0] += 0.3  # a step every 0.3 s: previews at steps 1 and 3 only (every >= 0.5 s)
+            on_step(StepInfo(step, 4, lambda step=step: made.append(step) or b"png%d" % step))
+
+    async def scenario() -> None:
+        notified: list[int] = []
+        first = Job("a")
+        second = Job("b", notify=lambda: notified.append(second.step))
+        tasks = [asyncio.ensure_future(worker.generate(j, steps)) for j in (first, second)]
+        await asyncio.sleep(0.05)
+        assert worker.position(first) == 0 and worker.position(second) == 1  # first runs, second waits
+        release.set()
+        await asyncio.gather(*tasks)
+        assert notified == [0, 1, 2, 3, 4]  # started, then every step
+        assert second.preview == b"png3" and second.preview_step == 3 and worker.position(second) == 0
+        assert first.preview is None  # nobody streamed or polled it: no previews were made
+        worker.watch()  # a /progress poll: the next job is watched without streaming
+        third = Job("c")
+        await worker.generate(third, steps)
+        assert third.preview == b"png3"
+
+    asyncio.run(scenario())
+    assert made == [1, 3, 1, 3]
     worker.close()
 
 

@@ -187,6 +187,8 @@ class InitImage:
     mask_blur: int = 4
     inpaint_full_res: bool = False
     inpaint_padding: int = 32
+    # What the masked area starts from (A1111's "Masked content"): fill, original, latent_noise, latent_nothing
+    inpainting_fill: str = field(default="original", metadata=OMIT_DEFAULT)
 
 
 @dataclass(frozen=True, slots=True)

@@ -103,3 +103,4 @@ class GenerationRequest:
     variation_strength: float | None = None
     seed_resize_from: tuple[int, int] | None = None  # draw the noise at WxH (-1/0: off)
     batch_count: int | None = None  # A1111's n_iter: batches of batch_size, seeds running on
+    inpainting_fill: str | None = None  # fill | original | latent_noise | latent_nothing; None: original

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -101,10 +102,12 @@ class Retry:
 
 @dataclass(frozen=True, slots=True)
 class StepInfo:
-    """Progress of the denoising loop, reported after each step (1-based)."""
+    """Progress of the denoising loop, reported after each step (1-based); ``preview``, when set, returns a
+    PNG of the current latents decoded cheaply (call it inside the callback: it reads the live tensor)."""
 
     step: int
     total: int
+    preview: Callable[[], bytes] | None = None
 
 
 class CancelToken:

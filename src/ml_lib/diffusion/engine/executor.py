@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,7 +32,9 @@ from .embeddings import apply_embeddings
 from .finite import check_finite
 from .hires import hires_pass
 from .init_images import load_ref, prepare_init
+from .inpaint_fill import latent_fill
 from .ip_adapter import apply_ip_adapters
+from .preview import preview_png
 from .recovery import decode_recovering
 from .refiner import base_handoff, refine
 from .schedule import encode_schedule
@@ -183,13 +186,15 @@ def execute(
     nets = load_controlnets(loaded, plan.controls, dtype=plan.dtype, device=plan.device)
     view = pipeline_view(loaded, mode, tuple(u.model for u in plan.controls), nets)
     prepared = prepare_init(plan)
-    kwargs = {**prepared.kwargs, **ip_kwargs, **_control_kwargs(plan, mode, annotator_dir)}
+    kwargs = {**ip_kwargs, **_control_kwargs(plan, mode, annotator_dir)}
     _check(cancel)
 
     def step_end(p: Any, i: int, _t: Any, kw: dict[str, Any]) -> dict[str, Any]:
         _check(cancel)
         if on_step is not None:
-            on_step(StepInfo(i + 1, p.num_timesteps))
+            latents = kw.get("latents")
+            preview = None if latents is None else partial(preview_png, loaded, latents)
+            on_step(StepInfo(i + 1, p.num_timesteps, preview))
         return kw
 
     phase = "encode"
@@ -210,6 +215,7 @@ def execute(
                 with hooks():  # a prompt schedule counts this run's denoiser calls only
                     latents = view(
                         **embeds,
+                        **latent_fill(view, plan, prepared.kwargs, seeds),  # this batch's seeds
                         **kwargs,
                         **noise,
                         **base_handoff(plan),

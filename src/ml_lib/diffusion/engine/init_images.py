@@ -3,6 +3,8 @@
 "Inpaint only masked" crops the masked area (plus padding, grown to the output aspect) from the
 init image, generates it at the full output size and pastes it back; otherwise the whole image is
 generated. Either way the original pixels are kept exactly where the (blurred) mask is black.
+Masked content other than "original" paints the masked area with the surrounding colours first (A1111's
+``masking.fill``); the latent modes then go on in ``inpaint_fill``.
 """
 
 from __future__ import annotations
@@ -70,6 +72,10 @@ def prepare_init(plan: GenerationPlan) -> PreparedInit:
     if plan.init.inpaint_full_res:
         box = expand_to_aspect(crop_region(mask, plan.init.inpaint_padding), *size, size)
         image, region = crop_to_box(init, box, *size), crop_to_box(mask, box, *size)
+    if plan.init.inpainting_fill != "original":  # A1111 fills before encoding for fill and both latent modes
+        from ..imaging.masks import fill_masked
+
+        image = fill_masked(image, region)
     kwargs = {
         "image": image,
         "mask_image": region,

@@ -61,6 +61,7 @@ class LoadedPipeline:
     views: dict[tuple[str, tuple[str, ...]], Any] = field(default_factory=dict)
     scheduler: tuple[Any, str] | None = None
     base_scheduler_config: dict[str, Any] | None = None
+    preview_map: Any = None  # how live previews are drawn (engine/preview.py), chosen on first use
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,16 @@ from ..errors import InputImageError, RequestError
 from ._filters import gaussian_blur
 from .resize import ResizeMode, resize_image
 
-__all__ = ["Box", "blur_mask", "composite", "crop_region", "crop_to_box", "expand_to_aspect", "paste_crop"]
+__all__ = [
+    "Box",
+    "blur_mask",
+    "composite",
+    "crop_region",
+    "crop_to_box",
+    "expand_to_aspect",
+    "fill_masked",
+    "paste_crop",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -172,3 +181,27 @@ def paste_crop(
     patch = resize_image(generated_crop.convert("RGB"), box.width, box.height, ResizeMode.CROP_AND_RESIZE)
     placed.paste(patch, (box.left, box.top))
     return composite(original, placed, mask)
+
+
+#: Blur radii and repeats of A1111's ``masking.fill`` (coarse to fine).
+_FILL_PASSES = ((256, 1), (64, 1), (16, 2), (4, 4), (2, 2), (0, 1))
+
+
+def fill_masked(image: Image.Image, mask: Image.Image) -> Image.Image:
+    """A1111's "fill" masked content (``modules/masking.py: fill``): the area under the mask is painted
+    with the surrounding colours, spread by ever finer Gaussian blurs of the unmasked pixels. Returns RGB."""
+    from PIL import ImageFilter, ImageOps
+
+    mask = _as_l(mask)
+    if image.size != mask.size:
+        raise InputImageError(
+            f"Cannot fill: the image is {image.width}x{image.height}, the mask {mask.width}x{mask.height}."
+        )
+    out = Image.new("RGBA", image.size)
+    kept = Image.new("RGBa", image.size)
+    kept.paste(image.convert("RGBA").convert("RGBa"), mask=ImageOps.invert(mask))
+    for radius, repeats in _FILL_PASSES:
+        blurred = kept.filter(ImageFilter.GaussianBlur(radius)).convert("RGBA")
+        for _ in range(repeats):
+            out.alpha_composite(blurred)
+    return out.convert("RGB")

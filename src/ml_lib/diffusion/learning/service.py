@@ -166,6 +166,19 @@ class History:
         self._prefs = None
         return event
 
+    def tag(self, target: Target, tags: Sequence[str], note: str | None = None) -> Feedback:
+        """Tag a generation without rating it (a "favourite" tag counts as 5 stars to the learner)."""
+        clean = _tags(tags)
+        if not clean:
+            raise RatingError("Give at least one tag, e.g. 'too dark' or 'favourite'.")
+        if note is not None and not 0 < len(note.strip()) <= MAX_NOTE:
+            raise RatingError(f"A note must be 1 to {MAX_NOTE} characters.")
+        record = self.find(target)
+        event = Feedback(new_id(), record.id, time.time(), FeedbackKind.TAGS, None, clean, note)
+        self.store.add_feedback(event)
+        self._prefs = None
+        return event
+
     def mark_deleted(self, target: Target) -> Feedback:
         """Record that the user deleted (or discarded) a generation's image."""
         record = self.find(target)

@@ -198,6 +198,8 @@ def _input_pairs(plan: GenerationPlan) -> list[tuple[str, str]]:
             if init.inpaint_full_res:
                 pairs.append(("Inpaint area", "Only masked"))
                 pairs.append(("Masked area padding", str(init.inpaint_padding)))
+            if init.inpainting_fill != "original":  # A1111 writes it for the other three
+                pairs.append(("Masked content", init.inpainting_fill.replace("_", " ")))
     for i, unit in enumerate(plan.controls):
         model = unit.name or unit.model.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
         value = (

@@ -9,9 +9,18 @@ from ..errors import RequestError
 from ..plan import BlockScale, ControlUse, Decision, InitImage, IPAdapterUse, ResolvedRequest, Source
 from ..request import GenerationRequest
 
-__all__ = ["MAX_ADAPTER_SCALE", "RESIZE_MODES", "plan_controls", "plan_init", "plan_ip_adapters"]
+__all__ = [
+    "INPAINTING_FILLS",
+    "MAX_ADAPTER_SCALE",
+    "RESIZE_MODES",
+    "plan_controls",
+    "plan_init",
+    "plan_ip_adapters",
+]
 
 RESIZE_MODES = ("just_resize", "crop_and_resize", "resize_and_fill")
+#: What the masked area starts from, A1111's "Masked content" (its img2img ``inpainting_fill`` 0..3).
+INPAINTING_FILLS = ("fill", "original", "latent_noise", "latent_nothing")
 #: ControlNet and IP-Adapter scales (and IP-Adapter block scales) lie in 0..MAX_ADAPTER_SCALE.
 MAX_ADAPTER_SCALE = 2.0
 _DEFAULT_STRENGTH = 0.75  # A1111's default denoising strength
@@ -44,8 +53,13 @@ def plan_init(request: GenerationRequest, refs: ResolvedRequest, out: list[Decis
     padding = _DEFAULT_PADDING if request.inpaint_padding is None else request.inpaint_padding
     if blur < 0 or padding < 0:
         raise RequestError("Mask blur and inpaint padding must not be negative.")
+    fill = request.inpainting_fill or "original"
+    if fill not in INPAINTING_FILLS:
+        raise RequestError(f"Unknown masked content {fill!r}; choose one of {', '.join(INPAINTING_FILLS)}.")
+    if fill != "original" and refs.mask is None:
+        raise RequestError(f"Masked content {fill!r} needs a mask to inpaint.")
     return InitImage(
-        refs.init_image, float(strength), mode, refs.mask, blur, request.inpaint_full_res, padding
+        refs.init_image, float(strength), mode, refs.mask, blur, request.inpaint_full_res, padding, fill
     )
 
 

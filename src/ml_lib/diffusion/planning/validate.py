@@ -17,7 +17,7 @@ from ..errors import PlanError, RequestError
 from ..plan import GenerationPlan, ImageRef, ModelFormat, ModelRef
 from ..settings import Limits
 from .checks import MAX_SEED, check_size
-from .inputs import MAX_ADAPTER_SCALE, RESIZE_MODES
+from .inputs import INPAINTING_FILLS, MAX_ADAPTER_SCALE, RESIZE_MODES
 
 __all__ = [
     "DEVICES",
@@ -244,6 +244,13 @@ def _init(plan: GenerationPlan, limits: Limits) -> None:
     _int_in("init.inpaint_padding", init.inpaint_padding, 0, limits.max_side, "use a padding of a few pixels")
     if not isinstance(init.inpaint_full_res, bool):
         raise _fail("init.inpaint_full_res", f"{init.inpaint_full_res!r} must be true or false.")
+    if init.inpainting_fill not in INPAINTING_FILLS or (
+        init.inpainting_fill != "original" and init.mask is None
+    ):
+        raise _fail(
+            "init.inpainting_fill",
+            f"{init.inpainting_fill!r} is unknown or needs a mask; use one of {', '.join(INPAINTING_FILLS)}.",
+        )
 
 
 def validate_plan(plan: GenerationPlan, limits: Limits, *, allow_hub: bool = False) -> None:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import psutil
 from fastapi import APIRouter, Depends
 
-from ..errors import InputImageError, ModelNotFoundError
+from ..errors import InputImageError, ModelNotFoundError, RequestError
 from ..request import GenerationRequest
 from ..result import CancelToken, StepInfo
 from ..samplers import AUTOMATIC, SAMPLERS, SCHEDULES, parse_sampler
@@ -30,6 +30,7 @@ __all__ = ["router"]
 
 router = APIRouter(prefix="/sdapi/v1", tags=["a1111"])
 _RESIZE = {0: "just_resize", 1: "crop_and_resize", 2: "resize_and_fill", 3: "just_resize"}
+_FILL = {0: "fill", 1: "original", 2: "latent_noise", 3: "latent_nothing"}  # A1111's inpainting_fill
 
 
 def _request(body: Txt2ImgBody, st: ServerState, **extra: Any) -> GenerationRequest:
@@ -124,15 +125,20 @@ async def txt2img(body: Txt2ImgBody, st: ServerState = Depends(state)) -> dict[s
 
 @router.post("/img2img")
 async def img2img(body: Img2ImgBody, st: ServerState = Depends(state)) -> dict[str, Any]:
-    """``ImageToImageResponse``; the first init image is used, ``mask`` makes it an inpainting."""
+    """``ImageToImageResponse``; the first init image is used, ``mask`` makes it an inpainting (with
+    ``inpainting_fill`` 0 fill, 1 original, 2 latent noise, 3 latent nothing, as A1111)."""
     if not body.init_images:
         raise InputImageError("init_images is empty; send at least one base64 image.")
     init = decode_image(body.init_images[0], "init_images[0]", st.limits)
     mask = decode_image(body.mask, "mask", st.limits) if body.mask else None
+    if body.inpainting_fill not in _FILL:
+        raise RequestError(f"inpainting_fill {body.inpainting_fill} is not 0 (fill), 1 (original), "
+                           "2 (latent noise) or 3 (latent nothing).")  # fmt: skip
     req = _request(
         body, st, init_image=init, mask=mask, strength=body.denoising_strength,
         resize_mode=_RESIZE.get(body.resize_mode, "just_resize"), mask_blur=body.mask_blur,
         inpaint_full_res=body.inpaint_full_res, inpaint_padding=body.inpaint_full_res_padding,
+        inpainting_fill=_FILL[body.inpainting_fill] if mask is not None else None,
     )  # fmt: skip
     return await _run(st, await _checked(st, req), body, "img2img")
 
@@ -217,13 +223,18 @@ async def set_options(body: OptionsBody, st: ServerState = Depends(state)) -> No
 
 
 @router.get("/progress")
-async def progress(st: ServerState = Depends(state)) -> dict[str, Any]:
-    """``ProgressResponse`` (no preview image yet: ``current_image`` is null)."""
+async def progress(skip_current_image: bool = False, st: ServerState = Depends(state)) -> dict[str, Any]:
+    """``ProgressResponse``; ``current_image`` is a base64 PNG of the running job's latest preview (its
+    latents drawn cheaply, at most every half second, while someone polls), null when idle or skipped."""
+    if not skip_current_image:
+        st.worker.watch()
     p = st.worker.progress
     state_ = {"skipped": False, "interrupted": p.interrupted, "stopping_generation": False, "job": p.job,
               "job_count": p.queued + (1 if p.job else 0), "job_timestamp": "0", "job_no": 0,
               "sampling_step": p.step, "sampling_steps": p.total}  # fmt: skip
-    return {"progress": p.fraction, "eta_relative": p.eta, "state": state_, "current_image": None,
+    preview = p.preview
+    image = None if skip_current_image or preview is None else base64.b64encode(preview).decode("ascii")
+    return {"progress": p.fraction, "eta_relative": p.eta, "state": state_, "current_image": image,
             "textinfo": None, "current_task": p.job or None}  # fmt: skip
 
 

@@ -42,9 +42,9 @@ class Img2ImgBody(Txt2ImgBody):
     denoising_strength: float | None = 0.75
     resize_mode: int = 0
     mask_blur: int | None = None
-    inpainting_fill: int = 1
-    inpaint_full_res: bool = False
-    inpaint_full_res_padding: int | None = None
+    inpainting_fill: int = 0  # A1111 1.10's API defaults: fill, only masked, no padding
+    inpaint_full_res: bool = True
+    inpaint_full_res_padding: int | None = 0
     inpainting_mask_invert: int = 0
 
 

@@ -1,4 +1,5 @@
-"""The FastAPI application: API key, body-size limit, CORS, error mapping, the A1111 and native routers."""
+"""The FastAPI application: API key, body-size limit, CORS, error mapping, the A1111 and native routers,
+the progress stream and the gallery page."""
 
 from __future__ import annotations
 
@@ -70,7 +71,8 @@ def create_app(
     limits: ServerLimits | None = None,
 ) -> FastAPI:
     """The service over ``generator`` (one worker, FIFO); every route needs ``api_key`` when it is set."""
-    from . import a1111, native
+    from . import a1111, native, stream
+    from .page import add_page
 
     limits = limits or ServerLimits(generation=generator.settings.limits)
     worker = Worker(generator)
@@ -96,6 +98,8 @@ def create_app(
     app.add_middleware(BodyLimit, max_body=limits.max_body)
     app.include_router(a1111.router)
     app.include_router(native.router)
+    app.include_router(stream.router)
+    add_page(app)
     return app
 
 
@@ -106,7 +110,9 @@ def _require_key(app: FastAPI, api_key: str) -> None:
     async def check_key(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         if not hmac.compare_digest(_given_key(request), expected):
             message = "Missing or wrong API key: send it as X-API-Key, Bearer, or the Basic password."
-            return error_response(401, message, "Unauthorized")
+            refused = error_response(401, message, "Unauthorized")
+            refused.headers["WWW-Authenticate"] = 'Basic realm="ml-diffusion"'  # a browser asks for the key
+            return refused
         return await call_next(request)
 
 

@@ -1,8 +1,11 @@
-"""The native API (``/api/v1``): analyse, plan with its decisions, generate, images, feedback, models."""
+"""The native API (``/api/v1``): analyse, plan with its decisions, generate, images (list with filters,
+metadata, files, reproduce), feedback, models. The progress stream of a generation is in ``stream``."""
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Depends, Query
@@ -14,6 +17,7 @@ from ..errors import UnknownGenerationError
 from ..request import GenerationRequest, LoraRequest
 from .limits import check_generation, check_name, prompt_names
 from .state import ServerState, state
+from .worker import Job
 
 if TYPE_CHECKING:
     from ..facade import ImageGenerator
@@ -66,9 +70,9 @@ class AnalyzeBody(BaseModel):
 
 
 class FeedbackBody(BaseModel):
-    """A rating (1-5, "up" or "down"), tags and a note for one generation."""
+    """A rating (1-5, "up" or "down") and/or tags, and a note, for one generation."""
 
-    stars: int | str
+    stars: int | str | None = None
     tags: list[str] = Field(default_factory=list)
     note: str | None = None
 
@@ -96,15 +100,15 @@ async def plan(body: GenerateBody, st: ServerState = Depends(state)) -> Any:
     return (await st.worker.call(lambda g: g.plan(req))).to_dict()
 
 
-@router.post("/generate")
-async def generate(body: GenerateBody, st: ServerState = Depends(state)) -> dict[str, Any]:
-    """Generate and save; returns the generation id, seeds and image URLs."""
-    req = await _checked(body.request(st), st)
+async def run_generation(
+    st: ServerState, req: GenerationRequest, job: str | Job = "generate"
+) -> dict[str, Any]:
+    """Queue ``req`` on the worker; the generate answer: id, seeds, image URLs and the plan."""
 
     def work(g: ImageGenerator, on_step: Any, cancel: CancelToken) -> GenerationResult:
         return g.generate(req, on_step=on_step, cancel=cancel)
 
-    result = await st.worker.generate("generate", work)
+    result = await st.worker.generate(job, work)
     gid = result.generation_id
     return {
         "id": gid,
@@ -114,24 +118,54 @@ async def generate(body: GenerateBody, st: ServerState = Depends(state)) -> dict
     }
 
 
+@router.post("/generate")
+async def generate(body: GenerateBody, st: ServerState = Depends(state)) -> dict[str, Any]:
+    """Generate and save; returns the generation id, seeds and image URLs (``/generate/stream``: the same
+    with server-sent progress events)."""
+    return await run_generation(st, await checked_request(body, st))
+
+
+async def checked_request(body: GenerateBody, st: ServerState) -> GenerationRequest:
+    """The body's request, limits and model name checked (nothing is queued)."""
+    return await _checked(body.request(st), st)
+
+
 @router.get("/images")
 async def images(
     st: ServerState = Depends(state),
     limit: int = Query(50, ge=1, le=1000),
     content_type: str | None = None,
     min_stars: int | None = Query(None, ge=1, le=5),
+    tag: str | None = Query(None, max_length=64),
+    model: str | None = Query(None, max_length=256),
 ) -> list[Any]:
-    """Recorded generations, newest first (filter by content type and minimum rating)."""
-    entries = await st.worker.call(lambda g: g.history(limit, content_type=content_type))
+    """Recorded generations, newest first, with their metadata; filter by content type, minimum rating,
+    tag (case-insensitive) and model name."""
+    filtered = min_stars is not None or tag or model
+    entries = await st.worker.call(
+        lambda g: g.history(None if filtered else limit, content_type=content_type)
+    )
+    out = [_entry(e.record, e.stars, e.tags) for e in entries]
     if min_stars is not None:
-        entries = [e for e in entries if e.stars is not None and e.stars >= min_stars]
-    return [_entry(e.record, e.stars, e.tags) for e in entries]
+        out = [e for e in out if e["stars"] is not None and e["stars"] >= min_stars]
+    if tag:
+        out = [e for e in out if tag.strip().lower() in {t.lower() for t in e["tags"]}]
+    if model:
+        out = [e for e in out if e["model"] == model]
+    return out[:limit]
 
 
 def _entry(record: GenerationRecord, stars: int | None, tags: tuple[str, ...]) -> dict[str, Any]:
+    plan = json.loads(record.plan_json)
+    settings = {k: plan.get(k) for k in ("negative_prompt", "width", "height", "steps", "cfg_scale",
+                                         "sampler", "schedule", "seed", "seeds", "clip_skip")}  # fmt: skip
+    loras = [{"name": lo.get("name"), "weight": lo.get("unet_weight")} for lo in plan.get("loras") or ()]
     return {
         "id": record.id, "created": record.created, "prompt": record.prompt, "stars": stars,
         "tags": list(tags), "images": [f"/api/v1/images/{record.id}/{i}" for i in range(len(record.outputs))],
+        "model": (plan.get("model") or {}).get("name"), "family": record.context.family,
+        "content_type": record.context.content_type, **settings, "loras": loras,
+        "request": json.loads(record.request_json) if record.request_json else None,
     }  # fmt: skip
 
 
@@ -160,9 +194,40 @@ async def image_file(gid: str, index: int, st: ServerState = Depends(state)) -> 
 
 @router.post("/images/{gid}/feedback")
 async def feedback(gid: str, body: FeedbackBody, st: ServerState = Depends(state)) -> Any:
-    """Rate and tag a generation (feeds the learner)."""
+    """Rate and/or tag a generation (feeds the learner); tags alone leave the rating as it was."""
     await _record(st, gid)
-    return to_jsonable(await st.worker.call(lambda g: g.rate(gid, body.stars, tuple(body.tags), body.note)))
+    stars, tags = body.stars, tuple(body.tags)
+    if stars is None:
+        return to_jsonable(await st.worker.call(lambda g: g.learning.tag(gid, tags, body.note)))
+    return to_jsonable(await st.worker.call(lambda g: g.rate(gid, stars, tags, body.note)))
+
+
+@router.post("/images/{gid}/reproduce")
+async def reproduce(gid: str, st: ServerState = Depends(state)) -> dict[str, Any]:
+    """Regenerate a generation's first image from the plan embedded in it; ``identical`` says whether the
+    new pixels equal the old."""
+    record = await _record(st, gid)
+    if not record.outputs:
+        raise UnknownGenerationError(f"Generation {gid} has no image file to reproduce.")
+    source = record.outputs[0].path
+
+    def work(g: ImageGenerator, _on_step: Any, _cancel: CancelToken) -> GenerationResult:
+        return g.reproduce(source)
+
+    result = await st.worker.generate("reproduce", work)
+    new = result.generation_id
+    return {
+        "id": new, "seeds": list(result.seeds), "plan": result.plan.to_dict(),
+        "images": [f"/api/v1/images/{new}/{i}" for i in range(len(result.paths))],
+        "identical": bool(result.paths) and _same_pixels(source, result.paths[0]),
+    }  # fmt: skip
+
+
+def _same_pixels(a: str | Path, b: str | Path) -> bool:
+    from PIL import Image
+
+    with Image.open(a) as first, Image.open(b) as second:
+        return first.size == second.size and first.tobytes() == second.convert(first.mode).tobytes()
 
 
 @router.get("/models")
