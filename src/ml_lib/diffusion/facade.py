@@ -228,7 +228,9 @@ class ImageGenerator:
         memory = plan.memory.strategy if plan.memory is not None else "none"
         retries: list[str] = []
         while True:  # bounded: each out-of-memory steps up one strategy, up to aggressive
-            loaded = self._pipelines().get(plan.model, dtype=plan.dtype, device=plan.device, memory=memory)
+            loaded = self._pipelines().get(
+                plan.model, dtype=plan.dtype, device=plan.device, memory=memory, storage=plan.storage_dtype
+            )
             load = time.perf_counter() - t0
             try:
                 out = execute(

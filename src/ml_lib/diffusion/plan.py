@@ -234,6 +234,8 @@ class ResolvedRequest:
     text_encoder_params: int | None = None
     vae_params: int | None = None
     weight_file_bytes: int | None = None
+    #: The floating dtype most of the checkpoint's weights are stored in on disk (None: unknown).
+    weight_dtype: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,6 +281,9 @@ class GenerationPlan:
     threads: int = field(default=0, metadata=OMIT_DEFAULT)
     #: Memory strategy and estimate (None: not planned, as in plans before it).
     memory: MemoryPlan | None = field(default=None, metadata=OMIT_DEFAULT)
+    #: The dtype weights are kept in between forwards when it differs from ``dtype`` (the compute dtype):
+    #: the CPU policy's fp16 storage with fp32 compute (None: weights in ``dtype``).
+    storage_dtype: str | None = field(default=None, metadata=OMIT_DEFAULT)
 
     @property
     def seeds(self) -> tuple[int, ...]:

@@ -19,12 +19,14 @@ from .adapters import LoraState
 from .ip_adapter import IPAdapterState
 from .loading import load_pipeline
 from .memory import apply_strategy
+from .storage import apply_storage
 
 __all__ = ["LoadedPipeline", "PipelinePool", "PoolKey"]
 
 log = logging.getLogger(__name__)
 
-PoolKey = tuple[str, str | None, str, str, str]  # reference, config folder, dtype, device, memory strategy
+# reference, config folder, dtype, device, memory strategy, storage dtype
+PoolKey = tuple[str, str | None, str, str, str, str | None]
 
 
 @dataclass(slots=True, eq=False)
@@ -59,10 +61,13 @@ class PipelinePool:
         self._lock = threading.Lock()
         self.loads = 0
 
-    def get(self, model: ModelRef, *, dtype: str, device: str, memory: str = "none") -> LoadedPipeline:
-        """The loaded pipeline for ``model`` prepared for the ``memory`` strategy, loading it (and evicting
-        the oldest) when not pooled; a pipeline prepared for one strategy is never served for another."""
-        key: PoolKey = (model.reference, model.config_dir, dtype, device, memory)
+    def get(
+        self, model: ModelRef, *, dtype: str, device: str, memory: str = "none", storage: str | None = None
+    ) -> LoadedPipeline:
+        """The loaded pipeline for ``model`` prepared for the ``memory`` strategy (weights kept in
+        ``storage`` when given, computed in ``dtype``), loading it (and evicting the oldest) when not
+        pooled; a pipeline prepared for one strategy is never served for another."""
+        key: PoolKey = (model.reference, model.config_dir, dtype, device, memory, storage)
         with self._lock:
             if key in self._items:
                 self._items.move_to_end(key)
@@ -71,8 +76,10 @@ class PipelinePool:
                 old, _ = self._items.popitem(last=False)
                 log.info("dropping %s (and what was loaded into it) from the pipeline pool", old[0])
                 gc.collect()
-            pipe = load_pipeline(model, dtype=dtype, device=device)
-            apply_strategy(pipe, memory, device)
+            pipe = load_pipeline(model, dtype=storage or dtype, device=device)
+            apply_strategy(pipe, memory, device, compute=dtype)
+            if storage is not None:
+                apply_storage(pipe, storage, dtype)
             loaded = LoadedPipeline(pipe, key)
             self.loads += 1
             self._items[key] = loaded

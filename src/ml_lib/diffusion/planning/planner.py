@@ -25,6 +25,7 @@ from ..samplers import AUTOMATIC, parse_sampler, split_sampler
 from ..settings import Settings
 from .auto import Candidates
 from .checks import MAX_SEED, check_request, check_size
+from .cpu_policy import plan_storage
 from .device import DeviceInfo, choose_dtype
 from .inputs import plan_controls, plan_init, plan_ip_adapters
 from .loras import LoraPick, Similarity, insert_triggers, recommend_loras
@@ -154,9 +155,9 @@ class Planner:
             threads = policy.threads
             source = Source.USER if requested is not None else Source.DEVICE
             d.items.append(Decision("threads", threads, source, policy.reason))
-        memory = plan_memory(
-            request, resolved, device, dtype.dtype, (int(width), int(height), int(batch), float(cfg)), d.items
-        )
+        shape = (int(width), int(height), int(batch), float(cfg))
+        storage = plan_storage(resolved, device, dtype.dtype, shape, d.items)
+        memory = plan_memory(request, resolved, device, dtype.dtype, shape, d.items, storage)
         out = d.pick(
             "output_dir", request.output_dir, str(self._settings.outputs), Source.PROFILE, "settings"
         )
@@ -217,6 +218,7 @@ class Planner:
             decisions=tuple(d.items),
             threads=threads,
             memory=memory,
+            storage_dtype=storage,
         )
 
 

@@ -82,6 +82,7 @@ class Resolver:
             weight_file_bytes=sizes.file_bytes,
             test_model=is_test_model(model),
             clip_layers=clip_layers(model),
+            weight_dtype=sizes.weight_dtype,
         )
 
     def _init_images(self, request: GenerationRequest) -> tuple[ImageRef | None, ImageRef | None]:
