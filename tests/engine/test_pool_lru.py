@@ -29,7 +29,7 @@ class CountingLoader:
         self.gate: threading.Event | None = None
         self.fail: Exception | None = None
 
-    def __call__(self, model: ModelRef, dtype: str, device: str, memory: str) -> Any:
+    def __call__(self, model: ModelRef, dtype: str, device: str, memory: str, storage: str | None) -> Any:
         self.calls.append(model.name)
         self.entered.set()
         if self.gate is not None:

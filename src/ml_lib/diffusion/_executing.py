@@ -55,6 +55,7 @@ def execute_plan(
                     device=plan.device,
                     memory=memory,
                     expected=gen._expected(plan, memory),
+                    storage=plan.storage_dtype,
                 ),
                 run=lambda loaded, memory: execute(
                     loaded,

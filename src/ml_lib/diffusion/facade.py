@@ -138,9 +138,8 @@ class ImageGenerator:
         if r is None or r.unet_params is None:
             return None
         params = (r.unet_params, r.text_encoder_params or 0, r.vae_params or 0)
-        return expected_bytes(
-            plan.model.family, params, dtype=plan.dtype, device=plan.device, strategy=memory
-        )
+        stored = plan.storage_dtype or plan.dtype  # the CPU policy keeps fp16 weights
+        return expected_bytes(plan.model.family, params, dtype=stored, device=plan.device, strategy=memory)
 
     def pool_stats(self) -> PoolStats:
         """The model pool's hits, misses, loads, evictions and bytes held (RAM and VRAM) against its budget."""

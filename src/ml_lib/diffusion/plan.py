@@ -246,6 +246,8 @@ class ResolvedRequest:
     refiner_decision: Decision | None = None
     upscaler_path: str | None = None
     upscaler_hash: str | None = None
+    #: The floating dtype most of the checkpoint's weights are stored in on disk (None: unknown).
+    weight_dtype: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -347,6 +349,9 @@ class GenerationPlan:
     variation: VariationPlan | None = field(default=None, metadata=OMIT_DEFAULT)
     #: A1111's n_iter: batches of ``batch_size`` run one after the other.
     batch_count: int = field(default=1, metadata=OMIT_DEFAULT)
+    #: The dtype weights are kept in between forwards when it differs from ``dtype`` (the compute dtype):
+    #: the CPU policy's fp16 storage with fp32 compute (None: weights in ``dtype``).
+    storage_dtype: str | None = field(default=None, metadata=OMIT_DEFAULT)
 
     @property
     def seeds(self) -> tuple[int, ...]:

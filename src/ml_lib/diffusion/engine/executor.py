@@ -40,6 +40,7 @@ from .refiner import base_handoff, refine
 from .schedule import encode_schedule
 from .schedulers import make_scheduler
 from .seeds import batches, initial_noise
+from .storage import upcast_added
 from .threads import use_threads
 from .variants import mode_of, pipeline_view
 
@@ -128,7 +129,7 @@ def _decode(pipe: Any, latents: torch.Tensor, plan: GenerationPlan) -> list[Imag
     with torch.inference_mode():
         if upcast:
             vae.to(torch.float32)
-        latents = latents.to(next(iter(vae.post_quant_conv.parameters())).dtype)
+        latents = latents.to(vae.dtype)  # the compute dtype when weights are stored narrower
         mean, std = getattr(vae.config, "latents_mean", None), getattr(vae.config, "latents_std", None)
         if mean is not None and std is not None:
             m = torch.tensor(mean).view(1, -1, 1, 1).to(latents)
@@ -177,6 +178,8 @@ def execute(
     _check(cancel)
     _apply_scheduler(loaded, plan)
     apply_loras(pipe, loaded.loras, plan.loras)
+    if plan.storage_dtype is not None:
+        upcast_added(pipe, plan.dtype)
     apply_embeddings(pipe, loaded.embeddings, plan.embeddings)
     _check(cancel)
     ip_images = tuple(load_ref(u.image) for u in plan.ip_adapters)

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from ..errors import PlanError
+from .device import torch_dtype
 
 __all__ = ["STRATEGIES", "apply_strategy", "stronger_strategy"]
 
@@ -26,19 +27,19 @@ log = logging.getLogger(__name__)
 STRATEGIES = ("none", "balanced", "sequential", "aggressive")
 
 
-def _fp8_unet(pipe: Any) -> None:
-    compute = next(pipe.unet.parameters()).dtype
-    pipe.unet.enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn, compute_dtype=compute)
+def _fp8_unet(pipe: Any, compute: str | None) -> None:
+    dtype = torch_dtype(compute) if compute is not None else next(pipe.unet.parameters()).dtype
+    pipe.unet.enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn, compute_dtype=dtype)
 
 
-def _accelerator(pipe: Any, strategy: str, device: str) -> list[str]:
+def _accelerator(pipe: Any, strategy: str, device: str, compute: str | None) -> list[str]:
     done = ["vae slicing"]
     pipe.vae.enable_slicing()
     if strategy == "balanced":
         pipe.enable_model_cpu_offload(device=device)
         return ["model cpu offload", *done]
     if strategy == "aggressive":
-        _fp8_unet(pipe)
+        _fp8_unet(pipe, compute)
         done.append("unet fp8 storage")
     pipe.to("cpu")
     pipe.enable_group_offload(
@@ -55,9 +56,9 @@ def _accelerator(pipe: Any, strategy: str, device: str) -> list[str]:
     return done
 
 
-def _cpu(pipe: Any, strategy: str) -> list[str]:
+def _cpu(pipe: Any, strategy: str, compute: str | None) -> list[str]:
     pipe.vae.enable_slicing()
-    _fp8_unet(pipe)
+    _fp8_unet(pipe, compute)
     done = ["vae slicing", "unet fp8 storage"]
     if strategy in ("sequential", "aggressive"):
         pipe.vae.enable_tiling()
@@ -68,13 +69,15 @@ def _cpu(pipe: Any, strategy: str) -> list[str]:
     return done
 
 
-def apply_strategy(pipe: Any, strategy: str, device: str) -> tuple[str, ...]:
-    """Prepare ``pipe`` (freshly loaded, on ``device``) for ``strategy``; the techniques applied, in order."""
+def apply_strategy(pipe: Any, strategy: str, device: str, compute: str | None = None) -> tuple[str, ...]:
+    """Prepare ``pipe`` (freshly loaded, on ``device``) for ``strategy``; the techniques applied, in order.
+
+    ``compute`` is the dtype layers compute in (default: the dtype the UNet was loaded in)."""
     if strategy not in STRATEGIES:
         raise PlanError(f"Memory strategy {strategy!r} is not one of {', '.join(STRATEGIES)}; re-plan it.")
     if strategy == "none":
         return ()
-    done = _cpu(pipe, strategy) if device == "cpu" else _accelerator(pipe, strategy, device)
+    done = _cpu(pipe, strategy, compute) if device == "cpu" else _accelerator(pipe, strategy, device, compute)
     log.info("memory strategy %s: %s", strategy, ", ".join(done))
     return tuple(done)
 

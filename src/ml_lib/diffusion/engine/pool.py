@@ -37,9 +37,10 @@ __all__ = ["LoadedPipeline", "Loader", "PipelinePool", "PoolKey", "PoolStats"]
 
 log = logging.getLogger(__name__)
 
-PoolKey = tuple[str, str | None, str, str, str]  # reference, config folder, dtype, device, memory strategy
-#: Loads a model: (model, dtype, device, memory strategy) → a pipeline prepared for that strategy.
-Loader = Callable[[ModelRef, str, str, str], Any]
+# reference, config folder, dtype (compute), device, memory strategy, storage dtype (None: the dtype)
+PoolKey = tuple[str, str | None, str, str, str, str | None]
+#: Loads a model: (model, dtype, device, memory strategy, storage dtype) → a pipeline prepared for them.
+Loader = Callable[[ModelRef, str, str, str, str | None], Any]
 
 
 @dataclass(slots=True, eq=False)
@@ -113,13 +114,17 @@ class _Flight:
     error: BaseException | None = None
 
 
-def load_prepared(model: ModelRef, dtype: str, device: str, memory: str) -> Any:
-    """The default loader: the pipeline for ``model`` with the ``memory`` strategy applied."""
+def load_prepared(model: ModelRef, dtype: str, device: str, memory: str, storage: str | None = None) -> Any:
+    """The default loader: the pipeline for ``model`` with the ``memory`` strategy applied; with
+    ``storage``, its weights stay in that dtype and every layer computes in ``dtype``."""
     from .loading import load_pipeline
     from .memory import apply_strategy
+    from .storage import apply_storage
 
-    pipe = load_pipeline(model, dtype=dtype, device=device)
-    apply_strategy(pipe, memory, device)
+    pipe = load_pipeline(model, dtype=storage or dtype, device=device)
+    apply_strategy(pipe, memory, device, compute=dtype)
+    if storage is not None:
+        apply_storage(pipe, storage, dtype)
     return pipe
 
 
@@ -157,11 +162,13 @@ class PipelinePool:
         device: str,
         memory: str = "none",
         expected: tuple[int, int] | None = None,
+        storage: str | None = None,
     ) -> LoadedPipeline:
-        """The pipeline for ``model`` prepared for ``memory``, pinned until :meth:`release`; loaded (once,
-        whichever threads ask) when not pooled. ``expected`` is its (RAM, VRAM) bytes as planned, used to
-        make room before it loads (its measured size from an earlier load takes precedence)."""
-        base: PoolKey = (model.reference, model.config_dir, dtype, device, memory)
+        """The pipeline for ``model`` prepared for ``memory`` (weights kept in ``storage`` when given),
+        pinned until :meth:`release`; loaded (once, whichever threads ask) when not pooled. ``expected`` is
+        its (RAM, VRAM) bytes as planned, used to make room before it loads (its measured size from an
+        earlier load takes precedence)."""
+        base: PoolKey = (model.reference, model.config_dir, dtype, device, memory, storage)
         key: _Key = (base, fingerprint(model.reference))
         with self._lock:
             entry = self._items.get(key)
@@ -189,7 +196,7 @@ class PipelinePool:
         if victims:
             del victims
             gc.collect()
-        return self._load(flight, key, model, dtype, device, memory).loaded
+        return self._load(flight, key, model, dtype, device, memory, storage).loaded
 
     def release(self, loaded: LoadedPipeline) -> None:
         """Unpin ``loaded``; measure it again if something was loaded into it (ControlNets, views, LoRAs
@@ -217,19 +224,22 @@ class PipelinePool:
 
     @contextmanager
     def lease(
-        self, model: ModelRef, *, dtype: str, device: str, memory: str = "none"
+        self, model: ModelRef, *, dtype: str, device: str, memory: str = "none", storage: str | None = None
     ) -> Iterator[LoadedPipeline]:
         """:meth:`acquire` for the ``with`` block, released after it."""
-        loaded = self.acquire(model, dtype=dtype, device=device, memory=memory)
+        loaded = self.acquire(model, dtype=dtype, device=device, memory=memory, storage=storage)
         try:
             yield loaded
         finally:
             self.release(loaded)
 
-    def get(self, model: ModelRef, *, dtype: str, device: str, memory: str = "none") -> LoadedPipeline:
-        """The loaded pipeline for ``model`` prepared for ``memory``, not pinned (it may be evicted by the
-        next request); a pipeline prepared for one strategy is never served for another."""
-        loaded = self.acquire(model, dtype=dtype, device=device, memory=memory)
+    def get(
+        self, model: ModelRef, *, dtype: str, device: str, memory: str = "none", storage: str | None = None
+    ) -> LoadedPipeline:
+        """The loaded pipeline for ``model`` prepared for ``memory`` (weights kept in ``storage`` when
+        given), not pinned (it may be evicted by the next request); a pipeline prepared for one strategy
+        is never served for another."""
+        loaded = self.acquire(model, dtype=dtype, device=device, memory=memory, storage=storage)
         self.release(loaded)
         return loaded
 
@@ -277,11 +287,19 @@ class PipelinePool:
 
     # -- inside (called with the lock held unless said otherwise) ---------------------------------
     def _load(
-        self, flight: _Flight, key: _Key, model: ModelRef, dtype: str, device: str, memory: str
+        self,
+        flight: _Flight,
+        key: _Key,
+        model: ModelRef,
+        dtype: str,
+        device: str,
+        memory: str,
+        storage: str | None,
     ) -> _Entry:
         """Load outside the lock, publish the result to the waiters (pinned once for each of them)."""
         try:
-            entry = _Entry(LoadedPipeline(self._loader(model, dtype, device, memory), key[0]), key)
+            pipe = self._loader(model, dtype, device, memory, storage)
+            entry = _Entry(LoadedPipeline(pipe, key[0]), key)
             entry.ram, entry.vram = record_bytes(entry.loaded)
             entry.shape = record_shape(entry.loaded)
         except BaseException as exc:  # the waiters get the error; nothing is cached

@@ -54,6 +54,7 @@ __all__ = [
     "choose_strategy",
     "estimate",
     "plan_memory",
+    "workload",
 ]
 
 GB = 10**9
@@ -132,6 +133,8 @@ class Workload:
     dtype: str = "float32"
     device: str = "cpu"
     file_bytes: int = 0
+    #: Dtype the weights are stored in when narrower than ``dtype`` (the CPU policy's fp16 storage).
+    storage_dtype: str | None = None
 
 
 def _decode(values_per_px: float, w: Workload, b: int, *, sliced: bool, tiled: bool) -> int:
@@ -144,9 +147,10 @@ def estimate(w: Workload, strategy: Strategy = Strategy.NONE) -> MemoryEstimate:
     """The peak bytes of ``w`` on its device under ``strategy`` (see the module docstring)."""
     act, dec = _FAMILY.get(w.family, _SD1)
     b = _DTYPE_BYTES.get(w.dtype, 4)
+    sb = _DTYPE_BYTES.get(w.storage_dtype or w.dtype, b)  # bytes per stored weight
     units = w.controlnets * _CONTROLNET_SHARE * w.unet_params + w.ip_adapters * _IP_ENCODER_PARAMS
-    unet_b = w.unet_params * b
-    weights = int(unet_b + (w.text_encoder_params + w.vae_params + units) * b)
+    unet_b = w.unet_params * sb
+    weights = int(unet_b + (w.text_encoder_params + w.vae_params + units) * sb)
     rows = w.batch * (2 if w.cfg else 1)
     latent_px = (w.width // 8) * (w.height // 8)
     aggressive = strategy is Strategy.AGGRESSIVE
@@ -165,8 +169,10 @@ def estimate(w: Workload, strategy: Strategy = Strategy.NONE) -> MemoryEstimate:
     else:  # group offloading at leaf level: about one leaf module held
         resident = int(_LEAF_SHARE * stored)
     base = BASE_BYTES.get(w.device, BASE_BYTES["cuda"])
-    # on a CPU, loading holds every weight at compute precision plus a single file's state dict
-    load = base + weights + w.file_bytes if w.device == "cpu" else 0
+    # on a CPU, loading holds every weight at compute precision plus a single file's state dict; weights
+    # stored as the file holds them are the file's memory-mapped tensors (no second copy)
+    held = 0 if w.storage_dtype else w.file_bytes
+    load = base + weights + held if w.device == "cpu" else 0
     peak = max(load, base + resident + max(activations, decode))
     return MemoryEstimate(strategy, int(peak), base, weights, resident, activations, decode, load)
 
@@ -242,8 +248,10 @@ def plan_memory(
     dtype: str,
     shape: tuple[int, int, int, float],
     decisions: list[Decision],
+    storage: str | None = None,
 ) -> MemoryPlan | None:
-    """The memory part of a plan (``shape``: width, height, batch, CFG scale), its decision appended.
+    """The memory part of a plan (``shape``: width, height, batch, CFG scale), its decision appended;
+    ``storage`` is the CPU policy's weight storage dtype.
 
     None when the model's sizes are unknown (a Hub model) and no strategy was asked for.
     """
@@ -253,11 +261,28 @@ def plan_memory(
             return None
         decisions.append(Decision("memory", requested.value, Source.USER, "asked for; model size unknown"))
         return MemoryPlan(requested.value, 0, device.memory_budget)
+    work = workload(resolved, device, dtype, shape, storage)
+    choice = choose_strategy(work, device.memory_budget, requested)
+    if not choice.fits:
+        log.warning("memory: %s", choice.reason)
+    source = Source.USER if requested is not None else Source.DEVICE
+    decisions.append(Decision("memory", choice.strategy.value, source, choice.reason))
+    return MemoryPlan(choice.strategy.value, choice.estimate.peak_bytes, choice.budget_bytes)
+
+
+def workload(
+    resolved: ResolvedRequest,
+    device: DeviceInfo,
+    dtype: str,
+    shape: tuple[int, int, int, float],
+    storage: str | None = None,
+) -> Workload:
+    """The :class:`Workload` of a resolved request (its sizes must be known: ``unet_params`` set)."""
     width, height, batch, cfg = shape
     single = resolved.model.format is ModelFormat.SINGLE_FILE
-    work = Workload(
+    return Workload(
         family=_family(resolved.model.family),
-        unet_params=resolved.unet_params,
+        unet_params=resolved.unet_params or 0,
         text_encoder_params=resolved.text_encoder_params or 0,
         vae_params=resolved.vae_params or 0,
         width=width,
@@ -269,13 +294,8 @@ def plan_memory(
         dtype=dtype,
         device=device.kind,
         file_bytes=(resolved.weight_file_bytes or 0) if single else 0,
+        storage_dtype=storage,
     )
-    choice = choose_strategy(work, device.memory_budget, requested)
-    if not choice.fits:
-        log.warning("memory: %s", choice.reason)
-    source = Source.USER if requested is not None else Source.DEVICE
-    decisions.append(Decision("memory", choice.strategy.value, source, choice.reason))
-    return MemoryPlan(choice.strategy.value, choice.estimate.peak_bytes, choice.budget_bytes)
 
 
 def _family(name: str) -> Family:

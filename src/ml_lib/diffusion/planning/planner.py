@@ -25,6 +25,7 @@ from ..samplers import AUTOMATIC, parse_sampler, split_sampler
 from ..settings import Settings
 from .auto import Candidates
 from .checks import MAX_SEED, check_request, check_size
+from .cpu_policy import plan_storage
 from .device import DeviceInfo, choose_dtype
 from .hires import auto_hires_size, hires_target, plan_hires
 from .inputs import plan_controls, plan_init, plan_ip_adapters
@@ -195,9 +196,9 @@ class Planner:
         if hires is not None:  # the second pass is the larger one
             target = hires_target(peak_w, peak_h, hires)
             peak_w, peak_h = target.upscale_width, target.upscale_height
-        memory = plan_memory(
-            request, resolved, device, dtype.dtype, (peak_w, peak_h, int(batch), float(cfg)), d.items
-        )
+        shape = (peak_w, peak_h, int(batch), float(cfg))
+        storage = plan_storage(resolved, device, dtype.dtype, shape, d.items)
+        memory = plan_memory(request, resolved, device, dtype.dtype, shape, d.items, storage)
         out = d.pick(
             "output_dir", request.output_dir, str(self._settings.outputs), Source.PROFILE, "settings"
         )
@@ -275,6 +276,7 @@ class Planner:
             refiner=refiner,
             variation=variation,
             batch_count=batch_count,
+            storage_dtype=storage,
         )
 
 

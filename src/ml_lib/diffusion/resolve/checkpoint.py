@@ -200,28 +200,48 @@ _FOLDER_PARTS = {"unet": ("unet",), "text_encoder": _ENCODERS, "vae": ("vae",)}
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class ComponentSizes:
-    """Parameter counts per component (text encoders summed) and the bytes of the weight files."""
+    """Parameter counts per component (text encoders summed), the bytes of the weight files and the
+    floating dtype most of the weights are stored in ("float16", "bfloat16", "float32"; None: unknown)."""
 
     unet: int | None = None
     text_encoder: int | None = None
     vae: int | None = None
     file_bytes: int | None = None
+    weight_dtype: str | None = None
 
 
-def _count(files: list[Path], prefixes: tuple[str, ...]) -> int:
+_HEADER_DTYPES = {"F16": "float16", "BF16": "bfloat16", "F32": "float32", "F64": "float64"}
+
+
+def _count(files: list[Path], prefixes: tuple[str, ...], dtypes: dict[str, int] | None = None) -> int:
+    """Parameters under ``prefixes``; ``dtypes`` (when given) gains the count per floating dtype."""
     total = 0
     for path in files:
         stat = path.stat()
-        total += _count_file(str(path), stat.st_size, stat.st_mtime_ns, prefixes)
+        count, by_dtype = _count_file(str(path), stat.st_size, stat.st_mtime_ns, prefixes)
+        total += count
+        if dtypes is not None:
+            for dtype, n in by_dtype:
+                dtypes[dtype] = dtypes.get(dtype, 0) + n
     return total
 
 
 @functools.lru_cache(maxsize=256)
-def _count_file(path: str, size: int, mtime_ns: int, prefixes: tuple[str, ...]) -> int:
-    """Parameters under ``prefixes`` in one file, read once per file version (size and mtime in the key)."""
+def _count_file(
+    path: str, size: int, mtime_ns: int, prefixes: tuple[str, ...]
+) -> tuple[int, tuple[tuple[str, int], ...]]:
+    """Parameters under ``prefixes`` in one file, and their count per floating dtype; read once per file
+    version (size and mtime in the key)."""
     del size, mtime_ns  # the cache key: a rewritten file is read again
     header = read_header(Path(path))
-    return sum(math.prod(t.shape) for name, t in header.tensors.items() if name.startswith(prefixes))
+    total, by_dtype = 0, dict[str, int]()
+    for name, t in header.tensors.items():
+        if name.startswith(prefixes):
+            n = math.prod(t.shape)
+            total += n
+            if t.dtype in _HEADER_DTYPES:
+                by_dtype[_HEADER_DTYPES[t.dtype]] = by_dtype.get(_HEADER_DTYPES[t.dtype], 0) + n
+    return total, tuple(sorted(by_dtype.items()))
 
 
 def _weights(folder: Path) -> list[Path]:
@@ -236,22 +256,27 @@ def component_sizes(model: ModelRef) -> ComponentSizes:
 
     A component whose tensors are absent (e.g. a single file without its VAE) is None.
     """
+    dtypes: dict[str, int] = {}
     if model.format is ModelFormat.SINGLE_FILE:
         path = Path(local_path(model.reference))
-        counts = {part: _count([path], prefixes) for part, prefixes in _LDM_PARTS.items()}
+        counts = {part: _count([path], prefixes, dtypes) for part, prefixes in _LDM_PARTS.items()}
         files = [path]
     elif model.format is ModelFormat.DIFFUSERS:
         root = Path(local_path(model.reference))
         counts, files = {}, []
         for part, folders in _FOLDER_PARTS.items():
             found = [f for folder in folders for f in _weights(root / folder)]
-            counts[part] = _count(found, ("",))
+            counts[part] = _count(found, ("",), dtypes)
             files.extend(found)
     else:
         return ComponentSizes()
     size = sum(f.stat().st_size for f in files)
     return ComponentSizes(
-        counts["unet"] or None, counts["text_encoder"] or None, counts["vae"] or None, size or None
+        counts["unet"] or None,
+        counts["text_encoder"] or None,
+        counts["vae"] or None,
+        size or None,
+        max(dtypes, key=lambda d: dtypes[d]) if dtypes else None,
     )
 
 

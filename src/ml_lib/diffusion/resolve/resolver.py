@@ -91,6 +91,7 @@ class Resolver:
             refiner_decision=refiner_decision,
             upscaler_path=upscaler[0] if upscaler else None,
             upscaler_hash=upscaler[1] if upscaler else None,
+            weight_dtype=sizes.weight_dtype,
         )
 
     def _init_images(self, request: GenerationRequest) -> tuple[ImageRef | None, ImageRef | None]:

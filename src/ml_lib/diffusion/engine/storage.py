@@ -1,0 +1,146 @@
+"""Keep a pipeline's weights in a narrow storage dtype (as read from the file) and compute in fp32.
+
+The CPU policy (``planning/cpu_policy.py``) loads a checkpoint whose file holds fp16 (or bf16) weights in
+that dtype, so the loader keeps safetensors' memory-mapped tensors instead of converting every weight to
+fp32 (raw diffusers' ``from_single_file(dtype=torch.float32)`` holds the fp16 file and an fp32 copy: 6.7
+GB for SD 1.5). Each Linear / Conv / Embedding layer then gets a diffusers layerwise-casting hook that
+hands the layer fp32 copies of its weights for its forward and puts the stored tensors back afterwards:
+
+- the values the layer computes with are exactly the fp32 upcast of the file's fp16 values, so the
+  result is the result of an fp32 pipeline loaded from the same file (measured: 0 pixel difference);
+- unlike diffusers' ``LayerwiseCastingHook``, which casts back after every forward (a new storage tensor
+  each call, an extra pass over the weights and, for a memory-mapped file, a second copy of every weight
+  beside the mapped pages), the stored tensors are never rewritten.
+
+Layers the hook does not cover (norms; a text encoder's embeddings, which set ``CLIPTextModel.dtype`` and
+so the dtype the pipeline casts prompt embeddings to) are upcast to fp32 once: they are < 5% of the
+weights. Modules already cast layerwise (the ``aggressive`` strategy's fp8 UNet) keep their hooks.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import torch
+from diffusers.hooks import HookRegistry
+from diffusers.hooks.layerwise_casting import LayerwiseCastingHook
+
+from .device import torch_dtype
+
+__all__ = ["HOOK_NAME", "StoredWeightsHook", "apply_storage", "stored_dtypes", "upcast_added"]
+
+#: The registry name diffusers' ``ModelMixin.dtype`` looks up to report the compute dtype.
+HOOK_NAME = "layerwise_casting"
+_LAYERS = (
+    torch.nn.Linear,
+    torch.nn.Conv1d,
+    torch.nn.Conv2d,
+    torch.nn.Conv3d,
+    torch.nn.ConvTranspose2d,
+    torch.nn.Embedding,
+)
+#: Kept in the compute dtype: norms everywhere; embeddings of text encoders (their first parameter is
+#: what transformers reports as the model's dtype, which the pipelines cast prompt embeddings to).
+_SKIP_UNET_VAE = (r"norm",)
+_SKIP_TEXT = (r"norm", r"embeddings")
+_COMPONENTS = (("unet", _SKIP_UNET_VAE), ("vae", _SKIP_UNET_VAE), ("controlnet", _SKIP_UNET_VAE))
+_TEXT = ("text_encoder", "text_encoder_2")
+
+
+class StoredWeightsHook(LayerwiseCastingHook):
+    """Layerwise casting that never rewrites the stored weights: fp32 copies live for one forward only."""
+
+    def __init__(self, storage_dtype: torch.dtype, compute_dtype: torch.dtype) -> None:
+        super().__init__(storage_dtype, compute_dtype, non_blocking=False)
+        self._stored: list[tuple[torch.nn.Parameter, torch.Tensor]] = []
+
+    def initialize_hook(self, module: torch.nn.Module) -> torch.nn.Module:
+        for p in module.parameters(recurse=False):
+            if p.is_floating_point() and p.dtype != self.storage_dtype:
+                p.data = p.data.to(self.storage_dtype)
+        return module
+
+    def pre_forward(self, module: torch.nn.Module, *args: Any, **kwargs: Any) -> tuple[Any, Any]:
+        for p in module.parameters(recurse=False):
+            if p.is_floating_point() and p.dtype != self.compute_dtype:
+                self._stored.append((p, p.data))
+                p.data = p.data.to(self.compute_dtype)
+        return args, kwargs
+
+    def post_forward(self, module: torch.nn.Module, output: Any) -> Any:
+        for p, stored in self._stored:
+            p.data = stored
+        self._stored.clear()
+        return output
+
+
+def _hooked(module: torch.nn.Module) -> bool:
+    registry = getattr(module, "_diffusers_hook", None)
+    return registry is not None and registry.get_hook(HOOK_NAME) is not None
+
+
+def _apply(model: torch.nn.Module, storage: torch.dtype, compute: torch.dtype, skip: tuple[str, ...]) -> int:
+    """Hook every covered layer of ``model``, upcast the rest; the number of layers hooked."""
+    if any(_hooked(m) for m in model.modules()):  # cast layerwise already (fp8 UNet): only upcast the rest
+        hooked = 0
+    else:
+        hooked = 0
+        for name, module in model.named_modules():
+            if isinstance(module, _LAYERS) and not any(re.search(p, name) for p in skip):
+                registry = HookRegistry.check_if_exists_or_initialize(module)
+                registry.register_hook(StoredWeightsHook(storage, compute), HOOK_NAME)
+                hooked += 1
+    _upcast_rest(model, compute)
+    return hooked
+
+
+def _upcast_rest(model: torch.nn.Module, compute: torch.dtype) -> None:
+    """Every floating parameter or buffer outside a hooked layer → ``compute``."""
+    for module in model.modules():
+        if _hooked(module):
+            continue
+        for p in module.parameters(recurse=False):
+            if p.is_floating_point() and p.dtype != compute:
+                p.data = p.data.to(compute)
+        for name, b in module.named_buffers(recurse=False):
+            if b.is_floating_point() and b.dtype != compute:
+                setattr(module, name, b.to(compute))
+
+
+def apply_storage(pipe: Any, storage: str, compute: str) -> tuple[str, ...]:
+    """Keep ``pipe``'s weights in ``storage`` (the dtype it was loaded in) and compute in ``compute``.
+
+    Returns what was done, one entry per component ("unet fp16 storage").
+    """
+    store, comp = torch_dtype(storage), torch_dtype(compute)
+    done = []
+    parts = [(name, skip) for name, skip in _COMPONENTS] + [(name, _SKIP_TEXT) for name in _TEXT]
+    for name, skip in parts:
+        model = getattr(pipe, name, None)
+        if isinstance(model, torch.nn.Module):
+            _apply(model, store, comp, skip)
+            done.append(f"{name} {_short(storage)} storage")
+    return tuple(done)
+
+
+def upcast_added(pipe: Any, compute: str) -> None:
+    """Bring weights added since :func:`apply_storage` (LoRA layers: peft creates them in the base layer's
+    storage dtype and casts its input to it) to ``compute``, so adapters compute in fp32 too."""
+    comp = torch_dtype(compute)
+    for name in (*(n for n, _ in _COMPONENTS), *_TEXT):
+        model = getattr(pipe, name, None)
+        if isinstance(model, torch.nn.Module):
+            _upcast_rest(model, comp)
+
+
+def stored_dtypes(model: torch.nn.Module) -> dict[torch.dtype, int]:
+    """Parameter counts per stored dtype of ``model`` (what its memory holds between forwards)."""
+    counts: dict[torch.dtype, int] = {}
+    for p in model.parameters():
+        counts[p.dtype] = counts.get(p.dtype, 0) + p.numel()
+    return counts
+
+
+def _short(dtype: str) -> str:
+    return {"float16": "fp16", "bfloat16": "bf16", "float32": "fp32"}.get(dtype, dtype)
