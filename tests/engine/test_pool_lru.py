@@ -82,9 +82,9 @@ def test_the_planned_size_makes_room_before_the_load(tmp_path: Path) -> None:
     loader.gate.set()
     original = loader.__call__
 
-    def watching(model: ModelRef, dtype: str, device: str, memory: str) -> Any:
+    def watching(model: ModelRef, dtype: str, device: str, memory: str, storage: str | None) -> Any:
         seen.append(pool.stats().models)  # what the pool holds while b loads
-        return original(model, dtype, device, memory)
+        return original(model, dtype, device, memory, storage)
 
     pool._loader = watching
     pool.release(pool.acquire(b, dtype="float32", device="cpu", expected=(6 * MB, 0)))
