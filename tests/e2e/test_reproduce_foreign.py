@@ -18,7 +18,7 @@ A1111 = (
     "a lighthouse on a cliff\nNegative prompt: fog\n"
     "Steps: 3, Sampler: Euler a, Schedule type: Automatic, CFG scale: 5.5, Seed: 77, Size: 64x64, Clip skip: 2, "
     "Model hash: 0123456789, Model: someone_elses_model, Hires upscale: 2, Hires steps: 4, "
-    "Denoising strength: 0.5, Version: v1.10.1"
+    "Denoising strength: 0.5, ENSD: 31337, Version: v1.10.1"
 )
 
 
@@ -35,14 +35,11 @@ def test_info_lists_what_maps_and_what_does_not(run, tmp_path: Path) -> None:  #
     shown = run("info", str(image))
     assert shown.exit_code == 0, shown.output
     assert "Written by A1111" in shown.output and "Cannot map yet" in shown.output
-    assert "Hires upscale = 2: hires fix is not in the plan yet" in shown.output
+    assert "ENSD = 31337: eta noise seed delta is not supported" in shown.output
     as_json = json.loads(run("info", str(image), "--json").output)
     assert as_json["foreign"]["mapped"]["Seed"] == "77"
-    assert {u["key"] for u in as_json["foreign"]["unmapped"]} == {
-        "Hires upscale",
-        "Hires steps",
-        "Denoising strength",
-    }
+    assert as_json["foreign"]["mapped"]["Hires scale"] == "2.0"  # the hires fix is honoured
+    assert {u["key"] for u in as_json["foreign"]["unmapped"]} == {"ENSD"}
 
 
 def test_reproduce_an_a1111_image_with_every_supported_field(
@@ -53,7 +50,8 @@ def test_reproduce_an_a1111_image_with_every_supported_field(
     with caplog.at_level(logging.WARNING):
         result = run("reproduce", str(image), "--model", str(tiny_sd1.single_file), "--out", str(out))
     assert result.exit_code == 0, result.output
-    assert any("Hires upscale" in r.getMessage() for r in caplog.records)
+    assert any("ENSD" in r.getMessage() for r in caplog.records)
+    assert not any("Hires" in r.getMessage() for r in caplog.records)
     (made,) = out.glob("*.png")
     plan = read_metadata(made).plan
     assert plan is not None
@@ -72,6 +70,9 @@ def test_reproduce_an_a1111_image_with_every_supported_field(
         2,
     )
     assert Path(plan.model.reference) == tiny_sd1.single_file
+    assert plan.hires is not None  # A1111's hires fix: x2, 4 second-pass steps at strength 0.5
+    assert (plan.hires.scale, plan.hires.steps, plan.hires.denoise) == (2.0, 4, 0.5)
+    assert Image.open(made).size == (128, 128)
 
 
 def test_a_comfyui_copy_of_our_image_regenerates_the_same_settings(

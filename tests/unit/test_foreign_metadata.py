@@ -62,16 +62,15 @@ def test_a1111_png_maps_every_supported_field_and_lists_the_rest() -> None:
     assert (meta.seed, meta.width, meta.height, meta.clip_skip) == (3141592, 512, 768, 2)
     assert (meta.model, meta.model_hash) == ("dreamshaper_8", "6ce0161689")
     why = reasons(meta)
-    assert set(why) == {
-        "Denoising strength",
-        "Hires upscale",
-        "Hires steps",
-        "Hires upscaler",
-        "ENSD",
-        "ControlNet 0",
-    }
-    assert "hires fix" in why["Hires upscale"] and "hires fix" in why["Denoising strength"]
+    assert set(why) == {"ENSD", "ControlNet 0"}
     assert "control image" in why["ControlNet 0"]
+    assert dict(meta.passes) == {  # the hires fix, with its second pass's strength
+        "hires": True,
+        "hires_scale": 2.0,
+        "hires_steps": 10,
+        "hires_upscaler": "Latent",
+        "hires_denoise": 0.45,
+    }
     request = meta.to_request(model="/models/mine.safetensors")
     assert request.model == "/models/mine.safetensors" and request.prompt == meta.prompt
     assert (request.steps, request.sampler, request.schedule, request.seed, request.batch_size) == (
@@ -83,6 +82,12 @@ def test_a1111_png_maps_every_supported_field_and_lists_the_rest() -> None:
     )
     assert (request.width, request.height, request.cfg_scale, request.clip_skip) == (512, 768, 6.5, 2)
     assert request.auto is False and request.learn is False  # nothing added or learned on top of theirs
+    assert (request.hires, request.hires_scale, request.hires_steps, request.hires_denoise) == (
+        True,
+        2.0,
+        10,
+        0.45,
+    )
 
 
 def test_pre_19_sampler_forge_and_jpeg() -> None:

@@ -109,6 +109,16 @@ def _unexpressed(plan: GenerationPlan, choice: SamplerChoice) -> str | None:
         return f"resize mode {plan.init.resize_mode} has no ComfyUI core node"
     if plan.init is not None and plan.init.inpaint_full_res:
         return "inpainting only the masked area has no ComfyUI core node"
+    if plan.init is not None and plan.init.inpainting_fill != "original":
+        return f"masked content {plan.init.inpainting_fill!r} is not written into ComfyUI graphs yet"
+    passes = [
+        ("the hires fix", plan.hires is not None),
+        ("the SDXL refiner", plan.refiner is not None),
+        ("a variation seed", plan.variation is not None),
+    ]
+    for name, used in passes:
+        if used:
+            return f"{name} is not written into ComfyUI graphs yet"
     return None
 
 

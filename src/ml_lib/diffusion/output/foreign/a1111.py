@@ -2,7 +2,8 @@
 
 Every key of the parameters line is either honoured, informational (it does not change the image), or
 listed as unmapped with the reason. :data:`KEY_REASONS` is the extension point: when the plan gains a
-field (hires fix, refiner, variation seeds …), move its keys from there to a handler in :func:`read_infotext`.
+field, move its keys from there to a handler in :func:`read_infotext` (as the hires fix, refiner and
+variation seed keys went to :data:`_PASS_KEYS`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from ...errors import UnknownSamplerError
 from ...samplers import parse_sampler
 from ..comfyui_names import from_comfy_sampler
 from ..infotext import Infotext
+from ..infotext_passes import parse_passes
 from ._values import size_pair
 from .records import ForeignMetadata, Unmapped
 
@@ -42,33 +44,29 @@ INFORMATIONAL_KEYS = frozenset(
     }
 )  # fmt: skip
 _NOT_YET = "not in the plan yet"
+#: A1111's second-pass and seed keys, read by :func:`~..infotext_passes.parse_passes`: each is honoured when
+#: the request field next to it was set from them.
+_PASS_KEYS = {
+    "Hires upscale": "hires", "Hires resize": "hires", "Hires steps": "hires", "Hires upscaler": "hires",
+    "Hires sampler": "hires", "Hires schedule type": "hires", "Hires prompt": "hires",
+    "Hires negative prompt": "hires", "Denoising strength": "hires", "Refiner": "refiner",
+    "Refiner switch at": "refiner", "Variation seed": "variation_seed",
+    "Variation seed strength": "variation_seed", "Seed resize from": "seed_resize_from",
+}  # fmt: skip
 #: Keys we know and cannot honour yet, with the reason (prefix match for numbered ones, e.g. "ControlNet 0").
 KEY_REASONS: dict[str, str] = {
-    "Hires upscale": f"hires fix is {_NOT_YET}",
-    "Hires resize": f"hires fix is {_NOT_YET}",
-    "Hires steps": f"hires fix is {_NOT_YET}",
-    "Hires upscaler": f"hires fix is {_NOT_YET}",
-    "Hires sampler": f"hires fix is {_NOT_YET}",
-    "Hires schedule type": f"hires fix is {_NOT_YET}",
-    "Hires prompt": f"hires fix is {_NOT_YET}",
-    "Hires negative prompt": f"hires fix is {_NOT_YET}",
-    "Hires CFG scale": f"hires fix is {_NOT_YET}",
-    "Hires strength": f"hires fix is {_NOT_YET}",
-    "Hires scale": f"hires fix is {_NOT_YET}",
-    "Hires size": f"hires fix is {_NOT_YET}",
-    "Hires mode": f"hires fix is {_NOT_YET}",
-    "Hires force": f"hires fix is {_NOT_YET}",
-    "Refine": f"hires fix / refiner is {_NOT_YET}",
-    "Refiner": f"the refiner is {_NOT_YET}",
-    "Refiner switch at": f"the refiner is {_NOT_YET}",
-    "Refiner start": f"the refiner is {_NOT_YET}",
-    "Refiner steps": f"the refiner is {_NOT_YET}",
-    "Refiner Switch": f"the refiner is {_NOT_YET}",
-    "Refiner Swap Method": f"the refiner is {_NOT_YET}",
-    "Variation seed": f"variation seeds are {_NOT_YET}",
-    "Variation seed strength": f"variation seeds are {_NOT_YET}",
-    "Variation strength": f"variation seeds are {_NOT_YET}",
-    "Seed resize from": f"variation seeds are {_NOT_YET}",
+    "Hires CFG scale": "a second-pass CFG scale is not supported",
+    "Hires strength": "Forge's hires strength is not supported",
+    "Hires scale": "SD.Next's hires scale is not supported",
+    "Hires size": "SD.Next's hires size is not supported",
+    "Hires mode": "SD.Next's hires mode is not supported",
+    "Hires force": "SD.Next's hires force is not supported",
+    "Refine": "SD.Next's refine pass is not supported",
+    "Refiner start": "SD.Next's refiner start is not supported",
+    "Refiner steps": "SD.Next's refiner steps are not supported",
+    "Refiner Switch": "Fooocus's refiner switch is not supported",
+    "Refiner Swap Method": "Fooocus's refiner swap is not supported",
+    "Variation strength": "SD.Next's variation strength is not supported",
     "Denoising strength": "img2img needs the source image, which the file does not carry",
     "Mask blur": "inpainting needs the source image and mask, which the file does not carry",
     "ControlNet": "a ControlNet needs its control image, which the file does not carry",
@@ -119,17 +117,17 @@ def read_infotext(info: Infotext, source: str = "parameters") -> ForeignMetadata
     """The mapped settings of an A1111-like infotext and the list of what is not honoured."""
     unmapped: list[Unmapped] = []
     sampler, schedule = _sampler(info, unmapped)
+    passes = parse_passes(info).request_fields()
     width, height = info.width, info.height
     if width is None and (pair := size_pair(f"{info.get('Size-1')}x{info.get('Size-2')}")):
         width, height = pair  # SD.Next before "Size"
     for key, value in info.parameters:
         if key in _HONOURED or key in INFORMATIONAL_KEYS or key in ("Scheduler", "Sampler sigma"):
             continue
+        if key in _PASS_KEYS and _PASS_KEYS[key] in passes:
+            continue  # honoured by the hires fix, the refiner or the variation seed
         if key == "Emphasis" and value != "Original":
             unmapped.append(Unmapped(key, value, "only A1111's original emphasis is implemented"))
-            continue
-        if key == "Denoising strength" and any(k.startswith("Hires") for k in info.keys):
-            unmapped.append(Unmapped(key, value, f"hires fix is {_NOT_YET} (its second-pass strength)"))
             continue
         unmapped.append(Unmapped(key, value, _reason(key) or "not supported"))
     clip_skip = info.clip_skip
@@ -149,6 +147,7 @@ def read_infotext(info: Infotext, source: str = "parameters") -> ForeignMetadata
         seed=info.seed,
         clip_skip=clip_skip if clip_skip is not None and clip_skip >= 1 else None,
         unmapped=tuple(unmapped),
+        passes=tuple(passes.items()),
     )
 
 

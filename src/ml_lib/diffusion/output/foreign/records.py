@@ -58,6 +58,8 @@ class ForeignMetadata:
     clip_skip: int | None = None
     loras: tuple[ForeignLora, ...] = ()
     unmapped: tuple[Unmapped, ...] = field(default=())
+    #: A1111's second passes and seeds as request fields (hires fix, refiner, variation seed …).
+    passes: tuple[tuple[str, Any], ...] = ()
 
     def mapped(self) -> tuple[tuple[str, str], ...]:
         """The settings a regeneration honours, as (label, value) pairs for display."""
@@ -78,6 +80,7 @@ class ForeignMetadata:
             (f"LoRA {i + 1}", f"{lora.name} (unet {lora.unet_weight:g}, te {lora.te_weight:g})")
             for i, lora in enumerate(self.loras)
         )
+        pairs.extend((name.replace("_", " ").capitalize(), value) for name, value in self.passes)
         return tuple((label, str(value)) for label, value in pairs if value not in (None, ""))
 
     def to_request(self, *, model: str | None = None, output_dir: str | None = None) -> GenerationRequest:
@@ -100,4 +103,5 @@ class ForeignMetadata:
             loras=tuple(LoraRequest(lora.name, lora.unet_weight, lora.te_weight) for lora in self.loras),
             auto=False,
             learn=False,
+            **dict(self.passes),
         )
