@@ -62,7 +62,7 @@ def test_reproduce_of_an_edited_plan_is_one_readable_line(
     assert run(*tiny_args(tiny, tmp_path / "o", "--seed", "9")).exit_code == 0
     (saved,) = (tmp_path / "o").iterdir()
     edited = _with_plan(saved, tmp_path / "edited image.png", edit)
-    monkeypatch.setattr("ml_lib.diffusion.engine.pool.load_pipeline", no_loading)
+    monkeypatch.setattr("ml_lib.diffusion.engine.loading.load_pipeline", no_loading)
     result = run("reproduce", str(edited), "--out", str(tmp_path / "again"))
     line = one_line_error(result, code, message)
     assert line.startswith(f"error: {edited}: the plan inside it cannot be reproduced. Plan field "), line

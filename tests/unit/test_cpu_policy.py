@@ -88,5 +88,6 @@ def test_fp16_storage_halves_the_weights_and_drops_the_conversion_copy_from_the_
     assert b.weight_bytes * 2 == pytest.approx(a.weight_bytes, rel=1e-6)
     assert a.load_bytes - b.load_bytes == pytest.approx(a.weight_bytes / 2 + FP16_FILE, rel=1e-6)
     assert b.peak_bytes < a.peak_bytes / 2
-    # the fp8 UNet of the CPU strategies still applies on top
-    assert estimate(fp16, Strategy.BALANCED).resident_weight_bytes < b.resident_weight_bytes
+    # the CPU strategies' fp8 UNet is a copy beside the memory-mapped fp16 weights: more, not less
+    # (benchmarks/memory.py: none 3.2 GB, balanced 4.4 GB on SD 1.5 at 256²)
+    assert estimate(fp16, Strategy.BALANCED).peak_bytes > b.peak_bytes

@@ -18,7 +18,9 @@ not measured). Strategies change the resident part: ``balanced`` keeps one compo
 (model CPU offload) and slices the VAE; ``sequential`` keeps about one leaf module (group offloading);
 ``aggressive`` adds VAE tiling, attention slicing and fp8 UNet storage. On a CPU no offloading applies
 (engine/memory.py): every strategy but ``none`` stores the UNet in fp8 and slices the VAE, ``sequential``
-and ``aggressive`` tile it. No attention term: torch's scaled-dot-product
+and ``aggressive`` tile it; with the CPU policy's fp16 storage the fp8 copies are made beside the
+memory-mapped fp16 weights, so they add memory instead of saving it (measured: none 3.2 GB, balanced 4.4 GB
+on SD 1.5 at 256²) and the planner keeps ``none``. No attention term: torch's scaled-dot-product
 attention does not hold the score matrix (measured: activations grow linearly with the pixels).
 
 Calibration (this CPU, fp32, peak RSS above the loaded weights, polled every 5 ms, real-size SD1.5 modules
@@ -164,6 +166,8 @@ def estimate(w: Workload, strategy: Strategy = Strategy.NONE) -> MemoryEstimate:
         resident = weights
     elif strategy is Strategy.BALANCED and w.device != "cpu":  # model offload: one component at a time
         resident = int(max(unet_b + units * b, w.text_encoder_params * b, w.vae_params * b))
+    elif w.device == "cpu" and w.storage_dtype:  # fp8 copies made beside the memory-mapped fp16 weights
+        resident = weights + w.unet_params * _FP8_UNET_BYTES  # (benchmarks/memory.py: +1.2 GB on SD 1.5)
     elif w.device == "cpu":  # no offloading hooks work on a CPU: the UNet stored in fp8 (engine/memory.py)
         resident = stored
     else:  # group offloading at leaf level: about one leaf module held
@@ -195,7 +199,8 @@ def _what(w: Workload) -> str:
 def choose_strategy(w: Workload, budget_bytes: int | None, requested: Strategy | None = None) -> MemoryChoice:
     """The least aggressive strategy whose estimate fits ``budget_bytes`` less the margin (or ``requested``).
 
-    Unknown budget: ``none``. Nothing fits: ``aggressive``, marked as not fitting (the caller warns).
+    Unknown budget: ``none``. Nothing fits: the strategy with the smallest estimate (the most aggressive of
+    equals), marked as not fitting (the caller warns).
     """
     room = None if budget_bytes is None else int(budget_bytes * (1 - MARGIN))
     where = "free VRAM" if w.device != "cpu" else "RAM available"
@@ -224,12 +229,14 @@ def choose_strategy(w: Workload, budget_bytes: int | None, requested: Strategy |
                 f"(less {MARGIN:.0%} margin) → {strategy.value} (~{e.peak_bytes / GB:.1f} GB)"
             )
             return MemoryChoice(strategy, e, budget_bytes, True, reason)
-    e = estimate(w, Strategy.AGGRESSIVE)
+    # the leanest; of equals (the load peak dominates) the most aggressive, which holds least afterwards
+    e = min((estimate(w, s) for s in reversed(Strategy)), key=lambda x: x.peak_bytes)
+    best = e.strategy.value
     reason = (
-        f"{_what(w)} needs ~{need / GB:.1f} GB, ~{e.peak_bytes / GB:.1f} GB even with aggressive; "
-        f"{budget_bytes / GB:.1f} GB {where} → aggressive, may not fit"
+        f"{_what(w)} needs ~{need / GB:.1f} GB, ~{e.peak_bytes / GB:.1f} GB with the leanest strategy "
+        f"({best}); {budget_bytes / GB:.1f} GB {where} → {best}, may not fit"
     )
-    return MemoryChoice(Strategy.AGGRESSIVE, e, budget_bytes, False, reason)
+    return MemoryChoice(e.strategy, e, budget_bytes, False, reason)
 
 
 def parse_strategy(name: str) -> Strategy:
