@@ -35,6 +35,7 @@ MODULES = frozenset(
         "errors",
         "facade",
         "plan",
+        "plan_parts",
         "prompt_schedule",
         "request",
         "result",

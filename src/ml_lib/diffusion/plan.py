@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._codec import OMIT_DEFAULT, from_jsonable, to_jsonable
 from .errors import PlanError
+from .plan_parts import HiresPlan, MemoryPlan, VariationPlan
 from .prompt_schedule import PromptSchedule
 
 if TYPE_CHECKING:
@@ -251,55 +252,11 @@ class ResolvedRequest:
 
 
 @dataclass(frozen=True, slots=True)
-class MemoryPlan:
-    """The memory strategy the engine applies (none, balanced, sequential, aggressive), the estimated peak
-    on the computing device and the budget it was held against (None: not measured)."""
-
-    strategy: str
-    estimated_peak_bytes: int
-    budget_bytes: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class HiresPlan:
-    """A1111's hires fix: a second img2img pass at a larger size (``planning/hires.py`` has the rules).
-
-    ``upscaler`` is A1111's name ("Latent", "Latent (bicubic)", "Lanczos", "Nearest", …) or, for a learned
-    upscaler, the model's name with ``upscaler_path`` its file; ``resize_width``/``resize_height`` (A1111's
-    "Hires resize", 0 = from the other side) replace ``scale`` when set; ``steps`` 0 means the first pass's
-    steps; ``sampler``/``schedule``, ``prompt``/``negative_prompt`` empty mean the first pass's.
-    """
-
-    upscaler: str = "Latent"
-    scale: float = 2.0
-    resize_width: int = 0
-    resize_height: int = 0
-    steps: int = 0
-    denoise: float = 0.7
-    sampler: str = ""
-    schedule: str = ""
-    prompt: str = ""
-    negative_prompt: str = ""
-    upscaler_path: str | None = None
-    upscaler_hash: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
 class RefinerPlan:
     """The SDXL refiner taking over the base's latents at ``switch_at`` (a fraction of the schedule)."""
 
     model: ModelRef
     switch_at: float = 0.8
-
-
-@dataclass(frozen=True, slots=True)
-class VariationPlan:
-    """A1111's variation seed (subseed) and seed resize; strength 0 with a resize size is a resize alone."""
-
-    seed: int = 0
-    strength: float = 0.0
-    resize_width: int = 0
-    resize_height: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,10 +25,8 @@ from ..catalog.families import Family
 from ..catalog.records import ModelRecord
 from ..plan import Decision, LoraUse, Source
 from ..prompt.analysis import PromptAnalysis
-from ..prompt.analyzer import prompt_tokens
-from ..prompt.lexicon import Token
-from ..prompt.syntax import parse_prompt
-from .lora_index import STRONG, Evidence, LoraIndex, lora_terms
+from .lora_index import STRONG, LoraIndex
+from .lora_judge import Judged, PromptWords, family_name, judge, read_prompt, support
 
 __all__ = [
     "DEFAULT_LORA_WEIGHT",
@@ -46,7 +44,6 @@ DEFAULT_LORA_WEIGHT = 0.8
 #: Calibrated on the dev LoRA queries (benchmarks/lora_bench.py --calibrate); never on the held-out ones.
 DEFAULT_THRESHOLD = 1.5
 _SEMANTIC_CANDIDATES = 8
-_NEGATIONS = frozenset({"no", "without", "not", "never", "sin", "ohne", "sans", "senza", "kein", "keine"})
 
 #: ``similarity(query, texts)`` → cosine similarity of the query with each text (e.g. sentence embeddings).
 Similarity = Callable[[str, Sequence[str]], Sequence[float]]
@@ -112,150 +109,6 @@ def _description(record: ModelRecord) -> str:
     return ", ".join(p for p in parts if p)
 
 
-# -- reading the prompt ------------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class _Prompt:
-    tokens: tuple[Token, ...]
-    negated: frozenset[int]
-    object_scene: bool  # a product / still-life / food / interior prompt: materials describe objects
-
-
-def _read(prompt: str, analysis: PromptAnalysis | None) -> _Prompt:
-    document = parse_prompt(prompt)
-    toks = tuple(prompt_tokens(part.plain_chunks for part in document.subprompts))
-    negated: set[int] = set()
-    for i, token in enumerate(toks):
-        if token.raw in _NEGATIONS:
-            for j in range(i + 1, min(i + 5, len(toks))):
-                if toks[j].is_separator:
-                    break
-                negated.add(j)
-    terms = lora_terms()
-    text = " " + " ".join(t.raw for t in toks) + " "
-    object_scene = (analysis is not None and analysis.content_type in terms["object_types"]) or any(
-        f" {phrase} " in text for phrase in terms["object_phrases"]
-    )
-    return _Prompt(toks, frozenset(negated), object_scene)
-
-
-def _is_mention(ev: Evidence, p: _Prompt, known: frozenset[str]) -> bool:
-    """Whether a material or art-form word names a thing's material or a tool rather than the look
-    (``known``: the words the LoRA itself was trained on; "origami crane" is origami's own subject)."""
-    terms = lora_terms()
-    if ev.phrase not in terms["materials"] and not any(
-        t.raw in terms["materials"] for t in p.tokens[ev.start : ev.end]
-    ):
-        return False
-    before = " ".join(t.raw for t in p.tokens[max(0, ev.start - 3) : ev.start])
-    if any(before.endswith(phrase) for phrase in terms["made_of"]):
-        return False
-    following = p.tokens[ev.end] if ev.end < len(p.tokens) else None
-    if following is None or following.is_separator or following.raw in ("of", "and", "with", "in", "on"):
-        return False
-    if following.raw in terms["style_heads"] or following.stem in terms["style_heads"]:
-        return False
-    for token in p.tokens[ev.end : ev.end + 2]:  # "watercolor brushes", "origami paper packs"
-        if token.is_separator:
-            break
-        if token.raw in terms["tool_nouns"] or token.stem in terms["tool_nouns"]:
-            return True
-    return p.object_scene and following.stem not in known
-
-
-def _secondary(ev: Evidence, p: _Prompt) -> bool:
-    """A one-word concept after a verb ("a knight fighting a dragon"): a side subject, not the image's."""
-    if ev.end - ev.start != 1 or ev.start == 0:
-        return False
-    for k in range(ev.start - 1, max(-1, ev.start - 4), -1):
-        token = p.tokens[k]
-        if token.is_separator:
-            return False
-        if token.raw.endswith("ing") and len(token.raw) > 5:
-            return True
-    return False
-
-
-# -- judging one candidate --------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class _Judged:
-    index: int
-    score: float
-    evidence: tuple[Evidence, ...]
-    refused: str  # why it cannot be picked ("" when it can)
-
-
-def _judge(
-    i: int, found: list[Evidence], index: LoraIndex, p: _Prompt, used: set[int], threshold: float
-) -> _Judged:
-    profile = index.profiles[i]
-    record = index.records[i]
-    kept: list[Evidence] = []
-    mentions: list[str] = []
-    shared: list[str] = []
-    covered: set[int] = set()
-    phrases: set[str] = set()
-    known = index.vocabulary(i)
-    mentioned: set[int] = set()  # words of a phrase that is a mention: no part of it is a style request
-    if profile.kind != "identity":
-        for ev in found:
-            if _is_mention(ev, p, known):
-                mentioned |= set(range(ev.start, ev.end))
-    for ev in sorted(found, key=lambda e: (-e.weight, e.start)):
-        span = set(range(ev.start, ev.end))
-        if span & used:
-            shared.append(ev.phrase)
-            continue
-        if span & covered or ev.phrase in phrases:
-            continue  # these words already count, or this phrase already counted once
-        if span & mentioned:
-            mentions.append(ev.phrase)
-            continue
-        if profile.kind == "concept" and _secondary(ev, p):
-            ev = Evidence(ev.field, ev.phrase, ev.weight / 2, ev.start, ev.end)
-        kept.append(ev)
-        covered |= span
-        phrases.add(ev.phrase)
-    words = {t.stem for t in p.tokens}
-    penalties = [n for n in profile.negatives if n in words]
-    score = sum(e.weight for e in kept) - 1.0 * len(penalties)
-    strong = any(e.field in STRONG for e in kept)
-    tags = _support(kept)
-    name = record.name
-    if not kept:
-        if shared:
-            return _Judged(
-                i, 0.0, (), f"{name} stands only on words an earlier pick used ({', '.join(shared)})"
-            )
-        if mentions:
-            what = ", ".join(dict.fromkeys(mentions))
-            return _Judged(
-                i, 0.0, (), f"{name}: '{what}' names an object's material or a tool here, not a style"
-            )
-        return _Judged(i, 0.0, (), "")
-    if profile.kind == "identity" and not any(e.field == "trigger" or e.field == "name" for e in kept):
-        matched = ", ".join(e.phrase for e in kept)
-        why = f"{name} is one specific character/model; the prompt never names it (only {matched})"
-        return _Judged(i, score, tuple(kept), why)
-    if not strong and tags < 2:
-        return _Judged(i, score, tuple(kept), "")
-    if score < threshold:
-        return _Judged(i, score, tuple(kept), "")
-    if penalties:
-        note = f"{name}: its description says it is not for {', '.join(penalties)}"
-        if score < threshold + 1.0:
-            return _Judged(i, score, tuple(kept), note)
-    return _Judged(i, score, tuple(kept), "")
-
-
-def _support(evidence: Sequence[Evidence]) -> float:
-    """Training and Civitai tags matched (a minor caption tag counts half)."""
-    return sum(1.0 if e.field in ("tag", "civitai") else 0.5 if e.field == "minor" else 0.0 for e in evidence)
-
-
-def _family_name(family: Family) -> str:
-    return family.value.upper()
-
-
 def choose_loras(
     prompt: str,
     index: LoraIndex,
@@ -276,7 +129,7 @@ def choose_loras(
     """
     if limit <= 0 or not len(index):
         return LoraChoice(())
-    p = _read(prompt, analysis)
+    p = read_prompt(prompt, analysis)
     found = index.find(p.tokens, set(p.negated))
     lift = semantic_weight if similarity is not None else 0.0
 
@@ -289,7 +142,7 @@ def choose_loras(
     skip = {e.lower() for e in exclude}
     sims: dict[int, float] = {}  # filled below for the strongest candidates when similarity is given
 
-    def total(j: _Judged) -> float:
+    def total(j: Judged) -> float:
         return j.score + semantic_weight * max(0.0, sims.get(j.index, 0.0)) if j.evidence else j.score
 
     ours_named = [
@@ -299,7 +152,7 @@ def choose_loras(
     used: set[int] = set()
     picks: list[LoraPick] = []
     refusals: list[str] = []
-    first = [_judge(i, ev, index, p, used, threshold) for i, ev in ours.items()]
+    first = [judge(i, ev, index, p, used, threshold) for i, ev in ours.items()]
     if similarity is not None and first:
         # meaning is compared for the lexically strongest few only: one prompt embedding per plan
         ids = [j.index for j in sorted(first, key=lambda j: -j.score)[:_SEMANTIC_CANDIDATES] if j.evidence]
@@ -310,12 +163,12 @@ def choose_loras(
         record = index.records[initial.index]
         if record.path.lower() in skip or record.name.lower() in skip:
             continue
-        judged = _judge(initial.index, ours[initial.index], index, p, used, threshold) if used else initial
+        judged = judge(initial.index, ours[initial.index], index, p, used, threshold) if used else initial
         if judged.refused:
             refusals.append(judged.refused)
             continue
         strong = any(e.field in STRONG for e in judged.evidence)
-        tags = _support(judged.evidence) + (1.0 if sims.get(judged.index, 0.0) >= 0.5 else 0.0)
+        tags = support(judged.evidence) + (1.0 if sims.get(judged.index, 0.0) >= 0.5 else 0.0)
         if not judged.evidence or total(judged) < threshold or (not strong and tags < 2):
             continue
         looser = _looser_than_other_family(judged, others, index)
@@ -341,17 +194,17 @@ def _other_family_fits(
     found: dict[str, list[tuple[int, int, float]]],
     family: Family,
     index: LoraIndex,
-    p: _Prompt,
+    p: PromptWords,
     threshold: float,
     ours_named: list[set[int]],
-) -> list[_Judged]:
+) -> list[Judged]:
     """Other families' LoRAs named by a trigger that no LoRA of ``family`` answers to."""
     out = []
     for other in index.families():
         if other is family:
             continue
         for i in index.named(found, other):
-            judged = _judge(i, index.evidence(i, found), index, p, set(), threshold)
+            judged = judge(i, index.evidence(i, found), index, p, set(), threshold)
             named = [set(range(e.start, e.end)) for e in judged.evidence if e.field == "trigger"]
             if judged.refused or judged.score < threshold or not named:
                 continue
@@ -361,7 +214,7 @@ def _other_family_fits(
     return sorted(out, key=lambda j: -j.score)
 
 
-def _looser_than_other_family(pick: _Judged, others: list[_Judged], index: LoraIndex) -> str:
+def _looser_than_other_family(pick: Judged, others: list[Judged], index: LoraIndex) -> str:
     """Refuse a pick when another family's LoRA is named by its trigger on words the pick lacks, or by a
     trigger that contains the pick's own (``mecha musume`` names more than ``mecha``)."""
     mine = {k for e in pick.evidence for k in range(e.start, e.end)}
@@ -378,13 +231,13 @@ def _looser_than_other_family(pick: _Judged, others: list[_Judged], index: LoraI
             what = ", ".join(dict.fromkeys(e.phrase for e in named))
             return (
                 f"{index.records[pick.index].name} matches only loosely; '{what}' is what the prompt names "
-                f"and only {record.name} ({_family_name(record.family)}) is for it"
+                f"and only {record.name} ({family_name(record.family)}) is for it"
             )
     return ""
 
 
 def _none_reason(
-    family: Family, index: LoraIndex, others: list[_Judged], refusals: list[str], p: _Prompt
+    family: Family, index: LoraIndex, others: list[Judged], refusals: list[str], p: PromptWords
 ) -> str:
     parts: list[str] = []
     if others:
@@ -392,8 +245,8 @@ def _none_reason(
         record = index.records[best.index]
         what = ", ".join(dict.fromkeys(e.phrase for e in best.evidence if e.field == "trigger"))
         parts.append(
-            f"no {_family_name(family)} LoRA for '{what}' "
-            f"(only {record.name}, a {_family_name(record.family)} LoRA, which this model cannot use)"
+            f"no {family_name(family)} LoRA for '{what}' "
+            f"(only {record.name}, a {family_name(record.family)} LoRA, which this model cannot use)"
         )
     parts += list(dict.fromkeys(refusals))[:2]
     generic = index.generic_tags(p.tokens)

@@ -1,0 +1,170 @@
+"""Judging one LoRA against a prompt (pure): the prompt's words, which evidence is a mere mention or
+secondary, and the score of what is left (``loras.choose_loras`` decides from the judgements)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ..catalog.families import Family
+from ..prompt.analysis import PromptAnalysis
+from ..prompt.analyzer import prompt_tokens
+from ..prompt.lexicon import Token
+from ..prompt.syntax import parse_prompt
+from .lora_index import STRONG, Evidence, LoraIndex, lora_terms
+
+__all__ = ["Judged", "PromptWords", "family_name", "judge", "read_prompt", "support"]
+
+_NEGATIONS = frozenset({"no", "without", "not", "never", "sin", "ohne", "sans", "senza", "kein", "keine"})
+
+
+# -- reading the prompt ------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class PromptWords:
+    """The prompt's words, the ones a negation covers, and whether it shows objects (product, food …)."""
+
+    tokens: tuple[Token, ...]
+    negated: frozenset[int]
+    object_scene: bool  # a product / still-life / food / interior prompt: materials describe objects
+
+
+def read_prompt(prompt: str, analysis: PromptAnalysis | None) -> PromptWords:
+    """The words of ``prompt`` as the judge reads them (``analysis`` says whether it is an object scene)."""
+    document = parse_prompt(prompt)
+    toks = tuple(prompt_tokens(part.plain_chunks for part in document.subprompts))
+    negated: set[int] = set()
+    for i, token in enumerate(toks):
+        if token.raw in _NEGATIONS:
+            for j in range(i + 1, min(i + 5, len(toks))):
+                if toks[j].is_separator:
+                    break
+                negated.add(j)
+    terms = lora_terms()
+    text = " " + " ".join(t.raw for t in toks) + " "
+    object_scene = (analysis is not None and analysis.content_type in terms["object_types"]) or any(
+        f" {phrase} " in text for phrase in terms["object_phrases"]
+    )
+    return PromptWords(toks, frozenset(negated), object_scene)
+
+
+def _is_mention(ev: Evidence, p: PromptWords, known: frozenset[str]) -> bool:
+    """Whether a material or art-form word names a thing's material or a tool rather than the look
+    (``known``: the words the LoRA itself was trained on; "origami crane" is origami's own subject)."""
+    terms = lora_terms()
+    if ev.phrase not in terms["materials"] and not any(
+        t.raw in terms["materials"] for t in p.tokens[ev.start : ev.end]
+    ):
+        return False
+    before = " ".join(t.raw for t in p.tokens[max(0, ev.start - 3) : ev.start])
+    if any(before.endswith(phrase) for phrase in terms["made_of"]):
+        return False
+    following = p.tokens[ev.end] if ev.end < len(p.tokens) else None
+    if following is None or following.is_separator or following.raw in ("of", "and", "with", "in", "on"):
+        return False
+    if following.raw in terms["style_heads"] or following.stem in terms["style_heads"]:
+        return False
+    for token in p.tokens[ev.end : ev.end + 2]:  # "watercolor brushes", "origami paper packs"
+        if token.is_separator:
+            break
+        if token.raw in terms["tool_nouns"] or token.stem in terms["tool_nouns"]:
+            return True
+    return p.object_scene and following.stem not in known
+
+
+def _secondary(ev: Evidence, p: PromptWords) -> bool:
+    """A one-word concept after a verb ("a knight fighting a dragon"): a side subject, not the image's."""
+    if ev.end - ev.start != 1 or ev.start == 0:
+        return False
+    for k in range(ev.start - 1, max(-1, ev.start - 4), -1):
+        token = p.tokens[k]
+        if token.is_separator:
+            return False
+        if token.raw.endswith("ing") and len(token.raw) > 5:
+            return True
+    return False
+
+
+# -- judging one candidate --------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Judged:
+    """One LoRA's score for a prompt, the evidence it stands on, and why it is refused ("" if it is not)."""
+
+    index: int
+    score: float
+    evidence: tuple[Evidence, ...]
+    refused: str  # why it cannot be picked ("" when it can)
+
+
+def judge(
+    i: int, found: list[Evidence], index: LoraIndex, p: PromptWords, used: set[int], threshold: float
+) -> Judged:
+    """Judge LoRA ``i`` on its ``found`` evidence: mentions and words ``used`` by earlier picks do not count,
+    secondary words count half; refused when what is left falls under ``threshold`` or lacks a needed name."""
+    profile = index.profiles[i]
+    record = index.records[i]
+    kept: list[Evidence] = []
+    mentions: list[str] = []
+    shared: list[str] = []
+    covered: set[int] = set()
+    phrases: set[str] = set()
+    known = index.vocabulary(i)
+    mentioned: set[int] = set()  # words of a phrase that is a mention: no part of it is a style request
+    if profile.kind != "identity":
+        for ev in found:
+            if _is_mention(ev, p, known):
+                mentioned |= set(range(ev.start, ev.end))
+    for ev in sorted(found, key=lambda e: (-e.weight, e.start)):
+        span = set(range(ev.start, ev.end))
+        if span & used:
+            shared.append(ev.phrase)
+            continue
+        if span & covered or ev.phrase in phrases:
+            continue  # these words already count, or this phrase already counted once
+        if span & mentioned:
+            mentions.append(ev.phrase)
+            continue
+        if profile.kind == "concept" and _secondary(ev, p):
+            ev = Evidence(ev.field, ev.phrase, ev.weight / 2, ev.start, ev.end)
+        kept.append(ev)
+        covered |= span
+        phrases.add(ev.phrase)
+    words = {t.stem for t in p.tokens}
+    penalties = [n for n in profile.negatives if n in words]
+    score = sum(e.weight for e in kept) - 1.0 * len(penalties)
+    strong = any(e.field in STRONG for e in kept)
+    tags = support(kept)
+    name = record.name
+    if not kept:
+        if shared:
+            return Judged(
+                i, 0.0, (), f"{name} stands only on words an earlier pick used ({', '.join(shared)})"
+            )
+        if mentions:
+            what = ", ".join(dict.fromkeys(mentions))
+            return Judged(
+                i, 0.0, (), f"{name}: '{what}' names an object's material or a tool here, not a style"
+            )
+        return Judged(i, 0.0, (), "")
+    if profile.kind == "identity" and not any(e.field == "trigger" or e.field == "name" for e in kept):
+        matched = ", ".join(e.phrase for e in kept)
+        why = f"{name} is one specific character/model; the prompt never names it (only {matched})"
+        return Judged(i, score, tuple(kept), why)
+    if not strong and tags < 2:
+        return Judged(i, score, tuple(kept), "")
+    if score < threshold:
+        return Judged(i, score, tuple(kept), "")
+    if penalties:
+        note = f"{name}: its description says it is not for {', '.join(penalties)}"
+        if score < threshold + 1.0:
+            return Judged(i, score, tuple(kept), note)
+    return Judged(i, score, tuple(kept), "")
+
+
+def support(evidence: Sequence[Evidence]) -> float:
+    """Training and Civitai tags matched (a minor caption tag counts half)."""
+    return sum(1.0 if e.field in ("tag", "civitai") else 0.5 if e.field == "minor" else 0.0 for e in evidence)
+
+
+def family_name(family: Family) -> str:
+    """The family as people write it (SD1, SDXL, FLUX)."""
+    return family.value.upper()
