@@ -6,7 +6,8 @@ nodes only, so ComfyUI opens the image and can queue it again::
     CheckpointLoaderSimple → LoraLoader (per LoRA) → CLIPSetLastLayer (clip skip) → CLIPTextEncode (twice)
       → [ControlNetLoader + LoadImage → ControlNetApplyAdvanced] per unit
     EmptyLatentImage | LoadImage → ImageScale → VAEEncode [→ LoadImageMask → SetLatentNoiseMask]
-      → KSampler → VAEDecode → SaveImage
+      → KSampler [→ hires fix: LatentUpscale | VAEDecode → ImageScale → VAEEncode, then KSampler]
+      → VAEDecode → SaveImage
 
 ComfyUI runs the same checkpoint, LoRAs, sampler, seed and size; it draws its noise and normalises
 prompt weights its own way, so the pixels are not ours. When a plan uses something ComfyUI's core
@@ -29,6 +30,7 @@ from ..plan import GenerationPlan
 from ..prompt.attention import parse_prompt_attention
 from ..prompt.syntax import parse_prompt
 from ..samplers import SamplerChoice
+from .comfyui_hires import add_hires, hires_unexpressed
 from .comfyui_names import to_comfy_sampler
 from .comfyui_workflow import api_to_workflow
 
@@ -111,8 +113,10 @@ def _unexpressed(plan: GenerationPlan, choice: SamplerChoice) -> str | None:
         return "inpainting only the masked area has no ComfyUI core node"
     if plan.init is not None and plan.init.inpainting_fill != "original":
         return f"masked content {plan.init.inpainting_fill!r} is not written into ComfyUI graphs yet"
+    hires = hires_unexpressed(plan)
+    if hires is not None:
+        return hires
     passes = [
-        ("the hires fix", plan.hires is not None),
         ("the SDXL refiner", plan.refiner is not None),
         ("a variation seed", plan.variation is not None),
     ]
@@ -131,9 +135,9 @@ def comfy_graph(plan: GenerationPlan, seed: int) -> ComfyGraph:
     names = tuple(e.name for e in plan.embeddings)
     try:
         positive, negative = comfy_text(plan.prompt, names), comfy_text(plan.negative_prompt, names)
-    except (ValueError, PromptError) as exc:
+        return ComfyGraph(_build(plan, seed, choice, positive, negative))
+    except (ValueError, PromptError) as exc:  # a prompt (or hires prompt) CLIPTextEncode cannot say
         return ComfyGraph(reason=str(exc))
-    return ComfyGraph(_build(plan, seed, choice, positive, negative))
 
 
 def _build(
@@ -195,7 +199,15 @@ def _build(
         latent_image=latent,
         denoise=denoise,
     )
-    decoded = g.add("VAEDecode", "VAE Decode", samples=[sampled, 0], vae=vae)
+    final: Link = [sampled, 0]
+    if plan.hires is not None:
+        names = tuple(e.name for e in plan.embeddings)
+
+        def encode(text: str) -> Link:
+            return [g.add("CLIPTextEncode", "Hires prompt", text=comfy_text(text, names), clip=clip), 0]
+
+        final = add_hires(g.add, plan, seed, final, (model, clip, vae, pos, neg), encode)
+    decoded = g.add("VAEDecode", "VAE Decode", samples=final, vae=vae)
     g.add("SaveImage", "Save Image", images=[decoded, 0], filename_prefix="ml-diffusion")
     return g.nodes
 

@@ -47,6 +47,16 @@ NODE_IO: dict[str, tuple[tuple[tuple[str, str], ...], tuple[str, ...]]] = {
         ),
         ("IMAGE",),
     ),
+    "LatentUpscale": (
+        (
+            ("samples", "LATENT"),
+            ("upscale_method", "COMBO"),
+            ("width", "INT"),
+            ("height", "INT"),
+            ("crop", "COMBO"),
+        ),
+        ("LATENT",),
+    ),
     "VAEEncode": ((("pixels", "IMAGE"), ("vae", "VAE")), ("LATENT",)),
     "SetLatentNoiseMask": ((("samples", "LATENT"), ("mask", "MASK")), ("LATENT",)),
     "ControlNetLoader": ((("control_net_name", "COMBO"),), ("CONTROL_NET",)),

@@ -1,0 +1,69 @@
+"""A1111's hires fix in our ComfyUI graphs: the core nodes that do what A1111 does, checked against the
+node schema transcribed from ComfyUI's source, and no graph where they would not."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from ml_lib.diffusion.output.comfyui import comfy_graph
+from ml_lib.diffusion.output.comfyui_workflow import api_to_workflow
+from ml_lib.diffusion.plan import HiresPlan
+
+from .test_comfyui_graph import by_type, check_against_schema, make_plan
+
+
+def _hires(**fields: object) -> HiresPlan:
+    return dataclasses.replace(HiresPlan(scale=2.0, steps=10, denoise=0.45), **fields)  # type: ignore[arg-type]
+
+
+def test_latent_hires_is_latent_upscale_then_a_second_ksampler() -> None:
+    plan = make_plan(hires=_hires(upscaler="Latent (bicubic)"))
+    graph = comfy_graph(plan, seed=7).nodes
+    check_against_schema(graph)
+    (upscale,) = by_type(graph, "LatentUpscale")
+    assert upscale["inputs"] | {"samples": None} == {
+        "samples": None,
+        "upscale_method": "bicubic",
+        "width": plan.width * 2,
+        "height": plan.height * 2,
+        "crop": "disabled",
+    }
+    first, second = by_type(graph, "KSampler")
+    ids = {id(node): key for key, node in graph.items()}
+    assert upscale["inputs"]["samples"] == [ids[id(first)], 0]
+    assert second["inputs"]["latent_image"] == [ids[id(upscale)], 0]
+    assert (second["inputs"]["steps"], second["inputs"]["denoise"], second["inputs"]["seed"]) == (10, 0.45, 7)
+    assert second["inputs"]["positive"] == first["inputs"]["positive"]  # no hires prompt: the same text
+    (decode,) = by_type(graph, "VAEDecode")
+    assert decode["inputs"]["samples"] == [ids[id(second)], 0]
+    api_to_workflow(graph)  # the UI workflow of it builds
+
+
+def test_lanczos_hires_decodes_scales_and_encodes_and_a_hires_prompt_is_encoded() -> None:
+    plan = make_plan(hires=_hires(upscaler="Lanczos", steps=0, prompt="sharp details"))
+    graph = comfy_graph(plan, seed=7).nodes
+    check_against_schema(graph)
+    (scale,) = by_type(graph, "ImageScale")
+    assert (scale["inputs"]["upscale_method"], scale["inputs"]["width"]) == ("lanczos", plan.width * 2)
+    assert len(by_type(graph, "VAEDecode")) == 2 and len(by_type(graph, "VAEEncode")) == 1
+    second = by_type(graph, "KSampler")[1]
+    assert second["inputs"]["steps"] == plan.steps  # Hires steps 0: the first pass's
+    texts = [n["inputs"]["text"] for n in by_type(graph, "CLIPTextEncode")]
+    assert "sharp details" in texts
+
+
+@pytest.mark.parametrize(
+    ("hires", "reason"),
+    [
+        (_hires(upscaler="Latent (antialiased)"), "no ComfyUI core node"),
+        (_hires(upscaler="Nearest"), "no ComfyUI core node"),
+        (_hires(upscaler="4x-UltraSharp", upscaler_path="/up/4x.safetensors"), "no ComfyUI core node"),
+        (_hires(resize_width=1024, resize_height=768), "resize"),
+        (_hires(prompt="[a:b:0.5]"), "scheduling"),
+    ],
+)
+def test_no_graph_for_a_hires_fix_the_core_nodes_would_run_differently(hires: HiresPlan, reason: str) -> None:
+    graph = comfy_graph(make_plan(hires=hires), seed=1)
+    assert graph.nodes == {} and graph.reason is not None and reason in graph.reason
