@@ -1,5 +1,5 @@
-"""A1111's hires fix in our ComfyUI graphs: the core nodes that do what A1111 does, checked against the
-node schema transcribed from ComfyUI's source, and no graph where they would not."""
+"""A1111's hires fix and the SDXL refiner in our ComfyUI graphs: the core nodes that do what A1111 does,
+checked against the node schema transcribed from ComfyUI's source, and no graph where they would not."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from ml_lib.diffusion.output.comfyui import comfy_graph
 from ml_lib.diffusion.output.comfyui_workflow import api_to_workflow
-from ml_lib.diffusion.plan import HiresPlan
+from ml_lib.diffusion.plan import HiresPlan, ModelFormat, ModelRef, RefinerPlan, VariationPlan
 
 from .test_comfyui_graph import by_type, check_against_schema, make_plan
 
@@ -67,3 +67,33 @@ def test_lanczos_hires_decodes_scales_and_encodes_and_a_hires_prompt_is_encoded(
 def test_no_graph_for_a_hires_fix_the_core_nodes_would_run_differently(hires: HiresPlan, reason: str) -> None:
     graph = comfy_graph(make_plan(hires=hires), seed=1)
     assert graph.nodes == {} and graph.reason is not None and reason in graph.reason
+
+
+def test_the_refiner_is_two_ksampler_advanced_passes_split_at_the_switch() -> None:
+    refiner = ModelRef("/models/sdxl_refiner.safetensors", ModelFormat.SINGLE_FILE, "sdxl_refiner", name="r")
+    plan = make_plan(refiner=RefinerPlan(refiner, switch_at=0.8), steps=25)
+    graph = comfy_graph(plan, seed=5).nodes
+    check_against_schema(graph)
+    assert not by_type(graph, "KSampler")
+    base, ref = by_type(graph, "KSamplerAdvanced")
+    assert (base["inputs"]["add_noise"], base["inputs"]["return_with_leftover_noise"]) == ("enable", "enable")
+    assert (base["inputs"]["start_at_step"], base["inputs"]["end_at_step"]) == (0, 20)
+    assert (ref["inputs"]["add_noise"], ref["inputs"]["start_at_step"], ref["inputs"]["end_at_step"]) == (
+        "disable",
+        20,
+        10000,
+    )
+    ids = {id(node): key for key, node in graph.items()}
+    assert ref["inputs"]["latent_image"] == [ids[id(base)], 0]
+    loaders = by_type(graph, "CheckpointLoaderSimple")
+    assert [n["inputs"]["ckpt_name"] for n in loaders][1] == "sdxl_refiner.safetensors"
+    (decode,) = by_type(graph, "VAEDecode")
+    assert decode["inputs"]["vae"] == [ids[id(loaders[1])], 2]  # decoded by the refiner's VAE
+    workflow = api_to_workflow(graph)
+    widgets = [n["widgets_values"] for n in workflow["nodes"] if n["type"] == "KSamplerAdvanced"]
+    assert widgets[0][:3] == ["enable", 5, "fixed"]  # the frontend's seed control after noise_seed
+
+
+def test_a_variation_seed_gives_no_graph() -> None:
+    graph = comfy_graph(make_plan(variation=VariationPlan(seed=9, strength=0.3)), seed=1)
+    assert graph.nodes == {} and graph.reason is not None and "variation seed" in graph.reason

@@ -7,7 +7,7 @@ nodes only, so ComfyUI opens the image and can queue it again::
       → [ControlNetLoader + LoadImage → ControlNetApplyAdvanced] per unit
     EmptyLatentImage | LoadImage → ImageScale → VAEEncode [→ LoadImageMask → SetLatentNoiseMask]
       → KSampler [→ hires fix: LatentUpscale | VAEDecode → ImageScale → VAEEncode, then KSampler]
-      → VAEDecode → SaveImage
+      → VAEDecode → SaveImage        (a refiner: KSamplerAdvanced to the switch step, then the refiner's)
 
 ComfyUI runs the same checkpoint, LoRAs, sampler, seed and size; it draws its noise and normalises
 prompt weights its own way, so the pixels are not ours. When a plan uses something ComfyUI's core
@@ -32,6 +32,7 @@ from ..prompt.syntax import parse_prompt
 from ..samplers import SamplerChoice
 from .comfyui_hires import add_hires, hires_unexpressed
 from .comfyui_names import to_comfy_sampler
+from .comfyui_refiner import add_refiner
 from .comfyui_workflow import api_to_workflow
 
 __all__ = ["PROMPT_CHUNK", "WORKFLOW_CHUNK", "ComfyGraph", "comfy_chunks", "comfy_graph", "comfy_text"]
@@ -116,13 +117,10 @@ def _unexpressed(plan: GenerationPlan, choice: SamplerChoice) -> str | None:
     hires = hires_unexpressed(plan)
     if hires is not None:
         return hires
-    passes = [
-        ("the SDXL refiner", plan.refiner is not None),
-        ("a variation seed", plan.variation is not None),
-    ]
-    for name, used in passes:
-        if used:
-            return f"{name} is not written into ComfyUI graphs yet"
+    if plan.variation is not None:
+        return "a variation seed has no ComfyUI core node (ComfyUI draws one noise per seed)"
+    if plan.refiner is not None and not 0 < plan.refiner.switch_at < 1:
+        return "a refiner switch outside (0, 1) has no KSamplerAdvanced step range"
     return None
 
 
@@ -185,6 +183,12 @@ def _build(
     latent, denoise = _latent(g, plan, vae)
     comfy_sampler = to_comfy_sampler(choice)
     assert comfy_sampler is not None  # checked by _unexpressed
+    final: Link
+    if plan.refiner is not None:  # hires with a refiner is refused by the planner
+        final, vae = add_refiner(
+            g.add, plan, seed, comfy_sampler, (model, pos, neg, latent), (positive, negative)
+        )
+        return _save(g, final, vae)
     sampled = g.add(
         "KSampler",
         "KSampler",
@@ -199,7 +203,7 @@ def _build(
         latent_image=latent,
         denoise=denoise,
     )
-    final: Link = [sampled, 0]
+    final = [sampled, 0]
     if plan.hires is not None:
         names = tuple(e.name for e in plan.embeddings)
 
@@ -207,7 +211,11 @@ def _build(
             return [g.add("CLIPTextEncode", "Hires prompt", text=comfy_text(text, names), clip=clip), 0]
 
         final = add_hires(g.add, plan, seed, final, (model, clip, vae, pos, neg), encode)
-    decoded = g.add("VAEDecode", "VAE Decode", samples=final, vae=vae)
+    return _save(g, final, vae)
+
+
+def _save(g: _Builder, latent: Link, vae: Link) -> dict[str, Any]:
+    decoded = g.add("VAEDecode", "VAE Decode", samples=latent, vae=vae)
     g.add("SaveImage", "Save Image", images=[decoded, 0], filename_prefix="ml-diffusion")
     return g.nodes
 

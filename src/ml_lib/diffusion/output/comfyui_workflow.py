@@ -87,6 +87,24 @@ NODE_IO: dict[str, tuple[tuple[tuple[str, str], ...], tuple[str, ...]]] = {
         ),
         ("LATENT",),
     ),
+    "KSamplerAdvanced": (
+        (
+            ("model", "MODEL"),
+            ("add_noise", "COMBO"),
+            ("noise_seed", "INT"),
+            ("steps", "INT"),
+            ("cfg", "FLOAT"),
+            ("sampler_name", "COMBO"),
+            ("scheduler", "COMBO"),
+            ("positive", "CONDITIONING"),
+            ("negative", "CONDITIONING"),
+            ("latent_image", "LATENT"),
+            ("start_at_step", "INT"),
+            ("end_at_step", "INT"),
+            ("return_with_leftover_noise", "COMBO"),
+        ),
+        ("LATENT",),
+    ),
     "VAEDecode": ((("samples", "LATENT"), ("vae", "VAE")), ("IMAGE",)),
     "SaveImage": ((("images", "IMAGE"), ("filename_prefix", "STRING")), ()),
 }
@@ -127,7 +145,7 @@ def api_to_workflow(nodes: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
             value = node["inputs"][name]
             if kind in WIDGET_TYPES:
                 widgets.append(value)
-                if name == "seed":
+                if name in ("seed", "noise_seed"):
                     widgets.append("fixed")
                 elif class_type in _UPLOAD_NODES and name == "image":
                     widgets.append("image")
