@@ -72,6 +72,14 @@ class LinearVAE(torch.nn.Module):
         super().__init__()
         self.unused = torch.nn.Parameter(torch.zeros(1))
 
+    @property
+    def device(self) -> torch.device:  # as diffusers' ModelMixin reports it
+        return self.unused.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.unused.dtype
+
     def encode(self, x: torch.Tensor) -> SimpleNamespace:
         rgb = torch.nn.functional.avg_pool2d(x, 8)
         z = torch.cat([rgb, rgb[:, :1] * rgb[:, 1:2]], dim=1)  # four independent channels

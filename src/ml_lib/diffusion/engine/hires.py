@@ -99,7 +99,7 @@ def _encode_images(pipe: Any, images: list[Image.Image]) -> torch.Tensor:
     import numpy as np
 
     vae = pipe.vae
-    dtype = next(iter(vae.parameters())).dtype
+    dtype = vae.dtype  # the compute dtype (weights may be stored narrower)
     arrays = [np.asarray(im.convert("RGB"), dtype=np.float32) / 127.5 - 1.0 for im in images]
     x = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).to(vae.device, dtype)
     with torch.inference_mode():

@@ -25,8 +25,8 @@ LATENT_FILLS = ("latent_noise", "latent_nothing")
 
 
 def _encode(vae: Any, pixels: torch.Tensor) -> torch.Tensor:
-    param = next(iter(vae.parameters()))
-    mean = vae.encode(pixels.to(param.device, param.dtype)).latent_dist.mode()
+    # the compute dtype: with the CPU policy the weights are stored fp16 and each layer computes in fp32
+    mean = vae.encode(pixels.to(vae.device, vae.dtype)).latent_dist.mode()
     return to_pipeline_latents(vae, mean.float())
 
 

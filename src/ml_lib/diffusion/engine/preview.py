@@ -58,9 +58,8 @@ def fit_latent_rgb(vae: Any) -> LatentRGB:
     gen = torch.Generator("cpu").manual_seed(0)
     colours = torch.rand(2, 3, _BLOCKS, _BLOCKS, generator=gen)
     pixels = colours.repeat_interleave(_CELLS * scale, 2).repeat_interleave(_CELLS * scale, 3)
-    param = next(iter(vae.parameters()))
-    with torch.inference_mode():
-        mean = vae.encode(pixels.to(param.device, param.dtype) * 2 - 1).latent_dist.mode()
+    with torch.inference_mode():  # the compute dtype (weights may be stored narrower)
+        mean = vae.encode(pixels.to(vae.device, vae.dtype) * 2 - 1).latent_dist.mode()
         drawn = vae.decode(mean).sample.float().cpu()
         z = to_pipeline_latents(vae, mean.float().cpu())
     centre = z[:, :, 1::_CELLS, 1::_CELLS]  # (2, C, B, B)
@@ -75,8 +74,7 @@ def fit_latent_rgb(vae: Any) -> LatentRGB:
 def _decode_small(vae: Any, latents: torch.Tensor) -> torch.Tensor:
     """(h, w, 3) in 0..1: the first latent image decoded by ``vae`` itself."""
     config = vae.config
-    param = next(iter(vae.parameters()))
-    z = latents[:1].to(param.device, param.dtype)
+    z = latents[:1].to(vae.device, vae.dtype)  # the compute dtype (weights may be stored narrower)
     mean, std = getattr(config, "latents_mean", None), getattr(config, "latents_std", None)
     if mean is not None and std is not None:
         z = z * torch.tensor(std).view(1, -1, 1, 1).to(z) / config.scaling_factor

@@ -17,6 +17,7 @@ from ..request import GenerationRequest
 from ..result import CancelToken, StepInfo
 from ..samplers import AUTOMATIC, SAMPLERS, SCHEDULES, parse_sampler
 from .a1111_models import Img2ImgBody, OptionsBody, PngInfoBody, Txt2ImgBody
+from .a1111_passes import pass_fields
 from .controlnet import control_units
 from .limits import check_generation, decode_image, prompt_names
 from .state import ServerState, state
@@ -51,7 +52,7 @@ def _request(body: Txt2ImgBody, st: ServerState, **extra: Any) -> GenerationRequ
         prompt=body.prompt, negative_prompt=body.negative_prompt, model=_strip_hash(model),
         width=body.width, height=body.height, steps=body.steps, cfg_scale=body.cfg_scale,
         sampler=sampler or None, schedule=schedule, seed=None if body.seed < 0 else body.seed,
-        batch_size=batch, controls=controls, **extra,
+        batch_size=body.batch_size, controls=controls, **pass_fields(body), **extra,
     )  # fmt: skip
 
 
@@ -67,7 +68,10 @@ def _info(result: GenerationResult, body: Txt2ImgBody, infotexts: list[str]) -> 
     return json.dumps({
         "prompt": body.prompt, "all_prompts": [body.prompt] * len(result.seeds),
         "negative_prompt": plan.negative_prompt, "all_negative_prompts": [plan.negative_prompt] * len(result.seeds),
-        "seed": plan.seed, "all_seeds": list(result.seeds), "subseed": -1, "all_subseeds": [-1] * len(result.seeds),
+        "seed": plan.seed, "all_seeds": list(result.seeds),
+        "subseed": plan.variation.seed if plan.variation else -1,
+        "subseed_strength": plan.variation.strength if plan.variation else 0,
+        "all_subseeds": list(plan.subseeds) or [-1] * len(result.seeds),
         "width": plan.width, "height": plan.height, "sampler_name": plan.sampler, "scheduler": plan.schedule,
         "cfg_scale": plan.cfg_scale, "steps": plan.steps, "batch_size": len(result.seeds),
         "sd_model_name": plan.model.name, "clip_skip": plan.clip_skip, "infotexts": infotexts,

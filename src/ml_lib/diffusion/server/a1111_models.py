@@ -30,6 +30,23 @@ class Txt2ImgBody(_Body):
     n_iter: int = 1
     send_images: bool = True
     save_images: bool = False
+    # hires fix (txt2img), variation seeds and the SDXL refiner, as A1111 1.10 names them
+    enable_hr: bool = False
+    hr_scale: float = 2.0
+    hr_upscaler: str | None = None
+    hr_second_pass_steps: int = 0
+    hr_resize_x: int = 0
+    hr_resize_y: int = 0
+    hr_sampler_name: str | None = None
+    hr_prompt: str = ""
+    hr_negative_prompt: str = ""
+    denoising_strength: float | None = None
+    subseed: int = -1
+    subseed_strength: float = 0.0
+    seed_resize_from_h: int = -1
+    seed_resize_from_w: int = -1
+    refiner_checkpoint: str | None = None
+    refiner_switch_at: float | None = None
     override_settings: dict[str, Any] = Field(default_factory=dict)
     alwayson_scripts: dict[str, Any] = Field(default_factory=dict)
 
