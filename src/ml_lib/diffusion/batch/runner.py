@@ -22,6 +22,7 @@ from .manifest import Manifest
 if TYPE_CHECKING:
     from ..facade import ImageGenerator
     from ..plan import GenerationPlan
+    from ..request import GenerationRequest
     from ..result import CancelToken, GenerationResult
     from .ray_run import RayOptions
 
@@ -93,7 +94,7 @@ class BatchRun:
         if self._on_event is not None:
             self._on_event(event)
 
-    def request(self, item: BatchItem) -> Any:
+    def request(self, item: BatchItem) -> GenerationRequest:
         """The item's request, writing into the batch's folder unless the item names its own."""
         if item.request.output_dir is not None:
             return item.request
