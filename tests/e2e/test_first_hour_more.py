@@ -86,8 +86,12 @@ def test_reproduce_with_an_edited_input_image_hash(run, tiny, tmp_path: Path) ->
 
 
 _SLOW_DISK = """
-import pathlib, sys, time
+import pathlib, signal, sys, time
 import safetensors.torch as st
+
+# Ctrl-C as in a terminal, even when this test runs in a background job (bash then starts it with SIGINT
+# ignored, and Python installs no KeyboardInterrupt handler for an ignored signal)
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 real, marker = st.load_file, pathlib.Path(sys.argv[1])
 
