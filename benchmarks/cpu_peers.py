@@ -84,6 +84,9 @@ def _ours(file: str, out: str, size: int, steps: int, threads: int) -> None:
             seed=SEED,
             save=False,
         )
+    phases = result.memory.to_dict() if result.memory is not None else {}
+    peaks = {k: round(v.get("rss_peak", 0) / 1e9, 2) for k, v in phases.items() if isinstance(v, dict)}
+    print(f"  ours: peak RSS per phase (GB) {peaks}", file=sys.stderr)
     for d in result.plan.decisions:
         if d.field in ("storage", "memory", "threads"):
             print(f"  ours: {d.field} = {d.value} ({d.reason})", file=sys.stderr)

@@ -34,6 +34,7 @@ from .hires import hires_pass
 from .init_images import load_ref, prepare_init
 from .inpaint_fill import latent_fill
 from .ip_adapter import apply_ip_adapters
+from .pages import release_pages, trim_heap
 from .preview import preview_png
 from .recovery import decode_recovering
 from .refiner import base_handoff, refine
@@ -206,6 +207,7 @@ def execute(
         with watch("encode"):
             embeds, hooks = _conditioning(pipe, view, plan, device)
             _sync(device)
+            _hand_back(plan, getattr(pipe, "text_encoder", None), getattr(pipe, "text_encoder_2", None))
         encode_s = time.perf_counter() - t0
         images: list[Image.Image] = []
         denoise_s = decode_s = 0.0
@@ -248,12 +250,14 @@ def execute(
                         refiner, plan, latents, generators, step_end=step_end, device=device
                     )
                 _sync(device)
+                _hand_back(plan, view.unet, getattr(view, "controlnet", None), decoder.unet)
             t2 = time.perf_counter()
             _check(cancel)
             phase = "decode"
             with watch("decode"):
                 images += prepared.finish(decode_recovering(_decode, decoder, latents, plan, recovered))
                 _sync(device)
+                _hand_back(plan, decoder.vae)
             denoise_s, decode_s = denoise_s + t2 - t1, decode_s + time.perf_counter() - t2
     except (MemoryError, RuntimeError) as exc:
         if not is_out_of_memory(exc):
@@ -264,6 +268,15 @@ def execute(
             phase,
         ) from exc
     return ExecutionOutput(tuple(images), encode_s, denoise_s, decode_s)
+
+
+def _hand_back(plan: GenerationPlan, *modules: torch.nn.Module | None) -> None:
+    """Weights kept as read from the file (the CPU storage policy): the pages of a component whose phase
+    is over go back to the OS (``engine/pages.py``), as does the heap the phase freed, so the peak holds
+    one component, not all of them."""
+    if plan.storage_dtype is not None and plan.device == "cpu":
+        release_pages(*modules)
+        trim_heap()
 
 
 def _noise(

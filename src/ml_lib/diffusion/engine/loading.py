@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import diffusers
+import torch
 from transformers import CLIPTokenizer
 
 from .._assets import asset_path, local_path
@@ -24,7 +25,7 @@ from ._oom import is_out_of_memory
 from ._quiet import no_progress_bars, no_torchvision_fallback_notice
 from .device import torch_dtype
 
-__all__ = ["load_pipeline", "pipeline_class", "shipped_tokenizer"]
+__all__ = ["load_pipeline", "load_prepared", "pipeline_class", "shipped_tokenizer"]
 
 log = logging.getLogger(__name__)
 
@@ -127,3 +128,19 @@ def _unreadable(model: ModelRef, exc: BaseException) -> ModelUnreadableError:
         f"Cannot load {model.reference} as a {model.family} model: {exc}. "
         "Check the file is complete and of the family shown; give --config for unusual architectures."
     )
+
+
+def load_prepared(model: ModelRef, dtype: str, device: str, memory: str, storage: str | None = None) -> Any:
+    """The default loader: the pipeline for ``model`` with the ``memory`` strategy applied; with
+    ``storage``, its weights stay in that dtype and every layer computes in ``dtype``."""
+    from .memory import apply_strategy
+    from .pages import release_files
+    from .storage import apply_storage
+
+    pipe = load_pipeline(model, dtype=storage or dtype, device=device)
+    apply_strategy(pipe, memory, device, compute=dtype)
+    if storage is not None:
+        apply_storage(pipe, storage, dtype)
+    if device == "cpu":  # what the load read from a memory-mapped file is back in the page cache
+        release_files(*(c for c in pipe.components.values() if isinstance(c, torch.nn.Module)))
+    return pipe

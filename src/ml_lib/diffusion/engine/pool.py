@@ -114,20 +114,6 @@ class _Flight:
     error: BaseException | None = None
 
 
-def load_prepared(model: ModelRef, dtype: str, device: str, memory: str, storage: str | None = None) -> Any:
-    """The default loader: the pipeline for ``model`` with the ``memory`` strategy applied; with
-    ``storage``, its weights stay in that dtype and every layer computes in ``dtype``."""
-    from .loading import load_pipeline
-    from .memory import apply_strategy
-    from .storage import apply_storage
-
-    pipe = load_pipeline(model, dtype=storage or dtype, device=device)
-    apply_strategy(pipe, memory, device, compute=dtype)
-    if storage is not None:
-        apply_storage(pipe, storage, dtype)
-    return pipe
-
-
 class PipelinePool:
     """Loaded pipelines under a byte ``budget`` (and at most ``capacity`` of them when given); the least
     recently used unpinned one is evicted first. Thread-safe."""
@@ -143,7 +129,11 @@ class PipelinePool:
             raise ValueError("capacity must be at least 1")
         self._capacity = capacity
         self.budget = budget or PoolBudget()
-        self._loader: Loader = loader or load_prepared
+        if loader is None:
+            from .loading import load_prepared
+
+            loader = load_prepared
+        self._loader: Loader = loader
         self._items: OrderedDict[_Key, _Entry] = OrderedDict()
         self._retired: dict[int, _Entry] = {}  # out of the index but still pinned by a user
         self._flights: dict[_Key, _Flight] = {}
