@@ -37,7 +37,7 @@ from .ip_adapter import apply_ip_adapters
 from .preview import preview_png
 from .recovery import decode_recovering
 from .refiner import base_handoff, refine
-from .schedule import encode_schedule
+from .schedule import Encoded, encode_schedule
 from .schedulers import make_scheduler
 from .seeds import batches, initial_noise
 from .storage import upcast_added
@@ -108,13 +108,14 @@ def _encode(pipe: Any, plan: GenerationPlan, device: torch.device) -> dict[str, 
 
 
 def _conditioning(
-    pipe: Any, view: Any, plan: GenerationPlan, device: torch.device
+    pipe: Any, view: Any, plan: GenerationPlan, device: torch.device, texts: dict[str, Encoded]
 ) -> tuple[dict[str, torch.Tensor], Callable[[], AbstractContextManager[None]]]:
     """The pipeline's embedding arguments, and a maker of the hooks that switch them during one sampling
-    run when the plan has a prompt schedule (``engine/schedule.py``, ``engine/compose.py``)."""
+    run when the plan has a prompt schedule (``engine/schedule.py``, ``engine/compose.py``); ``texts``
+    keeps the encoded texts for the hires pass's schedule."""
     if plan.prompt_schedule is None:
         return _encode(pipe, plan, device), nullcontext
-    scheduled = encode_schedule(pipe, plan, device)
+    scheduled = encode_schedule(pipe, plan, device, cache=texts)
 
     def hooks() -> AbstractContextManager[None]:
         return scheduled_conditioning_hooks(view, scheduled, cfg_scale=plan.cfg_scale)
@@ -204,7 +205,8 @@ def execute(
     try:
         t0 = time.perf_counter()
         with watch("encode"):
-            embeds, hooks = _conditioning(pipe, view, plan, device)
+            texts: dict[str, Encoded] = {}  # each distinct text encoded once for both passes
+            embeds, hooks = _conditioning(pipe, view, plan, device, texts)
             _sync(device)
         encode_s = time.perf_counter() - t0
         images: list[Image.Image] = []
@@ -237,6 +239,7 @@ def execute(
                         seeds,
                         base_embeds=embeds,
                         encode=lambda p, q: _encode(p, q, device),
+                        schedule=lambda s: encode_schedule(pipe, plan, device, schedule=s, cache=texts),
                         decode=lambda p, x: _decode(p, x, plan),
                         step_end=step_end,
                         device=device,
