@@ -31,6 +31,7 @@ from .control import control_image, load_controlnets
 from .embeddings import apply_embeddings
 from .finite import check_finite
 from .hires import hires_pass
+from .img2img_noise import given_noise, image_pass_noise
 from .init_images import load_ref, prepare_init
 from .inpaint_fill import latent_fill
 from .ip_adapter import apply_ip_adapters
@@ -215,9 +216,9 @@ def execute(
             phase = "denoise"
             t1 = time.perf_counter()
             generators = [torch.Generator("cpu").manual_seed(s) for s in seeds]
-            noise = _noise(view, plan, seeds, subseeds, generators)
+            noise, noising = _noise(view, plan, seeds, subseeds, generators)
             with no_sde_rounding_warnings(), watch("denoise"):
-                with hooks():  # a prompt schedule counts this run's denoiser calls only
+                with hooks(), noising:  # a prompt schedule counts this run's denoiser calls only
                     latents = view(
                         **embeds,
                         **latent_fill(view, plan, prepared.kwargs, seeds),  # this batch's seeds
@@ -243,6 +244,7 @@ def execute(
                         decode=lambda p, x: _decode(p, x, plan),
                         step_end=step_end,
                         device=device,
+                        subseeds=subseeds,
                     )
                 if plan.refiner is not None:
                     if refiner is None:
@@ -271,14 +273,22 @@ def execute(
 
 def _noise(
     view: Any, plan: GenerationPlan, seeds: tuple[int, ...], subseeds: tuple[int, ...], gens: list[Any]
-) -> dict[str, torch.Tensor]:
-    """``latents=`` A1111's variation / seed-resize noise (the generators left where A1111 leaves them);
+) -> tuple[dict[str, torch.Tensor], AbstractContextManager[None]]:
+    """A1111's variation / seed-resize noise: ``latents=`` in txt2img (the generators left where A1111
+    leaves them), the scheduler's ``add_noise`` in img2img and inpaint (``engine/img2img_noise.py``);
     nothing without a variation, so diffusers draws the same noise from the same generators."""
     if plan.variation is None:
-        return {}
+        return {}, nullcontext()
     factor = 2 ** (len(view.vae.config.block_out_channels) - 1)
     shape = (view.unet.config.in_channels, plan.height // factor, plan.width // factor)
-    return {"latents": initial_noise(plan, shape, seeds, subseeds, gens, factor).to(view.unet.dtype)}
+    if plan.init is None:
+        return {"latents": initial_noise(plan, shape, seeds, subseeds, gens, factor).to(view.unet.dtype)}, (
+            nullcontext()
+        )
+    shape = (view.vae.config.latent_channels, *shape[1:])  # an inpainting UNet takes 9 channels
+    noise = image_pass_noise(plan, shape, seeds, subseeds, factor)
+    pure = plan.init.mask is not None and plan.init.strength >= 1.0  # diffusers' inpaint: latents = noise
+    return ({"latents": noise.to(view.unet.dtype)} if pure else {}), given_noise(view, noise)
 
 
 def _check(cancel: CancelToken | None) -> None:

@@ -4,7 +4,8 @@ Latent upscalers interpolate the first pass's latents (``torch.nn.functional.int
 mode and antialias); image upscalers decode, resize the pictures (Lanczos, Nearest, or a learned model
 through spandrel) and encode them again. The latents are cropped as A1111 crops them for "Hires resize",
 then img2img runs exactly the hires steps (see :func:`..planning.hires.hires_schedule`) with fresh
-generators seeded with each image's seed, as A1111's new ``ImageRNG`` for the second pass.
+generators seeded with each image's seed, as A1111's new ``ImageRNG`` for the second pass (with the
+variation seed and seed resize when the plan has them, :mod:`.img2img_noise`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from ..planning.hires import LATENT_UPSCALERS, HiresTarget, hires_schedule, hire
 from ..prompt_schedule import PromptSchedule
 from ..samplers import SamplerChoice
 from .compose import scheduled_conditioning_hooks
+from .img2img_noise import image_pass_noise, with_noise
 from .schedule import ScheduledConditioning
 from .schedulers import make_scheduler
 from .variants import pipeline_view
@@ -204,11 +206,12 @@ def hires_pass(
     decode: Decode,
     step_end: Callable[..., dict[str, Any]],
     device: torch.device,
+    subseeds: tuple[int, ...] = (),
 ) -> torch.Tensor:
     """The second pass of ``plan``'s hires fix on a batch's first-pass ``latents``; returns its latents.
 
     ``encode`` encodes a plan's prompts as written, ``schedule`` a prompt schedule (reusing the texts the
-    first pass encoded)."""
+    first pass encoded); ``subseeds`` are the batch's variation seeds."""
     hires = plan.hires
     assert hires is not None
     target = hires_target(plan.width, plan.height, hires)
@@ -218,8 +221,13 @@ def hires_pass(
     embeds, hooks = _conditioning(loaded, view, plan, base_embeds, encode, schedule)
     config = loaded.base_scheduler_config or dict(loaded.pipe.scheduler.config)
     choice = SamplerChoice(hires.sampler or plan.sampler, hires.schedule or plan.schedule)
+    scheduler = make_scheduler(choice, config, plan.model.prediction_type)
+    if plan.variation is not None:  # A1111's hires ImageRNG: the variation (and seed resize) again
+        shape = (upscaled.shape[1], upscaled.shape[2], upscaled.shape[3])
+        noise = image_pass_noise(plan, shape, seeds, subseeds, int(view.vae_scale_factor))
+        scheduler = with_noise(scheduler, noise)
     previous = view.scheduler
-    view.scheduler = make_scheduler(choice, config, plan.model.prediction_type)
+    view.scheduler = scheduler
     try:
         with hooks:
             return view(
