@@ -20,6 +20,7 @@ import torch
 from ..catalog.families import Family
 from ..errors import GenerationCancelled, OutOfMemory, RequestError, UnsupportedModelError
 from ..plan import GenerationPlan
+from ..planning.hires import hires_target
 from ..result import CancelToken, Retry, StepInfo
 from ..samplers import SamplerChoice
 from ._oom import is_out_of_memory
@@ -192,6 +193,7 @@ def execute(
     view = pipeline_view(loaded, mode, tuple(u.model for u in plan.controls), nets)
     prepared = prepare_init(plan)
     kwargs = {**ip_kwargs, **_control_kwargs(plan, mode, annotator_dir)}
+    hires_kwargs = _hires_kwargs(plan, ip_kwargs, annotator_dir)
     _check(cancel)
 
     def step_end(p: Any, i: int, _t: Any, kw: dict[str, Any]) -> dict[str, Any]:
@@ -245,6 +247,8 @@ def execute(
                         step_end=step_end,
                         device=device,
                         subseeds=subseeds,
+                        nets=nets,
+                        extra=hires_kwargs,
                     )
                 if plan.refiner is not None:
                     if refiner is None:
@@ -291,6 +295,17 @@ def _noise(
     return ({"latents": noise.to(view.unet.dtype)} if pure else {}), given_noise(view, noise)
 
 
+def _hires_kwargs(
+    plan: GenerationPlan, ip_kwargs: dict[str, Any], annotator_dir: Path | None
+) -> dict[str, Any]:
+    """The hires pass's IP-Adapter embeddings and ControlNet units, their control images made at the
+    hires size (as A1111's ControlNet extension resizes them for the second pass)."""
+    if plan.hires is None:
+        return {}
+    target = hires_target(plan.width, plan.height, plan.hires)
+    return {**ip_kwargs, **_control_kwargs(plan, "img2img", annotator_dir, (target.width, target.height))}
+
+
 def _check(cancel: CancelToken | None) -> None:
     """Stop here when the cancel token is set (between steps and between loading phases); the exception
     raised in diffusers' step callback ends its denoising loop."""
@@ -298,12 +313,14 @@ def _check(cancel: CancelToken | None) -> None:
         raise GenerationCancelled("Generation was cancelled; no image was produced.")
 
 
-def _control_kwargs(plan: GenerationPlan, mode: str, annotator_dir: Path | None) -> dict[str, Any]:
+def _control_kwargs(
+    plan: GenerationPlan, mode: str, annotator_dir: Path | None, size: tuple[int, int] | None = None
+) -> dict[str, Any]:
     if not plan.controls:
         return {}
+    width, height = size or (plan.width, plan.height)
     images = [
-        control_image(u, load_ref(u.image), plan.width, plan.height, annotator_dir=annotator_dir)
-        for u in plan.controls
+        control_image(u, load_ref(u.image), width, height, annotator_dir=annotator_dir) for u in plan.controls
     ]
     one = len(plan.controls) == 1
     return {

@@ -207,15 +207,19 @@ def hires_pass(
     step_end: Callable[..., dict[str, Any]],
     device: torch.device,
     subseeds: tuple[int, ...] = (),
+    nets: tuple[Any, ...] = (),
+    extra: dict[str, Any] | None = None,
 ) -> torch.Tensor:
     """The second pass of ``plan``'s hires fix on a batch's first-pass ``latents``; returns its latents.
 
     ``encode`` encodes a plan's prompts as written, ``schedule`` a prompt schedule (reusing the texts the
-    first pass encoded); ``subseeds`` are the batch's variation seeds."""
+    first pass encoded); ``subseeds`` are the batch's variation seeds; ``nets`` the plan's ControlNet
+    modules and ``extra`` their call arguments for the second pass (control images at its size) with the
+    IP-Adapter embeddings."""
     hires = plan.hires
     assert hires is not None
     target = hires_target(plan.width, plan.height, hires)
-    view = pipeline_view(loaded, "img2img")
+    view = pipeline_view(loaded, "img2img", tuple(u.model for u in plan.controls), nets)
     upscaled = _upscaled(view, latents, plan, target, decode)
     total, strength = hires_schedule(plan.steps, hires)
     embeds, hooks = _conditioning(loaded, view, plan, base_embeds, encode, schedule)
@@ -232,6 +236,7 @@ def hires_pass(
         with hooks:
             return view(
                 **embeds,
+                **(extra or {}),
                 image=upscaled.to(device),
                 strength=strength,
                 num_inference_steps=total,
