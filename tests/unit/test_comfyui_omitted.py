@@ -82,3 +82,12 @@ def test_hires_with_a_controlnet_keeps_the_control_in_the_second_pass() -> None:
     assert applies[1]["inputs"]["positive"] == [ids[id(hires_text)], 0]
     # the negative is the first pass's text, controlled once more (not the already controlled one)
     assert applies[1]["inputs"]["negative"] == applies[0]["inputs"]["negative"]
+
+
+def test_hires_with_a_refiner_gives_no_graph() -> None:
+    from ml_lib.diffusion.plan import ModelFormat, ModelRef, RefinerPlan
+
+    refiner = ModelRef("/models/sdxl_refiner.safetensors", ModelFormat.SINGLE_FILE, "sdxl_refiner", name="r")
+    plan = make_plan(hires=HiresPlan(scale=1.5, steps=8, denoise=0.5), refiner=RefinerPlan(refiner))
+    graph = comfy_graph(plan, seed=3)
+    assert graph.nodes == {} and graph.reason is not None and "refiner" in graph.reason

@@ -157,8 +157,8 @@ def test_refiner_pairs_with_sdxl_only(planner: Planner) -> None:
         plan(planner, ResolvedRequest(model("sd1"), refiner=refiner))
     with pytest.raises(RequestError, match="between 0 and 1"):
         plan(planner, resolved, refiner_switch=1.0)
-    with pytest.raises(RequestError, match="not supported yet"):
-        plan(planner, resolved, hires=True)
+    both = plan(planner, resolved, hires=True)  # the refiner takes over inside the hires pass
+    assert both.hires is not None and both.refiner is not None
 
 
 def test_variation_and_batch_count_seeds(planner: Planner) -> None:

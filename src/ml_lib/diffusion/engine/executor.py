@@ -32,6 +32,7 @@ from .control import control_image, load_controlnets
 from .embeddings import apply_embeddings
 from .finite import check_finite
 from .hires import hires_pass
+from .hires_refiner import hires_handoff
 from .img2img_noise import given_noise, image_pass_noise
 from .init_images import load_ref, prepare_init
 from .inpaint_fill import latent_fill
@@ -194,6 +195,8 @@ def execute(
     prepared = prepare_init(plan)
     kwargs = {**ip_kwargs, **_control_kwargs(plan, mode, annotator_dir)}
     hires_kwargs = _hires_kwargs(plan, ip_kwargs, annotator_dir)
+    # with the hires fix the refiner takes over inside the hires pass (None: after it, so never)
+    hires_end = hires_handoff(loaded, plan) if plan.hires and plan.refiner else None
     _check(cancel)
 
     def step_end(p: Any, i: int, _t: Any, kw: dict[str, Any]) -> dict[str, Any]:
@@ -249,8 +252,9 @@ def execute(
                         subseeds=subseeds,
                         nets=nets,
                         extra=hires_kwargs,
+                        denoising_end=hires_end,
                     )
-                if plan.refiner is not None:
+                if plan.refiner is not None and (plan.hires is None or hires_end is not None):
                     if refiner is None:
                         raise RequestError("This plan has a refiner; run it through ImageGenerator.execute.")
                     decoder, latents = refine(

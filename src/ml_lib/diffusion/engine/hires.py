@@ -21,8 +21,8 @@ from ..errors import ModelUnreadableError, RequestError
 from ..plan import GenerationPlan, HiresPlan
 from ..planning.hires import LATENT_UPSCALERS, HiresTarget, hires_schedule, hires_target
 from ..prompt_schedule import PromptSchedule
-from ..samplers import SamplerChoice
 from .compose import scheduled_conditioning_hooks
+from .hires_refiner import hires_choice
 from .img2img_noise import image_pass_noise, with_noise
 from .schedule import ScheduledConditioning
 from .schedulers import make_scheduler
@@ -209,13 +209,14 @@ def hires_pass(
     subseeds: tuple[int, ...] = (),
     nets: tuple[Any, ...] = (),
     extra: dict[str, Any] | None = None,
+    denoising_end: float | None = None,
 ) -> torch.Tensor:
     """The second pass of ``plan``'s hires fix on a batch's first-pass ``latents``; returns its latents.
 
     ``encode`` encodes a plan's prompts as written, ``schedule`` a prompt schedule (reusing the texts the
     first pass encoded); ``subseeds`` are the batch's variation seeds; ``nets`` the plan's ControlNet
     modules and ``extra`` their call arguments for the second pass (control images at its size) with the
-    IP-Adapter embeddings."""
+    IP-Adapter embeddings; ``denoising_end`` stops it where a refiner takes over (:mod:`.hires_refiner`)."""
     hires = plan.hires
     assert hires is not None
     target = hires_target(plan.width, plan.height, hires)
@@ -224,8 +225,7 @@ def hires_pass(
     total, strength = hires_schedule(plan.steps, hires)
     embeds, hooks = _conditioning(loaded, view, plan, base_embeds, encode, schedule)
     config = loaded.base_scheduler_config or dict(loaded.pipe.scheduler.config)
-    choice = SamplerChoice(hires.sampler or plan.sampler, hires.schedule or plan.schedule)
-    scheduler = make_scheduler(choice, config, plan.model.prediction_type)
+    scheduler = make_scheduler(hires_choice(plan), config, plan.model.prediction_type)
     if plan.variation is not None:  # A1111's hires ImageRNG: the variation (and seed resize) again
         shape = (upscaled.shape[1], upscaled.shape[2], upscaled.shape[3])
         noise = image_pass_noise(plan, shape, seeds, subseeds, int(view.vae_scale_factor))
@@ -237,6 +237,7 @@ def hires_pass(
             return view(
                 **embeds,
                 **(extra or {}),
+                **({} if denoising_end is None else {"denoising_end": denoising_end}),
                 image=upscaled.to(device),
                 strength=strength,
                 num_inference_steps=total,

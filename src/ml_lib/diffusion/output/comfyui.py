@@ -121,6 +121,8 @@ def _unexpressed(plan: GenerationPlan, choice: SamplerChoice) -> str | None:
     hires = hires_unexpressed(plan)
     if hires is not None:
         return hires
+    if plan.refiner is not None and plan.hires is not None:
+        return "the hires fix with a refiner (the refiner inside the hires pass) is not written into ComfyUI graphs"
     if plan.refiner is not None and not 0 < plan.refiner.switch_at < 1:
         return "a refiner switch outside (0, 1) has no KSamplerAdvanced step range"
     return None
@@ -218,7 +220,7 @@ def _build(
     comfy_sampler = to_comfy_sampler(choice)
     assert comfy_sampler is not None  # checked by _unexpressed
     final: Link
-    if plan.refiner is not None:  # hires with a refiner is refused by the planner
+    if plan.refiner is not None:  # with the hires fix: no graph (_unexpressed)
         final, vae = add_refiner(
             g.add, plan, seed, comfy_sampler, (model, pos, neg, latent), (positive, negative)
         )

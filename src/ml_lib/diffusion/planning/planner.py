@@ -231,10 +231,6 @@ class Planner:
         if not picks and lora_choice.decision is not None:
             d.items.append(lora_choice.decision)  # "lora: none" and what was missing
         refiner = plan_refiner(request, model, resolved.refiner, resolved.refiner_decision, d.items)
-        if hires is not None and refiner is not None:
-            raise RequestError(
-                "The hires fix with a refiner is not supported yet; drop --hires or --refiner."
-            )
         variation = plan_variation(request, self._seed_source, d.items)
         batch_count = plan_batch_count(request, int(batch), d.items)
         prompt = insert_triggers(request.prompt, (pick.trigger for pick in picks))

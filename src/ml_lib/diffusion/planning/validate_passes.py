@@ -102,5 +102,3 @@ def validate_passes(
     if plan.refiner is not None:
         _refiner_model(plan.refiner.model, allow_hub, not_pickle)
         _number("refiner.switch_at", plan.refiner.switch_at, 0.0, 1.0)
-        if plan.hires is not None:
-            raise _fail("refiner", "a refiner with the hires fix is not supported yet; drop one of them.")
