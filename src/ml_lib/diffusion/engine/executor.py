@@ -196,7 +196,7 @@ def execute(
     kwargs = {**ip_kwargs, **_control_kwargs(plan, mode, annotator_dir)}
     hires_kwargs = _hires_kwargs(plan, ip_kwargs, annotator_dir)
     # with the hires fix the refiner takes over inside the hires pass (None: after it, so never)
-    hires_end = hires_handoff(loaded, plan) if plan.hires and plan.refiner else None
+    hires_end = hires_handoff(loaded, plan) if plan.hires is not None and plan.refiner is not None else None
     _check(cancel)
 
     def step_end(p: Any, i: int, _t: Any, kw: dict[str, Any]) -> dict[str, Any]:

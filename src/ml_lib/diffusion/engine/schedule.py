@@ -150,7 +150,8 @@ def encode_schedule(
     """Encode each distinct text of ``schedule`` (default ``plan.prompt_schedule``) once and assemble the
     batch of every call the schedule counts (later calls reuse them). ``cache`` holds texts already
     encoded for ``plan`` in this run (the hires pass reuses the first pass's) and receives the new ones."""
-    schedule = schedule or plan.prompt_schedule
+    if schedule is None:
+        schedule = plan.prompt_schedule
     if schedule is None:
         raise ValueError("the plan has no prompt schedule")
     known: dict[str, Encoded] = {} if cache is None else cache
