@@ -9,7 +9,7 @@ import pytest
 
 from ml_lib.diffusion.output.comfyui import comfy_graph
 from ml_lib.diffusion.output.comfyui_workflow import api_to_workflow
-from ml_lib.diffusion.plan import HiresPlan, ModelFormat, ModelRef, RefinerPlan, VariationPlan
+from ml_lib.diffusion.plan import HiresPlan, ModelFormat, ModelRef, RefinerPlan
 
 from .test_comfyui_graph import by_type, check_against_schema, make_plan
 
@@ -92,8 +92,3 @@ def test_the_refiner_is_two_ksampler_advanced_passes_split_at_the_switch() -> No
     workflow = api_to_workflow(graph)
     widgets = [n["widgets_values"] for n in workflow["nodes"] if n["type"] == "KSamplerAdvanced"]
     assert widgets[0][:3] == ["enable", 5, "fixed"]  # the frontend's seed control after noise_seed
-
-
-def test_a_variation_seed_gives_no_graph() -> None:
-    graph = comfy_graph(make_plan(variation=VariationPlan(seed=9, strength=0.3)), seed=1)
-    assert graph.nodes == {} and graph.reason is not None and "variation seed" in graph.reason

@@ -25,7 +25,7 @@ from ml_lib.diffusion.planning.device import DeviceInfo
 from ml_lib.diffusion.planning.hires import hires_schedule, hires_target
 from ml_lib.diffusion.planning.planner import Planner
 from ml_lib.diffusion.planning.validate import validate_plan
-from ml_lib.diffusion.request import ControlRequest, GenerationRequest
+from ml_lib.diffusion.request import GenerationRequest
 from ml_lib.diffusion.settings import Limits, Settings
 
 CPU = DeviceInfo("cpu", "test CPU")
@@ -136,7 +136,6 @@ def test_no_auto_hires_on_sdxl_native_size_or_the_demo(planner: Planner) -> None
         (dict(hires_scale=9.0), "hires scale"),
         (dict(hires_upscaler="4x-Ultra"), None),  # resolve finds model files; the planner refuses names
         (dict(hires=True, refiner_switch=0.5), "--refiner"),
-        (dict(hires=True, controls=(ControlRequest("cn", "x.png"),)), "ControlNet or IP-Adapter"),
     ],
 )
 def test_bad_hires_values_are_one_line_errors(
@@ -158,8 +157,8 @@ def test_refiner_pairs_with_sdxl_only(planner: Planner) -> None:
         plan(planner, ResolvedRequest(model("sd1"), refiner=refiner))
     with pytest.raises(RequestError, match="between 0 and 1"):
         plan(planner, resolved, refiner_switch=1.0)
-    with pytest.raises(RequestError, match="not supported yet"):
-        plan(planner, resolved, hires=True)
+    both = plan(planner, resolved, hires=True)  # the refiner takes over inside the hires pass
+    assert both.hires is not None and both.refiner is not None
 
 
 def test_variation_and_batch_count_seeds(planner: Planner) -> None:

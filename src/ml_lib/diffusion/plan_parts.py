@@ -3,7 +3,10 @@ variation seed."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from ._codec import OMIT_DEFAULT
+from .prompt_schedule import PromptSchedule
 
 __all__ = ["HiresPlan", "MemoryPlan", "VariationPlan"]
 
@@ -25,7 +28,9 @@ class HiresPlan:
     ``upscaler`` is A1111's name ("Latent", "Latent (bicubic)", "Lanczos", "Nearest", …) or, for a learned
     upscaler, the model's name with ``upscaler_path`` its file; ``resize_width``/``resize_height`` (A1111's
     "Hires resize", 0 = from the other side) replace ``scale`` when set; ``steps`` 0 means the first pass's
-    steps; ``sampler``/``schedule``, ``prompt``/``negative_prompt`` empty mean the first pass's.
+    steps; ``sampler``/``schedule``, ``prompt``/``negative_prompt`` empty mean the first pass's;
+    ``prompt_schedule`` is A1111's schedule of the second pass (``calculate_hr_conds``), None when its
+    prompts are conditioned on as written.
     """
 
     upscaler: str = "Latent"
@@ -40,6 +45,7 @@ class HiresPlan:
     negative_prompt: str = ""
     upscaler_path: str | None = None
     upscaler_hash: str | None = None
+    prompt_schedule: PromptSchedule | None = field(default=None, metadata=OMIT_DEFAULT)
 
 
 @dataclass(frozen=True, slots=True)

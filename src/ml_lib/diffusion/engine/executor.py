@@ -20,6 +20,7 @@ import torch
 from ..catalog.families import Family
 from ..errors import GenerationCancelled, OutOfMemory, RequestError, UnsupportedModelError
 from ..plan import GenerationPlan
+from ..planning.hires import hires_target
 from ..result import CancelToken, Retry, StepInfo
 from ..samplers import SamplerChoice
 from ._oom import is_out_of_memory
@@ -31,6 +32,8 @@ from .control import control_image, load_controlnets
 from .embeddings import apply_embeddings
 from .finite import check_finite
 from .hires import hires_pass
+from .hires_refiner import hires_handoff
+from .img2img_noise import given_noise, image_pass_noise
 from .init_images import load_ref, prepare_init
 from .inpaint_fill import latent_fill
 from .ip_adapter import apply_ip_adapters
@@ -38,7 +41,7 @@ from .pages import release_pages, trim_heap
 from .preview import preview_png
 from .recovery import decode_recovering
 from .refiner import base_handoff, refine
-from .schedule import encode_schedule
+from .schedule import Encoded, encode_schedule
 from .schedulers import make_scheduler
 from .seeds import batches, initial_noise
 from .storage import upcast_added
@@ -109,13 +112,14 @@ def _encode(pipe: Any, plan: GenerationPlan, device: torch.device) -> dict[str, 
 
 
 def _conditioning(
-    pipe: Any, view: Any, plan: GenerationPlan, device: torch.device
+    pipe: Any, view: Any, plan: GenerationPlan, device: torch.device, texts: dict[str, Encoded]
 ) -> tuple[dict[str, torch.Tensor], Callable[[], AbstractContextManager[None]]]:
     """The pipeline's embedding arguments, and a maker of the hooks that switch them during one sampling
-    run when the plan has a prompt schedule (``engine/schedule.py``, ``engine/compose.py``)."""
+    run when the plan has a prompt schedule (``engine/schedule.py``, ``engine/compose.py``); ``texts``
+    keeps the encoded texts for the hires pass's schedule."""
     if plan.prompt_schedule is None:
         return _encode(pipe, plan, device), nullcontext
-    scheduled = encode_schedule(pipe, plan, device)
+    scheduled = encode_schedule(pipe, plan, device, cache=texts)
 
     def hooks() -> AbstractContextManager[None]:
         return scheduled_conditioning_hooks(view, scheduled, cfg_scale=plan.cfg_scale)
@@ -191,6 +195,9 @@ def execute(
     view = pipeline_view(loaded, mode, tuple(u.model for u in plan.controls), nets)
     prepared = prepare_init(plan)
     kwargs = {**ip_kwargs, **_control_kwargs(plan, mode, annotator_dir)}
+    hires_kwargs = _hires_kwargs(plan, ip_kwargs, annotator_dir)
+    # with the hires fix the refiner takes over inside the hires pass (None: after it, so never)
+    hires_end = hires_handoff(loaded, plan) if plan.hires is not None and plan.refiner is not None else None
     _check(cancel)
 
     def step_end(p: Any, i: int, _t: Any, kw: dict[str, Any]) -> dict[str, Any]:
@@ -205,7 +212,8 @@ def execute(
     try:
         t0 = time.perf_counter()
         with watch("encode"):
-            embeds, hooks = _conditioning(pipe, view, plan, device)
+            texts: dict[str, Encoded] = {}  # each distinct text encoded once for both passes
+            embeds, hooks = _conditioning(pipe, view, plan, device, texts)
             _sync(device)
             _hand_back(plan, getattr(pipe, "text_encoder", None), getattr(pipe, "text_encoder_2", None))
         encode_s = time.perf_counter() - t0
@@ -215,9 +223,9 @@ def execute(
             phase = "denoise"
             t1 = time.perf_counter()
             generators = [torch.Generator("cpu").manual_seed(s) for s in seeds]
-            noise = _noise(view, plan, seeds, subseeds, generators)
+            noise, noising = _noise(view, plan, seeds, subseeds, generators)
             with no_sde_rounding_warnings(), watch("denoise"):
-                with hooks():  # a prompt schedule counts this run's denoiser calls only
+                with hooks(), noising:  # a prompt schedule counts this run's denoiser calls only
                     latents = view(
                         **embeds,
                         **latent_fill(view, plan, prepared.kwargs, seeds),  # this batch's seeds
@@ -239,11 +247,16 @@ def execute(
                         seeds,
                         base_embeds=embeds,
                         encode=lambda p, q: _encode(p, q, device),
+                        schedule=lambda s: encode_schedule(pipe, plan, device, schedule=s, cache=texts),
                         decode=lambda p, x: _decode(p, x, plan),
                         step_end=step_end,
                         device=device,
+                        subseeds=subseeds,
+                        nets=nets,
+                        extra=hires_kwargs,
+                        denoising_end=hires_end,
                     )
-                if plan.refiner is not None:
+                if plan.refiner is not None and (plan.hires is None or hires_end is not None):
                     if refiner is None:
                         raise RequestError("This plan has a refiner; run it through ImageGenerator.execute.")
                     decoder, latents = refine(
@@ -281,14 +294,33 @@ def _hand_back(plan: GenerationPlan, *modules: torch.nn.Module | None) -> None:
 
 def _noise(
     view: Any, plan: GenerationPlan, seeds: tuple[int, ...], subseeds: tuple[int, ...], gens: list[Any]
-) -> dict[str, torch.Tensor]:
-    """``latents=`` A1111's variation / seed-resize noise (the generators left where A1111 leaves them);
+) -> tuple[dict[str, torch.Tensor], AbstractContextManager[None]]:
+    """A1111's variation / seed-resize noise: ``latents=`` in txt2img (the generators left where A1111
+    leaves them), the scheduler's ``add_noise`` in img2img and inpaint (``engine/img2img_noise.py``);
     nothing without a variation, so diffusers draws the same noise from the same generators."""
     if plan.variation is None:
-        return {}
+        return {}, nullcontext()
     factor = 2 ** (len(view.vae.config.block_out_channels) - 1)
     shape = (view.unet.config.in_channels, plan.height // factor, plan.width // factor)
-    return {"latents": initial_noise(plan, shape, seeds, subseeds, gens, factor).to(view.unet.dtype)}
+    if plan.init is None:
+        return {"latents": initial_noise(plan, shape, seeds, subseeds, gens, factor).to(view.unet.dtype)}, (
+            nullcontext()
+        )
+    shape = (view.vae.config.latent_channels, *shape[1:])  # an inpainting UNet takes 9 channels
+    noise = image_pass_noise(plan, shape, seeds, subseeds, factor)
+    pure = plan.init.mask is not None and plan.init.strength >= 1.0  # diffusers' inpaint: latents = noise
+    return ({"latents": noise.to(view.unet.dtype)} if pure else {}), given_noise(view, noise)
+
+
+def _hires_kwargs(
+    plan: GenerationPlan, ip_kwargs: dict[str, Any], annotator_dir: Path | None
+) -> dict[str, Any]:
+    """The hires pass's IP-Adapter embeddings and ControlNet units, their control images made at the
+    hires size (as A1111's ControlNet extension resizes them for the second pass)."""
+    if plan.hires is None:
+        return {}
+    target = hires_target(plan.width, plan.height, plan.hires)
+    return {**ip_kwargs, **_control_kwargs(plan, "img2img", annotator_dir, (target.width, target.height))}
 
 
 def _check(cancel: CancelToken | None) -> None:
@@ -298,12 +330,14 @@ def _check(cancel: CancelToken | None) -> None:
         raise GenerationCancelled("Generation was cancelled; no image was produced.")
 
 
-def _control_kwargs(plan: GenerationPlan, mode: str, annotator_dir: Path | None) -> dict[str, Any]:
+def _control_kwargs(
+    plan: GenerationPlan, mode: str, annotator_dir: Path | None, size: tuple[int, int] | None = None
+) -> dict[str, Any]:
     if not plan.controls:
         return {}
+    width, height = size or (plan.width, plan.height)
     images = [
-        control_image(u, load_ref(u.image), plan.width, plan.height, annotator_dir=annotator_dir)
-        for u in plan.controls
+        control_image(u, load_ref(u.image), width, height, annotator_dir=annotator_dir) for u in plan.controls
     ]
     one = len(plan.controls) == 1
     return {

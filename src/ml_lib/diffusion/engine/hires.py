@@ -4,13 +4,15 @@ Latent upscalers interpolate the first pass's latents (``torch.nn.functional.int
 mode and antialias); image upscalers decode, resize the pictures (Lanczos, Nearest, or a learned model
 through spandrel) and encode them again. The latents are cropped as A1111 crops them for "Hires resize",
 then img2img runs exactly the hires steps (see :func:`..planning.hires.hires_schedule`) with fresh
-generators seeded with each image's seed, as A1111's new ``ImageRNG`` for the second pass.
+generators seeded with each image's seed, as A1111's new ``ImageRNG`` for the second pass (with the
+variation seed and seed resize when the plan has them, :mod:`.img2img_noise`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -18,7 +20,11 @@ import torch
 from ..errors import ModelUnreadableError, RequestError
 from ..plan import GenerationPlan, HiresPlan
 from ..planning.hires import LATENT_UPSCALERS, HiresTarget, hires_schedule, hires_target
-from ..samplers import SamplerChoice
+from ..prompt_schedule import PromptSchedule
+from .compose import scheduled_conditioning_hooks
+from .hires_refiner import hires_choice
+from .img2img_noise import image_pass_noise, with_noise
+from .schedule import ScheduledConditioning
 from .schedulers import make_scheduler
 from .variants import pipeline_view
 
@@ -31,6 +37,7 @@ __all__ = ["crop_latents", "hires_pass", "upscale_image", "upscale_latents"]
 
 Decode = Callable[[Any, torch.Tensor], list["Image.Image"]]
 Encode = Callable[[Any, GenerationPlan], dict[str, torch.Tensor]]
+Schedule = Callable[[PromptSchedule], ScheduledConditioning]
 
 
 def crop_latents(samples: torch.Tensor, target: HiresTarget, factor: int = 8) -> torch.Tensor:
@@ -163,6 +170,30 @@ def _load_upscaler(hires: HiresPlan) -> Callable[[Image.Image], Image.Image]:
     return run
 
 
+def _conditioning(
+    loaded: LoadedPipeline,
+    view: Any,
+    plan: GenerationPlan,
+    base_embeds: dict[str, torch.Tensor],
+    encode: Encode,
+    schedule: Schedule,
+) -> tuple[dict[str, torch.Tensor], AbstractContextManager[None]]:
+    """The second pass's embedding arguments and the hooks that switch them call by call: its own prompt
+    schedule (A1111's ``hr_c``/``hr_uc``) when the plan has one, else its prompts as written (the first
+    pass's embeddings when they are the same text)."""
+    hires = plan.hires
+    assert hires is not None
+    if hires.prompt_schedule is not None:
+        scheduled = schedule(hires.prompt_schedule)
+        hooks = scheduled_conditioning_hooks(view, scheduled, cfg_scale=plan.cfg_scale)
+        return scheduled.pipeline_kwargs(cfg=plan.cfg_scale > 1.0), hooks
+    prompt, negative = hires.prompt or plan.prompt, hires.negative_prompt or plan.negative_prompt
+    if (prompt, negative) == (plan.prompt, plan.negative_prompt):
+        return base_embeds, nullcontext()
+    replaced = dataclasses.replace(plan, prompt=prompt, negative_prompt=negative)
+    return encode(loaded.pipe, replaced), nullcontext()
+
+
 def hires_pass(
     loaded: LoadedPipeline,
     plan: GenerationPlan,
@@ -171,36 +202,49 @@ def hires_pass(
     *,
     base_embeds: dict[str, torch.Tensor],
     encode: Encode,
+    schedule: Schedule,
     decode: Decode,
     step_end: Callable[..., dict[str, Any]],
     device: torch.device,
+    subseeds: tuple[int, ...] = (),
+    nets: tuple[Any, ...] = (),
+    extra: dict[str, Any] | None = None,
+    denoising_end: float | None = None,
 ) -> torch.Tensor:
-    """The second pass of ``plan``'s hires fix on a batch's first-pass ``latents``; returns its latents."""
+    """The second pass of ``plan``'s hires fix on a batch's first-pass ``latents``; returns its latents.
+
+    ``encode`` encodes a plan's prompts as written, ``schedule`` a prompt schedule (reusing the texts the
+    first pass encoded); ``subseeds`` are the batch's variation seeds; ``nets`` the plan's ControlNet
+    modules and ``extra`` their call arguments for the second pass (control images at its size) with the
+    IP-Adapter embeddings; ``denoising_end`` stops it where a refiner takes over (:mod:`.hires_refiner`)."""
     hires = plan.hires
     assert hires is not None
     target = hires_target(plan.width, plan.height, hires)
-    view = pipeline_view(loaded, "img2img")
+    view = pipeline_view(loaded, "img2img", tuple(u.model for u in plan.controls), nets)
     upscaled = _upscaled(view, latents, plan, target, decode)
     total, strength = hires_schedule(plan.steps, hires)
-    prompt, negative = hires.prompt or plan.prompt, hires.negative_prompt or plan.negative_prompt
-    if (prompt, negative) == (plan.prompt, plan.negative_prompt):
-        embeds = base_embeds
-    else:
-        embeds = encode(loaded.pipe, dataclasses.replace(plan, prompt=prompt, negative_prompt=negative))
+    embeds, hooks = _conditioning(loaded, view, plan, base_embeds, encode, schedule)
     config = loaded.base_scheduler_config or dict(loaded.pipe.scheduler.config)
-    choice = SamplerChoice(hires.sampler or plan.sampler, hires.schedule or plan.schedule)
+    scheduler = make_scheduler(hires_choice(plan), config, plan.model.prediction_type)
+    if plan.variation is not None:  # A1111's hires ImageRNG: the variation (and seed resize) again
+        shape = (upscaled.shape[1], upscaled.shape[2], upscaled.shape[3])
+        noise = image_pass_noise(plan, shape, seeds, subseeds, int(view.vae_scale_factor))
+        scheduler = with_noise(scheduler, noise)
     previous = view.scheduler
-    view.scheduler = make_scheduler(choice, config, plan.model.prediction_type)
+    view.scheduler = scheduler
     try:
-        return view(
-            **embeds,
-            image=upscaled.to(device),
-            strength=strength,
-            num_inference_steps=total,
-            guidance_scale=plan.cfg_scale,
-            generator=[torch.Generator("cpu").manual_seed(s) for s in seeds],
-            output_type="latent",
-            callback_on_step_end=step_end,
-        ).images
+        with hooks:
+            return view(
+                **embeds,
+                **(extra or {}),
+                **({} if denoising_end is None else {"denoising_end": denoising_end}),
+                image=upscaled.to(device),
+                strength=strength,
+                num_inference_steps=total,
+                guidance_scale=plan.cfg_scale,
+                generator=[torch.Generator("cpu").manual_seed(s) for s in seeds],
+                output_type="latent",
+                callback_on_step_end=step_end,
+            ).images
     finally:
         view.scheduler = previous

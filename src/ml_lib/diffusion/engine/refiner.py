@@ -11,8 +11,10 @@ import torch
 
 from ..catalog.families import Family
 from ..plan import GenerationPlan
+from ..planning.hires import hires_schedule
 from ..samplers import SamplerChoice
 from .conditioning import encode_sdxl
+from .hires_refiner import hires_choice
 from .schedulers import make_scheduler
 from .variants import pipeline_view
 
@@ -23,8 +25,21 @@ __all__ = ["base_handoff", "refine"]
 
 
 def base_handoff(plan: GenerationPlan) -> dict[str, Any]:
-    """What the base pipeline's call adds so that it stops where the refiner takes over."""
-    return {} if plan.refiner is None else {"denoising_end": plan.refiner.switch_at}
+    """What the base pipeline's first pass adds so that it stops where the refiner takes over (nothing
+    with the hires fix: the refiner takes over inside the hires pass, :mod:`.hires_refiner`)."""
+    if plan.refiner is None or plan.hires is not None:
+        return {}
+    return {"denoising_end": plan.refiner.switch_at}
+
+
+def _pass(plan: GenerationPlan) -> tuple[int, SamplerChoice, str, str]:
+    """(steps of the schedule, sampler, prompt, negative prompt) of the pass the refiner finishes: the
+    first pass, or the hires pass (its ``steps / denoise`` schedule, sampler and prompts)."""
+    if plan.hires is None:
+        return plan.steps, SamplerChoice(plan.sampler, plan.schedule), plan.prompt, plan.negative_prompt
+    total, _strength = hires_schedule(plan.steps, plan.hires)
+    prompt = plan.hires.prompt or plan.prompt
+    return total, hires_choice(plan), prompt, plan.hires.negative_prompt or plan.negative_prompt
 
 
 def _refiner_pipe(loaded: LoadedPipeline, family: str) -> Any:
@@ -44,10 +59,11 @@ def refine(
     step_end: Callable[..., dict[str, Any]],
     device: torch.device,
 ) -> tuple[Any, torch.Tensor]:
-    """(the refiner pipeline, its latents) after it denoised the base's ``latents`` from the switch point."""
+    """(the refiner pipeline, its latents) after it denoised the base's ``latents`` from the switch point
+    (of the first pass, or of the hires pass when the plan has the hires fix)."""
     assert plan.refiner is not None
     pipe = _refiner_pipe(loaded, plan.refiner.model.family)
-    choice = SamplerChoice(plan.sampler, plan.schedule)
+    steps, choice, prompt, negative = _pass(plan)
     key = (choice, plan.refiner.model.prediction_type)
     if loaded.scheduler != key:
         if loaded.base_scheduler_config is None:
@@ -57,8 +73,8 @@ def refine(
     pipe.scheduler = loaded.pipe.scheduler
     embeds = encode_sdxl(
         pipe,
-        plan.prompt,
-        plan.negative_prompt,
+        prompt,
+        negative,
         batch=latents.shape[0],
         clip_skip=plan.clip_skip,
         cfg=plan.cfg_scale > 1.0,
@@ -67,7 +83,7 @@ def refine(
     out = pipe(
         **embeds,
         image=latents,
-        num_inference_steps=plan.steps,
+        num_inference_steps=steps,
         denoising_start=plan.refiner.switch_at,
         guidance_scale=plan.cfg_scale,
         generator=generators,

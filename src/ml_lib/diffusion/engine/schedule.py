@@ -21,7 +21,7 @@ from ..plan import GenerationPlan
 from ..prompt_schedule import PromptSchedule
 from .conditioning import encode_text
 
-__all__ = ["CallConditioning", "ScheduledConditioning", "encode_schedule", "is_sdxl"]
+__all__ = ["CallConditioning", "Encoded", "ScheduledConditioning", "encode_schedule", "is_sdxl"]
 
 Encoded = tuple[torch.Tensor, torch.Tensor | None]
 
@@ -139,12 +139,22 @@ def _batch(t: torch.Tensor, batch: int) -> torch.Tensor:
     return t.repeat(batch, *([1] * (t.dim() - 1)))
 
 
-def encode_schedule(pipe: Any, plan: GenerationPlan, device: torch.device) -> ScheduledConditioning:
-    """Encode each distinct text of ``plan.prompt_schedule`` once and assemble the batch of every call
-    the schedule counts (later calls reuse them)."""
-    schedule = plan.prompt_schedule
+def encode_schedule(
+    pipe: Any,
+    plan: GenerationPlan,
+    device: torch.device,
+    *,
+    schedule: PromptSchedule | None = None,
+    cache: dict[str, Encoded] | None = None,
+) -> ScheduledConditioning:
+    """Encode each distinct text of ``schedule`` (default ``plan.prompt_schedule``) once and assemble the
+    batch of every call the schedule counts (later calls reuse them). ``cache`` holds texts already
+    encoded for ``plan`` in this run (the hires pass reuses the first pass's) and receives the new ones."""
+    if schedule is None:
+        schedule = plan.prompt_schedule
     if schedule is None:
         raise ValueError("the plan has no prompt schedule")
+    known: dict[str, Encoded] = {} if cache is None else cache
     sdxl = is_sdxl(plan)
     negative = schedule.negative
     zero_negative = sdxl and plan.sdxl_empty_negative == "zeros" and all(t == "" for t in negative.texts)
@@ -155,7 +165,10 @@ def encode_schedule(pipe: Any, plan: GenerationPlan, device: torch.device) -> Sc
     texts = [t for part in schedule.parts for t in part.texts]
     if not zero_negative:
         texts += negative.texts
-    encoded = {text: encode(text) for text in dict.fromkeys(texts)}
+    for text in dict.fromkeys(texts):
+        if text not in known:
+            known[text] = encode(text)
+    encoded = known
     conditioning = ScheduledConditioning(
         schedule, encoded, encode, batch=plan.batch_size, zero_negative=zero_negative
     )

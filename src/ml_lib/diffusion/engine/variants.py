@@ -27,7 +27,7 @@ def pipeline_view(
     loaded: LoadedPipeline, mode: str, controls: tuple[str, ...] = (), controlnets: tuple[Any, ...] = ()
 ) -> Any:
     """The pipeline for ``mode`` (with the ControlNet modules of the models ``controls``) sharing the base
-    pipeline's components; kept in ``loaded.views``."""
+    pipeline's components, its scheduler included (the current one); kept in ``loaded.views``."""
     base = loaded.pipe
     if mode == "txt2img" and not controlnets:
         return base
@@ -47,4 +47,7 @@ def pipeline_view(
         view = auto.from_pipe(base, **kwargs)
         view.set_progress_bar_config(disable=True)
         cache[key] = view
-    return cache[key]
+    view = cache[key]
+    if view.scheduler is not base.scheduler:  # the base's scheduler is replaced when the sampler changes
+        view.scheduler = base.scheduler
+    return view

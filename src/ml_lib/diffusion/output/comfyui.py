@@ -13,7 +13,9 @@ ComfyUI runs the same checkpoint, LoRAs, sampler, seed and size; it draws its no
 prompt weights its own way, so the pixels are not ours. When a plan uses something ComfyUI's core
 nodes cannot express (an IP-Adapter, a control preprocessor, a sampler ComfyUI lacks, scheduled or
 composable prompts, BREAK, inpainting only the masked area, resize-and-fill), no graph is written and
-:func:`comfy_graph` says why. Fields added to the plan later extend :func:`_build` (see ``_UNEXPRESSED``).
+:func:`comfy_graph` says why. A1111's variation seed (and seed resize) has no core node either; the graph
+is written without it and its workflow carries a ``Note`` saying so. Fields added to the plan later
+extend :func:`_build` (see ``_UNEXPRESSED``).
 """
 
 from __future__ import annotations
@@ -54,6 +56,8 @@ class ComfyGraph:
 
     nodes: dict[str, dict[str, Any]] = field(default_factory=dict)
     reason: str | None = None
+    #: What the graph leaves out of the generation (no core node does it), written as workflow notes.
+    omitted: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
@@ -117,15 +121,34 @@ def _unexpressed(plan: GenerationPlan, choice: SamplerChoice) -> str | None:
     hires = hires_unexpressed(plan)
     if hires is not None:
         return hires
-    if plan.variation is not None:
-        return "a variation seed has no ComfyUI core node (ComfyUI draws one noise per seed)"
+    if plan.refiner is not None and plan.hires is not None:
+        return "the hires fix with a refiner (the refiner inside the hires pass) is not written into ComfyUI graphs"
     if plan.refiner is not None and not 0 < plan.refiner.switch_at < 1:
         return "a refiner switch outside (0, 1) has no KSamplerAdvanced step range"
     return None
 
 
-def comfy_graph(plan: GenerationPlan, seed: int) -> ComfyGraph:
-    """The API-format graph of the image of ``plan`` with ``seed``, or a ComfyGraph with the reason."""
+def _omitted(plan: GenerationPlan, seed: int, subseed: int | None) -> tuple[str, ...]:
+    """What a graph of ``plan`` leaves out: A1111's variation seed and seed resize (ComfyUI's core nodes
+    draw one noise per seed, from the seed alone)."""
+    v = plan.variation
+    if v is None:
+        return ()
+    parts = []
+    if v.strength:
+        which = f"variation seed {subseed}" if subseed is not None else "the variation seed"
+        parts.append(f"{which} at strength {v.strength:g}")
+    if v.resize_width and v.resize_height:
+        parts.append(f"seed resize from {v.resize_width}x{v.resize_height}")
+    return (
+        f"Not in this graph: A1111's {' and '.join(parts)}. ComfyUI's core nodes have no node for it (they "
+        f"draw one noise per seed), so this graph samples seed {seed} alone.",
+    )
+
+
+def comfy_graph(plan: GenerationPlan, seed: int, subseed: int | None = None) -> ComfyGraph:
+    """The API-format graph of the image of ``plan`` with ``seed`` (and variation seed ``subseed``), or a
+    ComfyGraph with the reason; what it leaves out is in ``omitted``."""
     choice = SamplerChoice(plan.sampler, plan.schedule)
     reason = _unexpressed(plan, choice)
     if reason is not None:
@@ -133,7 +156,8 @@ def comfy_graph(plan: GenerationPlan, seed: int) -> ComfyGraph:
     names = tuple(e.name for e in plan.embeddings)
     try:
         positive, negative = comfy_text(plan.prompt, names), comfy_text(plan.negative_prompt, names)
-        return ComfyGraph(_build(plan, seed, choice, positive, negative))
+        nodes = _build(plan, seed, choice, positive, negative)
+        return ComfyGraph(nodes, omitted=_omitted(plan, seed, subseed))
     except (ValueError, PromptError) as exc:  # a prompt (or hires prompt) CLIPTextEncode cannot say
         return ComfyGraph(reason=str(exc))
 
@@ -163,28 +187,40 @@ def _build(
         model, clip = [node, 0], [node, 1]
     if plan.clip_skip > 1:
         clip = [g.add("CLIPSetLastLayer", "Clip skip", clip=clip, stop_at_clip_layer=-plan.clip_skip), 0]
-    pos: Link = [g.add("CLIPTextEncode", "Positive prompt", text=positive, clip=clip), 0]
-    neg: Link = [g.add("CLIPTextEncode", "Negative prompt", text=negative, clip=clip), 0]
-    for unit in plan.controls:
-        net = g.add("ControlNetLoader", "ControlNet", control_net_name=_file_name(unit.model, unit.name))
-        hint = g.add("LoadImage", "Control image", image=_file_name(unit.image.path))
-        apply = g.add(
-            "ControlNetApplyAdvanced",
-            "Apply ControlNet",
-            positive=pos,
-            negative=neg,
-            control_net=[net, 0],
-            image=[hint, 0],
-            strength=unit.scale,
-            start_percent=unit.guidance_start,
-            end_percent=unit.guidance_end,
-        )
-        pos, neg = [apply, 0], [apply, 1]
+    text_pos: Link = [g.add("CLIPTextEncode", "Positive prompt", text=positive, clip=clip), 0]
+    text_neg: Link = [g.add("CLIPTextEncode", "Negative prompt", text=negative, clip=clip), 0]
+    units: list[tuple[str, str]] = []  # (ControlNetLoader, LoadImage) of each unit, made once
+
+    def control(pos: Link, neg: Link) -> tuple[Link, Link]:
+        for i, unit in enumerate(plan.controls):
+            if i == len(units):
+                name = _file_name(unit.model, unit.name)
+                units.append(
+                    (
+                        g.add("ControlNetLoader", "ControlNet", control_net_name=name),
+                        g.add("LoadImage", "Control image", image=_file_name(unit.image.path)),
+                    )
+                )
+            apply = g.add(
+                "ControlNetApplyAdvanced",
+                "Apply ControlNet",
+                positive=pos,
+                negative=neg,
+                control_net=[units[i][0], 0],
+                image=[units[i][1], 0],
+                strength=unit.scale,
+                start_percent=unit.guidance_start,
+                end_percent=unit.guidance_end,
+            )
+            pos, neg = [apply, 0], [apply, 1]
+        return pos, neg
+
+    pos, neg = control(text_pos, text_neg)
     latent, denoise = _latent(g, plan, vae)
     comfy_sampler = to_comfy_sampler(choice)
     assert comfy_sampler is not None  # checked by _unexpressed
     final: Link
-    if plan.refiner is not None:  # hires with a refiner is refused by the planner
+    if plan.refiner is not None:  # with the hires fix: no graph (_unexpressed)
         final, vae = add_refiner(
             g.add, plan, seed, comfy_sampler, (model, pos, neg, latent), (positive, negative)
         )
@@ -205,12 +241,24 @@ def _build(
     )
     final = [sampled, 0]
     if plan.hires is not None:
+        hires = plan.hires
         names = tuple(e.name for e in plan.embeddings)
 
-        def encode(text: str) -> Link:
-            return [g.add("CLIPTextEncode", "Hires prompt", text=comfy_text(text, names), clip=clip), 0]
+        def encode(text: str, title: str) -> Link:
+            return [g.add("CLIPTextEncode", title, text=comfy_text(text, names), clip=clip), 0]
 
-        final = add_hires(g.add, plan, seed, final, (model, clip, vae, pos, neg), encode)
+        def conditioning() -> tuple[Link, Link]:
+            """The first pass's, or the hires prompts' with the ControlNets applied again (ComfyUI
+            resizes each control image to the latent it samples, as A1111's extension does)."""
+            if not hires.prompt and not hires.negative_prompt:
+                return pos, neg
+            hires_pos = encode(hires.prompt, "Hires prompt") if hires.prompt else text_pos
+            hires_neg = (
+                encode(hires.negative_prompt, "Hires negative prompt") if hires.negative_prompt else text_neg
+            )
+            return control(hires_pos, hires_neg)
+
+        final = add_hires(g.add, plan, seed, final, (model, clip, vae), conditioning)
     return _save(g, final, vae)
 
 
@@ -249,14 +297,14 @@ def _latent(g: _Builder, plan: GenerationPlan, vae: Link) -> tuple[Link, float]:
     return latent, init.strength
 
 
-def comfy_chunks(plan: GenerationPlan, seed: int) -> tuple[tuple[str, str], ...]:
-    """The ``prompt`` and ``workflow`` PNG text chunks for one image, or () (logged) when ComfyUI's core
-    nodes cannot express the plan."""
-    graph = comfy_graph(plan, seed)
+def comfy_chunks(plan: GenerationPlan, seed: int, subseed: int | None = None) -> tuple[tuple[str, str], ...]:
+    """The ``prompt`` and ``workflow`` PNG text chunks for one image (its variation seed ``subseed``), or ()
+    (logged) when ComfyUI's core nodes cannot express the plan; the workflow notes what the graph omits."""
+    graph = comfy_graph(plan, seed, subseed)
     if graph.reason is not None:
         logger.info("No ComfyUI graph in the image: %s.", graph.reason)
         return ()
-    workflow = api_to_workflow(graph.nodes)
+    workflow = api_to_workflow(graph.nodes, graph.omitted)
     return (
         (PROMPT_CHUNK, json.dumps(graph.nodes)),  # ASCII, as ComfyUI writes it: plain tEXt chunks
         (WORKFLOW_CHUNK, json.dumps(workflow)),

@@ -56,14 +56,15 @@ def add_hires(
     plan: GenerationPlan,
     seed: int,
     first: Link,
-    nodes: tuple[Link, Link, Link, Link, Link],
-    encode: Callable[[str], Link],
+    nodes: tuple[Link, Link, Link],
+    conditioning: Callable[[], tuple[Link, Link]],
 ) -> Link:
-    """The hires pass after the ``first`` pass's latent; ``nodes`` are (model, clip, vae, positive,
-    negative) links, ``encode`` makes a CLIPTextEncode for a hires prompt. Returns the final latent."""
+    """The hires pass after the ``first`` pass's latent; ``nodes`` are (model, clip, vae) links,
+    ``conditioning`` gives the pass's (positive, negative) links (the hires prompts encoded, ControlNets
+    applied). Returns the final latent."""
     h = plan.hires
     assert h is not None
-    model, _clip, vae, positive, negative = nodes
+    model, _clip, vae = nodes
     width, height = int(plan.width * h.scale), int(plan.height * h.scale)
     if h.upscaler in _LATENT_MODES:
         upscaled: Link = [
@@ -90,10 +91,7 @@ def add_hires(
             crop="disabled",
         )
         upscaled = [add("VAEEncode", "VAE Encode (hires)", pixels=[scaled, 0], vae=vae), 0]
-    if h.prompt:
-        positive = encode(h.prompt)
-    if h.negative_prompt:
-        negative = encode(h.negative_prompt)
+    positive, negative = conditioning()
     sampler = _second_sampler(plan)
     assert sampler is not None  # checked by hires_unexpressed
     second = add(

@@ -125,8 +125,28 @@ def _is_link(value: Any) -> bool:
     )
 
 
-def api_to_workflow(nodes: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
-    """The UI workflow of an API graph made of :data:`NODE_IO` nodes (laid out left to right by depth)."""
+def _note(node_id: int, order: int, text: str, row: int) -> dict[str, Any]:
+    """A ``Note`` of ComfyUI's frontend (``web/extensions/core/noteNode.js``: a virtual node, never sent
+    to the server, whose one widget is its text)."""
+    return {
+        "id": node_id,
+        "type": "Note",
+        "pos": [50, -180 - 200 * row],
+        "size": [420, 160],
+        "flags": {},
+        "order": order,
+        "mode": 0,
+        "inputs": [],
+        "outputs": [],
+        "properties": {"text": ""},
+        "widgets_values": [text],
+        "title": "Note",
+    }
+
+
+def api_to_workflow(nodes: Mapping[str, Mapping[str, Any]], notes: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The UI workflow of an API graph made of :data:`NODE_IO` nodes (laid out left to right by depth),
+    with a ``Note`` above it for each of ``notes``."""
     depth: dict[str, int] = {}
     rows: dict[int, int] = {}
     links: list[list[Any]] = []
@@ -173,6 +193,8 @@ def api_to_workflow(nodes: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     for ui in ui_nodes:
         for output in ui["outputs"]:
             output["links"] = out_links.get((str(ui["id"]), output["slot_index"]), [])
+    last = max((n["id"] for n in ui_nodes), default=0)
+    ui_nodes += [_note(last + 1 + i, len(ui_nodes) + i, text, i) for i, text in enumerate(notes)]
     return {
         "last_node_id": max((n["id"] for n in ui_nodes), default=0),
         "last_link_id": len(links),

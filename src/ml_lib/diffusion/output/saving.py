@@ -39,7 +39,8 @@ def save_plan_images(
             plan, seed=seed, model_hash=plan.model.hash, version=version, index=first + i, extra=extra
         )
         ctx = NameContext.from_plan(plan, seed=seed, now=now)
-        comfy = comfy_chunks(plan, seed) if plan.image_format.lower() == "png" else ()
+        subseed = plan.subseeds[first + i] if first + i < len(plan.subseeds) else None
+        comfy = comfy_chunks(plan, seed, subseed) if plan.image_format.lower() == "png" else ()
         paths.append(
             save_image(
                 image,

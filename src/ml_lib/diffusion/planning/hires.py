@@ -210,10 +210,6 @@ def plan_hires(
         return None
     if request.init_image is not None:
         raise RequestError("The hires fix is a txt2img second pass; drop --hires for img2img and inpaint.")
-    if request.controls or request.ip_adapters:
-        raise RequestError(
-            "The hires fix with ControlNet or IP-Adapter units is not supported yet; drop --hires or the units."
-        )
     resize = request.hires_resize or auto_resize or (0, 0)
     sampler = ""
     schedule = ""

@@ -7,6 +7,7 @@ and each is recorded as a Decision with its reason.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,7 +36,7 @@ from .memory import plan_memory
 from .parameters import find_speed, parameter_defaults, test_model_defaults
 from .preferences import LearningContext, Preferences
 from .profiles import profile_for
-from .prompt_schedule import plan_prompt_schedule, plan_sdxl_empty_negative
+from .prompt_schedule import plan_hires_schedule, plan_prompt_schedule, plan_sdxl_empty_negative
 from .refiner import plan_refiner
 from .seeds import plan_batch_count, plan_variation
 from .threads import choose_threads
@@ -230,10 +231,6 @@ class Planner:
         if not picks and lora_choice.decision is not None:
             d.items.append(lora_choice.decision)  # "lora: none" and what was missing
         refiner = plan_refiner(request, model, resolved.refiner, resolved.refiner_decision, d.items)
-        if hires is not None and refiner is not None:
-            raise RequestError(
-                "The hires fix with a refiner is not supported yet; drop --hires or --refiner."
-            )
         variation = plan_variation(request, self._seed_source, d.items)
         batch_count = plan_batch_count(request, int(batch), d.items)
         prompt = insert_triggers(request.prompt, (pick.trigger for pick in picks))
@@ -242,6 +239,13 @@ class Planner:
             d.items.append(Decision("prompt", prompt, Source.CATALOG, f"added trigger words: {added}"))
         for e in resolved.embeddings:
             d.items.append(Decision("embedding", e.name, Source.CATALOG, f"named in the prompt; {e.path}"))
+        if hires is not None:  # A1111 schedules the second pass's prompts over the hires steps
+            hires = dataclasses.replace(
+                hires,
+                prompt_schedule=plan_hires_schedule(
+                    hires, prompt, request.negative_prompt, int(steps), choice.sampler
+                ),
+            )
         empty_negative, why_negative = plan_sdxl_empty_negative(family, self._settings.sdxl_empty_negative)
         d.items.extend([why_negative] if why_negative is not None else [])
         return GenerationPlan(

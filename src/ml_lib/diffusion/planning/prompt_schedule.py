@@ -10,13 +10,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ..catalog.families import Family
-from ..plan import Decision, Source
+from ..plan import Decision, HiresPlan, Source
 from ..prompt.schedule import needs_schedule, negative_schedule, part_schedules
 from ..prompt.syntax import ScheduleEntry, parse_prompt
 from ..prompt_schedule import PromptSchedule, ScheduledText
 from ..samplers import SAMPLERS, split_sampler
 
-__all__ = ["denoiser_calls", "plan_prompt_schedule", "plan_sdxl_empty_negative"]
+__all__ = ["denoiser_calls", "plan_hires_schedule", "plan_prompt_schedule", "plan_sdxl_empty_negative"]
 
 
 def denoiser_calls(steps: int, sampler: str) -> int:
@@ -67,6 +67,22 @@ def plan_prompt_schedule(
         calls=base if hires is None else hires,
         parts=tuple(_scheduled(part.entries, part.weight) for part in parts),
         negative=_scheduled(negative_schedule(negative, base, hires_steps=hires)),
+    )
+
+
+def plan_hires_schedule(
+    hires: HiresPlan, prompt: str, negative: str, steps: int, sampler: str
+) -> PromptSchedule | None:
+    """The schedule of ``hires``'s second pass after a first pass of ``steps`` of ``sampler`` with
+    ``prompt`` and ``negative`` (A1111's ``calculate_hr_conds``: the hires prompts, else the first pass's,
+    over the hires steps, else the first pass's, of the hires sampler, else the first pass's)."""
+    return plan_prompt_schedule(
+        hires.prompt or prompt,
+        hires.negative_prompt or negative,
+        steps,
+        sampler,
+        hires_steps=hires.steps or steps,
+        hires_sampler=hires.sampler or None,
     )
 
 

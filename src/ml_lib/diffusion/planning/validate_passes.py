@@ -6,10 +6,13 @@ import math
 from collections.abc import Callable
 
 from ..errors import PlanError, RequestError
-from ..plan import GenerationPlan, ModelFormat, ModelRef
+from ..plan import GenerationPlan, HiresPlan, ModelFormat, ModelRef
+from ..prompt.syntax import parse_prompt
+from ..samplers import parse_sampler
 from ..settings import Limits
 from .checks import MAX_SEED
 from .hires import check_hires, is_builtin_upscaler
+from .prompt_schedule import plan_hires_schedule
 from .refiner import REFINER_FAMILIES
 
 __all__ = ["validate_passes"]
@@ -45,6 +48,26 @@ def _refiner_model(model: object, allow_hub: bool, not_pickle: Callable[[str, ob
         raise _fail("refiner.model.family", f"{model.family!r} is not an SDXL refiner or base.")
 
 
+def _hires_schedule(plan: GenerationPlan, hires: HiresPlan) -> None:
+    """The hires pass's schedule, when the plan has one, must be the one its prompts, steps and sampler
+    give (derived, never edited); None conditions on the hires prompts as written, as plans before it."""
+    if hires.prompt_schedule is None:
+        return
+    try:
+        if hires.sampler:
+            parse_sampler(hires.sampler, hires.schedule or None)
+        parse_prompt(hires.prompt)
+        parse_prompt(hires.negative_prompt)
+    except RequestError as exc:
+        raise _fail("hires", str(exc)) from exc
+    expected = plan_hires_schedule(hires, plan.prompt, plan.negative_prompt, plan.steps, plan.sampler)
+    if hires.prompt_schedule != expected:
+        raise _fail(
+            "hires.prompt_schedule",
+            "does not match the prompts, steps and samplers of the plan; remove it or plan again.",
+        )
+
+
 def validate_passes(
     plan: GenerationPlan, limits: Limits, *, allow_hub: bool, not_pickle: Callable[[str, object], None]
 ) -> None:
@@ -75,8 +98,7 @@ def validate_passes(
             check_hires(h, plan.width, plan.height, limits)
         except RequestError as exc:
             raise _fail("hires", str(exc)) from exc
+        _hires_schedule(plan, h)
     if plan.refiner is not None:
         _refiner_model(plan.refiner.model, allow_hub, not_pickle)
         _number("refiner.switch_at", plan.refiner.switch_at, 0.0, 1.0)
-        if plan.hires is not None:
-            raise _fail("refiner", "a refiner with the hires fix is not supported yet; drop one of them.")

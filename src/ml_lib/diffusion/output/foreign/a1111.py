@@ -61,6 +61,7 @@ KEY_REASONS: dict[str, str] = {
     "Hires size": "SD.Next's hires size is not supported",
     "Hires mode": "SD.Next's hires mode is not supported",
     "Hires force": "SD.Next's hires force is not supported",
+    "Hires refiner": "only A1111's default (the refiner in the hires pass) is supported",
     "Refine": "SD.Next's refine pass is not supported",
     "Refiner start": "SD.Next's refiner start is not supported",
     "Refiner steps": "SD.Next's refiner steps are not supported",
