@@ -141,3 +141,19 @@ def test_lora_by_catalog_name(tiny_sd1, loras, tmp_path: Path) -> None:
         assert Path(use.path) == loras["kohya"].resolve() and use.unet_weight == use.te_weight == 0.5
         with pytest.raises(ModelNotFoundError, match="nor a LoRA name in the catalog"):
             gen.plan("x", model=str(tiny_sd1.single_file), loras=(LoraRequest("no_such_lora"),))
+
+
+def test_lora_on_an_fp8_unet_computes_beside_it_and_unloads_exactly(gen, tiny_sd1, loras) -> None:
+    # balanced on a CPU stores the UNet in fp8, where peft cannot fuse (and a fused delta would round away)
+    base_result = run(gen, tiny_sd1, memory="balanced")
+    pipe = gen._pipelines().get(base_result.plan.model, dtype="float32", device="cpu", memory="balanced").pipe
+    assert any(p.dtype == torch.float8_e4m3fn for p in pipe.unet.parameters())
+    before = {k: v.clone() for k, v in pipe.unet.state_dict().items()}
+    unet_only = run(gen, tiny_sd1, LoraRequest(str(loras["unet_only"]), 1.0), memory="balanced")
+    assert np.abs(px(unet_only) - px(base_result)).mean() > 1  # the LoRA computes in the UNet's forward
+    plain = run(gen, tiny_sd1, LoraRequest(str(loras["unet_only"]), 1.0))  # fp16-free fp32 pipeline, fused
+    assert np.abs(px(unet_only) - px(plain)).mean() < np.abs(px(unet_only) - px(base_result)).mean()
+    assert np.array_equal(px(run(gen, tiny_sd1, memory="balanced")), px(base_result))
+    after = pipe.unet.state_dict()
+    assert {k for k in after if "lora" not in k} == set(before)
+    assert all(torch.equal(after[k].float(), before[k].float()) for k in before)

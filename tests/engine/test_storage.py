@@ -48,6 +48,12 @@ def test_weights_stay_fp16_and_layers_compute_in_fp32() -> None:
     assert torch.allclose(got, full, atol=5e-2)  # and close to the unrounded fp32 weights
     # the stored tensors were not rewritten by the forward
     assert conv.dtype == torch.float16 and conv.data_ptr() == before
+    # the text encoder's token table stays fp16 (a lookup is exact), and the encoder computes what fp32 does
+    assert stored.text_encoder.get_input_embeddings().weight.dtype == torch.float16
+    ids = stored.tokenizer("a red ball", padding="max_length", return_tensors="pt").input_ids
+    with torch.no_grad():
+        got_text, want_text = stored.text_encoder(ids)[0], rounded.text_encoder(ids)[0]
+    assert got_text.dtype == torch.float32 and torch.allclose(got_text, want_text, atol=1e-6, rtol=0)
 
 
 @pytest.fixture(scope="module")

@@ -86,8 +86,9 @@ def test_fp16_storage_halves_the_weights_and_drops_the_conversion_copy_from_the_
     fp16 = Workload(Family.SD1, **SD15, width=256, height=256, file_bytes=FP16_FILE, storage_dtype="float16")
     a, b = estimate(fp32), estimate(fp16)
     assert b.weight_bytes * 2 == pytest.approx(a.weight_bytes, rel=1e-6)
-    assert a.load_bytes - b.load_bytes == pytest.approx(a.weight_bytes / 2 + FP16_FILE, rel=1e-6)
+    assert b.load_bytes < a.load_bytes - a.weight_bytes / 2 - FP16_FILE  # no conversion copy, little read
     assert b.peak_bytes < a.peak_bytes / 2
-    # the CPU strategies' fp8 UNet is a copy beside the memory-mapped fp16 weights: more, not less
-    # (benchmarks/memory.py: none 3.2 GB, balanced 4.4 GB on SD 1.5 at 256²)
-    assert estimate(fp16, Strategy.BALANCED).peak_bytes > b.peak_bytes
+    # memory-mapped pages are handed back after each phase: the peak holds the UNet, not every component
+    assert b.peak_bytes < b.base_bytes + b.weight_bytes
+    # the fp8 UNet replaces the fp16 pages the load read for it (handed back right after the load)
+    assert estimate(fp16, Strategy.BALANCED).peak_bytes < b.peak_bytes - SD15["unet_params"] // 2

@@ -3,8 +3,10 @@
 Every LoRA set is fused into the weights after loading, so a given set always computes with the same
 (fused) weights: generations reproduce whatever ran before. Before fusing, the original weights of the
 affected layers are kept on the CPU; changing the set or removing every LoRA copies them back, so the
-base model is restored bit for bit. Text-encoder and UNet weights are set separately
-(A1111's ``<lora:name:te:unet>``) through ``set_adapters``, never through ``cross_attention_kwargs``
+base model is restored bit for bit. Weights stored in fp8 (the fp8 memory strategies' UNet) are not fused
+into: with 3 mantissa bits most of a LoRA's delta would round away, so there the LoRA computes beside the
+base layer (peft's unmerged forward, in fp32), and nothing needs restoring. Text-encoder and UNet weights
+are set separately (A1111's ``<lora:name:te:unet>``) through ``set_adapters``, never through ``cross_attention_kwargs``
 scale, which diffusers leaks into later loads (FACTS): the engine never passes a LoRA scale, so
 diffusers' ``lora_scale`` stays 1 and text-encoder loads are unscaled. Which files can load was checked
 by the resolve step; here SD1.x kohya files named after LDM blocks are converted by passing the UNet
@@ -62,12 +64,18 @@ def _components(pipe: Any, adapter: str | None = None) -> list[str]:
     return out
 
 
-def _tuner_layers(pipe: Any) -> list[BaseTunerLayer]:
+def _fusable(pipe: Any) -> list[str]:
+    """Components holding adapters whose weights are not stored in fp8 (see the module docstring)."""
+    fp8 = (torch.float8_e4m3fn, torch.float8_e5m2)
+    return [
+        c for c in _components(pipe, "*") if not any(p.dtype in fp8 for p in getattr(pipe, c).parameters())
+    ]
+
+
+def _tuner_layers(pipe: Any, components: list[str]) -> list[BaseTunerLayer]:
     from peft.tuners.tuners_utils import BaseTunerLayer
 
-    return [
-        m for c in _components(pipe, "*") for m in getattr(pipe, c).modules() if isinstance(m, BaseTunerLayer)
-    ]
+    return [m for c in components for m in getattr(pipe, c).modules() if isinstance(m, BaseTunerLayer)]
 
 
 def _load(pipe: Any, lora: LoraUse, name: str) -> None:
@@ -89,7 +97,7 @@ def _load(pipe: Any, lora: LoraUse, name: str) -> None:
 def _restore(pipe: Any, state: LoraState) -> None:
     if not state.backup:
         return
-    pipe.unfuse_lora(components=_components(pipe, "*"))
+    pipe.unfuse_lora(components=_fusable(pipe))
     with torch.no_grad():
         for module, weight in state.backup.values():
             base = module.get_base_layer() if hasattr(module, "get_base_layer") else module
@@ -98,10 +106,13 @@ def _restore(pipe: Any, state: LoraState) -> None:
 
 
 def _fuse(pipe: Any, state: LoraState) -> None:
-    for module in _tuner_layers(pipe):
+    components = _fusable(pipe)
+    if not components:
+        return
+    for module in _tuner_layers(pipe, components):
         base = module.get_base_layer()
         state.backup[id(module)] = (module, cast(torch.Tensor, base.weight).detach().to("cpu", copy=True))
-    pipe.fuse_lora(components=_components(pipe, "*"), lora_scale=1.0)
+    pipe.fuse_lora(components=components, lora_scale=1.0)
 
 
 def apply_loras(pipe: Any, state: LoraState, loras: tuple[LoraUse, ...]) -> None:

@@ -183,8 +183,8 @@ def execute(
     _check(cancel)
     _apply_scheduler(loaded, plan)
     apply_loras(pipe, loaded.loras, plan.loras)
-    if plan.storage_dtype is not None:
-        upcast_added(pipe, plan.dtype)
+    if plan.storage_dtype is not None or plan.device == "cpu":  # LoRA layers made in a stored dtype (an fp16
+        upcast_added(pipe, plan.dtype)  # file, an fp8 UNet) compute in fp32 like the rest
     apply_embeddings(pipe, loaded.embeddings, plan.embeddings)
     _check(cancel)
     ip_images = tuple(load_ref(u.image) for u in plan.ip_adapters)

@@ -7,7 +7,10 @@
 | sequential | group offloading, leaf level (CUDA streams), slicing  | balanced + VAE tiling                 |
 | aggressive | sequential + VAE tiling, attention slicing, UNet fp8  | sequential + attention slicing        |
 
-UNet fp8 storage is diffusers' layerwise casting (float8_e4m3fn stored, computed in the pipeline's dtype).
+UNet fp8 storage is float8_e4m3fn weights computed in the pipeline's dtype: diffusers' layerwise casting on
+an accelerator, and on a CPU the storage hook of ``engine/storage.py``, which converts once and never
+rewrites the stored weights (diffusers' hook recasts after every forward, which costs a CPU more than fp8
+saves).
 """
 
 from __future__ import annotations
@@ -57,8 +60,10 @@ def _accelerator(pipe: Any, strategy: str, device: str, compute: str | None) -> 
 
 
 def _cpu(pipe: Any, strategy: str, compute: str | None) -> list[str]:
+    from .storage import store_unet_fp8
+
     pipe.vae.enable_slicing()
-    _fp8_unet(pipe, compute)
+    store_unet_fp8(pipe, compute or str(next(pipe.unet.parameters()).dtype).removeprefix("torch."))
     done = ["vae slicing", "unet fp8 storage"]
     if strategy in ("sequential", "aggressive"):
         pipe.vae.enable_tiling()

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["file_mappings", "release_files", "release_pages", "trim_heap"]
+__all__ = ["file_mappings", "release_files", "release_pages", "release_tensors", "trim_heap"]
 
 _PAGE = mmap.PAGESIZE
 _PRESENT = 1 << 63
@@ -63,19 +63,23 @@ def file_mappings() -> list[_Mapping]:
 
 
 def _tensor_ranges(modules: Iterable[torch.nn.Module]) -> list[tuple[int, int]]:
-    """Page-aligned (start, end) address ranges of the modules' own tensors, merged; a page shared with a
-    neighbouring tensor of another module is left out (``start`` rounds up, ``end`` rounds down)."""
+    """Page-aligned (start, end) address ranges of the modules' own tensors, merged (see :func:`_ranges`)."""
+    return _ranges(t for module in modules for t in (*module.parameters(), *module.buffers()))
+
+
+def _ranges(tensors: Iterable[torch.Tensor]) -> list[tuple[int, int]]:
+    """Page-aligned (start, end) address ranges of ``tensors``, merged; a page shared with a neighbouring
+    tensor is left out (``start`` rounds up, ``end`` rounds down)."""
     ranges = []
-    for module in modules:
-        for t in (*module.parameters(), *module.buffers()):
-            if t.device.type != "cpu" or t.is_meta or not t.numel():
-                continue
-            lo = t.data_ptr()
-            hi = lo + t.numel() * t.element_size()
-            lo = -(-lo // _PAGE) * _PAGE
-            hi = hi // _PAGE * _PAGE
-            if hi > lo:
-                ranges.append((lo, hi))
+    for t in tensors:
+        if t.device.type != "cpu" or t.is_meta or not t.numel():
+            continue
+        lo = t.data_ptr()
+        hi = lo + t.numel() * t.element_size()
+        lo = -(-lo // _PAGE) * _PAGE
+        hi = hi // _PAGE * _PAGE
+        if hi > lo:
+            ranges.append((lo, hi))
     ranges.sort()
     merged: list[tuple[int, int]] = []
     for lo, hi in ranges:
@@ -142,6 +146,14 @@ def release_pages(*modules: torch.nn.Module | None) -> int:
     present = [m for m in modules if m is not None]
     maps = file_mappings() if present else []
     return _drop(list(_clip(_tensor_ranges(present), maps))) if maps else 0
+
+
+def release_tensors(tensors: Iterable[torch.Tensor]) -> int:
+    """Drop the resident, clean, file-backed pages of ``tensors`` (e.g. the fp16 originals a conversion has
+    just replaced); the bytes dropped."""
+    ranges = _ranges(tensors)
+    maps = file_mappings() if ranges else []
+    return _drop(list(_clip(ranges, maps))) if maps else 0
 
 
 def release_files(*modules: torch.nn.Module | None) -> int:

@@ -18,10 +18,16 @@ not measured). Strategies change the resident part: ``balanced`` keeps one compo
 (model CPU offload) and slices the VAE; ``sequential`` keeps about one leaf module (group offloading);
 ``aggressive`` adds VAE tiling, attention slicing and fp8 UNet storage. On a CPU no offloading applies
 (engine/memory.py): every strategy but ``none`` stores the UNet in fp8 and slices the VAE, ``sequential``
-and ``aggressive`` tile it; with the CPU policy's fp16 storage the fp8 copies are made beside the
-memory-mapped fp16 weights, so they add memory instead of saving it (measured: none 3.2 GB, balanced 4.4 GB
-on SD 1.5 at 256²) and the planner keeps ``none``. No attention term: torch's scaled-dot-product
-attention does not hold the score matrix (measured: activations grow linearly with the pixels).
+and ``aggressive`` tile it. No attention term: torch's scaled-dot-product attention does not hold the
+score matrix (measured: activations grow linearly with the pixels).
+
+With the CPU policy's storage (weights kept as the file's memory-mapped fp16 pages, the text encoders'
+token tables included; engine/pages.py hands each component's pages back after its phase, and the pages
+loading read right after the load)::
+
+    load       = base + 0.15 * weights
+    run        = base + max(unet + units + unet_act, vae + decode, text encoders + WORK)
+    peak       = max(load, run)                              unet in fp16, or fp8 under the fp8 strategies
 
 Calibration (this CPU, fp32, peak RSS above the loaded weights, polled every 5 ms, real-size SD1.5 modules
 with random weights, ``benchmarks/memory.py``): A and WORK from UNet forwards at 256² and 512², batch 2
@@ -95,6 +101,9 @@ _IP_ENCODER_PARAMS = 632_000_000
 _FP8_UNET_BYTES = 1
 #: Share of the weights group offloading keeps on the device (one leaf module and its neighbours).
 _LEAF_SHARE = 0.02
+#: Share of a memory-mapped file's weights that loading reads (conversions, upcasts; SD 1.5, measured
+#: 0.76 GB peak at load with 2.13 GB of weights and 0.45 GB of framework).
+_LOAD_READ = 0.15
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,17 +175,20 @@ def estimate(w: Workload, strategy: Strategy = Strategy.NONE) -> MemoryEstimate:
         resident = weights
     elif strategy is Strategy.BALANCED and w.device != "cpu":  # model offload: one component at a time
         resident = int(max(unet_b + units * b, w.text_encoder_params * b, w.vae_params * b))
-    elif w.device == "cpu" and w.storage_dtype:  # fp8 copies made beside the memory-mapped fp16 weights
-        resident = weights + w.unet_params * _FP8_UNET_BYTES  # (benchmarks/memory.py: +1.2 GB on SD 1.5)
     elif w.device == "cpu":  # no offloading hooks work on a CPU: the UNet stored in fp8 (engine/memory.py)
         resident = stored
     else:  # group offloading at leaf level: about one leaf module held
         resident = int(_LEAF_SHARE * stored)
     base = BASE_BYTES.get(w.device, BASE_BYTES["cuda"])
-    # on a CPU, loading holds every weight at compute precision plus a single file's state dict; weights
-    # stored as the file holds them are the file's memory-mapped tensors (no second copy)
-    held = 0 if w.storage_dtype else w.file_bytes
-    load = base + weights + held if w.device == "cpu" else 0
+    if cpu and w.storage_dtype:  # memory-mapped: each phase holds its own component's pages only
+        mapped = stored - (w.text_encoder_params + w.vae_params) * sb  # the UNet (fp16 or fp8) and units
+        load = base + int(_LOAD_READ * weights)
+        run = max(mapped + activations, w.vae_params * sb + decode, w.text_encoder_params * sb + WORK_BYTES)
+        peak = max(load, base + run)
+        resident = mapped
+        return MemoryEstimate(strategy, int(peak), base, weights, resident, activations, decode, load)
+    # on a CPU, loading holds every weight at compute precision plus a single file's state dict
+    load = base + weights + w.file_bytes if cpu else 0
     peak = max(load, base + resident + max(activations, decode))
     return MemoryEstimate(strategy, int(peak), base, weights, resident, activations, decode, load)
 
