@@ -76,7 +76,13 @@ def test_sdxl_needs_more_than_sd15_and_offloading_on_small_gpus(gen: ImageGenera
 
 @pytest.mark.parametrize(
     ("gb", "strategy", "fits"),
-    [(2, "aggressive", False), (3, "balanced", True), (4, "none", True), (8, "none", True), (16, "none", True)],
+    [
+        (2, "aggressive", False),
+        (3, "balanced", True),
+        (4, "none", True),
+        (8, "none", True),
+        (16, "none", True),
+    ],
 )
 def test_cpus(gen: ImageGenerator, home, gb: int, strategy: str, fits: bool) -> None:  # type: ignore[no-untyped-def]
     plan = _plan(gen, home[1]["sd1"], 512, kind="cpu", ram=gb * GB)
