@@ -118,23 +118,29 @@ class PromptEncoder:
     clip: Link
     embeddings: tuple[str, ...] = ()
     _texts: dict[str, Link] = field(default_factory=dict)
+    _pieces: dict[str, Link] = field(default_factory=dict)
     _strong: dict[tuple[str, float], Link] = field(default_factory=dict)
 
     def text(self, text: str, title: str) -> Link:
-        """The conditioning of ``text`` (BREAK pieces concatenated), made once per text."""
+        """The conditioning of ``text`` (BREAK pieces concatenated), made once per text and piece."""
         if text not in self._texts:
             pieces = comfy_pieces(text, self.embeddings)
-            link: Link = [self.add("CLIPTextEncode", title, text=pieces[0], clip=self.clip), 0]
+            link = self._piece(pieces[0], title)
             for i, piece in enumerate(pieces[1:], start=2):
-                encoded = self.add("CLIPTextEncode", f"{title} (BREAK {i})", text=piece, clip=self.clip)
-                link = [
-                    self.add(
-                        "ConditioningConcat", "BREAK", conditioning_to=link, conditioning_from=[encoded, 0]
-                    ),
-                    0,
-                ]
+                concat = self.add(
+                    "ConditioningConcat",
+                    "BREAK",
+                    conditioning_to=link,
+                    conditioning_from=self._piece(piece, f"{title} (BREAK {i})"),
+                )
+                link = [concat, 0]
             self._texts[text] = link
         return self._texts[text]
+
+    def _piece(self, piece: str, title: str) -> Link:
+        if piece not in self._pieces:
+            self._pieces[piece] = [self.add("CLIPTextEncode", title, text=piece, clip=self.clip), 0]
+        return self._pieces[piece]
 
     def conditioning(
         self,
@@ -157,6 +163,7 @@ class PromptEncoder:
                 )
             return Conditioned(self.text(prompt, titles[0]), self.text(negative, titles[1]), cfg)
         strengths: tuple[float | None, ...] = (None,) * len(schedule.parts)
+        a1111_cfg = cfg
         if schedule.composed:
             strengths, cfg = _strengths(schedule, cfg, controls)
         lines: list[Timeline] = []
@@ -183,8 +190,9 @@ class PromptEncoder:
         total = sum(part.weight for part in schedule.parts)
         if schedule.composed and total != 1.0:
             notes.append(
-                f"AND: this KSampler's cfg {cfg:g} is A1111's CFG x the AND weights' sum {total:g}. ComfyUI "
-                "averages the parts by their strengths where A1111 adds them weighted; so scaled, the two agree."
+                f"AND: this KSampler's cfg {cfg:g} is A1111's CFG {a1111_cfg:g} x the AND weights' sum {total:g}. "
+                "ComfyUI averages the parts by their strengths where A1111 adds them weighted; so scaled, the two "
+                "agree."
             )
         if lines:
             notes.append(
@@ -198,7 +206,7 @@ class PromptEncoder:
 
     def _strength(self, text: str, title: str, strength: float | None) -> Link:
         link = self.text(text, title)
-        if strength is None:
+        if strength is None or strength == 1.0:  # get_area_and_mult's default strength is 1
             return link
         key = (text, strength)
         if key not in self._strong:
