@@ -20,6 +20,8 @@ from typing import Any
 import pytest
 import torch
 
+from ml_lib.diffusion.engine.executor import execute
+from ml_lib.diffusion.engine.pool import LoadedPipeline
 from ml_lib.diffusion.output.comfyui import comfy_graph
 from ml_lib.diffusion.output.comfyui_names import to_comfy_sampler
 from ml_lib.diffusion.output.comfyui_prompts import comfy_pieces
@@ -28,6 +30,8 @@ from ml_lib.diffusion.planning.prompt_schedule import plan_hires_schedule, plan_
 from ml_lib.diffusion.samplers import SAMPLERS, SamplerChoice
 
 from ..unit.test_comfyui_graph import by_type, check_against_schema, make_plan
+from .test_prompt_schedule import by_hand, capture, one_thread, pipes  # noqa: F401 (fixtures)
+from .test_prompt_schedule import make_plan as tiny_plan
 
 
 class ComfyDiscrete:
@@ -290,3 +294,30 @@ def test_hires_pass_switches_at_a1111s_call_of_its_own_steps() -> None:
     texts = comfy_texts_per_call(graph.nodes, second, "positive")
     assert hires.prompt_schedule is not None and len(texts) == 10
     assert texts == [rendered(hires.prompt_schedule.parts[0].text_at(c)) for c in range(10)]
+
+
+@pytest.mark.parametrize(
+    ("family", "sampler"), [("sd1", "Euler"), ("sd1", "DPM2"), ("sd1", "Heun"), ("sdxl", "Euler a")]
+)
+def test_our_engine_and_the_graph_condition_each_call_on_the_same_text(
+    pipes: dict[str, LoadedPipeline],  # noqa: F811 (the fixture)
+    family: str,
+    sampler: str,
+) -> None:
+    """On a tiny pipeline: the text our engine's UNet sees at each call is the one the graph gives ComfyUI."""
+    plan = tiny_plan("a [cat:dog:0.5]", "[ugly:blurry:0.4]", family=family, steps=6, sampler=sampler)
+    graph = comfy_graph(plan, seed=3)
+    assert graph.reason is None
+    (node,) = by_type(graph.nodes, "KSampler")
+    comfy_positive = comfy_texts_per_call(graph.nodes, node, "positive")
+    comfy_negative = comfy_texts_per_call(graph.nodes, node, "negative")
+    loaded = pipes[family]
+    with capture(loaded.pipe.unet) as seen:
+        execute(loaded, plan)
+    assert len(seen["hidden"]) == len(comfy_positive)
+    positives = {rendered(t): t for t in ("a cat", "a dog")}
+    negatives = {rendered(t): t for t in ("ugly", "blurry")}
+    assert len(set(comfy_positive)) == len(set(comfy_negative)) == 2  # both switch during the run
+    for call, hidden in enumerate(seen["hidden"]):
+        expected, _ = by_hand(loaded.pipe, positives[comfy_positive[call]], negatives[comfy_negative[call]])
+        assert torch.equal(hidden, expected), call
