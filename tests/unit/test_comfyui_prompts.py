@@ -14,8 +14,16 @@ import pytest
 
 from ml_lib.diffusion.output.comfyui import comfy_chunks, comfy_graph
 from ml_lib.diffusion.output.comfyui_prompts import MAX_RANGES, comfy_pieces
-from ml_lib.diffusion.plan import ControlUse, GenerationPlan, InitImage, ModelFormat, ModelRef, RefinerPlan
-from ml_lib.diffusion.planning.prompt_schedule import plan_prompt_schedule
+from ml_lib.diffusion.plan import (
+    ControlUse,
+    GenerationPlan,
+    HiresPlan,
+    InitImage,
+    ModelFormat,
+    ModelRef,
+    RefinerPlan,
+)
+from ml_lib.diffusion.planning.prompt_schedule import plan_hires_schedule, plan_prompt_schedule
 
 from .test_comfyui_graph import REF, by_type, check_against_schema, make_plan
 
@@ -187,3 +195,32 @@ def test_alternation_up_to_the_bound_is_written() -> None:
     assert graph.reason is None
     check_against_schema(graph.nodes)
     assert len(by_type(graph.nodes, "ConditioningSetTimestepRange")) == MAX_RANGES
+
+
+def test_an_edit_after_the_last_call_writes_no_range() -> None:
+    graph = comfy_graph(scheduled("a [cat:dog:50]", steps=20), seed=1)  # switches after call 50 of 20
+    assert graph.reason is None and graph.notes == ()
+    assert not by_type(graph.nodes, "ConditioningSetTimestepRange")
+    assert [n["inputs"]["text"] for n in by_type(graph.nodes, "CLIPTextEncode")] == ["a cat", ""]
+
+
+def test_the_hires_pass_has_its_own_ranges_and_cfg() -> None:
+    prompt = "a [fox:wolf:0.5] AND snow :0.5"
+    hires = HiresPlan(scale=1.5, steps=8, denoise=0.5)
+    hires = dataclasses.replace(hires, prompt_schedule=plan_hires_schedule(hires, prompt, "", 20, "DPM++ 2M"))
+    plan = scheduled(prompt, steps=20, cfg_scale=6.0, hires=hires)
+    graph = comfy_graph(plan, seed=1)
+    assert graph.reason is None
+    check_against_schema(graph.nodes)
+    first, second = by_type(graph.nodes, "KSampler")
+    assert first["inputs"]["cfg"] == second["inputs"]["cfg"] == pytest.approx(9.0)
+    # A1111's calculate_hr_conds counts the edit on from the first pass: the hires pass is all "a wolf"
+    assert len(by_type(graph.nodes, "ConditioningSetTimestepRange")) == 2  # the first pass's
+    hires_positive = node_of(graph.nodes, second["inputs"]["positive"])
+    assert hires_positive["class_type"] == "ConditioningCombine"
+    wolf = node_of(graph.nodes, hires_positive["inputs"]["conditioning_1"])
+    assert wolf["class_type"] == "CLIPTextEncode" and wolf["inputs"]["text"] == "a wolf"
+    snow = node_of(graph.nodes, hires_positive["inputs"]["conditioning_2"])
+    assert snow["class_type"] == "ConditioningSetAreaStrength" and snow["inputs"]["strength"] == 0.5
+    assert len(by_type(graph.nodes, "CLIPTextEncode")) == 4  # a fox, a wolf, snow, "": each once
+    assert any(n.startswith("AND") for n in graph.notes) and any(n.startswith("Prompt") for n in graph.notes)

@@ -120,6 +120,7 @@ class PromptEncoder:
     _texts: dict[str, Link] = field(default_factory=dict)
     _pieces: dict[str, Link] = field(default_factory=dict)
     _strong: dict[tuple[str, float], Link] = field(default_factory=dict)
+    _ranges: int = 0  # ConditioningSetTimestepRange nodes made
 
     def text(self, text: str, title: str) -> Link:
         """The conditioning of ``text`` (BREAK pieces concatenated), made once per text and piece."""
@@ -179,6 +180,7 @@ class PromptEncoder:
                 lines.append(made)
             return lines[0]
 
+        ranges_before = self._ranges
         positive: Link | None = None
         for i, (part, strength) in enumerate(zip(schedule.parts, strengths, strict=True)):
             title = titles[0] if len(schedule.parts) == 1 else f"{titles[0]}, AND part {i + 1}"
@@ -194,7 +196,7 @@ class PromptEncoder:
                 "ComfyUI averages the parts by their strengths where A1111 adds them weighted; so scaled, the two "
                 "agree."
             )
-        if lines:
+        if self._ranges > ranges_before:
             notes.append(
                 "Prompt schedule: the step ranges switch prompts at the same sampler calls as A1111 for "
                 "this sampler, scheduler and step count; change those and the switches move."
@@ -237,6 +239,7 @@ class PromptEncoder:
             link = self._strength(text.texts[number], title, strength)
             start = 0.0 if first == 0 else timeline.percent_after(first - 1)
             end = 1.0 if last == calls - 1 else timeline.percent_after(last)
+            self._ranges += 1
             ranged: Link = [
                 self.add(
                     "ConditioningSetTimestepRange",
