@@ -4,10 +4,11 @@ Every distinct text is encoded once (``CLIPTextEncode``; read by :func:`comfy_pi
 
 - **BREAK** → one ``CLIPTextEncode`` per piece, joined by ``ConditioningConcat`` (tokens concatenated,
   the first piece's pooled output kept). A1111 (and our engine) close the 75-token chunk at BREAK and pad
-  it; ComfyUI pads each encoded piece to 77 tokens the same way (end token for CLIP-L, 0 for OpenCLIP-G),
-  so this is exact whenever each piece fits one chunk. A longer piece is split by ComfyUI at word
-  boundaries, by A1111 at the last comma within 20 tokens: the difference any long prompt already has.
-  An empty piece after the last BREAK adds no chunk in A1111 and is left out.
+  it; ComfyUI pads each encoded piece to 77 tokens the same way (the end token for CLIP-L, 0 for the
+  OpenCLIP encoders of SD 2.x and SDXL: ``sd1_clip.py``, ``sd2_clip.py``, ``sdxl_clip.py``), so this is
+  exact whenever each piece fits one chunk. A longer piece is split by ComfyUI at word boundaries, by
+  A1111 at the last comma within 20 tokens: the difference any long prompt already has. An empty piece
+  after the last BREAK adds no chunk in A1111 and is left out.
 - **Prompt editing / alternation** → the texts of the plan's schedule (:class:`~..prompt_schedule.PromptSchedule`),
   one ``ConditioningSetTimestepRange`` per run of calls with one text, merged by ``ConditioningCombine``;
   each boundary percent sits between the noise levels of the two calls where A1111 switches
