@@ -14,6 +14,7 @@ import pytest
 
 from ml_lib.diffusion.output.comfyui import comfy_chunks, comfy_graph
 from ml_lib.diffusion.output.comfyui_prompts import MAX_RANGES, comfy_pieces
+from ml_lib.diffusion.output.comfyui_workflow import api_to_workflow, workflow_to_api
 from ml_lib.diffusion.plan import (
     ControlUse,
     GenerationPlan,
@@ -224,3 +225,19 @@ def test_the_hires_pass_has_its_own_ranges_and_cfg() -> None:
     assert snow["class_type"] == "ConditioningSetAreaStrength" and snow["inputs"]["strength"] == 0.5
     assert len(by_type(graph.nodes, "CLIPTextEncode")) == 4  # a fox, a wolf, snow, "": each once
     assert any(n.startswith("AND") for n in graph.notes) and any(n.startswith("Prompt") for n in graph.notes)
+
+
+def test_the_workflow_of_a_scheduled_graph_reads_back_as_the_same_graph() -> None:
+    plan = scheduled("a [fox:wolf:0.5] BREAK snow AND trees :0.5", "[ugly:blurry:0.3]", steps=12)
+    graph = comfy_graph(plan, seed=1)
+    workflow = api_to_workflow(graph.nodes, graph.omitted + graph.notes)
+    back = workflow_to_api(workflow)
+    for node_id, node in graph.nodes.items():
+        assert back[node_id] == {"class_type": node["class_type"], "inputs": node["inputs"]}, node_id
+    assert {n["type"] for n in workflow["nodes"]} >= {
+        "ConditioningConcat",
+        "ConditioningCombine",
+        "ConditioningSetAreaStrength",
+        "ConditioningSetTimestepRange",
+        "Note",
+    }
