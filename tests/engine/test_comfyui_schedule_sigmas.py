@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 
@@ -93,6 +94,18 @@ def scheduler_sigmas(s: ComfyDiscrete, scheduler: str, steps: int) -> torch.Tens
             sigs += [float(s.sigmas[x])]
             x += ss
         return torch.FloatTensor(sigs[::-1])
+    if scheduler == "beta":  # beta_scheduler(model_sampling, steps, alpha=0.6, beta=0.6)
+        stats = pytest.importorskip("scipy.stats")
+        total_timesteps = len(s.sigmas) - 1
+        ts = 1 - np.linspace(0, 1, steps, endpoint=False)
+        ts = np.rint(stats.beta.ppf(ts, 0.6, 0.6) * total_timesteps)
+        sigs: list[float] = []
+        last_t = -1
+        for t in ts:
+            if t != last_t:
+                sigs += [float(s.sigmas[int(t)])]
+            last_t = t
+        return torch.FloatTensor([*sigs, 0.0])
     raise AssertionError(scheduler)
 
 
@@ -201,6 +214,8 @@ CASES = [
     ("DPM2 a", "Exponential"),
     ("DDIM", "Uniform"),
     ("LMS", "Karras"),
+    ("Euler", "Beta"),
+    ("DPM++ 2M", "Beta"),
 ]
 
 

@@ -170,6 +170,8 @@ def ksampler_sigmas(
     ms: DiscreteSampling, sampler: str, scheduler: str, steps: int, denoise: float = 1.0
 ) -> tuple[float, ...]:
     """The sigmas a ``KSampler`` with these inputs samples over (``KSampler.set_steps``)."""
+    if denoise <= 0.0:
+        raise ValueError("a KSampler with denoise 0 samples nothing")
     if denoise <= 0.9999:
         total = int(steps / denoise)
         return ksampler_sigmas(ms, sampler, scheduler, total)[-(steps + 1) :]
