@@ -1,6 +1,6 @@
 """What ComfyUI graphs leave out, and say so: A1111's variation seed and seed resize (no core node) are
-omitted from the graph and noted in its workflow (ComfyUI's frontend ``Note``); prompt schedules, whose text
-no CLIPTextEncode can say, give no graph at all. The hires fix with ControlNet units keeps them."""
+omitted from the graph and noted in its workflow (ComfyUI's frontend ``Note``); prompt schedules and AND are
+written (test_comfyui_prompts.py) with a note on how. The hires fix with ControlNet units keeps them."""
 
 from __future__ import annotations
 
@@ -53,12 +53,24 @@ def test_plain_plans_have_no_note() -> None:
     assert all(n["type"] != "Note" for n in workflow["nodes"])
 
 
-@pytest.mark.parametrize("prompt", ["a [fox:wolf:0.5] in snow", "a [fox|wolf]", "a fox AND a wolf :0.5"])
-def test_a_prompt_schedule_gives_no_graph(prompt: str) -> None:
+@pytest.mark.parametrize(
+    ("prompt", "note"),
+    [
+        ("a [fox:wolf:0.5] in snow", "Prompt schedule"),
+        ("a [fox|wolf]", "Prompt schedule"),
+        ("a fox AND a wolf :0.5", "AND"),
+    ],
+)
+def test_a_prompt_schedule_is_written_with_a_note(prompt: str, note: str) -> None:
     plan = make_plan(prompt=prompt, prompt_schedule=plan_prompt_schedule(prompt, "", 25, "DPM++ 2M"))
     graph = comfy_graph(plan, seed=1)
-    assert graph.nodes == {} and graph.reason is not None and "CLIPTextEncode cannot express" in graph.reason
-    assert comfy_chunks(plan, seed=1) == ()
+    assert graph.reason is None and graph.omitted == ()
+    check_against_schema(graph.nodes)
+    assert [n for n in graph.notes if n.startswith(note)]
+    workflow = json.loads(dict(comfy_chunks(plan, seed=1))[WORKFLOW_CHUNK])
+    assert [n["widgets_values"] for n in workflow["nodes"] if n["type"] == "Note"] == [
+        [n] for n in graph.notes
+    ]
 
 
 def test_hires_with_a_controlnet_keeps_the_control_in_the_second_pass() -> None:

@@ -10,9 +10,12 @@ nodes only, so ComfyUI opens the image and can queue it again::
       → VAEDecode → SaveImage        (a refiner: KSamplerAdvanced to the switch step, then the refiner's)
 
 ComfyUI runs the same checkpoint, LoRAs, sampler, seed and size; it draws its noise and normalises
-prompt weights its own way, so the pixels are not ours. When a plan uses something ComfyUI's core
-nodes cannot express (an IP-Adapter, a control preprocessor, a sampler ComfyUI lacks, scheduled or
-composable prompts, BREAK, inpainting only the masked area, resize-and-fill), no graph is written and
+prompt weights its own way, so the pixels are not ours. Prompts are written by :mod:`.comfyui_prompts`:
+BREAK as ``ConditioningConcat``, prompt editing and alternation as ``ConditioningSetTimestepRange``
+ranges switching at A1111's sampler calls, ``AND`` as ``ConditioningSetAreaStrength`` parts with the
+CFG scaled (the math is there). When a plan uses something ComfyUI's core nodes cannot express (an
+IP-Adapter, a control preprocessor, a sampler ComfyUI lacks, a prompt schedule in img2img or with the
+refiner, negative AND weights, inpainting only the masked area, resize-and-fill), no graph is written and
 :func:`comfy_graph` says why. A1111's variation seed (and seed resize) has no core node either; the graph
 is written without it and its workflow carries a ``Note`` saying so. Fields added to the plan later
 extend :func:`_build` (see ``_UNEXPRESSED``).
@@ -22,19 +25,19 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import Any
 
 from ..errors import PromptError
 from ..plan import GenerationPlan
-from ..prompt.attention import parse_prompt_attention
 from ..prompt.syntax import parse_prompt
 from ..samplers import SamplerChoice
 from .comfyui_hires import add_hires, hires_unexpressed
 from .comfyui_names import to_comfy_sampler
+from .comfyui_prompts import PromptEncoder, comfy_pieces
 from .comfyui_refiner import add_refiner
+from .comfyui_sigmas import Timeline, timeline
 from .comfyui_workflow import api_to_workflow
 
 __all__ = ["PROMPT_CHUNK", "WORKFLOW_CHUNK", "ComfyGraph", "comfy_chunks", "comfy_graph", "comfy_text"]
@@ -45,7 +48,8 @@ PROMPT_CHUNK = "prompt"
 WORKFLOW_CHUNK = "workflow"
 _MAX_CLIP_SKIP = 24  # CLIPSetLastLayer's stop_at_clip_layer goes down to -24
 _CROP = {"just_resize": "disabled", "crop_and_resize": "center"}
-_SPECIAL = re.compile(r"([()\\])")
+#: Families whose checkpoints ComfyUI samples with ModelSamplingDiscrete over the SD betas.
+_DISCRETE_FAMILIES = frozenset({"sd1", "sd2", "sdxl", "sdxl-refiner", "demo"})
 
 Link = list[Any]  # [node id, output index], as ComfyUI writes it
 
@@ -58,6 +62,8 @@ class ComfyGraph:
     reason: str | None = None
     #: What the graph leaves out of the generation (no core node does it), written as workflow notes.
     omitted: tuple[str, ...] = ()
+    #: How the graph expresses what it does not write as A1111 writes it (a scaled CFG, step ranges).
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
@@ -71,25 +77,16 @@ class _Builder:
 
 
 def comfy_text(prompt: str, embeddings: tuple[str, ...] = ()) -> str:
-    """``prompt`` as ComfyUI's CLIPTextEncode reads it: LoRA tags removed (they become LoraLoader
-    nodes), every weight written ``(text:w)`` as A1111 computes it (``[x]`` is 1/1.1 in A1111 and
-    literal in ComfyUI), parentheses escaped, embeddings named ``embedding:name``.
+    """``prompt`` as one ComfyUI CLIPTextEncode text (:func:`~.comfyui_prompts.comfy_pieces`).
 
-    Raises :class:`ValueError` for what ComfyUI's text cannot say (editing, alternation, AND, BREAK).
+    Raises :class:`ValueError` for what one CLIPTextEncode cannot say (editing, alternation, AND, BREAK).
     """
     document = parse_prompt(prompt)
     if document.is_composable or document.uses_editing or document.uses_alternation or document.uses_break:
         raise ValueError(
-            "the prompt uses scheduling, alternation, AND or BREAK, which CLIPTextEncode cannot express"
+            "the prompt uses scheduling, alternation, AND or BREAK, which one CLIPTextEncode cannot express"
         )
-    out = []
-    for chunk in parse_prompt_attention(document.text):
-        text = _SPECIAL.sub(r"\\\1", chunk.text)
-        for name in embeddings:
-            text = re.sub(rf"(?<![\w:]){re.escape(name)}(?!\w)", f"embedding:{name}", text)
-        weight = round(chunk.weight, 4)
-        out.append(text if weight == 1.0 or not text.strip() else f"({text}:{weight:g})")
-    return "".join(out)
+    return comfy_pieces(document.text, embeddings)[0]
 
 
 def _file_name(path: str, fallback: str = "") -> str:
@@ -153,18 +150,40 @@ def comfy_graph(plan: GenerationPlan, seed: int, subseed: int | None = None) -> 
     reason = _unexpressed(plan, choice)
     if reason is not None:
         return ComfyGraph(reason=reason)
-    names = tuple(e.name for e in plan.embeddings)
     try:
-        positive, negative = comfy_text(plan.prompt, names), comfy_text(plan.negative_prompt, names)
-        nodes = _build(plan, seed, choice, positive, negative)
-        return ComfyGraph(nodes, omitted=_omitted(plan, seed, subseed))
-    except (ValueError, PromptError) as exc:  # a prompt (or hires prompt) CLIPTextEncode cannot say
+        notes: list[str] = []
+        nodes = _build(plan, seed, choice, notes)
+        return ComfyGraph(nodes, omitted=_omitted(plan, seed, subseed), notes=tuple(dict.fromkeys(notes)))
+    except (ValueError, PromptError) as exc:  # a prompt (or hires prompt) the core nodes cannot say
         return ComfyGraph(reason=str(exc))
 
 
-def _build(
-    plan: GenerationPlan, seed: int, choice: SamplerChoice, positive: str, negative: str
-) -> dict[str, Any]:
+def _timeline(plan: GenerationPlan, sampler: tuple[str, str], steps: int, denoise: float) -> Timeline:
+    """The ComfyUI calls of one sampler pass of ``plan``, for prompt step ranges."""
+    if plan.model.family not in _DISCRETE_FAMILIES:
+        raise ValueError(f"ComfyUI's noise levels for a {plan.model.family} model are not known here")
+    return timeline(sampler[0], sampler[1], steps, denoise)
+
+
+def _first_timeline(plan: GenerationPlan, sampler: tuple[str, str]) -> Timeline:
+    if plan.init is not None:
+        raise ValueError(
+            "a prompt schedule in img2img: A1111 runs int(steps x strength) steps where ComfyUI's KSampler "
+            "runs all its steps, so the prompts would switch at other steps"
+        )
+    return _timeline(plan, sampler, plan.steps, 1.0)
+
+
+def _refiner_texts(plan: GenerationPlan, names: tuple[str, ...]) -> tuple[str, str]:
+    try:
+        return comfy_text(plan.prompt, names), comfy_text(plan.negative_prompt, names)
+    except ValueError as exc:
+        raise ValueError(
+            "a prompt schedule, AND or BREAK with the SDXL refiner is not written into ComfyUI graphs"
+        ) from exc
+
+
+def _build(plan: GenerationPlan, seed: int, choice: SamplerChoice, notes: list[str]) -> dict[str, Any]:
     g = _Builder()
     ckpt = g.add(
         "CheckpointLoaderSimple",
@@ -187,8 +206,18 @@ def _build(
         model, clip = [node, 0], [node, 1]
     if plan.clip_skip > 1:
         clip = [g.add("CLIPSetLastLayer", "Clip skip", clip=clip, stop_at_clip_layer=-plan.clip_skip), 0]
-    text_pos: Link = [g.add("CLIPTextEncode", "Positive prompt", text=positive, clip=clip), 0]
-    text_neg: Link = [g.add("CLIPTextEncode", "Negative prompt", text=negative, clip=clip), 0]
+    comfy_sampler = to_comfy_sampler(choice)
+    assert comfy_sampler is not None  # checked by _unexpressed
+    names = tuple(e.name for e in plan.embeddings)
+    encoder = PromptEncoder(g.add, clip, names)
+    first = encoder.conditioning(
+        plan.prompt_schedule,
+        (plan.prompt, plan.negative_prompt),
+        plan.cfg_scale,
+        timeline=lambda: _first_timeline(plan, comfy_sampler),
+        controls=bool(plan.controls),
+    )
+    notes += first.notes
     units: list[tuple[str, str]] = []  # (ControlNetLoader, LoadImage) of each unit, made once
 
     def control(pos: Link, neg: Link) -> tuple[Link, Link]:
@@ -215,14 +244,12 @@ def _build(
             pos, neg = [apply, 0], [apply, 1]
         return pos, neg
 
-    pos, neg = control(text_pos, text_neg)
+    pos, neg = control(first.positive, first.negative)
     latent, denoise = _latent(g, plan, vae)
-    comfy_sampler = to_comfy_sampler(choice)
-    assert comfy_sampler is not None  # checked by _unexpressed
     final: Link
     if plan.refiner is not None:  # with the hires fix: no graph (_unexpressed)
         final, vae = add_refiner(
-            g.add, plan, seed, comfy_sampler, (model, pos, neg, latent), (positive, negative)
+            g.add, plan, seed, comfy_sampler, (model, pos, neg, latent), _refiner_texts(plan, names)
         )
         return _save(g, final, vae)
     sampled = g.add(
@@ -231,7 +258,7 @@ def _build(
         model=model,
         seed=seed,
         steps=plan.steps,
-        cfg=plan.cfg_scale,
+        cfg=first.cfg,
         sampler_name=comfy_sampler[0],
         scheduler=comfy_sampler[1],
         positive=pos,
@@ -242,21 +269,27 @@ def _build(
     final = [sampled, 0]
     if plan.hires is not None:
         hires = plan.hires
-        names = tuple(e.name for e in plan.embeddings)
 
-        def encode(text: str, title: str) -> Link:
-            return [g.add("CLIPTextEncode", title, text=comfy_text(text, names), clip=clip), 0]
-
-        def conditioning() -> tuple[Link, Link]:
-            """The first pass's, or the hires prompts' with the ControlNets applied again (ComfyUI
-            resizes each control image to the latent it samples, as A1111's extension does)."""
-            if not hires.prompt and not hires.negative_prompt:
-                return pos, neg
-            hires_pos = encode(hires.prompt, "Hires prompt") if hires.prompt else text_pos
-            hires_neg = (
-                encode(hires.negative_prompt, "Hires negative prompt") if hires.negative_prompt else text_neg
+        def conditioning() -> tuple[Link, Link, float]:
+            """The first pass's, or the hires pass's prompts (its own schedule over its own steps) with the
+            ControlNets applied again (ComfyUI resizes each control image to the latent it samples, as
+            A1111's extension does)."""
+            if not (hires.prompt or hires.negative_prompt or hires.prompt_schedule or plan.prompt_schedule):
+                return pos, neg, first.cfg
+            sampler = to_comfy_sampler(
+                SamplerChoice(hires.sampler or plan.sampler, hires.schedule or plan.schedule)
             )
-            return control(hires_pos, hires_neg)
+            assert sampler is not None  # checked by hires_unexpressed
+            second = encoder.conditioning(
+                hires.prompt_schedule,
+                (hires.prompt or plan.prompt, hires.negative_prompt or plan.negative_prompt),
+                plan.cfg_scale,
+                timeline=lambda: _timeline(plan, sampler, hires.steps or plan.steps, hires.denoise),
+                controls=bool(plan.controls),
+                titles=("Hires prompt", "Hires negative prompt"),
+            )
+            notes.extend(second.notes)
+            return (*control(second.positive, second.negative), second.cfg)
 
         final = add_hires(g.add, plan, seed, final, (model, clip, vae), conditioning)
     return _save(g, final, vae)
@@ -304,7 +337,7 @@ def comfy_chunks(plan: GenerationPlan, seed: int, subseed: int | None = None) ->
     if graph.reason is not None:
         logger.info("No ComfyUI graph in the image: %s.", graph.reason)
         return ()
-    workflow = api_to_workflow(graph.nodes, graph.omitted)
+    workflow = api_to_workflow(graph.nodes, graph.omitted + graph.notes)
     return (
         (PROMPT_CHUNK, json.dumps(graph.nodes)),  # ASCII, as ComfyUI writes it: plain tEXt chunks
         (WORKFLOW_CHUNK, json.dumps(workflow)),

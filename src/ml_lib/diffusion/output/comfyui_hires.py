@@ -57,11 +57,11 @@ def add_hires(
     seed: int,
     first: Link,
     nodes: tuple[Link, Link, Link],
-    conditioning: Callable[[], tuple[Link, Link]],
+    conditioning: Callable[[], tuple[Link, Link, float]],
 ) -> Link:
     """The hires pass after the ``first`` pass's latent; ``nodes`` are (model, clip, vae) links,
     ``conditioning`` gives the pass's (positive, negative) links (the hires prompts encoded, ControlNets
-    applied). Returns the final latent."""
+    applied) and its KSampler CFG. Returns the final latent."""
     h = plan.hires
     assert h is not None
     model, _clip, vae = nodes
@@ -91,7 +91,7 @@ def add_hires(
             crop="disabled",
         )
         upscaled = [add("VAEEncode", "VAE Encode (hires)", pixels=[scaled, 0], vae=vae), 0]
-    positive, negative = conditioning()
+    positive, negative, cfg = conditioning()
     sampler = _second_sampler(plan)
     assert sampler is not None  # checked by hires_unexpressed
     second = add(
@@ -100,7 +100,7 @@ def add_hires(
         model=model,
         seed=seed,
         steps=h.steps or plan.steps,
-        cfg=plan.cfg_scale,
+        cfg=cfg,
         sampler_name=sampler[0],
         scheduler=sampler[1],
         positive=positive,

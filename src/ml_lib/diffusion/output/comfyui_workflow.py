@@ -105,6 +105,22 @@ NODE_IO: dict[str, tuple[tuple[tuple[str, str], ...], tuple[str, ...]]] = {
         ),
         ("LATENT",),
     ),
+    "ConditioningCombine": (
+        (("conditioning_1", "CONDITIONING"), ("conditioning_2", "CONDITIONING")),
+        ("CONDITIONING",),
+    ),
+    "ConditioningConcat": (
+        (("conditioning_to", "CONDITIONING"), ("conditioning_from", "CONDITIONING")),
+        ("CONDITIONING",),
+    ),
+    "ConditioningSetAreaStrength": (
+        (("conditioning", "CONDITIONING"), ("strength", "FLOAT")),
+        ("CONDITIONING",),
+    ),
+    "ConditioningSetTimestepRange": (
+        (("conditioning", "CONDITIONING"), ("start", "FLOAT"), ("end", "FLOAT")),
+        ("CONDITIONING",),
+    ),
     "VAEDecode": ((("samples", "LATENT"), ("vae", "VAE")), ("IMAGE",)),
     "SaveImage": ((("images", "IMAGE"), ("filename_prefix", "STRING")), ()),
 }
