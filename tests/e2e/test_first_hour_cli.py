@@ -127,8 +127,13 @@ def test_other_runtime_errors_are_not_called_out_of_memory(run, tiny, tmp_path: 
         raise RuntimeError("mat1 and mat2 shapes cannot be multiplied")
 
     monkeypatch.setattr("ml_lib.diffusion.engine.executor._decode", broken)
-    with pytest.raises(RuntimeError, match="shapes cannot be multiplied"):
-        run(*tiny_args(tiny, tmp_path / "o"))
+    result = run(*tiny_args(tiny, tmp_path / "o"))  # a bug: one line naming it, no traceback
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    (line,) = [x for x in result.stderr.splitlines() if x.strip()]
+    assert line.startswith("internal error: RuntimeError: mat1 and mat2 shapes cannot be multiplied")
+    assert "--debug" in line and "out of memory" not in line.lower()
+    with pytest.raises(RuntimeError, match="shapes cannot be multiplied"):  # the traceback with --debug
+        run("--debug", *tiny_args(tiny, tmp_path / "o"))
 
 
 def _unwritable_outs(tmp_path: Path) -> list[Path]:

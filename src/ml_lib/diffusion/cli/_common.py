@@ -28,7 +28,8 @@ def safe_text(text: str) -> str:
 
 def run(ctx: typer.Context, action: Callable[[], None]) -> None:
     """Run a verb: a library error is one red line (exit 2 for bad input, 1 otherwise) unless ``--debug``
-    (read from the root command of ``ctx``); Ctrl-C stops with exit code 130 and one line."""
+    (read from the root command of ``ctx``); Ctrl-C stops with exit code 130 and one line; any other
+    exception (a bug) is one line naming it, exit 1, and its traceback with ``--debug``."""
     debug = bool(ctx.find_root().params.get("debug"))
     try:
         action()
@@ -42,6 +43,15 @@ def run(ctx: typer.Context, action: Callable[[], None]) -> None:
             raise
         console(stderr=True).print("cancelled; files already written are complete, nothing else was written")
         raise typer.Exit(130) from None
+    except Exception as exc:  # a bug, not bad input: one line, the traceback with --debug
+        if debug:
+            raise
+        what = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        console(stderr=True).print(
+            f"[bold red]internal error:[/] {safe_text(what)}. This is a bug in ml-diffusion; run the same "
+            "command with --debug (ml-diffusion --debug ...) for the traceback, and report it."
+        )
+        raise typer.Exit(1) from None
 
 
 def echo_json(value: Any) -> None:
