@@ -46,8 +46,8 @@ def test_plan_as_if_on_a_6_gb_gpu(run_home, models) -> None:  # type: ignore[no-
 def test_plan_as_if_on_an_8_gb_laptop(run_home, models) -> None:  # type: ignore[no-untyped-def]
     sd = str(models[1]["sd1"])
 
-    def plan(ram: str) -> dict[str, object]:
-        args = ("plan", "a fox", "--model", sd, "--size", "512x512", "--ram", ram, "--json")
+    def plan(ram: str, size: str = "512x512") -> dict[str, object]:
+        args = ("plan", "a fox", "--model", sd, "--size", size, "--ram", ram, "--json")
         return json.loads(run_home(*args).stdout)  # type: ignore[no-any-return]
 
     laptop = plan("8GB")  # the fp16 file kept in fp16 (the CPU policy) is what makes it fit
@@ -55,7 +55,7 @@ def test_plan_as_if_on_an_8_gb_laptop(run_home, models) -> None:  # type: ignore
     assert laptop["memory"] == {"strategy": "none", "budget_bytes": 6 * 10**9} | {
         "estimated_peak_bytes": laptop["memory"]["estimated_peak_bytes"]  # type: ignore[index]
     }
-    small = plan("3GB")  # the UNet stored in fp8 is what makes it fit
+    small = plan("3GB", "256x256")  # the UNet stored in fp8 is what makes it fit
     assert small["memory"]["strategy"] == "balanced"  # type: ignore[index]
     tiny_ram = plan("2GB")  # nothing fits: the leanest strategy that still computes everything, flagged
     (decision,) = [d for d in tiny_ram["decisions"] if d["field"] == "memory"]  # type: ignore[attr-defined]

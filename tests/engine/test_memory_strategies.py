@@ -51,3 +51,24 @@ def test_cpu_strategies_apply_and_still_draw(
 def test_unknown_strategy_is_a_plan_error(tiny_sd1: TinyModelFiles) -> None:
     with pytest.raises(PlanError, match="not one of"):
         apply_strategy(object(), "turbo", "cpu")
+
+
+def test_tiles_are_at_most_512_pixels_where_diffusers_would_use_the_native_size() -> None:
+    from diffusers import AutoencoderKL
+
+    from ml_lib.diffusion.engine.memory import TILE_PX, tile_vae
+
+    vae = AutoencoderKL(
+        block_out_channels=(8, 8, 8, 8),
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        norm_num_groups=4,
+        sample_size=1024,
+    )
+    assert vae.tile_sample_min_size == 1024  # diffusers' default: an SDXL 1024² image would not be tiled
+    tile_vae(vae)
+    assert vae.use_tiling and (vae.tile_sample_min_size, vae.tile_latent_min_size) == (TILE_PX, TILE_PX // 8)
+    z = torch.randn(1, 4, 80, 80)  # a 640² image: decoded in overlapping 512² tiles, the seams blended
+    with torch.no_grad():
+        out = vae.decode(z).sample
+    assert out.shape == (1, 3, 640, 640) and torch.isfinite(out).all()

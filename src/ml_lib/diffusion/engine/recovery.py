@@ -28,7 +28,7 @@ from ..errors import NonFiniteError, OutOfMemory
 from ..plan import GenerationPlan
 from ..result import Retry
 from ._oom import is_out_of_memory
-from .memory import stronger_strategy
+from .memory import stronger_strategy, tile_vae
 from .peaks import PhaseMonitor, release_memory
 
 if TYPE_CHECKING:
@@ -157,15 +157,18 @@ def _vae_state(vae: Any, *, fp32: bool, tiled: bool) -> Iterator[None]:
     """The VAE in fp32 and/or tiled for one decode, put back as it was afterwards (the pipeline is pooled:
     a later generation must find it as its strategy left it)."""
     dtype, was_tiled = vae.dtype, bool(getattr(vae, "use_tiling", False))
+    sizes = (getattr(vae, "tile_sample_min_size", None), getattr(vae, "tile_latent_min_size", None))
     try:
         if fp32 and dtype != torch.float32:
             vae.to(torch.float32)
         if tiled and not was_tiled:
-            vae.enable_tiling()
+            tile_vae(vae)
         yield
     finally:
         if tiled and not was_tiled:
             vae.disable_tiling()
+            if sizes[0] is not None:
+                vae.tile_sample_min_size, vae.tile_latent_min_size = sizes
         if vae.dtype != dtype:
             vae.to(dtype)
 

@@ -7,7 +7,7 @@ Formula (bytes, on the device that computes; ``b`` is the compute dtype's size, 
     latent_px  = (width / 8) * (height / 8)
     unet_act   = WORK + A[family] * latent_px * batch * (2 with CFG) * b * (1 + 0.5 * n_controlnet)
     decode     = WORK + D[family] * pixels * b * (batch, or 1 with VAE slicing); tiled: one tile's pixels
-                 (512² for SD, 1024² for SDXL)
+                 (512², for every family: diffusers' default tile is the VAE's native size)
     run        = base + resident weights + max(unet_act, decode)
     load       = base + weights + file bytes (CPU only: every weight at compute precision while a single
                  file's state dict is held for conversion; 0 on a GPU, where loading happens in RAM)
@@ -25,9 +25,12 @@ With the CPU policy's storage (weights kept as the file's memory-mapped fp16 pag
 token tables included; engine/pages.py hands each component's pages back after its phase, and the pages
 loading read right after the load)::
 
-    load       = base + 0.15 * weights
-    run        = base + max(unet + units + unet_act, vae + decode, text encoders + WORK)
-    peak       = max(load, run)                              unet in fp16, or fp8 under the fp8 strategies
+    load       = base + 0.15 * weights + F
+    run        = base + F + max(unet + units + unet_act, vae + decode, text encoders + WORK)
+    peak       = max(load, run)
+
+where ``unet`` is the fp16 UNet's pages, or 0 under the fp8 strategies, whose converted UNet is ordinary
+memory held in every phase: ``F`` = P_unet bytes then (0 otherwise).
 
 Calibration (this CPU, fp32, peak RSS above the loaded weights, polled every 5 ms, real-size SD1.5 modules
 with random weights, ``benchmarks/memory.py``): A and WORK from UNet forwards at 256² and 512², batch 2
@@ -149,7 +152,7 @@ class Workload:
 
 
 def _decode(values_per_px: float, w: Workload, b: int, *, sliced: bool, tiled: bool) -> int:
-    tile = 1024 if w.family in (Family.SDXL, Family.SDXL_REFINER) else 512
+    tile = 512  # engine/memory.py's TILE_PX, for every family
     pixels = min(w.width, tile) * min(w.height, tile) if tiled else w.width * w.height
     return int(WORK_BYTES + values_per_px * pixels * b * (1 if sliced or tiled else w.batch))
 
@@ -181,11 +184,13 @@ def estimate(w: Workload, strategy: Strategy = Strategy.NONE) -> MemoryEstimate:
         resident = int(_LEAF_SHARE * stored)
     base = BASE_BYTES.get(w.device, BASE_BYTES["cuda"])
     if cpu and w.storage_dtype:  # memory-mapped: each phase holds its own component's pages only
-        mapped = stored - (w.text_encoder_params + w.vae_params) * sb  # the UNet (fp16 or fp8) and units
-        load = base + int(_LOAD_READ * weights)
+        # an fp8 UNet is converted into ordinary memory: held in every phase, not handed back
+        held = w.unet_params * _FP8_UNET_BYTES if fp8 else 0
+        mapped = stored - (w.text_encoder_params + w.vae_params) * sb - held  # the fp16 UNet and the units
+        load = base + int(_LOAD_READ * weights) + held
         run = max(mapped + activations, w.vae_params * sb + decode, w.text_encoder_params * sb + WORK_BYTES)
-        peak = max(load, base + run)
-        resident = mapped
+        peak = max(load, base + held + run)
+        resident = held + mapped
         return MemoryEstimate(strategy, int(peak), base, weights, resident, activations, decode, load)
     # on a CPU, loading holds every weight at compute precision plus a single file's state dict
     load = base + weights + w.file_bytes if cpu else 0
