@@ -32,6 +32,9 @@ FIELD_WEIGHTS = {
     "minor": 0.3,
     "text": 0.3,
 }
+#: A trigger's two words with a word or two between them count this much of the trigger.
+LOOSE_TRIGGER = 0.8
+_BREAKS = frozenset({"and", "or", "vs", "versus", "next", "beside", "behind", "than", "but"})
 #: Fields that name what a LoRA is for (a pick needs one of them, or two tags).
 STRONG = frozenset({"trigger", "name"})
 _SUPPORT = {"tag": 1.0, "civitai": 1.0, "minor": 0.5}  # how much a matched tag says (a minor one half)
@@ -59,6 +62,7 @@ class LoraProfile:
     kind: str
     phrases: tuple[tuple[str, str, float], ...]  # (field, phrase, weight)
     negatives: tuple[str, ...]  # words its description says it is not for
+    trigger_parts: frozenset[str] = frozenset()  # the words of its multi-word triggers ("food photo")
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +135,7 @@ def _profile(record: ModelRecord) -> LoraProfile:
                 tag.tag,
                 FIELD_WEIGHTS["tag" if major else "minor"] * (0.5 + ratio / 2),
             )
+    parts = frozenset(w for trigger in record.trigger_words for w in _trigger_words(trigger))
     negatives: tuple[str, ...] = ()
     side = record.sidecar
     if side is not None:
@@ -149,7 +154,14 @@ def _profile(record: ModelRecord) -> LoraProfile:
         _kind(record),
         tuple((field, phrase, weight) for phrase, (field, weight) in phrases.items()),
         tuple(n for n in negatives if n not in own),
+        parts,
     )
+
+
+def _trigger_words(trigger: str) -> list[str]:
+    """The content words of a trigger phrase when it has two or more ("food photo"; "ghibli style" has one)."""
+    words = [w for part in trigger.split(",") for w in tokens(part)]
+    return words if len(words) > 1 else []
 
 
 class LoraIndex:
@@ -186,6 +198,12 @@ class LoraIndex:
                 if field == "trigger":
                     self._triggers.setdefault(phrase, {}).setdefault(record.family, []).append(i)
         self._phrases = PhraseIndex((phrase, phrase, phrase, 0.0) for phrase in self._postings)
+        # multi-word triggers by their first content word, for a trigger split by a few words
+        self._loose: dict[str, list[tuple[str, tuple[str, ...]]]] = {}
+        for phrase in self._triggers:
+            words = tuple(stem(w) for w in _trigger_words(phrase))
+            if words and tuple(stem(w) for w in phrase.split()) == words:
+                self._loose.setdefault(words[0], []).append((phrase, words))
         generic = lora_terms()["generic_tags"]
         self._generic = PhraseIndex((g, g, g, 0.0) for g in generic)
 
@@ -209,6 +227,30 @@ class LoraIndex:
                 out.setdefault(found.key, []).append(
                     (found.start, found.end, max(0.3, min(found.weight, 2.0)))
                 )
+        for phrase, start, end in self._loose_triggers(prompt_tokens, out):
+            if not any(k in skip for k in (start, end - 1)):
+                weight = max(0.3, min(prompt_tokens[start].weight, 2.0)) * LOOSE_TRIGGER
+                out.setdefault(phrase, []).append((start, end, weight))
+        return out
+
+    def _loose_triggers(
+        self, prompt_tokens: Sequence[Token], found: dict[str, list[tuple[int, int, float]]]
+    ) -> list[tuple[str, int, int]]:
+        """Two-word triggers whose words come in order with one or two words between them, within a clause
+        and not across "and"/"or" ("samurai in lacquered armor" says "samurai armor"; "a dragon and a girl"
+        does not say "dragon girl")."""
+        out = []
+        for i, token in enumerate(prompt_tokens):
+            for phrase, words in self._loose.get(token.stem, ()):
+                if len(words) != 2 or phrase in found:
+                    continue
+                for k in range(i + 2, min(i + 4, len(prompt_tokens))):
+                    between = prompt_tokens[i + 1 : k]
+                    if any(t.is_separator or t.raw in _BREAKS for t in between):
+                        break
+                    if prompt_tokens[k].stem == words[1]:
+                        out.append((phrase, i, k + 1))
+                        break
         return out
 
     def candidates(

@@ -11,7 +11,7 @@ from ..prompt.analysis import PromptAnalysis
 from ..prompt.analyzer import prompt_tokens
 from ..prompt.lexicon import Token
 from ..prompt.syntax import parse_prompt
-from .lora_index import STRONG, Evidence, LoraIndex, lora_terms
+from .lora_index import FIELD_WEIGHTS, STRONG, Evidence, LoraIndex, lora_terms
 
 __all__ = ["Judged", "PromptWords", "family_name", "judge", "read_prompt", "support"]
 
@@ -71,6 +71,22 @@ def _is_mention(ev: Evidence, p: PromptWords, known: frozenset[str]) -> bool:
     return p.object_scene and following.stem not in known
 
 
+_LINKS = frozenset({"of", "and", "with", "in", "on", "at", "or", "for", "from", "by", "to"})
+
+
+def _modifier(ev: Evidence, p: PromptWords, parts: frozenset[str], known: frozenset[str]) -> bool:
+    """A name word that is only part of the LoRA's own trigger ("food" of "food photo"), used on a noun the
+    LoRA knows nothing of ("street food stall"): it says what the thing is, not the LoRA's concept."""
+    if ev.field != "name" or ev.end - ev.start != 1 or ev.phrase not in parts:
+        return False
+    following = p.tokens[ev.end] if ev.end < len(p.tokens) else None
+    if following is None or following.is_separator or following.raw in _LINKS:
+        return False
+    if following.raw.endswith("ing") or following.raw.endswith("ed"):
+        return False  # "armor holding …", "armor lit …": the word is the head noun here
+    return following.stem not in known
+
+
 def _secondary(ev: Evidence, p: PromptWords) -> bool:
     """A one-word concept after a verb ("a knight fighting a dragon"): a side subject, not the image's."""
     if ev.end - ev.start != 1 or ev.start == 0:
@@ -125,6 +141,9 @@ def judge(
             continue
         if profile.kind == "concept" and _secondary(ev, p):
             ev = Evidence(ev.field, ev.phrase, ev.weight / 2, ev.start, ev.end)
+        if profile.kind != "identity" and _modifier(ev, p, profile.trigger_parts, known):
+            ratio = FIELD_WEIGHTS["partial"] / FIELD_WEIGHTS["name"]
+            ev = Evidence("partial", ev.phrase, ev.weight * ratio, ev.start, ev.end)
         kept.append(ev)
         covered |= span
         phrases.add(ev.phrase)
