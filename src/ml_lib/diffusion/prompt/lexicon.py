@@ -52,7 +52,9 @@ _IRREGULAR = {
 @functools.lru_cache(maxsize=8192)
 def stem(word: str) -> str:
     """A light singular form in US spelling: ``cities`` → ``city``, ``boxes`` → ``box``, ``cats`` → ``cat``,
-    ``watercolours`` → ``watercolor``."""
+    ``watercolours`` → ``watercolor``, ``owl's`` → ``owl``."""
+    if len(word) > 3 and word.endswith(("'s", "\u2019s")):  # possessive: "an owl's face"
+        word = word[:-2]
     if word in _IRREGULAR:
         return _IRREGULAR[word]
     if len(word) > 4 and word.endswith("ies"):

@@ -1,0 +1,30 @@
+"""Content type from what the prompt shows: a subject's kind, open scenery with nothing in it, possessives."""
+
+from __future__ import annotations
+
+from ml_lib.diffusion.prompt.analyzer import analyze_prompt
+from ml_lib.diffusion.prompt.lexicon import stem
+
+
+def test_a_subjects_kind_gives_its_content_type_when_nothing_else_does() -> None:
+    assert analyze_prompt("macro shot of a ladybug, morning dew").content_type == "animal"
+    assert analyze_prompt("a ripe apple with water droplets, macro").content_type == "food"
+    # a subject's kind is weak evidence: the field the crows sit in is still the picture
+    assert analyze_prompt("a wheat field with crows at dusk").content_type == "landscape"
+
+
+def test_open_scenery_with_nothing_in_it_is_a_landscape() -> None:
+    assert analyze_prompt("endless prairie at dusk, storm clouds rolling in").content_type == "landscape"
+    # scenery words do not override a subject type the prompt names
+    assert analyze_prompt("tokyo skyline seen across the bay at night").content_type == "architecture"
+
+
+def test_a_possessive_names_its_owner_but_the_owner_is_not_a_subject() -> None:
+    assert stem("owl's") == "owl" and stem("fox\u2019s") == "fox"
+    assert analyze_prompt("close-up of a fox's face, whiskers, amber eyes").content_type == "animal"
+    # with a person in it, the face is the person's
+    assert analyze_prompt("close-up of a woman's face next to her fox, amber eyes").content_type == "portrait"
+    book = analyze_prompt("children's book illustration of a bear on a swing")
+    assert book.content_type == "illustration"
+    assert "child" not in {s.label for s in book.subjects}
+    assert analyze_prompt("bird's eye view of a city at night").content_type == "architecture"
