@@ -198,12 +198,12 @@ class LoraIndex:
                 if field == "trigger":
                     self._triggers.setdefault(phrase, {}).setdefault(record.family, []).append(i)
         self._phrases = PhraseIndex((phrase, phrase, phrase, 0.0) for phrase in self._postings)
-        # multi-word triggers by their first content word, for a trigger split by a few words
-        self._loose: dict[str, list[tuple[str, tuple[str, ...]]]] = {}
+        # two-word triggers by their words, for a trigger split by a word or two
+        self._loose: dict[tuple[str, str], list[str]] = {}
         for phrase in self._triggers:
             words = tuple(stem(w) for w in _trigger_words(phrase))
-            if words and tuple(stem(w) for w in phrase.split()) == words:
-                self._loose.setdefault(words[0], []).append((phrase, words))
+            if len(words) == 2 and tuple(stem(w) for w in phrase.split()) == words:
+                self._loose.setdefault((words[0], words[1]), []).append(phrase)
         generic = lora_terms()["generic_tags"]
         self._generic = PhraseIndex((g, g, g, 0.0) for g in generic)
 
@@ -239,18 +239,20 @@ class LoraIndex:
         """Two-word triggers whose words come in order with one or two words between them, within a clause
         and not across "and"/"or" ("samurai in lacquered armor" says "samurai armor"; "a dragon and a girl"
         does not say "dragon girl")."""
-        out = []
+        out: list[tuple[str, int, int]] = []
+        if not self._loose:
+            return out
+        n = len(prompt_tokens)
         for i, token in enumerate(prompt_tokens):
-            for phrase, words in self._loose.get(token.stem, ()):
-                if len(words) != 2 or phrase in found:
-                    continue
-                for k in range(i + 2, min(i + 4, len(prompt_tokens))):
-                    between = prompt_tokens[i + 1 : k]
-                    if any(t.is_separator or t.raw in _BREAKS for t in between):
-                        break
-                    if prompt_tokens[k].stem == words[1]:
+            seen: set[str] = set()
+            for k in range(i + 2, min(i + 4, n)):
+                gap = prompt_tokens[k - 1]
+                if gap.is_separator or gap.raw in _BREAKS:
+                    break
+                for phrase in self._loose.get((token.stem, prompt_tokens[k].stem), ()):
+                    if phrase not in found and phrase not in seen:
+                        seen.add(phrase)  # the nearest second word only
                         out.append((phrase, i, k + 1))
-                        break
         return out
 
     def candidates(
