@@ -80,6 +80,7 @@ class Evidence:
         return f"{self.field}:{self.phrase}"
 
 
+@functools.lru_cache(maxsize=65536)
 def _norm(text: str) -> str:
     return " ".join(text.lower().replace("_", " ").split())
 
@@ -149,11 +150,13 @@ def _profile(record: ModelRecord) -> LoraProfile:
             for word in tokens(positive):
                 if stem(word) not in negatives:
                     add("text", word, FIELD_WEIGHTS["text"])
-    own = {stem(w) for p in phrases for w in p.split()}
+    if negatives:
+        own = {stem(w) for p in phrases for w in p.split()}
+        negatives = tuple(n for n in negatives if n not in own)
     return LoraProfile(
         _kind(record),
         tuple((field, phrase, weight) for phrase, (field, weight) in phrases.items()),
-        tuple(n for n in negatives if n not in own),
+        negatives,
         parts,
     )
 
@@ -188,13 +191,19 @@ class LoraIndex:
         self._postings: dict[str, dict[Family, list[tuple[int, str, float]]]] = {}
         self._weighted: dict[int, list[tuple[str, str, float]]] = {}  # record → (field, phrase, weight)
         self._triggers: dict[str, dict[Family, list[int]]] = {}  # trigger phrase → family → records
+        factor = {  # 0.5 + specificity / 2, where specificity is the phrase's scaled idf
+            phrase: 0.5 + (math.log(1 + (n - count + 0.5) / (count + 0.5)) / scale) / 2
+            for phrase, count in df.items()
+        }
         for i, (record, profile) in enumerate(zip(self.records, self.profiles, strict=True)):
+            mine = self._weighted[i] = []
             for field, phrase, weight in profile.phrases:
-                specificity = math.log(1 + (n - df[phrase] + 0.5) / (df[phrase] + 0.5)) / scale
-                weighted = weight * (0.5 + specificity / 2)
-                by_family = self._postings.setdefault(phrase, {})
+                weighted = weight * factor[phrase]
+                by_family = self._postings.get(phrase)
+                if by_family is None:
+                    by_family = self._postings[phrase] = {}
                 by_family.setdefault(record.family, []).append((i, field, weighted))
-                self._weighted.setdefault(i, []).append((field, phrase, weighted))
+                mine.append((field, phrase, weighted))
                 if field == "trigger":
                     self._triggers.setdefault(phrase, {}).setdefault(record.family, []).append(i)
         self._phrases = PhraseIndex((phrase, phrase, phrase, 0.0) for phrase in self._postings)
