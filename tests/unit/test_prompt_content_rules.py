@@ -1,4 +1,5 @@
-"""Content type from what the prompt shows: a subject's kind, open scenery with nothing in it, possessives."""
+"""Content type and frame from what the prompt shows: a subject's kind, open scenery with nothing in it,
+possessives, and media that keep their own frame."""
 
 from __future__ import annotations
 
@@ -28,3 +29,15 @@ def test_a_possessive_names_its_owner_but_the_owner_is_not_a_subject() -> None:
     assert book.content_type == "illustration"
     assert "child" not in {s.label for s in book.subjects}
     assert analyze_prompt("bird's eye view of a city at night").content_type == "architecture"
+
+
+def test_an_illustration_or_3d_render_keeps_its_own_square_frame_unless_the_scene_says() -> None:
+    assert analyze_prompt("digital illustration of an old lighthouse keeper reading").aspect.orientation == (
+        "square"
+    )
+    assert analyze_prompt("3d render of a little cabin in the woods, octane").aspect.orientation == "square"
+    # the scene still decides when it speaks: a whole standing figure, open scenery
+    standing = analyze_prompt("storybook illustration of a knight standing, full body")
+    assert standing.aspect.orientation == "portrait"
+    wide = analyze_prompt("illustration of a vast valley at dawn, endless hills, a winding river")
+    assert wide.aspect.orientation in ("landscape", "wide")
