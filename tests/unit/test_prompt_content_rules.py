@@ -41,3 +41,15 @@ def test_an_illustration_or_3d_render_keeps_its_own_square_frame_unless_the_scen
     assert standing.aspect.orientation == "portrait"
     wide = analyze_prompt("illustration of a vast valley at dawn, endless hills, a winding river")
     assert wide.aspect.orientation in ("landscape", "wide")
+
+
+def test_a_medium_word_on_a_tool_names_the_tool_not_the_medium() -> None:
+    tools = analyze_prompt("a tin of watercolor brushes and charcoal sticks on a desk, product photo")
+    assert tools.content_type == "product"
+    assert (
+        analyze_prompt("charcoal sticks and a sketch pad on a table, still life").content_type
+        != "illustration"
+    )
+    # the same words as the picture's medium still are
+    assert analyze_prompt("watercolor of a harbor, loose brush strokes").content_type == "painting"
+    assert analyze_prompt("charcoal sketch of a dancer").content_type == "illustration"

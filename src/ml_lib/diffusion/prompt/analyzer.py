@@ -166,6 +166,22 @@ def _nsfw_index() -> PhraseIndex:
     )
 
 
+def _tool_mentions(tokens: list[Token]) -> set[int]:
+    """Indices of tool nouns ("sticks" of "charcoal sticks", "brushes" of "watercolor brushes"): a medium
+    word right before one names the tool, not the picture's medium."""
+    tools = load_vocab("content_types")["tool_nouns"]
+    out = set()
+    for i, token in enumerate(tokens[1:], 1):
+        following = tokens[i + 1].stem if i + 1 < len(tokens) else ""
+        if (token.raw in tools or token.stem in tools) and following not in _TOOL_USES:
+            out.add(i)
+    return out
+
+
+#: What a tool word goes on to name when it is about the picture ("brush strokes", "pen drawing").
+_TOOL_USES = frozenset({"stroke", "work", "drawing", "art", "style", "lettering", "technique"})
+
+
 def _idle_possessors(tokens: list[Token]) -> set[int]:
     """Possessors that are not in the picture: "children's book", "bird's eye view" (an owl's face shows
     the owl)."""
@@ -284,8 +300,9 @@ def analyze_prompt(
     negated = _negated(tokens)
     idle = _idle_possessors(tokens)
     evidence: dict[str, float] = {}
+    tools = _tool_mentions(tokens)
     for match in content_index().find(tokens, text):
-        if match.start not in negated and match.end - 1 not in idle:
+        if match.start not in negated and match.end - 1 not in idle and match.end not in tools:
             evidence[match.label] = evidence.get(match.label, 0.0) + match.value * _clamp(match.weight)
     for label, points in (extra_evidence or {}).items():
         evidence[label] = evidence.get(label, 0.0) + points
