@@ -51,6 +51,10 @@ def test_strict_decoding_names_the_field_at_fault() -> None:
         from_jsonable(GenerationPlan, {"nope": 1}, error=PlanError, strict=True)
     with pytest.raises(PlanError, match=r"Missing field GenerationPlan\.\w+"):
         from_jsonable(GenerationPlan, {}, error=PlanError, strict=True)
+    data = to_jsonable(lora_record("x_xl"))
+    data["info"]["lora"]["top_tags"] = [{"tag": "a", "count": "many"}]
+    with pytest.raises(PlanError, match=r"^ModelRecord\.info\.lora\.top_tags\[\]\.count must be int"):
+        from_jsonable(ModelRecord, data, error=PlanError, strict=True)
 
 
 def test_index_cache_keeps_the_path_map_of_the_same_records() -> None:

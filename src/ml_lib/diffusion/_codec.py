@@ -56,25 +56,38 @@ class _Bad(ValueError):
     pass
 
 
-def _scalar(tp: type, value: Any, where: str) -> Any:
+def _scalar(tp: type, value: Any, where: _Where) -> Any:
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if isinstance(value, bool) and tp is not bool:
-        raise _Bad(f"{where} must be {tp.__name__}, got {value!r}")
+        raise _Bad(f"{_at(where)} must be {tp.__name__}, got {value!r}")
     if not isinstance(value, tp):
-        raise _Bad(f"{where} must be {tp.__name__}, got {value!r}")
+        raise _Bad(f"{_at(where)} must be {tp.__name__}, got {value!r}")
     return value
+
+
+#: Where a value is: a path ("GenerationPlan.loras[]"), or (parent, suffix) pairs joined only for an error.
+_Where = str | tuple[Any, str]
+
+
+def _at(where: _Where) -> str:
+    """The path of ``where`` as text."""
+    parts: list[str] = []
+    while isinstance(where, tuple):
+        where, suffix = where
+        parts.append(suffix)
+    return where + "".join(reversed(parts))
 
 
 #: ``convert(value, where)``: the value rebuilt for one type hint (``where``: its path, for errors).
-_Converter = Callable[[Any, str], Any]
+_Converter = Callable[[Any, _Where], Any]
 
 
-def _same(value: Any, where: str) -> Any:
+def _same(value: Any, where: _Where) -> Any:
     return value
 
 
-def _to_float(value: Any, where: str) -> Any:
+def _to_float(value: Any, where: _Where) -> Any:
     return float(value) if isinstance(value, int) else value
 
 
@@ -91,11 +104,11 @@ def _converter(tp: Any, strict: bool) -> _Converter:
     if isinstance(tp, type) and issubclass(tp, Enum):
         enum = tp
 
-        def to_enum(value: Any, where: str) -> Any:
+        def to_enum(value: Any, where: _Where) -> Any:
             try:
                 return enum(value)
             except ValueError:
-                raise _Bad(f"Bad value {value!r} for {where}") from None
+                raise _Bad(f"Bad value {value!r} for {_at(where)}") from None
 
         return to_enum
     if tp in _SCALARS and strict:
@@ -109,15 +122,15 @@ def _union(args: tuple[Any, ...], strict: bool) -> _Converter:
     if all(a in _SCALARS for a in inner) and len(inner) > 1:
         allowed, names = tuple(inner), ", ".join(a.__name__ for a in inner)
 
-        def scalars(value: Any, where: str) -> Any:
+        def scalars(value: Any, where: _Where) -> Any:
             if (value is None and nullable) or isinstance(value, allowed):
                 return value
-            raise _Bad(f"{where} must be one of {names}, got {value!r}")
+            raise _Bad(f"{_at(where)} must be one of {names}, got {value!r}")
 
         return scalars
     first = _converter(inner[0], strict)
 
-    def optional(value: Any, where: str) -> Any:
+    def optional(value: Any, where: _Where) -> Any:
         return None if value is None and nullable else first(value, where)
 
     return optional
@@ -127,21 +140,21 @@ def _tuple(args: tuple[Any, ...], strict: bool) -> _Converter:
     if len(args) == 2 and args[1] is Ellipsis:
         item = _converter(args[0], strict)
 
-        def items(value: Any, where: str) -> Any:
+        def items(value: Any, where: _Where) -> Any:
             if not isinstance(value, list | tuple):
-                raise _Bad(f"{where} must be a list")
-            inner = f"{where}[]"
+                raise _Bad(f"{_at(where)} must be a list")
+            inner = (where, "[]")
             return tuple(item(v, inner) for v in value)
 
         return items
     parts = tuple(_converter(a, strict) for a in args)
 
-    def fixed(value: Any, where: str) -> Any:
+    def fixed(value: Any, where: _Where) -> Any:
         if not isinstance(value, list | tuple):
-            raise _Bad(f"{where} must be a list")
+            raise _Bad(f"{_at(where)} must be a list")
         if len(parts) != len(value):
-            raise _Bad(f"{where} must have {len(parts)} items")
-        inner = f"{where}[]"
+            raise _Bad(f"{_at(where)} must have {len(parts)} items")
+        inner = (where, "[]")
         return tuple(c(v, inner) for c, v in zip(parts, value, strict=True))
 
     return fixed
@@ -155,7 +168,7 @@ class _DataclassConverter:
         self.cls, self.strict = cls, strict
         self.fields: tuple[tuple[str, _Converter, bool], ...] | None = None
         self.names: frozenset[str] = frozenset()
-        self.table: dict[str, _Converter] = {}
+        self.table: dict[str, tuple[_Converter, str]] = {}
 
     def _compile(self) -> tuple[tuple[str, _Converter, bool], ...]:
         hints = _hints(self.cls)
@@ -169,30 +182,31 @@ class _DataclassConverter:
             )
             for f in fields
         )
-        self.table = {name: convert for name, convert, _ in self.fields}
+        self.table = {name: (convert, "." + name) for name, convert, _ in self.fields}
         return self.fields
 
-    def __call__(self, data: Any, where: str) -> Any:
+    def __call__(self, data: Any, where: _Where) -> Any:
         fields = self.fields if self.fields is not None else self._compile()
         if not isinstance(data, dict):
-            raise _Bad(f"{where} must be a JSON object")
+            raise _Bad(f"{_at(where)} must be a JSON object")
         if self.strict:
             unknown = set(data) - self.names
             if unknown:
-                raise _Bad(f"Unknown field(s) in {where}: {', '.join(sorted(unknown))}")
+                raise _Bad(f"Unknown field(s) in {_at(where)}: {', '.join(sorted(unknown))}")
         kwargs = {}
         if not self.strict:  # stored records: unknown keys ignored, plain values taken as they are
             table = self.table
             for name, value in data.items():
-                convert = table.get(name)
-                if convert is not None:
-                    kwargs[name] = value if convert is _same else convert(value, f"{where}.{name}")
+                entry = table.get(name)
+                if entry is not None:
+                    convert, dotted = entry
+                    kwargs[name] = value if convert is _same else convert(value, (where, dotted))
             return self.cls(**kwargs)
         for name, convert, required in fields:
             if name in data:
-                kwargs[name] = convert(data[name], f"{where}.{name}")
+                kwargs[name] = convert(data[name], (where, "." + name))
             elif required:
-                raise _Bad(f"Missing field {where}.{name}")
+                raise _Bad(f"Missing field {_at(where)}.{name}")
         return self.cls(**kwargs)
 
 
