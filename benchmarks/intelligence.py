@@ -1,8 +1,9 @@
 """Prompt-analysis quality on the labelled set in ``benchmarks/data/intelligence_eval.jsonl``.
 
 Run: ``python benchmarks/intelligence.py [--repeat 20] [--no-semantic] [--errors dev] [--dev-only]``. Prints,
-for the dev split (the rules and vocabularies were tuned looking at it), the previous held-out ``test`` split
-and the ``heldout`` split of ``intelligence_heldout.jsonl`` (written before this round's tuning):
+for the dev split (the rules and vocabularies were tuned looking at it), the first held-out ``test`` split,
+the round-2 ``heldout`` split of ``intelligence_heldout.jsonl`` (tuned on since round 3, so dev data now) and
+the ``heldout2`` split of ``intelligence_heldout2.jsonl`` (written and committed before round 3's tuning):
 content-type accuracy, aspect accuracy (portrait / landscape / square, and the five orientations), per-class
 accuracy with the confusion of the worst classes, and style-cue recall, for the
 rules alone and, when the ``semantic`` extra is installed, rules + sentence embeddings; then per-kind
@@ -28,7 +29,10 @@ from ml_lib.diffusion.prompt.analyzer import analyze_prompt
 
 DATA = Path(__file__).parent / "data" / "intelligence_eval.jsonl"
 HELDOUT = DATA.with_name("intelligence_heldout.jsonl")
-SPLITS = ("dev", "test", "heldout")
+HELDOUT2 = DATA.with_name("intelligence_heldout2.jsonl")
+SPLITS = ("dev", "test", "heldout", "heldout2")
+#: What the rules may be tuned on: ``dev`` and the round-2 held-out split, which has been looked at.
+TUNING = ("dev", "heldout")
 #: The issue's three frames: tall counts as portrait, wide as landscape.
 COARSE = {"tall": "portrait", "wide": "landscape"}
 
@@ -57,7 +61,7 @@ def coarse(orientation: str) -> str:
     return COARSE.get(orientation, orientation)
 
 
-def load(paths: tuple[Path, ...] = (DATA, HELDOUT)) -> list[Example]:
+def load(paths: tuple[Path, ...] = (DATA, HELDOUT, HELDOUT2)) -> list[Example]:
     rows = [
         json.loads(line)
         for path in paths
@@ -158,15 +162,21 @@ def main() -> None:
     parser.add_argument("--errors", choices=SPLITS, help="list the misclassified prompts of a split")
     parser.add_argument("--no-lora", action="store_true", help="skip the LoRA recommendation benchmark")
     parser.add_argument(
-        "--dev-only", action="store_true", help="while tuning: leave test and held-out unseen"
+        "--no-lora-timing", action="store_true", help="LoRA quality only, without the plan latency runs"
+    )
+    parser.add_argument(
+        "--dev-only",
+        action="store_true",
+        help="while tuning: only dev and heldout (tuned on); test and heldout2 stay unseen",
     )
     args = parser.parse_args()
 
-    splits = ("dev",) if args.dev_only else SPLITS
+    splits = TUNING if args.dev_only else SPLITS
     examples = [e for e in load() if e.split in splits]
     print(
-        f"{len(examples)} labelled prompts ({DATA.name}, {HELDOUT.name}); dev = tuning split, "
-        "test = the first held-out split, heldout = written and committed before this round's tuning\n"
+        f"{len(examples)} labelled prompts ({DATA.name}, {HELDOUT.name}, {HELDOUT2.name}); dev and heldout = "
+        "tuning splits, test = the first held-out split, heldout2 = written and committed before round 3's "
+        "tuning\n"
     )
     rules = run(examples, analyze_prompt)
     report("rules", examples, rules, splits)
@@ -219,7 +229,11 @@ def main() -> None:
     if not args.no_lora:
         from lora_bench import report as lora_report
 
-        lora_report(semantic=not args.no_semantic, splits=("dev",) if args.dev_only else ("dev", "heldout"))
+        lora_report(
+            semantic=not args.no_semantic,
+            splits=TUNING if args.dev_only else ("dev", "heldout", "heldout2"),
+            timing=not args.no_lora_timing,
+        )
 
     if args.errors:
         print(f"\nmisclassified ({args.errors}):")

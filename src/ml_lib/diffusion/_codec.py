@@ -14,6 +14,7 @@ import dataclasses
 import functools
 import types
 import typing
+from collections.abc import Callable
 from enum import Enum
 from pathlib import PurePath
 from typing import Any, TypeVar
@@ -55,72 +56,163 @@ class _Bad(ValueError):
     pass
 
 
-def _scalar(tp: type, value: Any, where: str) -> Any:
+def _scalar(tp: type, value: Any, where: _Where) -> Any:
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if isinstance(value, bool) and tp is not bool:
-        raise _Bad(f"{where} must be {tp.__name__}, got {value!r}")
+        raise _Bad(f"{_at(where)} must be {tp.__name__}, got {value!r}")
     if not isinstance(value, tp):
-        raise _Bad(f"{where} must be {tp.__name__}, got {value!r}")
+        raise _Bad(f"{_at(where)} must be {tp.__name__}, got {value!r}")
     return value
 
 
-def _convert(tp: Any, value: Any, where: str, strict: bool) -> Any:
+#: Where a value is: a path ("GenerationPlan.loras[]"), or (parent, suffix) pairs joined only for an error.
+_Where = str | tuple[Any, str]
+
+
+def _at(where: _Where) -> str:
+    """The path of ``where`` as text."""
+    parts: list[str] = []
+    while isinstance(where, tuple):
+        where, suffix = where
+        parts.append(suffix)
+    return where + "".join(reversed(parts))
+
+
+#: ``convert(value, where)``: the value rebuilt for one type hint (``where``: its path, for errors).
+_Converter = Callable[[Any, _Where], Any]
+
+
+def _same(value: Any, where: _Where) -> Any:
+    return value
+
+
+def _to_float(value: Any, where: _Where) -> Any:
+    return float(value) if isinstance(value, int) else value
+
+
+@functools.cache
+def _converter(tp: Any, strict: bool) -> _Converter:
+    """The converter of one type hint, worked out once per hint (not once per value)."""
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
-        args = typing.get_args(tp)
-        if value is None and type(None) in args:
-            return None
-        inner = [a for a in args if a is not type(None)]
-        if all(a in _SCALARS for a in inner) and len(inner) > 1:
-            if isinstance(value, tuple(inner)):
-                return value
-            raise _Bad(f"{where} must be one of {', '.join(a.__name__ for a in inner)}, got {value!r}")
-        return _convert(inner[0], value, where, strict)
+        return _union(typing.get_args(tp), strict)
     if origin is tuple:
-        args = typing.get_args(tp)
-        if not isinstance(value, list | tuple):
-            raise _Bad(f"{where} must be a list")
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_convert(args[0], v, f"{where}[]", strict) for v in value)
-        if len(args) != len(value):
-            raise _Bad(f"{where} must have {len(args)} items")
-        return tuple(_convert(a, v, f"{where}[]", strict) for a, v in zip(args, value, strict=True))
+        return _tuple(typing.get_args(tp), strict)
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
-        return _build(tp, value, where, strict)
+        return _DataclassConverter(tp, strict)
     if isinstance(tp, type) and issubclass(tp, Enum):
-        try:
-            return tp(value)
-        except ValueError:
-            raise _Bad(f"Bad value {value!r} for {where}") from None
+        enum = tp
+
+        def to_enum(value: Any, where: _Where) -> Any:
+            try:
+                return enum(value)
+            except ValueError:
+                raise _Bad(f"Bad value {value!r} for {_at(where)}") from None
+
+        return to_enum
     if tp in _SCALARS and strict:
-        return _scalar(tp, value, where)
-    if tp is float and isinstance(value, int):
-        return float(value)
-    return value
+        return functools.partial(_scalar, tp)
+    return _to_float if tp is float else _same
 
 
-def _build(cls: type[T], data: Any, where: str, strict: bool) -> T:
-    if not isinstance(data, dict):
-        raise _Bad(f"{where} must be a JSON object")
-    hints = _hints(typing.cast(type, cls))  # mypy: type[T] is not Hashable
-    fields = dataclasses.fields(cls)  # type: ignore[arg-type]
-    if strict:
-        unknown = set(data) - {f.name for f in fields}
-        if unknown:
-            raise _Bad(f"Unknown field(s) in {where}: {', '.join(sorted(unknown))}")
-    kwargs = {}
-    for f in fields:
-        if f.name in data:
-            kwargs[f.name] = _convert(hints[f.name], data[f.name], f"{where}.{f.name}", strict)
-        elif strict and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-            raise _Bad(f"Missing field {where}.{f.name}")
-    return cls(**kwargs)
+def _union(args: tuple[Any, ...], strict: bool) -> _Converter:
+    nullable = type(None) in args
+    inner = [a for a in args if a is not type(None)]
+    if all(a in _SCALARS for a in inner) and len(inner) > 1:
+        allowed, names = tuple(inner), ", ".join(a.__name__ for a in inner)
+
+        def scalars(value: Any, where: _Where) -> Any:
+            if (value is None and nullable) or isinstance(value, allowed):
+                return value
+            raise _Bad(f"{_at(where)} must be one of {names}, got {value!r}")
+
+        return scalars
+    first = _converter(inner[0], strict)
+
+    def optional(value: Any, where: _Where) -> Any:
+        return None if value is None and nullable else first(value, where)
+
+    return optional
+
+
+def _tuple(args: tuple[Any, ...], strict: bool) -> _Converter:
+    if len(args) == 2 and args[1] is Ellipsis:
+        item = _converter(args[0], strict)
+
+        def items(value: Any, where: _Where) -> Any:
+            if not isinstance(value, list | tuple):
+                raise _Bad(f"{_at(where)} must be a list")
+            inner = (where, "[]")
+            return tuple(item(v, inner) for v in value)
+
+        return items
+    parts = tuple(_converter(a, strict) for a in args)
+
+    def fixed(value: Any, where: _Where) -> Any:
+        if not isinstance(value, list | tuple):
+            raise _Bad(f"{_at(where)} must be a list")
+        if len(parts) != len(value):
+            raise _Bad(f"{_at(where)} must have {len(parts)} items")
+        inner = (where, "[]")
+        return tuple(c(v, inner) for c, v in zip(parts, value, strict=True))
+
+    return fixed
+
+
+class _DataclassConverter:
+    """Rebuilds one dataclass; its fields' converters are worked out on first use (so a dataclass may
+    contain itself)."""
+
+    def __init__(self, cls: type, strict: bool) -> None:
+        self.cls, self.strict = cls, strict
+        self.fields: tuple[tuple[str, _Converter, bool], ...] | None = None
+        self.names: frozenset[str] = frozenset()
+        self.table: dict[str, tuple[_Converter, str]] = {}
+
+    def _compile(self) -> tuple[tuple[str, _Converter, bool], ...]:
+        hints = _hints(self.cls)
+        fields = dataclasses.fields(self.cls)
+        self.names = frozenset(f.name for f in fields)
+        self.fields = tuple(
+            (
+                f.name,
+                _converter(hints[f.name], self.strict),
+                f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING,
+            )
+            for f in fields
+        )
+        self.table = {name: (convert, "." + name) for name, convert, _ in self.fields}
+        return self.fields
+
+    def __call__(self, data: Any, where: _Where) -> Any:
+        fields = self.fields if self.fields is not None else self._compile()
+        if not isinstance(data, dict):
+            raise _Bad(f"{_at(where)} must be a JSON object")
+        if self.strict:
+            unknown = set(data) - self.names
+            if unknown:
+                raise _Bad(f"Unknown field(s) in {_at(where)}: {', '.join(sorted(unknown))}")
+        kwargs = {}
+        if not self.strict:  # stored records: unknown keys ignored, plain values taken as they are
+            table = self.table
+            for name, value in data.items():
+                entry = table.get(name)
+                if entry is not None:
+                    convert, dotted = entry
+                    kwargs[name] = value if convert is _same else convert(value, (where, dotted))
+            return self.cls(**kwargs)
+        for name, convert, required in fields:
+            if name in data:
+                kwargs[name] = convert(data[name], (where, "." + name))
+            elif required:
+                raise _Bad(f"Missing field {_at(where)}.{name}")
+        return self.cls(**kwargs)
 
 
 def from_jsonable(cls: type[T], data: Any, *, error: type[Exception], strict: bool = False) -> T:
     """Rebuild ``cls`` from :func:`to_jsonable` output; problems raise ``error`` with the field path."""
     try:
-        return _build(cls, data, cls.__name__, strict)
+        return typing.cast(T, _converter(typing.cast(Any, cls), strict)(data, cls.__name__))
     except (_Bad, TypeError) as exc:
         raise error(f"{exc}.") from exc

@@ -10,6 +10,7 @@ access, so a probe that looks at a dozen keys of a 2,500-tensor header pays for 
 from __future__ import annotations
 
 import bisect
+import functools
 import json
 import math
 import os
@@ -337,6 +338,23 @@ def _read_exactly(fd: int, n: int) -> bytes:
         chunks.append(chunk)
         got += len(chunk)
     return b"".join(chunks)
+
+
+def header_of(path: str | os.PathLike[str]) -> SafetensorsHeader:
+    """:func:`read_header`, once per file version (device, inode, size, modification time): every plan
+    looks at the same checkpoint's header."""
+    p = Path(path)
+    try:
+        st = p.stat()
+    except OSError:
+        return read_header(p)  # raises the one-line error for a missing or unreadable file
+    return _header_of(str(p), FileStamp.of(st))
+
+
+@functools.lru_cache(maxsize=16)
+def _header_of(path: str, stamp: FileStamp) -> SafetensorsHeader:
+    del stamp  # the cache key: a rewritten file is read again
+    return read_header(path)
 
 
 def read_header(path: str | os.PathLike[str]) -> SafetensorsHeader:

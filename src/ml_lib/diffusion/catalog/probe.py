@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..errors import ModelUnreadableError
 from .families import Family, PredictionType
-from .header import SafetensorsHeader, read_header
+from .header import SafetensorsHeader, header_of
 
 __all__ = ["FamilyGuess", "detect_family", "probe_diffusers_folder"]
 
@@ -160,7 +160,7 @@ def marked_for_tests(path: Path) -> bool:
             if (path / "model_index.json").is_file()
             else False
         )
-    return bool(read_header(path).metadata.get(TEST_MARK))
+    return bool(header_of(path).metadata.get(TEST_MARK))
 
 
 def probe_diffusers_folder(folder: Path) -> FamilyGuess:

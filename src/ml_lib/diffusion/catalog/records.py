@@ -6,6 +6,8 @@ import json
 from dataclasses import dataclass
 from enum import Enum
 
+import orjson
+
 from .._codec import from_jsonable, to_jsonable
 from ..errors import ModelUnreadableError
 from .families import Family, PredictionType
@@ -231,4 +233,4 @@ class ModelRecord:
     @classmethod
     def from_json(cls, text: str) -> ModelRecord:
         """Inverse of :meth:`to_json`."""
-        return from_jsonable(cls, json.loads(text), error=ModelUnreadableError)
+        return from_jsonable(cls, orjson.loads(text), error=ModelUnreadableError)

@@ -17,6 +17,7 @@ class IndexCache:
         self._records: tuple[ModelRecord, ...] | None = None
         self._index: LoraIndex | None = None
         self._checkpoints: tuple[ModelRecord, ...] = ()
+        self._by_path: dict[str, ModelRecord] = {}
         self.builds = 0  # how many indexes were built (for tests and benchmarks)
 
     def get(self, records: tuple[ModelRecord, ...]) -> LoraIndex:
@@ -27,6 +28,7 @@ class IndexCache:
             self._checkpoints = tuple(
                 r for r in records if r.kind is ModelKind.CHECKPOINT and r.status is Status.OK
             )
+            self._by_path = {r.path: r for r in records}
             self.builds += 1
         return self._index
 
@@ -34,3 +36,8 @@ class IndexCache:
         """The usable checkpoints among ``records`` (kept with the index)."""
         self.get(records)
         return self._checkpoints
+
+    def by_path(self, records: tuple[ModelRecord, ...]) -> dict[str, ModelRecord]:
+        """``records`` keyed by path (kept with the index)."""
+        self.get(records)
+        return self._by_path

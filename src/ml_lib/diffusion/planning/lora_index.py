@@ -32,6 +32,9 @@ FIELD_WEIGHTS = {
     "minor": 0.3,
     "text": 0.3,
 }
+#: A trigger's two words with a word or two between them count this much of the trigger.
+LOOSE_TRIGGER = 0.8
+_BREAKS = frozenset({"and", "or", "vs", "versus", "next", "beside", "behind", "than", "but"})
 #: Fields that name what a LoRA is for (a pick needs one of them, or two tags).
 STRONG = frozenset({"trigger", "name"})
 _SUPPORT = {"tag": 1.0, "civitai": 1.0, "minor": 0.5}  # how much a matched tag says (a minor one half)
@@ -59,6 +62,7 @@ class LoraProfile:
     kind: str
     phrases: tuple[tuple[str, str, float], ...]  # (field, phrase, weight)
     negatives: tuple[str, ...]  # words its description says it is not for
+    trigger_parts: frozenset[str] = frozenset()  # the words of its multi-word triggers ("food photo")
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +80,7 @@ class Evidence:
         return f"{self.field}:{self.phrase}"
 
 
+@functools.lru_cache(maxsize=65536)
 def _norm(text: str) -> str:
     return " ".join(text.lower().replace("_", " ").split())
 
@@ -131,6 +136,7 @@ def _profile(record: ModelRecord) -> LoraProfile:
                 tag.tag,
                 FIELD_WEIGHTS["tag" if major else "minor"] * (0.5 + ratio / 2),
             )
+    parts = frozenset(w for trigger in record.trigger_words for w in _trigger_words(trigger))
     negatives: tuple[str, ...] = ()
     side = record.sidecar
     if side is not None:
@@ -144,12 +150,21 @@ def _profile(record: ModelRecord) -> LoraProfile:
             for word in tokens(positive):
                 if stem(word) not in negatives:
                     add("text", word, FIELD_WEIGHTS["text"])
-    own = {stem(w) for p in phrases for w in p.split()}
+    if negatives:
+        own = {stem(w) for p in phrases for w in p.split()}
+        negatives = tuple(n for n in negatives if n not in own)
     return LoraProfile(
         _kind(record),
         tuple((field, phrase, weight) for phrase, (field, weight) in phrases.items()),
-        tuple(n for n in negatives if n not in own),
+        negatives,
+        parts,
     )
+
+
+def _trigger_words(trigger: str) -> list[str]:
+    """The content words of a trigger phrase when it has two or more ("food photo"; "ghibli style" has one)."""
+    words = [w for part in trigger.split(",") for w in tokens(part)]
+    return words if len(words) > 1 else []
 
 
 class LoraIndex:
@@ -176,16 +191,28 @@ class LoraIndex:
         self._postings: dict[str, dict[Family, list[tuple[int, str, float]]]] = {}
         self._weighted: dict[int, list[tuple[str, str, float]]] = {}  # record → (field, phrase, weight)
         self._triggers: dict[str, dict[Family, list[int]]] = {}  # trigger phrase → family → records
+        factor = {  # 0.5 + specificity / 2, where specificity is the phrase's scaled idf
+            phrase: 0.5 + (math.log(1 + (n - count + 0.5) / (count + 0.5)) / scale) / 2
+            for phrase, count in df.items()
+        }
         for i, (record, profile) in enumerate(zip(self.records, self.profiles, strict=True)):
+            mine = self._weighted[i] = []
             for field, phrase, weight in profile.phrases:
-                specificity = math.log(1 + (n - df[phrase] + 0.5) / (df[phrase] + 0.5)) / scale
-                weighted = weight * (0.5 + specificity / 2)
-                by_family = self._postings.setdefault(phrase, {})
+                weighted = weight * factor[phrase]
+                by_family = self._postings.get(phrase)
+                if by_family is None:
+                    by_family = self._postings[phrase] = {}
                 by_family.setdefault(record.family, []).append((i, field, weighted))
-                self._weighted.setdefault(i, []).append((field, phrase, weighted))
+                mine.append((field, phrase, weighted))
                 if field == "trigger":
                     self._triggers.setdefault(phrase, {}).setdefault(record.family, []).append(i)
         self._phrases = PhraseIndex((phrase, phrase, phrase, 0.0) for phrase in self._postings)
+        # two-word triggers by their words, for a trigger split by a word or two
+        self._loose: dict[tuple[str, str], list[str]] = {}
+        for phrase in self._triggers:
+            words = tuple(stem(w) for w in _trigger_words(phrase))
+            if len(words) == 2 and tuple(stem(w) for w in phrase.split()) == words:
+                self._loose.setdefault((words[0], words[1]), []).append(phrase)
         generic = lora_terms()["generic_tags"]
         self._generic = PhraseIndex((g, g, g, 0.0) for g in generic)
 
@@ -209,6 +236,32 @@ class LoraIndex:
                 out.setdefault(found.key, []).append(
                     (found.start, found.end, max(0.3, min(found.weight, 2.0)))
                 )
+        for phrase, start, end in self._loose_triggers(prompt_tokens, out):
+            if not any(k in skip for k in (start, end - 1)):
+                weight = max(0.3, min(prompt_tokens[start].weight, 2.0)) * LOOSE_TRIGGER
+                out.setdefault(phrase, []).append((start, end, weight))
+        return out
+
+    def _loose_triggers(
+        self, prompt_tokens: Sequence[Token], found: dict[str, list[tuple[int, int, float]]]
+    ) -> list[tuple[str, int, int]]:
+        """Two-word triggers whose words come in order with one or two words between them, within a clause
+        and not across "and"/"or" ("samurai in lacquered armor" says "samurai armor"; "a dragon and a girl"
+        does not say "dragon girl")."""
+        out: list[tuple[str, int, int]] = []
+        if not self._loose:
+            return out
+        n = len(prompt_tokens)
+        for i, token in enumerate(prompt_tokens):
+            seen: set[str] = set()
+            for k in range(i + 2, min(i + 4, n)):
+                gap = prompt_tokens[k - 1]
+                if gap.is_separator or gap.raw in _BREAKS:
+                    break
+                for phrase in self._loose.get((token.stem, prompt_tokens[k].stem), ()):
+                    if phrase not in found and phrase not in seen:
+                        seen.add(phrase)  # the nearest second word only
+                        out.append((phrase, i, k + 1))
         return out
 
     def candidates(

@@ -4,14 +4,14 @@ secondary, and the score of what is left (``loras.choose_loras`` decides from th
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..catalog.families import Family
 from ..prompt.analysis import PromptAnalysis
 from ..prompt.analyzer import prompt_tokens
 from ..prompt.lexicon import Token
 from ..prompt.syntax import parse_prompt
-from .lora_index import STRONG, Evidence, LoraIndex, lora_terms
+from .lora_index import FIELD_WEIGHTS, STRONG, Evidence, LoraIndex, lora_terms
 
 __all__ = ["Judged", "PromptWords", "family_name", "judge", "read_prompt", "support"]
 
@@ -26,6 +26,8 @@ class PromptWords:
     tokens: tuple[Token, ...]
     negated: frozenset[int]
     object_scene: bool  # a product / still-life / food / interior prompt: materials describe objects
+    stems: frozenset[str] = frozenset()
+    memo: dict[tuple[str, int, int], object] = field(default_factory=dict, compare=False, repr=False)
 
 
 def read_prompt(prompt: str, analysis: PromptAnalysis | None) -> PromptWords:
@@ -44,12 +46,27 @@ def read_prompt(prompt: str, analysis: PromptAnalysis | None) -> PromptWords:
     object_scene = (analysis is not None and analysis.content_type in terms["object_types"]) or any(
         f" {phrase} " in text for phrase in terms["object_phrases"]
     )
-    return PromptWords(toks, frozenset(negated), object_scene)
+    return PromptWords(toks, frozenset(negated), object_scene, frozenset(t.stem for t in toks))
 
 
 def _is_mention(ev: Evidence, p: PromptWords, known: frozenset[str]) -> bool:
     """Whether a material or art-form word names a thing's material or a tool rather than the look
     (``known``: the words the LoRA itself was trained on; "origami crane" is origami's own subject)."""
+    key = (ev.phrase, ev.start, ev.end)
+    verdict = p.memo.get(key, _UNSEEN)
+    if verdict is _UNSEEN:  # the same words are judged for many LoRAs of a large catalog
+        verdict = p.memo[key] = _mention(ev, p)
+    if isinstance(verdict, str):
+        return verdict not in known
+    return bool(verdict)
+
+
+_UNSEEN = object()
+
+
+def _mention(ev: Evidence, p: PromptWords) -> bool | str:
+    """:func:`_is_mention` without the LoRA: True or False, or the following word's stem when the answer is
+    "a mention unless the LoRA knows that word" (an object scene)."""
     terms = lora_terms()
     if ev.phrase not in terms["materials"] and not any(
         t.raw in terms["materials"] for t in p.tokens[ev.start : ev.end]
@@ -68,7 +85,23 @@ def _is_mention(ev: Evidence, p: PromptWords, known: frozenset[str]) -> bool:
             break
         if token.raw in terms["tool_nouns"] or token.stem in terms["tool_nouns"]:
             return True
-    return p.object_scene and following.stem not in known
+    return following.stem if p.object_scene else False
+
+
+_LINKS = frozenset({"of", "and", "with", "in", "on", "at", "or", "for", "from", "by", "to"})
+
+
+def _modifier(ev: Evidence, p: PromptWords, parts: frozenset[str], known: frozenset[str]) -> bool:
+    """A name word that is only part of the LoRA's own trigger ("food" of "food photo"), used on a noun the
+    LoRA knows nothing of ("street food stall"): it says what the thing is, not the LoRA's concept."""
+    if ev.field != "name" or ev.end - ev.start != 1 or ev.phrase not in parts:
+        return False
+    following = p.tokens[ev.end] if ev.end < len(p.tokens) else None
+    if following is None or following.is_separator or following.raw in _LINKS:
+        return False
+    if following.raw.endswith("ing") or following.raw.endswith("ed"):
+        return False  # "armor holding …", "armor lit …": the word is the head noun here
+    return following.stem not in known
 
 
 def _secondary(ev: Evidence, p: PromptWords) -> bool:
@@ -125,11 +158,13 @@ def judge(
             continue
         if profile.kind == "concept" and _secondary(ev, p):
             ev = Evidence(ev.field, ev.phrase, ev.weight / 2, ev.start, ev.end)
+        if profile.kind != "identity" and _modifier(ev, p, profile.trigger_parts, known):
+            ratio = FIELD_WEIGHTS["partial"] / FIELD_WEIGHTS["name"]
+            ev = Evidence("partial", ev.phrase, ev.weight * ratio, ev.start, ev.end)
         kept.append(ev)
         covered |= span
         phrases.add(ev.phrase)
-    words = {t.stem for t in p.tokens}
-    penalties = [n for n in profile.negatives if n in words]
+    penalties = [n for n in profile.negatives if n in p.stems]
     score = sum(e.weight for e in kept) - 1.0 * len(penalties)
     strong = any(e.field in STRONG for e in kept)
     tags = support(kept)

@@ -25,7 +25,7 @@ from ..catalog.families import Family
 from ..catalog.records import ModelRecord
 from ..plan import Decision, LoraUse, Source
 from ..prompt.analysis import PromptAnalysis
-from .lora_index import STRONG, LoraIndex
+from .lora_index import STRONG, Evidence, LoraIndex
 from .lora_judge import Judged, PromptWords, family_name, judge, read_prompt, support
 
 __all__ = [
@@ -138,7 +138,7 @@ def choose_loras(
         shares a word or two with any prompt and is dropped here, before the full judgement."""
         return total + lift >= threshold and (named or support + (1.0 if lift else 0.0) >= 2)
 
-    ours = index.candidates(found, family, keep)
+    ours = _without_claimed(index.candidates(found, family, keep))
     skip = {e.lower() for e in exclude}
     sims: dict[int, float] = {}  # filled below for the strongest candidates when similarity is given
 
@@ -188,6 +188,32 @@ def choose_loras(
     if picks:
         return LoraChoice(tuple(picks))
     return LoraChoice((), _none_reason(family, index, others, refusals, p))
+
+
+def _without_claimed(ours: dict[int, list[Evidence]]) -> dict[int, list[Evidence]]:
+    """Each candidate's evidence less the words inside another candidate's longer trigger match: with
+    "samurai armor" (or "samurai in lacquered armor") matched, "armor" is no evidence for the fantasy-armour
+    LoRA's name, nor "dragon" for the dragon LoRA when the prompt says "dragon girl"."""
+    claims = [
+        (e.start, e.end, e.phrase, i)
+        for i, evidence in ours.items()
+        for e in evidence
+        if e.field == "trigger" and e.end - e.start > 1
+    ]
+    if not claims:
+        return ours
+    out = {}
+    for i, evidence in ours.items():
+        own = {e.phrase for e in evidence if e.field == "trigger"}
+        out[i] = [
+            e
+            for e in evidence
+            if not any(
+                j != i and phrase not in own and s <= e.start and e.end <= end and end - s > e.end - e.start
+                for s, end, phrase, j in claims
+            )
+        ]
+    return out
 
 
 def _other_family_fits(

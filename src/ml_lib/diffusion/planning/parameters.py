@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -166,10 +166,11 @@ def bucket_for(ratio: float, buckets: Iterable[Bucket]) -> Bucket:
 def find_speed(
     model: ModelRef,
     loras: tuple[LoraUse, ...],
-    records: Iterable[ModelRecord] = (),
+    records: Iterable[ModelRecord] | Mapping[str, ModelRecord] = (),
 ) -> SpeedSource | None:
-    """A distilled checkpoint (catalog derivative/base model, else its name), else a speed LoRA."""
-    by_path = {r.path: r for r in records}
+    """A distilled checkpoint (catalog derivative/base model, else its name), else a speed LoRA
+    (``records``: the catalog's, or already keyed by path)."""
+    by_path = records if isinstance(records, Mapping) else {r.path: r for r in records}
     record = by_path.get(local_path(model.reference))
     evidence: list[tuple[str, str]] = []
     if record is not None:

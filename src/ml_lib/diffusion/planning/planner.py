@@ -113,7 +113,8 @@ class Planner:
             limit = candidates.max_loras
             picks = self._preferences.adjust_loras(picks, context, candidates.loras, family, exclude, limit)
         loras = resolved.loras + tuple(p.use for p in picks)
-        speed = find_speed(model, loras, resolved.candidates)
+        known = resolved.candidates
+        speed = find_speed(model, loras, self._lora_cache.by_path(known) if self._lora_cache else known)
         p = parameter_defaults(profile, prediction, request, analysis, speed)
         if resolved.test_model:
             p = test_model_defaults(p)

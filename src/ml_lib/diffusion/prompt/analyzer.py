@@ -166,12 +166,41 @@ def _nsfw_index() -> PhraseIndex:
     )
 
 
-def _subjects(tokens: list[Token], text: str, negated: set[int]) -> tuple[tuple[Subject, ...], int]:
+def _tool_mentions(tokens: list[Token]) -> set[int]:
+    """Indices of tool nouns ("sticks" of "charcoal sticks", "brushes" of "watercolor brushes"): a medium
+    word right before one names the tool, not the picture's medium."""
+    tools = load_vocab("content_types")["tool_nouns"]
+    out = set()
+    for i, token in enumerate(tokens[1:], 1):
+        following = tokens[i + 1].stem if i + 1 < len(tokens) else ""
+        if (token.raw in tools or token.stem in tools) and following not in _TOOL_USES:
+            out.add(i)
+    return out
+
+
+#: What a tool word goes on to name when it is about the picture ("brush strokes", "pen drawing").
+_TOOL_USES = frozenset({"stroke", "work", "drawing", "art", "style", "lettering", "technique"})
+
+
+def _idle_possessors(tokens: list[Token]) -> set[int]:
+    """Possessors that are not in the picture: "children's book", "bird's eye view" (an owl's face shows
+    the owl)."""
+    compounds = load_vocab("content_types")["possessive_compounds"]
+    out = set()
+    for i, token in enumerate(tokens[:-1]):
+        if token.raw.endswith(("'s", "\u2019s")) and f"{token.stem} {tokens[i + 1].stem}" in compounds:
+            out.add(i)
+    return out
+
+
+def _subjects(
+    tokens: list[Token], text: str, negated: set[int], idle: set[int]
+) -> tuple[tuple[Subject, ...], int]:
     counts_at: dict[int, int] = {}
     found: dict[str, Subject] = {}
     tagged: set[str] = set()
     for match in sorted(_subject_index().find(tokens, text), key=lambda m: m.start):
-        if match.start in negated:
+        if match.start in negated or match.end - 1 in idle:
             continue
         if match.key == "count":
             counts_at[match.end] = int(match.value)
@@ -239,6 +268,26 @@ def _nsfw(tokens: list[Token], text: str) -> tuple[bool, float]:
     return explicit > 0, round(score, 3)
 
 
+def _subject_evidence(
+    evidence: dict[str, float], subjects: tuple[Subject, ...], scene: float, types: Mapping[str, Any]
+) -> None:
+    """Content evidence from what the prompt shows: each subject's kind (an insect is an animal, a
+    strawberry food), face and close-up words on an animal with no person (its portrait is an animal
+    picture), and open scenery when nothing stands in it ("the great plains under a storm")."""
+    kinds = types["subject_content"]
+    for subject in subjects:
+        label = kinds.get(subject.label)
+        if label is not None:
+            evidence[label] = max(evidence.get(label, 0.0), types["subject_points"])
+    labels = {s.label for s in subjects}
+    animal = any(kinds.get(label) == "animal" for label in labels)
+    if "portrait" in evidence and animal and not labels & set(types["human_subjects"]):
+        evidence["portrait"] *= types["animal_portrait_discount"]  # "a fox's face": the animal's portrait
+    shown = any(evidence.get(label, 0.0) >= types["subject_threshold"] for label in types["subject_types"])
+    if scene >= 1.0 and not shown and not subjects:
+        evidence["landscape"] = max(evidence.get("landscape", 0.0), types["scene_points"] * scene)
+
+
 def analyze_prompt(
     prompt: str | PromptDocument, *, extra_evidence: Mapping[str, float] | None = None
 ) -> PromptAnalysis:
@@ -249,14 +298,17 @@ def analyze_prompt(
     text = plain_text_of(parts)
     tokens = prompt_tokens(parts)
     negated = _negated(tokens)
+    idle = _idle_possessors(tokens)
     evidence: dict[str, float] = {}
+    tools = _tool_mentions(tokens)
     for match in content_index().find(tokens, text):
-        if match.start not in negated:
+        if match.start not in negated and match.end - 1 not in idle and match.end not in tools:
             evidence[match.label] = evidence.get(match.label, 0.0) + match.value * _clamp(match.weight)
     for label, points in (extra_evidence or {}).items():
         evidence[label] = evidence.get(label, 0.0) + points
-    subjects, subject_count = _subjects(tokens, text, negated)
+    subjects, subject_count = _subjects(tokens, text, negated, idle)
     types = load_vocab("content_types")
+    _subject_evidence(evidence, subjects, wide_scene(tokens, text), types)
     alone = subject_count == 1 and subjects[0].label in types["human_subjects"]
     if alone and wide_scene(tokens, text) < 1.0:  # one person in a vast scene is not a portrait
         evidence["portrait"] = evidence.get("portrait", 0.0) + types["single_person_bonus"]

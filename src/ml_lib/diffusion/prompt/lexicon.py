@@ -51,7 +51,10 @@ _IRREGULAR = {
 
 @functools.lru_cache(maxsize=8192)
 def stem(word: str) -> str:
-    """A light singular form: ``cities`` → ``city``, ``boxes`` → ``box``, ``cats`` → ``cat``."""
+    """A light singular form in US spelling: ``cities`` → ``city``, ``boxes`` → ``box``, ``cats`` → ``cat``,
+    ``watercolours`` → ``watercolor``, ``owl's`` → ``owl``."""
+    if len(word) > 3 and word.endswith(("'s", "\u2019s")):  # possessive: "an owl's face"
+        word = word[:-2]
     if word in _IRREGULAR:
         return _IRREGULAR[word]
     if len(word) > 4 and word.endswith("ies"):
@@ -59,7 +62,9 @@ def stem(word: str) -> str:
     if len(word) > 4 and word.endswith(("ches", "shes", "sses", "xes", "zes")):
         return word[:-2]
     if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is", "'s")):
-        return word[:-1]
+        word = word[:-1]
+    if len(word) > 5 and word.endswith("our"):  # colour, armour, harbour (flour, tour, four stay)
+        return word[:-3] + "or"
     return word
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from .._assets import asset_path, local_path, portable_path
 from ..catalog.families import CONFIG_FOLDERS, LOADABLE_FAMILIES, PIPELINE_GROUPS, Family, PredictionType
 from ..catalog.hashing import HashCache, autov2
-from ..catalog.header import read_header
+from ..catalog.header import header_of, read_header
 from ..catalog.probe import FamilyGuess, detect_family, marked_for_tests, probe_diffusers_folder
 from ..catalog.records import MODEL_SUFFIXES, PICKLE_SUFFIXES, ModelKind
 from ..errors import ModelNotFoundError, OfflineError, UnsupportedModelError
@@ -90,7 +90,7 @@ def _check_loadable(guess: FamilyGuess, what: str) -> None:
 
 
 def _single_file(path: Path, config_dir: str | None, hashes: HashCache | None) -> ModelRef:
-    guess = detect_family(read_header(path))
+    guess = detect_family(header_of(path))
     _check_loadable(guess, str(path))
     config: Path | None
     if config_dir:
