@@ -42,6 +42,7 @@ def _raw(file: str, out: str, size: int, steps: int, threads: int) -> None:
     from transformers import CLIPTokenizer
 
     torch.set_num_threads(threads)
+    t0 = time.perf_counter()
     tokenizer = CLIPTokenizer.from_pretrained(str(HERE.parent / "src/ml_lib/diffusion/assets/clip_tokenizer"))
     pipe = StableDiffusionPipeline.from_single_file(
         file,
@@ -55,6 +56,7 @@ def _raw(file: str, out: str, size: int, steps: int, threads: int) -> None:
     )
     pipe.scheduler = EulerDiscreteScheduler.from_config(pipe.scheduler.config)
     pipe.set_progress_bar_config(disable=True)
+    t1 = time.perf_counter()
     image = pipe(
         PROMPT,
         num_inference_steps=steps,
@@ -63,6 +65,7 @@ def _raw(file: str, out: str, size: int, steps: int, threads: int) -> None:
         height=size,
         generator=torch.Generator("cpu").manual_seed(SEED),
     ).images[0]
+    print(f"  raw: load {t1 - t0:.1f} s, generate {time.perf_counter() - t1:.1f} s", file=sys.stderr)
     np.save(out, np.asarray(image))
 
 
@@ -87,6 +90,11 @@ def _ours(file: str, out: str, size: int, steps: int, threads: int) -> None:
     phases = result.memory.to_dict() if result.memory is not None else {}
     peaks = {k: round(v.get("rss_peak", 0) / 1e9, 2) for k, v in phases.items() if isinstance(v, dict)}
     print(f"  ours: peak RSS per phase (GB) {peaks}", file=sys.stderr)
+    t = result.timings
+    times = (
+        f"load {t.load:.1f} s, encode {t.encode:.1f} s, denoise {t.denoise:.1f} s, decode {t.decode:.1f} s"
+    )
+    print(f"  ours: {times}", file=sys.stderr)
     for d in result.plan.decisions:
         if d.field in ("storage", "memory", "threads"):
             print(f"  ours: {d.field} = {d.value} ({d.reason})", file=sys.stderr)
