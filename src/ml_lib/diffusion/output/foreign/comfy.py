@@ -1,22 +1,27 @@
 """A ComfyUI graph (the API ``prompt`` chunk, else the UI ``workflow``) → :class:`ForeignMetadata`.
 
 The first sampling pass is read: the ``KSampler`` (or ``KSamplerAdvanced``) whose latent does not come
-from another sampler, its checkpoint and LoRA loaders, CLIP skip, the two CLIPTextEncode texts and the
-empty latent's size. Values wired from primitive nodes are followed. Anything else on those paths (a
-ControlNet, an img2img encode, a model patch, a second pass) is listed as unmapped with the node.
+from another sampler, its checkpoint and LoRA loaders, CLIP skip, the two prompts (CLIPTextEncode texts,
+with the BREAK, prompt editing and AND shapes our graphs write read back into A1111's syntax:
+:mod:`.comfy_conditioning`) and the empty latent's size. Values wired from primitive nodes are followed.
+Anything else on those paths (a ControlNet, an img2img encode, a model patch, a second pass) is listed as
+unmapped with the node.
 A malformed graph raises :class:`ForeignMetadataError` (one line), never another exception.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from pathlib import PurePath
 from typing import Any
 
 from ...errors import ForeignMetadataError
 from ..comfyui_names import from_comfy_sampler
+from ..comfyui_sigmas import Timeline, timeline
 from ..comfyui_workflow import workflow_to_api
 from ._values import as_float, as_int, as_text
+from .comfy_conditioning import MAPPED, read_prompt
 from .records import ForeignLora, ForeignMetadata, Unmapped
 
 __all__ = ["MAX_NODES", "read_comfy_prompt", "read_comfy_workflow"]
@@ -181,8 +186,25 @@ def _read(graph: Graph, source: str) -> ForeignMetadata:
             reader.unmapped.append(Unmapped(name, "", "not recorded as a number the graph states"))
     model, loras = _model(reader, reader.upstream(sampler_id, "model"))
     clip_skip = None
-    positive = _text(reader, reader.upstream(sampler_id, "positive"))
-    negative = _text(reader, reader.upstream(sampler_id, "negative"))
+
+    def line() -> Timeline:
+        if advanced or raw_sampler is None or raw_scheduler is None or steps is None:
+            raise ValueError(
+                "the graph's sampler pass is not a KSampler with its sampler, scheduler and steps"
+            )
+        return timeline(raw_sampler, raw_scheduler, steps, 1.0 if denoise is None else denoise)
+
+    prompts = []
+    for key in ("positive", "negative"):
+        read = read_prompt(reader, node["inputs"].get(key), line, negative=key == "negative")
+        if read.text is None:
+            reader.unmapped.append(Unmapped(f"{key} prompt", "", f"{read.reason}; the first text is used"))
+            read = dataclasses.replace(
+                read, text=_a1111_literal(_text(reader, reader.upstream(sampler_id, key)) or "")
+            )
+        prompts.append(read)
+    if prompts[0].weight_sum is not None and cfg is not None:
+        cfg = round(cfg / prompts[0].weight_sum, 6)  # the writer's CFG x the AND weights' sum
     encoder = _encoder(reader, reader.upstream(sampler_id, "positive"))
     if encoder is not None:
         clip_skip = _clip_skip(reader, reader.upstream(encoder, "clip"))
@@ -190,8 +212,8 @@ def _read(graph: Graph, source: str) -> ForeignMetadata:
     return ForeignMetadata(
         tool="ComfyUI",
         source=source,
-        prompt=_a1111_literal(positive or ""),
-        negative_prompt=_a1111_literal(negative or ""),
+        prompt=prompts[0].text or "",
+        negative_prompt=prompts[1].text or "",
         model=model,
         width=width,
         height=height,
@@ -264,7 +286,8 @@ def _encoder(reader: _Reader, node_id: str | None) -> str | None:
             if "ControlNet" in kind
             else "this conditioning node is not reproduced"
         )
-        reader.note(node_id, reason)
+        if kind not in MAPPED:  # read into the prompt, or the prompt's own entry says why not
+            reader.note(node_id, reason)
         inputs = reader.graph[node_id]["inputs"]
         name = next(
             (k for k in ("conditioning", "positive", "conditioning_to", "conditioning_1") if k in inputs),
