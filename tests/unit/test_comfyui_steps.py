@@ -10,6 +10,7 @@ from ml_lib.diffusion.output.comfyui import comfy_graph
 from ml_lib.diffusion.output.comfyui_sigmas import discrete_sampling, ksampler_sigmas
 from ml_lib.diffusion.output.comfyui_steps import KSamplerRun, engine_sigmas, ksampler_run
 from ml_lib.diffusion.plan import ControlUse, HiresPlan, InitImage, ModelFormat, ModelRef, RefinerPlan
+from ml_lib.diffusion.planning.hires import hires_schedule
 from ml_lib.diffusion.planning.prompt_schedule import plan_prompt_schedule
 
 from .test_comfyui_graph import REF, by_type, check_against_schema, make_plan
@@ -79,6 +80,20 @@ def test_hires_pass_of_ddim_runs_our_steps() -> None:
     first, second = by_type(graph.nodes, "KSampler")
     assert (first["inputs"]["steps"], first["inputs"]["denoise"]) == (30, 0.99)
     assert (second["inputs"]["steps"], second["inputs"]["denoise"]) == (12, 0.4)  # 12 of int(12 / 0.4) = 30
+
+
+@pytest.mark.parametrize(
+    ("steps", "hires_steps", "denoise"), [(30, 12, 0.4), (20, 0, 0.7), (25, 10, 1.0), (7, 3, 0.33)]
+)
+def test_hires_run_follows_the_engines_hires_schedule(steps: int, hires_steps: int, denoise: float) -> None:
+    hires = HiresPlan(steps=hires_steps, denoise=denoise)
+    total, strength = hires_schedule(steps, hires)
+    graph = comfy_graph(make_plan(sampler="Euler", schedule="Uniform", steps=steps, hires=hires), seed=1)
+    second = by_type(graph.nodes, "KSampler")[1]["inputs"]
+    assert second["steps"] == int(total * strength) == (hires_steps or steps)
+    assert int(second["steps"] / second["denoise"]) == total or (
+        second["denoise"] == 1.0 and total == second["steps"]
+    )
 
 
 def negative_node(plan_overrides: dict[str, object]) -> tuple[dict, dict]:

@@ -32,7 +32,6 @@ from typing import Any
 
 from ..errors import PromptError
 from ..plan import GenerationPlan
-from ..planning.hires import hires_schedule
 from ..prompt.syntax import parse_prompt
 from ..samplers import SamplerChoice
 from .comfyui_hires import add_hires, hires_unexpressed
@@ -191,10 +190,11 @@ def _first_run(plan: GenerationPlan, sampler: tuple[str, str]) -> KSamplerRun:
 
 
 def _hires_run(plan: GenerationPlan, sampler: tuple[str, str]) -> KSamplerRun:
-    """The hires pass: its steps of the schedule our engine gives it (:func:`hires_schedule`)."""
+    """The hires pass: its ``k`` steps of the ``int(k / min(denoise, 0.999))`` our engine runs them in
+    (``planning.hires.hires_schedule``, which ``output`` may not import; a test holds the two equal)."""
     assert plan.hires is not None
-    total, _strength = hires_schedule(plan.steps, plan.hires)
-    return _run(plan, sampler, total, plan.hires.steps or plan.steps)
+    run = plan.hires.steps or plan.steps
+    return _run(plan, sampler, int(run / min(plan.hires.denoise, 0.999)), run)
 
 
 def _zero_empty_negative(plan: GenerationPlan) -> bool:

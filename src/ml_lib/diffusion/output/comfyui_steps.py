@@ -6,8 +6,8 @@ Our engine (as A1111) runs the last ``run`` steps of a ``total`` step schedule: 
 img2img and inpainting ``int(steps x strength)`` of ``steps`` (diffusers' ``get_timesteps``), the hires
 pass its ``k`` steps of ``int(k / min(denoise, 0.999))`` (:func:`~..planning.hires.hires_schedule`).
 ComfyUI's ``KSampler`` with ``denoise = d < 1`` runs its last ``steps`` of an ``int(steps / d)`` step
-schedule, so :func:`ksampler_run` writes ``steps = run`` and searches a ``T`` with a ``d`` in
-``(run / (T + 1), run / T]`` (the roundest) whose sigmas are ours.
+schedule, so :func:`ksampler_run` writes ``steps = run`` and a ``d`` in ``(run / (total + 1), run / total]``
+(the roundest); for DDIM it searches a ``T`` and such a ``d`` whose sigmas are ours.
 
 DDIM: our engine's timesteps are diffusers' "leading" ``j * (1000 // n) + 1`` for ``j < n``
 (``steps_offset`` 1, as the SD configs have it); ComfyUI's ``ddim_uniform`` of ``n`` steps takes every
@@ -31,7 +31,7 @@ from .comfyui_sigmas import Timeline, discrete_sampling, ksampler_sigmas
 __all__ = ["KSamplerRun", "control_percents", "engine_sigmas", "ksampler_run"]
 
 _DDIM = "ddim_uniform"
-_MAX_DECIMALS = 6
+_MAX_DECIMALS = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,12 +78,13 @@ def _same(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
 def ksampler_run(sampler: str, scheduler: str, total: int, run: int, *, discrete: bool = True) -> KSamplerRun:
     """The ``KSampler`` steps and denoise that sample exactly our engine's last ``run`` steps of ``total``.
 
-    ``discrete``: the model is sampled with ComfyUI's ``ModelSamplingDiscrete`` (SD 1.x, 2.x, SDXL), whose
-    noise levels are checked; for another model only the step arithmetic (``run`` of ``total``) is.
-    Raises ValueError with the reason when none does."""
+    Our schedule of ``total`` steps is ComfyUI's own of that name (the engine test checks it against our
+    diffusers schedulers) but for DDIM, whose timesteps are searched among ``ddim_uniform``'s with
+    ComfyUI's noise levels (``discrete``: ``ModelSamplingDiscrete``, SD 1.x, 2.x, SDXL; another model
+    gets the step arithmetic alone). Raises ValueError with the reason when none does."""
     if run < 1:
         raise ValueError(f"the strength runs no step of {total} (int(steps x strength) is 0)")
-    if not discrete:
+    if not discrete or scheduler != _DDIM:  # set_steps: the last ``run`` of the same ``total`` schedule
         denoise = 1.0 if run == total else _denoise(run, total)
         if denoise is None:
             raise ValueError(f"no KSampler denoise runs {run} steps of a {total}-step schedule")
