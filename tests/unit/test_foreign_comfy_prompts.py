@@ -10,7 +10,7 @@ import pytest
 from ml_lib.diffusion.output.comfyui import comfy_graph
 from ml_lib.diffusion.output.comfyui_workflow import api_to_workflow
 from ml_lib.diffusion.output.foreign.comfy import read_comfy_prompt, read_comfy_workflow
-from ml_lib.diffusion.plan import ControlUse, ModelFormat, ModelRef
+from ml_lib.diffusion.plan import ControlUse, InitImage, ModelFormat, ModelRef
 from ml_lib.diffusion.planning.prompt_schedule import plan_prompt_schedule
 from ml_lib.diffusion.prompt.syntax import parse_prompt
 
@@ -86,3 +86,14 @@ def test_read_back_prompts_parse_as_the_same_schedule() -> None:
     meta, _, plan = round_trip(prompt)
     assert parse_prompt(meta.prompt).uses_break
     assert plan_prompt_schedule(meta.prompt, meta.negative_prompt, 20, "Euler") == plan.prompt_schedule
+
+
+def test_ddim_graph_denoise_is_a_txt2img_of_its_steps_and_img2img_still_says_so() -> None:
+    meta, nodes, _ = round_trip("a [fox:wolf:7] on a mat", sampler="DDIM", schedule="Uniform", steps=30)
+    (sampler,) = by_type(nodes, "KSampler")
+    assert sampler["inputs"]["denoise"] == 0.99
+    assert (meta.prompt, meta.steps, meta.sampler) == ("a [fox:wolf:7] on a mat", 30, "DDIM")
+    assert not [u for u in meta.unmapped if u.key == "denoise"]
+    img2img = comfy_graph(make_plan(init=InitImage(REF, strength=0.5)), seed=1).nodes
+    (entry,) = [u for u in read_comfy_prompt(img2img).unmapped if u.key == "denoise"]
+    assert "source image" in entry.reason

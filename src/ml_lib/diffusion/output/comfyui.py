@@ -12,15 +12,15 @@ nodes only, so ComfyUI opens the image and can queue it again::
 ComfyUI runs the same checkpoint, LoRAs, sampler, seed and size; it draws its noise and normalises
 prompt weights its own way, so the pixels are not ours. Prompts are written by :mod:`.comfyui_prompts`:
 BREAK as ``ConditioningConcat``, prompt editing and alternation as ``ConditioningSetTimestepRange``
-ranges switching at A1111's sampler calls, ``AND`` as ``ConditioningSetAreaStrength`` parts with the
-CFG scaled (the math is there), an SDXL empty negative our engine zeroes as ``ConditioningZeroOut``. Each
+ranges switching at A1111's sampler calls, ``AND`` as ``ConditioningSetAreaStrength`` parts with the CFG
+scaled (the math is there), an SDXL empty negative our engine zeroes as ``ConditioningZeroOut``. Each
 ``KSampler`` gets the steps and denoise under which ComfyUI samples our engine's noise levels (img2img's
-``int(steps x strength)`` steps, DDIM's timesteps, the hires pass: :mod:`.comfyui_steps`), and each
-ControlNet unit the percents that turn it on and off at our engine's calls. When a plan uses something ComfyUI's core nodes cannot express (an
-IP-Adapter, a control preprocessor, a sampler ComfyUI lacks, a prompt schedule in img2img or with the
-refiner, negative AND weights, inpainting only the masked area, resize-and-fill), no graph is written and
-:func:`comfy_graph` says why. A1111's variation seed (and seed resize) has no core node either; the graph
-is written without it and its workflow carries a ``Note`` saying so. Fields added to the plan later
+``int(steps x strength)`` steps, DDIM's timesteps, the hires pass: :mod:`.comfyui_steps`), and each ControlNet
+unit the percents that turn it on and off at our engine's calls. When a plan uses something ComfyUI's core
+nodes cannot express (an IP-Adapter, a control preprocessor, a sampler ComfyUI lacks, a prompt schedule in
+img2img or with the refiner, negative AND weights, inpainting only the masked area, resize-and-fill), no graph
+is written and :func:`comfy_graph` says why. A1111's variation seed (and seed resize) has no core node either;
+the graph is written without it and its workflow carries a ``Note`` saying so. Fields added to the plan later
 extend :func:`_build` (see ``_UNEXPRESSED``).
 """
 

@@ -19,6 +19,7 @@ from typing import Any
 from ...errors import ForeignMetadataError
 from ..comfyui_names import from_comfy_sampler
 from ..comfyui_sigmas import Timeline, timeline
+from ..comfyui_steps import KSamplerRun, ksampler_run
 from ..comfyui_workflow import workflow_to_api
 from ._values import as_float, as_int, as_text
 from .comfy_conditioning import MAPPED, read_prompt
@@ -29,6 +30,7 @@ __all__ = ["MAX_NODES", "read_comfy_prompt", "read_comfy_workflow"]
 #: A graph with more nodes is refused (real workflows have tens to a few hundred).
 MAX_NODES = 5000
 _MAX_WALK = 200  # nodes followed along one input chain
+_MAX_STEPS = 10000  # KSampler's steps input goes up to 10000
 _SAMPLERS = ("KSampler", "KSamplerAdvanced")
 _CHECKPOINTS = ("CheckpointLoaderSimple", "CheckpointLoader", "unCLIPCheckpointLoader")
 _TEXT_ENCODERS = ("CLIPTextEncode", "CLIPTextEncodeSDXL")
@@ -174,13 +176,13 @@ def _read(graph: Graph, source: str) -> ForeignMetadata:
         if note is not None:
             reader.unmapped.append(Unmapped("sampler", f"{raw_sampler} / {raw_scheduler}", note))
     denoise = as_float(reader.value(sampler_id, "denoise"))
-    if denoise is not None and denoise < 1.0:
+    steps, cfg = as_int(reader.value(sampler_id, "steps")), as_float(reader.value(sampler_id, "cfg"))
+    if denoise is not None and denoise < 1.0 and not _whole_run(reader, sampler_id, steps, denoise):
         reader.unmapped.append(
             Unmapped(
                 "denoise", f"{denoise:g}", "img2img needs the source image, which the file does not carry"
             )
         )
-    steps, cfg = as_int(reader.value(sampler_id, "steps")), as_float(reader.value(sampler_id, "cfg"))
     for name, value in (("seed", seed), ("steps", steps), ("cfg", cfg)):
         if value is None:
             reader.unmapped.append(Unmapped(name, "", "not recorded as a number the graph states"))
@@ -226,6 +228,22 @@ def _read(graph: Graph, source: str) -> ForeignMetadata:
         loras=tuple(loras),
         unmapped=_capped(reader.unmapped),
     )
+
+
+def _whole_run(reader: _Reader, sampler_id: str, steps: int | None, denoise: float) -> bool:
+    """Whether a denoise below 1 on an empty latent is our graphs' way of running DDIM's ``steps``
+    (:func:`~..comfyui_steps.ksampler_run`): a txt2img of those steps, not an img2img."""
+    latent = reader.upstream(sampler_id, "latent_image")
+    sampler = as_text(reader.value(sampler_id, "sampler_name"))
+    scheduler = as_text(reader.value(sampler_id, "scheduler"))
+    if latent is None or reader.graph[latent]["class_type"] not in _EMPTY_LATENTS or steps is None:
+        return False
+    if sampler is None or scheduler != "ddim_uniform" or not 1 <= steps <= _MAX_STEPS:
+        return False
+    try:
+        return ksampler_run(sampler, scheduler, steps, steps) == KSamplerRun(steps, denoise)
+    except ValueError:  # no such run: the denoise is the graph's own
+        return False
 
 
 def _capped(items: list[Unmapped], limit: int = 25) -> tuple[Unmapped, ...]:
