@@ -97,3 +97,21 @@ def test_ddim_graph_denoise_is_a_txt2img_of_its_steps_and_img2img_still_says_so(
     img2img = comfy_graph(make_plan(init=InitImage(REF, strength=0.5)), seed=1).nodes
     (entry,) = [u for u in read_comfy_prompt(img2img).unmapped if u.key == "denoise"]
     assert "source image" in entry.reason
+
+
+def test_a_shared_input_tree_is_refused_not_expanded() -> None:
+    graph: dict[str, dict[str, object]] = {
+        "1": {"class_type": "CLIPTextEncode", "inputs": {"text": "a fox", "clip": ["9", 1]}},
+    }
+    for i in range(2, 60):  # each Combine takes the previous node twice: 2^58 conds if expanded
+        graph[str(i)] = {
+            "class_type": "ConditioningCombine",
+            "inputs": {"conditioning_1": [str(i - 1), 0], "conditioning_2": [str(i - 1), 0]},
+        }
+    graph["60"] = {
+        "class_type": "KSampler",
+        "inputs": {"positive": ["59", 0], "negative": ["1", 0], "steps": 20, "sampler_name": "euler"},
+    }
+    meta = read_comfy_prompt(graph)
+    (entry,) = [u for u in meta.unmapped if u.key == "positive prompt"]
+    assert "more than 2000 nodes" in entry.reason and meta.prompt == "a fox"

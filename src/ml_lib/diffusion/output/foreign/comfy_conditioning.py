@@ -39,6 +39,7 @@ MAPPED = frozenset(
     }
 )
 _MAX_DEPTH = 200
+_MAX_VISITS = 2000  # node visits per prompt: a hostile graph can share inputs to blow a tree up
 _SYNTAX = re.compile(r"[()\[\]:|\\]")
 
 
@@ -91,15 +92,21 @@ def _number(reader: ConditioningReader, node_id: str, name: str) -> float:
     return value
 
 
-def _entries(reader: ConditioningReader, link: tuple[str, int] | None, depth: int = 0) -> list[_Entry]:
-    """The conditioning a link carries, as ComfyUI's nodes build the list (text, strength, range)."""
+def _entries(
+    reader: ConditioningReader, link: tuple[str, int] | None, visits: list[int], depth: int = 0
+) -> list[_Entry]:
+    """The conditioning a link carries, as ComfyUI's nodes build the list (text, strength, range);
+    ``visits`` counts the nodes visited for this prompt."""
     if link is None or link[0] not in reader.graph or depth > _MAX_DEPTH:
         raise _Unreadable("the conditioning does not lead to a text encoder")
+    visits[0] += 1
+    if visits[0] > _MAX_VISITS:
+        raise _Unreadable(f"the conditioning visits more than {_MAX_VISITS} nodes; not read back")
     node_id, output = link
     kind = reader.graph[node_id]["class_type"]
 
     def follow(name: str) -> list[_Entry]:
-        return _entries(reader, _link(reader.graph[node_id]["inputs"].get(name)), depth + 1)
+        return _entries(reader, _link(reader.graph[node_id]["inputs"].get(name)), visits, depth + 1)
 
     if kind == "CLIPTextEncode":
         text = as_text(reader.value(node_id, "text"))
@@ -215,7 +222,7 @@ def read_prompt(
     """The A1111 prompt of the conditioning at ``link`` (a KSampler's positive or ``negative`` input);
     ``line`` gives the KSampler's ComfyUI calls (ValueError when unknown), needed for step ranges."""
     try:
-        parts = _parts(_entries(reader, _link(link)), line)
+        parts = _parts(_entries(reader, _link(link), [0]), line)
     except _Unreadable as exc:
         return ReadPrompt(None, reason=str(exc))
     except ValueError as exc:  # the timeline: a sampler or scheduler whose calls are not modelled
