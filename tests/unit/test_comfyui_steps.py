@@ -7,8 +7,8 @@ import math
 import pytest
 
 from ml_lib.diffusion.output.comfyui import comfy_graph
-from ml_lib.diffusion.output.comfyui_sigmas import discrete_sampling, ksampler_sigmas
-from ml_lib.diffusion.output.comfyui_steps import KSamplerRun, engine_sigmas, ksampler_run
+from ml_lib.diffusion.output.comfyui_sigmas import discrete_sampling, ksampler_sigmas, timeline
+from ml_lib.diffusion.output.comfyui_steps import KSamplerRun, control_percents, engine_sigmas, ksampler_run
 from ml_lib.diffusion.plan import ControlUse, HiresPlan, InitImage, ModelFormat, ModelRef, RefinerPlan
 from ml_lib.diffusion.planning.hires import hires_schedule
 from ml_lib.diffusion.planning.prompt_schedule import plan_prompt_schedule
@@ -144,3 +144,20 @@ def test_ddim_prompt_schedule_switches_at_a1111s_call_of_our_30_steps() -> None:
     calls = ksampler_sigmas(ms, "ddim", "ddim_uniform", 30, 0.99)
     switch = ms.percent_to_sigma(first_end)  # A1111: "fox" for calls 0-15 (<= int(0.5 x 30))
     assert calls[16] < switch < calls[15]
+
+
+def test_hires_pass_switches_controlnet_at_its_own_calls() -> None:
+    unit = ControlUse("/cn/canny.safetensors", REF, scale=0.8, guidance_start=0.2, guidance_end=0.6)
+    hires = HiresPlan(scale=1.5, steps=10, denoise=0.5, upscaler="Latent")
+    plan = make_plan(sampler="Euler a", schedule="Uniform", steps=20, hires=hires, controls=(unit,))
+    graph = comfy_graph(plan, seed=1)
+    assert graph.reason is None
+    check_against_schema(graph.nodes)
+    first, second = by_type(graph.nodes, "KSampler")
+    percents = []
+    for sampler in (first, second):
+        apply = graph.nodes[sampler["inputs"]["positive"][0]]["inputs"]
+        line = timeline("euler_ancestral", "normal", sampler["inputs"]["steps"], sampler["inputs"]["denoise"])
+        assert (apply["start_percent"], apply["end_percent"]) == control_percents(0.2, 0.6, line)
+        percents.append((apply["start_percent"], apply["end_percent"]))
+    assert percents[0] != percents[1]  # the hires pass's calls sit lower: other percents
