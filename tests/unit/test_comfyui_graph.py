@@ -18,6 +18,7 @@ from ml_lib.diffusion.output.comfyui import (
     comfy_text,
 )
 from ml_lib.diffusion.output.comfyui_names import COMFY_SAMPLERS, COMFY_SCHEDULES, to_comfy_sampler
+from ml_lib.diffusion.output.comfyui_sigmas import discrete_sampling, timeline
 from ml_lib.diffusion.output.comfyui_workflow import NODE_IO, WIDGET_TYPES, api_to_workflow, widget_names
 from ml_lib.diffusion.output.metadata import image_save_kwargs, read_metadata
 from ml_lib.diffusion.plan import (
@@ -176,7 +177,8 @@ def test_img2img_inpaint_and_controlnet_graph() -> None:
     check_against_schema(graph.nodes)
     assert not by_type(graph.nodes, "EmptyLatentImage") and not by_type(graph.nodes, "CLIPSetLastLayer")
     (sampler,) = by_type(graph.nodes, "KSampler")
-    assert sampler["inputs"]["denoise"] == 0.55
+    # our engine runs int(25 x 0.55) = 13 steps of 25; ComfyUI the last 13 of int(13 / 0.52) = 25
+    assert (sampler["inputs"]["steps"], sampler["inputs"]["denoise"]) == (13, 0.52)
     latent = graph.nodes[sampler["inputs"]["latent_image"][0]]
     assert latent["class_type"] == "SetLatentNoiseMask"
     assert graph.nodes[latent["inputs"]["mask"][0]]["inputs"] == {"image": "abcdef.png", "channel": "red"}
@@ -191,7 +193,11 @@ def test_img2img_inpaint_and_controlnet_graph() -> None:
         apply["inputs"]["strength"],
         apply["inputs"]["start_percent"],
         apply["inputs"]["end_percent"],
-    ) == (0.8, 0.0, 0.6)
+    ) == (0.8, 0.0, 0.96)
+    # diffusers uses the unit at calls 0-6 of 13 ((i + 1) / 13 <= 0.6); ComfyUI's percents count its whole
+    # noise range, and percent 0.96 is the sigma between those calls 6 and 7 of this run
+    calls = timeline("dpmpp_2m", "karras", 13, 0.52).calls
+    assert calls[7] < discrete_sampling().percent_to_sigma(0.96) < calls[6]
     assert sampler["inputs"]["positive"] == [next(k for k, n in graph.nodes.items() if n is apply), 0]
     assert sampler["inputs"]["negative"][1] == 1
 

@@ -160,7 +160,10 @@ def test_and_parts_are_combined_for_the_positive_only() -> None:
         (scheduled("a [fox:wolf:0.5]", init=InitImage(REF, strength=0.5)), "img2img"),
         (scheduled("a [fox:wolf:0.5]", sampler="UniPC", schedule="Karras"), "uni_pc"),
         (scheduled("a [fox|wolf]", steps=MAX_RANGES + 2), f"at most {MAX_RANGES}"),
-        (scheduled("a [fox:wolf:0.5]", steps=30, sampler="DDIM", schedule="Uniform"), "runs 31 steps for 30"),
+        (
+            scheduled("a [fox:wolf:0.5]", steps=1000, sampler="DDIM", schedule="Uniform"),
+            "DDIM's 1000 leading",
+        ),
         (make_plan(prompt="a [fox:wolf:0.5]"), "holds no prompt schedule"),
         (
             scheduled(

@@ -12,12 +12,15 @@ nodes only, so ComfyUI opens the image and can queue it again::
 ComfyUI runs the same checkpoint, LoRAs, sampler, seed and size; it draws its noise and normalises
 prompt weights its own way, so the pixels are not ours. Prompts are written by :mod:`.comfyui_prompts`:
 BREAK as ``ConditioningConcat``, prompt editing and alternation as ``ConditioningSetTimestepRange``
-ranges switching at A1111's sampler calls, ``AND`` as ``ConditioningSetAreaStrength`` parts with the
-CFG scaled (the math is there). When a plan uses something ComfyUI's core nodes cannot express (an
-IP-Adapter, a control preprocessor, a sampler ComfyUI lacks, a prompt schedule in img2img or with the
-refiner, negative AND weights, inpainting only the masked area, resize-and-fill), no graph is written and
-:func:`comfy_graph` says why. A1111's variation seed (and seed resize) has no core node either; the graph
-is written without it and its workflow carries a ``Note`` saying so. Fields added to the plan later
+ranges switching at A1111's sampler calls, ``AND`` as ``ConditioningSetAreaStrength`` parts with the CFG
+scaled (the math is there), an SDXL empty negative our engine zeroes as ``ConditioningZeroOut``. Each
+``KSampler`` gets the steps and denoise under which ComfyUI samples our engine's noise levels (img2img's
+``int(steps x strength)`` steps, DDIM's timesteps, the hires pass: :mod:`.comfyui_steps`), and each ControlNet
+unit the percents that turn it on and off at our engine's calls. When a plan uses something ComfyUI's core
+nodes cannot express (an IP-Adapter, a control preprocessor, a sampler ComfyUI lacks, a prompt schedule in
+img2img or with the refiner, negative AND weights, inpainting only the masked area, resize-and-fill), no graph
+is written and :func:`comfy_graph` says why. A1111's variation seed (and seed resize) has no core node either;
+the graph is written without it and its workflow carries a ``Note`` saying so. Fields added to the plan later
 extend :func:`_build` (see ``_UNEXPRESSED``).
 """
 
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import Any
@@ -38,6 +42,7 @@ from .comfyui_names import to_comfy_sampler
 from .comfyui_prompts import PromptEncoder, comfy_pieces
 from .comfyui_refiner import add_refiner
 from .comfyui_sigmas import Timeline, timeline
+from .comfyui_steps import KSamplerRun, control_percents, ksampler_run
 from .comfyui_workflow import api_to_workflow
 
 __all__ = ["PROMPT_CHUNK", "WORKFLOW_CHUNK", "ComfyGraph", "comfy_chunks", "comfy_graph", "comfy_text"]
@@ -158,20 +163,47 @@ def comfy_graph(plan: GenerationPlan, seed: int, subseed: int | None = None) -> 
         return ComfyGraph(reason=str(exc))
 
 
-def _timeline(plan: GenerationPlan, sampler: tuple[str, str], steps: int, denoise: float) -> Timeline:
-    """The ComfyUI calls of one sampler pass of ``plan``, for prompt step ranges."""
+def _timeline(plan: GenerationPlan, sampler: tuple[str, str], run: KSamplerRun) -> Timeline:
+    """The ComfyUI calls of one sampler pass of ``plan``, for prompt step ranges and ControlNet percents."""
     if plan.model.family not in _DISCRETE_FAMILIES:
         raise ValueError(f"ComfyUI's noise levels for a {plan.model.family} model are not known here")
-    return timeline(sampler[0], sampler[1], steps, denoise)
+    return timeline(sampler[0], sampler[1], run.steps, run.denoise)
 
 
-def _first_timeline(plan: GenerationPlan, sampler: tuple[str, str]) -> Timeline:
+def _first_timeline(plan: GenerationPlan, sampler: tuple[str, str], run: KSamplerRun) -> Timeline:
     if plan.init is not None:
         raise ValueError(
-            "a prompt schedule in img2img: A1111 runs int(steps x strength) steps where ComfyUI's KSampler "
-            "runs all its steps, so the prompts would switch at other steps"
+            "a prompt schedule in img2img: A1111's schedule counts the plan's steps, of which only "
+            "int(steps x strength) run, and that count is not written into ComfyUI graphs yet"
         )
-    return _timeline(plan, sampler, plan.steps, 1.0)
+    return _timeline(plan, sampler, run)
+
+
+def _run(plan: GenerationPlan, sampler: tuple[str, str], total: int, run: int) -> KSamplerRun:
+    """The KSampler steps and denoise of a pass that runs the last ``run`` of ``total`` steps."""
+    discrete = plan.model.family in _DISCRETE_FAMILIES
+    return ksampler_run(sampler[0], sampler[1], total, run, discrete=discrete)
+
+
+def _first_run(plan: GenerationPlan, sampler: tuple[str, str]) -> KSamplerRun:
+    """The first pass: all steps, or (img2img, inpainting) diffusers' ``int(steps x strength)`` of them."""
+    total = plan.steps
+    run = total if plan.init is None else min(int(total * plan.init.strength), total)
+    return _run(plan, sampler, total, run)
+
+
+def _hires_run(plan: GenerationPlan, sampler: tuple[str, str]) -> KSamplerRun:
+    """The hires pass: its ``k`` steps of the ``int(k / min(denoise, 0.999))`` our engine runs them in
+    (``planning.hires.hires_schedule``, which ``output`` may not import; a test holds the two equal)."""
+    assert plan.hires is not None
+    run = plan.hires.steps or plan.steps
+    return _run(plan, sampler, int(run / min(plan.hires.denoise, 0.999)), run)
+
+
+def _zero_empty_negative(plan: GenerationPlan) -> bool:
+    """Our engine conditions an SDXL model on zeros for an empty negative prompt (``sdxl_empty_negative``
+    "zeros", diffusers' ``force_zeros_for_empty_prompt``); the graph then zeroes it too."""
+    return plan.model.family == "sdxl" and plan.sdxl_empty_negative == "zeros"
 
 
 def _refiner_texts(plan: GenerationPlan, names: tuple[str, ...]) -> tuple[str, str]:
@@ -209,19 +241,24 @@ def _build(plan: GenerationPlan, seed: int, choice: SamplerChoice, notes: list[s
     comfy_sampler = to_comfy_sampler(choice)
     assert comfy_sampler is not None  # checked by _unexpressed
     names = tuple(e.name for e in plan.embeddings)
-    encoder = PromptEncoder(g.add, clip, names)
+    first_run = _first_run(plan, comfy_sampler)
+    encoder = PromptEncoder(g.add, clip, names, zero_empty_negative=_zero_empty_negative(plan))
     first = encoder.conditioning(
         plan.prompt_schedule,
         (plan.prompt, plan.negative_prompt),
         plan.cfg_scale,
-        timeline=lambda: _first_timeline(plan, comfy_sampler),
+        timeline=lambda: _first_timeline(plan, comfy_sampler, first_run),
         controls=bool(plan.controls),
     )
     notes += first.notes
     units: list[tuple[str, str]] = []  # (ControlNetLoader, LoadImage) of each unit, made once
 
-    def control(pos: Link, neg: Link) -> tuple[Link, Link]:
+    def control(pos: Link, neg: Link, line: Callable[[], Timeline]) -> tuple[Link, Link]:
+        """The units applied to (pos, neg), switched on and off at our engine's calls of the pass."""
         for i, unit in enumerate(plan.controls):
+            percents = (0.0, 1.0)
+            if (unit.guidance_start, unit.guidance_end) != percents:
+                percents = control_percents(unit.guidance_start, unit.guidance_end, line())
             if i == len(units):
                 name = _file_name(unit.model, unit.name)
                 units.append(
@@ -238,16 +275,21 @@ def _build(plan: GenerationPlan, seed: int, choice: SamplerChoice, notes: list[s
                 control_net=[units[i][0], 0],
                 image=[units[i][1], 0],
                 strength=unit.scale,
-                start_percent=unit.guidance_start,
-                end_percent=unit.guidance_end,
+                start_percent=percents[0],
+                end_percent=percents[1],
             )
             pos, neg = [apply, 0], [apply, 1]
         return pos, neg
 
-    pos, neg = control(first.positive, first.negative)
-    latent, denoise = _latent(g, plan, vae)
+    pos, neg = control(first.positive, first.negative, lambda: _timeline(plan, comfy_sampler, first_run))
+    latent = _latent(g, plan, vae)
     final: Link
     if plan.refiner is not None:  # with the hires fix: no graph (_unexpressed)
+        if first_run != KSamplerRun(plan.steps, 1.0):
+            raise ValueError(
+                f"the refiner's KSamplerAdvanced passes run ComfyUI's whole {comfy_sampler[1]} schedule of "
+                f"{plan.steps} steps, which is not ours (img2img, or DDIM at this step count)"
+            )
         final, vae = add_refiner(
             g.add, plan, seed, comfy_sampler, (model, pos, neg, latent), _refiner_texts(plan, names)
         )
@@ -257,41 +299,50 @@ def _build(plan: GenerationPlan, seed: int, choice: SamplerChoice, notes: list[s
         "KSampler",
         model=model,
         seed=seed,
-        steps=plan.steps,
+        steps=first_run.steps,
         cfg=first.cfg,
         sampler_name=comfy_sampler[0],
         scheduler=comfy_sampler[1],
         positive=pos,
         negative=neg,
         latent_image=latent,
-        denoise=denoise,
+        denoise=first_run.denoise,
     )
     final = [sampled, 0]
     if plan.hires is not None:
         hires = plan.hires
+
+        sampler = to_comfy_sampler(
+            SamplerChoice(hires.sampler or plan.sampler, hires.schedule or plan.schedule)
+        )
+        assert sampler is not None  # checked by hires_unexpressed
+        hires_run = _hires_run(plan, sampler)
+
+        def hires_line() -> Timeline:
+            return _timeline(plan, sampler, hires_run)
 
         def conditioning() -> tuple[Link, Link, float]:
             """The first pass's, or the hires pass's prompts (its own schedule over its own steps) with the
             ControlNets applied again (ComfyUI resizes each control image to the latent it samples, as
             A1111's extension does)."""
             if not (hires.prompt or hires.negative_prompt or hires.prompt_schedule or plan.prompt_schedule):
-                return pos, neg, first.cfg
-            sampler = to_comfy_sampler(
-                SamplerChoice(hires.sampler or plan.sampler, hires.schedule or plan.schedule)
-            )
-            assert sampler is not None  # checked by hires_unexpressed
+                if all((u.guidance_start, u.guidance_end) == (0.0, 1.0) for u in plan.controls):
+                    return pos, neg, first.cfg  # the units apply at every call of either pass
+                return (*control(first.positive, first.negative, hires_line), first.cfg)
             second = encoder.conditioning(
                 hires.prompt_schedule,
                 (hires.prompt or plan.prompt, hires.negative_prompt or plan.negative_prompt),
                 plan.cfg_scale,
-                timeline=lambda: _timeline(plan, sampler, hires.steps or plan.steps, hires.denoise),
+                timeline=hires_line,
                 controls=bool(plan.controls),
                 titles=("Hires prompt", "Hires negative prompt"),
             )
             notes.extend(second.notes)
-            return (*control(second.positive, second.negative), second.cfg)
+            return (*control(second.positive, second.negative, hires_line), second.cfg)
 
-        final = add_hires(g.add, plan, seed, final, (model, clip, vae), conditioning)
+        final = add_hires(
+            g.add, plan, seed, final, (model, clip, vae), (hires_run.steps, hires_run.denoise), conditioning
+        )
     return _save(g, final, vae)
 
 
@@ -301,8 +352,8 @@ def _save(g: _Builder, latent: Link, vae: Link) -> dict[str, Any]:
     return g.nodes
 
 
-def _latent(g: _Builder, plan: GenerationPlan, vae: Link) -> tuple[Link, float]:
-    """The starting latent (empty, or the init image encoded, masked for inpainting) and the denoise."""
+def _latent(g: _Builder, plan: GenerationPlan, vae: Link) -> Link:
+    """The starting latent (empty, or the init image encoded, masked for inpainting)."""
     init = plan.init
     if init is None:
         return [
@@ -310,7 +361,7 @@ def _latent(g: _Builder, plan: GenerationPlan, vae: Link) -> tuple[Link, float]:
                 "EmptyLatentImage", "Empty Latent Image", width=plan.width, height=plan.height, batch_size=1
             ),
             0,
-        ], 1.0
+        ]
     loaded = g.add("LoadImage", "Init image", image=_file_name(init.image.path))
     scaled = g.add(
         "ImageScale",
@@ -327,7 +378,7 @@ def _latent(g: _Builder, plan: GenerationPlan, vae: Link) -> tuple[Link, float]:
             "LoadImageMask", "Mask (white = repaint)", image=_file_name(init.mask.path), channel="red"
         )
         latent = [g.add("SetLatentNoiseMask", "Set Latent Noise Mask", samples=latent, mask=[mask, 0]), 0]
-    return latent, init.strength
+    return latent
 
 
 def comfy_chunks(plan: GenerationPlan, seed: int, subseed: int | None = None) -> tuple[tuple[str, str], ...]:

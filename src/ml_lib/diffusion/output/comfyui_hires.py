@@ -1,6 +1,7 @@
 """A1111's hires fix as ComfyUI core nodes: the first pass's latent upscaled (``LatentUpscale``), or decoded,
 scaled with Lanczos (``ImageScale``) and encoded again, then a second ``KSampler`` at the hires steps with
-the hires denoise (ComfyUI runs exactly ``steps`` of a ``steps / denoise`` schedule, as A1111 does).
+the hires denoise (ComfyUI runs exactly ``steps`` of a ``steps / denoise`` schedule, as A1111 does; the
+denoise written is the one :func:`~.comfyui_steps.ksampler_run` finds for our engine's schedule).
 
 Only what the core nodes do as A1111 does is written: "Latent" (bilinear), "Latent (nearest-exact)",
 "Latent (bicubic)" and "Lanczos" at a scale; the antialiased latent modes, "Latent (nearest)", "Nearest",
@@ -57,11 +58,13 @@ def add_hires(
     seed: int,
     first: Link,
     nodes: tuple[Link, Link, Link],
+    run: tuple[int, float],
     conditioning: Callable[[], tuple[Link, Link, float]],
 ) -> Link:
-    """The hires pass after the ``first`` pass's latent; ``nodes`` are (model, clip, vae) links,
-    ``conditioning`` gives the pass's (positive, negative) links (the hires prompts encoded, ControlNets
-    applied) and its KSampler CFG. Returns the final latent."""
+    """The hires pass after the ``first`` pass's latent; ``nodes`` are (model, clip, vae) links, ``run``
+    the KSampler's (steps, denoise) that run our engine's hires steps, ``conditioning`` gives the pass's
+    (positive, negative) links (the hires prompts encoded, ControlNets applied) and its KSampler CFG.
+    Returns the final latent."""
     h = plan.hires
     assert h is not None
     model, _clip, vae = nodes
@@ -99,13 +102,13 @@ def add_hires(
         "Hires pass",
         model=model,
         seed=seed,
-        steps=h.steps or plan.steps,
+        steps=run[0],
         cfg=cfg,
         sampler_name=sampler[0],
         scheduler=sampler[1],
         positive=positive,
         negative=negative,
         latent_image=upscaled,
-        denoise=h.denoise,
+        denoise=run[1],
     )
     return [second, 0]

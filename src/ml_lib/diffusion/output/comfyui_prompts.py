@@ -14,6 +14,9 @@ Every distinct text is encoded once (``CLIPTextEncode``; read by :func:`comfy_pi
   each boundary percent sits between the noise levels of the two calls where A1111 switches
   (:mod:`.comfyui_sigmas`), so ComfyUI switches at the same call with this sampler, scheduler and steps.
   Alternation makes one run per call: at most :data:`MAX_RANGES` runs per prompt are written.
+- **An empty negative prompt** of an SDXL plan that conditions on zeros for it (``sdxl_empty_negative``
+  "zeros", diffusers' ``force_zeros_for_empty_prompt``, A1111) → ``ConditioningZeroOut`` of the encoded
+  "" (zero tokens and zero pooled output, ``nodes.py``); with "encode", ``CLIPTextEncode("")``.
 - **AND** (composable diffusion). A1111 combines the noise predictions ``d_i`` of the parts (weights
   ``w_i``) and of the negative ``u`` as ``D = u + c * sum_i w_i (d_i - u)``. ComfyUI's ``calc_cond_batch``
   averages the conds active at a call by their strengths (``ConditioningSetAreaStrength``, ``s_i >= 0``):
@@ -118,10 +121,14 @@ class PromptEncoder:
     add: Callable[..., str]
     clip: Link
     embeddings: tuple[str, ...] = ()
+    #: An empty negative prompt is zeros (SDXL as diffusers' ``force_zeros_for_empty_prompt``), written
+    #: as ``ConditioningZeroOut`` of the encoded ""; else CLIPTextEncode("") as any text.
+    zero_empty_negative: bool = False
     _texts: dict[str, Link] = field(default_factory=dict)
     _pieces: dict[str, Link] = field(default_factory=dict)
     _strong: dict[tuple[str, float], Link] = field(default_factory=dict)
     _ranges: int = 0  # ConditioningSetTimestepRange nodes made
+    _zero: Link | None = None
 
     def text(self, text: str, title: str) -> Link:
         """The conditioning of ``text`` (BREAK pieces concatenated), made once per text and piece."""
@@ -163,7 +170,7 @@ class PromptEncoder:
                 raise ValueError(
                     "the prompt uses scheduling, alternation or AND but the plan holds no prompt schedule"
                 )
-            return Conditioned(self.text(prompt, titles[0]), self.text(negative, titles[1]), cfg)
+            return Conditioned(self.text(prompt, titles[0]), self._negative(negative, titles[1]), cfg)
         strengths: tuple[float | None, ...] = (None,) * len(schedule.parts)
         a1111_cfg = cfg
         if schedule.composed:
@@ -188,7 +195,10 @@ class PromptEncoder:
             link = self._scheduled(part, line, title, strength)
             positive = link if positive is None else self._combine(positive, link, "AND")
         assert positive is not None  # a schedule has at least one part
-        negative_link = self._scheduled(schedule.negative, line, titles[1], None)
+        if self.zero_empty_negative and all(t == "" for t in schedule.negative.texts):
+            negative_link = self._negative("", titles[1])
+        else:
+            negative_link = self._scheduled(schedule.negative, line, titles[1], None)
         notes = []
         total = sum(part.weight for part in schedule.parts)
         if schedule.composed and total != 1.0:
@@ -203,6 +213,15 @@ class PromptEncoder:
                 "this sampler, scheduler and step count; change those and the switches move."
             )
         return Conditioned(positive, negative_link, cfg, tuple(notes))
+
+    def _negative(self, text: str, title: str) -> Link:
+        """A negative prompt's conditioning: zeros for an empty one when so set, else its text's."""
+        if not (self.zero_empty_negative and text == ""):
+            return self.text(text, title)
+        if self._zero is None:
+            empty = self.text("", title)
+            self._zero = [self.add("ConditioningZeroOut", f"{title} (empty: zeros)", conditioning=empty), 0]
+        return self._zero
 
     def _combine(self, first: Link, second: Link, title: str) -> Link:
         return [self.add("ConditioningCombine", title, conditioning_1=first, conditioning_2=second), 0]

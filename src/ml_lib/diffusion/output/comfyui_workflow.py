@@ -121,6 +121,7 @@ NODE_IO: dict[str, tuple[tuple[tuple[str, str], ...], tuple[str, ...]]] = {
         (("conditioning", "CONDITIONING"), ("start", "FLOAT"), ("end", "FLOAT")),
         ("CONDITIONING",),
     ),
+    "ConditioningZeroOut": ((("conditioning", "CONDITIONING"),), ("CONDITIONING",)),
     "VAEDecode": ((("samples", "LATENT"), ("vae", "VAE")), ("IMAGE",)),
     "SaveImage": ((("images", "IMAGE"), ("filename_prefix", "STRING")), ()),
 }

@@ -1,22 +1,28 @@
 """A ComfyUI graph (the API ``prompt`` chunk, else the UI ``workflow``) → :class:`ForeignMetadata`.
 
 The first sampling pass is read: the ``KSampler`` (or ``KSamplerAdvanced``) whose latent does not come
-from another sampler, its checkpoint and LoRA loaders, CLIP skip, the two CLIPTextEncode texts and the
-empty latent's size. Values wired from primitive nodes are followed. Anything else on those paths (a
-ControlNet, an img2img encode, a model patch, a second pass) is listed as unmapped with the node.
+from another sampler, its checkpoint and LoRA loaders, CLIP skip, the two prompts (CLIPTextEncode texts,
+with the BREAK, prompt editing and AND shapes our graphs write read back into A1111's syntax:
+:mod:`.comfy_conditioning`) and the empty latent's size. Values wired from primitive nodes are followed.
+Anything else on those paths (a ControlNet, an img2img encode, a model patch, a second pass) is listed as
+unmapped with the node.
 A malformed graph raises :class:`ForeignMetadataError` (one line), never another exception.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from pathlib import PurePath
 from typing import Any
 
 from ...errors import ForeignMetadataError
 from ..comfyui_names import from_comfy_sampler
+from ..comfyui_sigmas import Timeline, timeline
+from ..comfyui_steps import KSamplerRun, ksampler_run
 from ..comfyui_workflow import workflow_to_api
 from ._values import as_float, as_int, as_text
+from .comfy_conditioning import MAPPED, read_prompt
 from .records import ForeignLora, ForeignMetadata, Unmapped
 
 __all__ = ["MAX_NODES", "read_comfy_prompt", "read_comfy_workflow"]
@@ -24,6 +30,7 @@ __all__ = ["MAX_NODES", "read_comfy_prompt", "read_comfy_workflow"]
 #: A graph with more nodes is refused (real workflows have tens to a few hundred).
 MAX_NODES = 5000
 _MAX_WALK = 200  # nodes followed along one input chain
+_MAX_STEPS = 10000  # KSampler's steps input goes up to 10000
 _SAMPLERS = ("KSampler", "KSamplerAdvanced")
 _CHECKPOINTS = ("CheckpointLoaderSimple", "CheckpointLoader", "unCLIPCheckpointLoader")
 _TEXT_ENCODERS = ("CLIPTextEncode", "CLIPTextEncodeSDXL")
@@ -169,20 +176,37 @@ def _read(graph: Graph, source: str) -> ForeignMetadata:
         if note is not None:
             reader.unmapped.append(Unmapped("sampler", f"{raw_sampler} / {raw_scheduler}", note))
     denoise = as_float(reader.value(sampler_id, "denoise"))
-    if denoise is not None and denoise < 1.0:
+    steps, cfg = as_int(reader.value(sampler_id, "steps")), as_float(reader.value(sampler_id, "cfg"))
+    if denoise is not None and denoise < 1.0 and not _whole_run(reader, sampler_id, steps, denoise):
         reader.unmapped.append(
             Unmapped(
                 "denoise", f"{denoise:g}", "img2img needs the source image, which the file does not carry"
             )
         )
-    steps, cfg = as_int(reader.value(sampler_id, "steps")), as_float(reader.value(sampler_id, "cfg"))
     for name, value in (("seed", seed), ("steps", steps), ("cfg", cfg)):
         if value is None:
             reader.unmapped.append(Unmapped(name, "", "not recorded as a number the graph states"))
     model, loras = _model(reader, reader.upstream(sampler_id, "model"))
     clip_skip = None
-    positive = _text(reader, reader.upstream(sampler_id, "positive"))
-    negative = _text(reader, reader.upstream(sampler_id, "negative"))
+
+    def line() -> Timeline:
+        if advanced or raw_sampler is None or raw_scheduler is None or steps is None:
+            raise ValueError(
+                "the graph's sampler pass is not a KSampler with its sampler, scheduler and steps"
+            )
+        return timeline(raw_sampler, raw_scheduler, steps, 1.0 if denoise is None else denoise)
+
+    prompts = []
+    for key in ("positive", "negative"):
+        read = read_prompt(reader, node["inputs"].get(key), line, negative=key == "negative")
+        if read.text is None:
+            reader.unmapped.append(Unmapped(f"{key} prompt", "", f"{read.reason}; the first text is used"))
+            read = dataclasses.replace(
+                read, text=_a1111_literal(_text(reader, reader.upstream(sampler_id, key)) or "")
+            )
+        prompts.append(read)
+    if prompts[0].weight_sum is not None and cfg is not None:
+        cfg = round(cfg / prompts[0].weight_sum, 6)  # the writer's CFG x the AND weights' sum
     encoder = _encoder(reader, reader.upstream(sampler_id, "positive"))
     if encoder is not None:
         clip_skip = _clip_skip(reader, reader.upstream(encoder, "clip"))
@@ -190,8 +214,8 @@ def _read(graph: Graph, source: str) -> ForeignMetadata:
     return ForeignMetadata(
         tool="ComfyUI",
         source=source,
-        prompt=_a1111_literal(positive or ""),
-        negative_prompt=_a1111_literal(negative or ""),
+        prompt=prompts[0].text or "",
+        negative_prompt=prompts[1].text or "",
         model=model,
         width=width,
         height=height,
@@ -204,6 +228,22 @@ def _read(graph: Graph, source: str) -> ForeignMetadata:
         loras=tuple(loras),
         unmapped=_capped(reader.unmapped),
     )
+
+
+def _whole_run(reader: _Reader, sampler_id: str, steps: int | None, denoise: float) -> bool:
+    """Whether a denoise below 1 on an empty latent is our graphs' way of running DDIM's ``steps``
+    (:func:`~..comfyui_steps.ksampler_run`): a txt2img of those steps, not an img2img."""
+    latent = reader.upstream(sampler_id, "latent_image")
+    sampler = as_text(reader.value(sampler_id, "sampler_name"))
+    scheduler = as_text(reader.value(sampler_id, "scheduler"))
+    if latent is None or reader.graph[latent]["class_type"] not in _EMPTY_LATENTS or steps is None:
+        return False
+    if sampler is None or scheduler != "ddim_uniform" or not 1 <= steps <= _MAX_STEPS:
+        return False
+    try:
+        return ksampler_run(sampler, scheduler, steps, steps) == KSamplerRun(steps, denoise)
+    except ValueError:  # no such run: the denoise is the graph's own
+        return False
 
 
 def _capped(items: list[Unmapped], limit: int = 25) -> tuple[Unmapped, ...]:
@@ -264,7 +304,8 @@ def _encoder(reader: _Reader, node_id: str | None) -> str | None:
             if "ControlNet" in kind
             else "this conditioning node is not reproduced"
         )
-        reader.note(node_id, reason)
+        if kind not in MAPPED:  # read into the prompt, or the prompt's own entry says why not
+            reader.note(node_id, reason)
         inputs = reader.graph[node_id]["inputs"]
         name = next(
             (k for k in ("conditioning", "positive", "conditioning_to", "conditioning_1") if k in inputs),
