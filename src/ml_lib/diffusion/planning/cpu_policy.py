@@ -12,6 +12,8 @@ Measured on this 2-core machine with ``benchmarks/cpu_peers.py`` (real-size SD 1
   estimate does not fit the RAM available less the margin: rounding the weights to fp16 changes the
   image (a few levels of 255 on a random-weight SD 1.5), a price paid only to fit.
 - GPUs and fp16 compute: no decision (weights are stored in the compute dtype).
+- Not applied: channels_last (``benchmarks/channels_last.py``: 0.97x the UNet time, within the noise,
+  for +1.16 GB, the weights rewritten out of the file's pages, and not bit-identical).
 """
 
 from __future__ import annotations
