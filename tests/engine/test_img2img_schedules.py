@@ -5,6 +5,8 @@ of the plan, and its CFG denoiser counts the calls of the img2img run from 0 (``
 ``step``): call ``k`` of the run conditions on entry ``k`` of that schedule, not on entry ``k`` plus the
 steps that strength skipped. DPM2's levels are A1111's discarded list (``test_discard_sigma.py``), cut where
 our engine starts an img2img (diffusers' ``get_timesteps``: the last ``int(steps x strength)`` steps).
+The ComfyUI graph of such a plan switches texts at the same calls of its KSampler's run (simulated by
+:func:`.test_comfyui_schedule_sigmas.comfy_texts_per_call`).
 """
 
 from __future__ import annotations
@@ -22,9 +24,12 @@ from PIL import Image, ImageDraw
 from ml_lib.diffusion.engine.executor import execute
 from ml_lib.diffusion.engine.pool import LoadedPipeline
 from ml_lib.diffusion.imaging.store import InputStore
+from ml_lib.diffusion.output.comfyui import comfy_graph
 from ml_lib.diffusion.plan import GenerationPlan, ImageRef, InitImage
 from ml_lib.diffusion.testing.tiny import tiny_sd1_components
 
+from ..unit.test_comfyui_graph import by_type, check_against_schema
+from .test_comfyui_schedule_sigmas import comfy_texts_per_call, rendered
 from .test_discard_sigma import a1111_levels
 from .test_prompt_schedule import by_hand, capture, make_plan
 
@@ -115,3 +120,28 @@ def test_dpm2_calls_the_unet_at_a1111s_levels(
     ours = np.array(calls.seen[0::2])
     theirs = np.array([scheduler._sigma_to_t(s, log_sigmas) for s in run[:-1]]).ravel()
     np.testing.assert_allclose(ours, theirs, atol=0.5)  # 1e-3 in sigma is under half a timestep here
+
+
+@pytest.mark.parametrize("sampler", ["Euler", "Euler a", "Heun", "DPM2"])
+def test_img2img_graph_and_engine_condition_each_call_on_the_same_text(
+    loaded: LoadedPipeline, tmp_path: Path, sampler: str
+) -> None:
+    """[cat:dog:0.3] / [ugly:blurry:0.2] over the plan's 10 steps, 6 of them run (strength 0.6)."""
+    plan = make_plan("a [cat:dog:0.3]", "[ugly:blurry:0.2]", steps=10, sampler=sampler)
+    plan = with_init(plan, tmp_path, 0.6, masked=False)
+    graph = comfy_graph(plan, seed=3)
+    assert graph.reason is None
+    check_against_schema(graph.nodes)
+    (node,) = by_type(graph.nodes, "KSampler")
+    comfy_positive = comfy_texts_per_call(graph.nodes, node, "positive")
+    comfy_negative = comfy_texts_per_call(graph.nodes, node, "negative")
+    with capture(loaded.pipe.unet) as seen:
+        execute(loaded, plan)
+    assert plan.prompt_schedule is not None and len(seen["hidden"]) == len(comfy_positive)
+    schedule = plan.prompt_schedule
+    assert comfy_positive == [rendered(schedule.parts[0].text_at(c)) for c in range(len(comfy_positive))]
+    assert comfy_negative == [rendered(schedule.negative.text_at(c)) for c in range(len(comfy_positive))]
+    assert len(set(comfy_positive)) == len(set(comfy_negative)) == 2  # both switch during the run
+    for call, hidden in enumerate(seen["hidden"]):
+        positive, negative = schedule.parts[0].text_at(call), schedule.negative.text_at(call)
+        assert torch.equal(hidden, by_hand(loaded.pipe, positive, negative)[0]), call
