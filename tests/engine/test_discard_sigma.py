@@ -23,7 +23,9 @@ from ml_lib.diffusion.engine.schedulers import make_scheduler
 from ml_lib.diffusion.samplers import SAMPLERS, SamplerChoice
 
 SD1 = json.loads(
-    resources.files("ml_lib.diffusion.assets").joinpath("configs/sd1/scheduler/scheduler_config.json").read_text()
+    resources.files("ml_lib.diffusion.assets")
+    .joinpath("configs/sd1/scheduler/scheduler_config.json")
+    .read_text()
 )
 
 

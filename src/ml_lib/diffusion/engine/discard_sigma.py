@@ -13,6 +13,7 @@ a test checks they reproduce diffusers' arrays from diffusers' own levels).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import diffusers
@@ -84,7 +85,12 @@ def _reset(scheduler: Any) -> None:
 
 
 def _discarding_set_timesteps(
-    scheduler: Any, parent: type, rebuild: Any, steps: int, device: Any, num_train_timesteps: int | None
+    scheduler: Any,
+    parent: type[Any],
+    rebuild: Callable[[Any, torch.Tensor, torch.Tensor], None],
+    steps: int,
+    device: Any,
+    num_train_timesteps: int | None,
 ) -> None:
     parent.set_timesteps(scheduler, steps + 1, device=device, num_train_timesteps=num_train_timesteps)
     sigmas, timesteps = step_levels(scheduler)
@@ -93,7 +99,7 @@ def _discarding_set_timesteps(
     scheduler.num_inference_steps = steps
 
 
-class DiscardPenultimateKDPM2(diffusers.KDPM2DiscreteScheduler):  # type: ignore[misc]
+class DiscardPenultimateKDPM2(diffusers.KDPM2DiscreteScheduler):
     """``KDPM2DiscreteScheduler`` on A1111's DPM2 levels (``steps + 1``, the penultimate dropped)."""
 
     def set_timesteps(
@@ -113,7 +119,7 @@ class DiscardPenultimateKDPM2(diffusers.KDPM2DiscreteScheduler):  # type: ignore
         )
 
 
-class DiscardPenultimateKDPM2Ancestral(diffusers.KDPM2AncestralDiscreteScheduler):  # type: ignore[misc]
+class DiscardPenultimateKDPM2Ancestral(diffusers.KDPM2AncestralDiscreteScheduler):
     """``KDPM2AncestralDiscreteScheduler`` on A1111's DPM2 a levels (``steps + 1``, the penultimate dropped)."""
 
     def set_timesteps(
@@ -133,13 +139,13 @@ class DiscardPenultimateKDPM2Ancestral(diffusers.KDPM2AncestralDiscreteScheduler
         )
 
 
-_DISCARDING: dict[str, type] = {
+_DISCARDING: dict[str, type[Any]] = {
     "KDPM2DiscreteScheduler": DiscardPenultimateKDPM2,
     "KDPM2AncestralDiscreteScheduler": DiscardPenultimateKDPM2Ancestral,
 }
 
 
-def discarding_class(class_name: str) -> type:
+def discarding_class(class_name: str) -> type[Any]:
     """The discarding subclass of diffusers' ``class_name``; a clear error for a scheduler without one."""
     try:
         return _DISCARDING[class_name]
