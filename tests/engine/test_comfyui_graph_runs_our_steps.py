@@ -73,6 +73,8 @@ IMG2IMG = [
     ("DPM++ 2M", "Karras", 25, 0.55),
     ("LMS", "Uniform", 20, 0.3),
     ("Heun", "Karras", 20, 0.6),
+    ("DPM2", "Karras", 20, 0.6),  # both drop the penultimate sigma (A1111's discard_next_to_last_sigma)
+    ("DPM2 a", "Uniform", 25, 0.55),
 ]
 
 

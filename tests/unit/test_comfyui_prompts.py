@@ -147,6 +147,18 @@ def test_and_parts_are_combined_for_the_positive_only() -> None:
     assert node_of(graph, sampler["inputs"]["negative"])["inputs"]["text"] == "lowres"
 
 
+def test_img2img_schedule_is_written_with_step_ranges() -> None:
+    """Its calls are checked against our engine's in ``tests/engine/test_img2img_schedules.py``."""
+    # 25 steps at strength 0.5 run 12 calls, indexed 0-11 in the schedule of all 25 steps: [fox:wolf:0.3]
+    # switches after call 7, within the run; [fox:wolf:0.5] after call 12, past it (fox throughout).
+    switching = comfy_graph(scheduled("a [fox:wolf:0.3]", init=InitImage(REF, strength=0.5)), seed=1)
+    assert switching.reason is None
+    assert len(by_type(switching.nodes, "ConditioningSetTimestepRange")) == 2
+    late = comfy_graph(scheduled("a [fox:wolf:0.5]", init=InitImage(REF, strength=0.5)), seed=1)
+    assert late.reason is None and by_type(late.nodes, "ConditioningSetTimestepRange") == []
+    assert by_type(late.nodes, "CLIPTextEncode")[0]["inputs"]["text"] == "a fox"
+
+
 @pytest.mark.parametrize(
     ("plan", "reason"),
     [
@@ -157,7 +169,6 @@ def test_and_parts_are_combined_for_the_positive_only() -> None:
             scheduled("a fox AND a wolf", controls=(ControlUse("/cn/c.safetensors", REF, name="c"),)),
             "ControlNet",
         ),
-        (scheduled("a [fox:wolf:0.5]", init=InitImage(REF, strength=0.5)), "img2img"),
         (scheduled("a [fox:wolf:0.5]", sampler="UniPC", schedule="Karras"), "uni_pc"),
         (scheduled("a [fox|wolf]", steps=MAX_RANGES + 2), f"at most {MAX_RANGES}"),
         (

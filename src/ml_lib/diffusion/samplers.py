@@ -49,6 +49,8 @@ class SamplerSpec:
     aliases: tuple[str, ...] = ()
     #: Two model calls per step (A1111's ``second_order``): its prompt schedules count twice the steps.
     second_order: bool = False
+    #: A1111's ``discard_next_to_last_sigma``: the levels of ``steps + 1`` steps, the penultimate dropped.
+    discard_penultimate_sigma: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +67,7 @@ class SchedulerRecipe:
 
     class_name: str
     kwargs: tuple[tuple[str, object], ...]
+    discard_penultimate_sigma: bool = False
 
 
 _DPMPP = "DPMSolverMultistepScheduler"
@@ -86,6 +89,7 @@ SAMPLERS: dict[str, SamplerSpec] = {
             default_schedule="Karras",
             aliases=("dpm_2", "k_dpm_2"),
             second_order=True,
+            discard_penultimate_sigma=True,
         ),
         SamplerSpec(
             "DPM2 a",
@@ -93,6 +97,7 @@ SAMPLERS: dict[str, SamplerSpec] = {
             default_schedule="Karras",
             aliases=("dpm_2_ancestral", "k_dpm_2_a"),
             second_order=True,
+            discard_penultimate_sigma=True,
         ),
         SamplerSpec(
             "DPM++ 2M",
@@ -210,4 +215,6 @@ def parse_sampler(text: str, schedule: str | None = None) -> SamplerChoice:
 def scheduler_recipe(choice: SamplerChoice) -> SchedulerRecipe:
     """The diffusers scheduler class and arguments for a sampler choice."""
     spec = SAMPLERS[choice.sampler]
-    return SchedulerRecipe(spec.scheduler_class, spec.kwargs + SCHEDULES[choice.schedule])
+    return SchedulerRecipe(
+        spec.scheduler_class, spec.kwargs + SCHEDULES[choice.schedule], spec.discard_penultimate_sigma
+    )

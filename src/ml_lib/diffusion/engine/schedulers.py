@@ -8,14 +8,20 @@ from typing import Any
 import diffusers
 
 from ..samplers import SamplerChoice, scheduler_recipe
+from .discard_sigma import discarding_class
 
 __all__ = ["make_scheduler"]
 
 
 def make_scheduler(choice: SamplerChoice, base_config: Mapping[str, Any], prediction_type: str) -> Any:
-    """A new scheduler for ``choice`` that keeps the model's training schedule from ``base_config``."""
+    """A new scheduler for ``choice`` that keeps the model's training schedule from ``base_config``
+    (DPM2 and DPM2 a on A1111's levels: :mod:`.discard_sigma`)."""
     recipe = scheduler_recipe(choice)
-    cls = getattr(diffusers, recipe.class_name)
+    cls = (
+        discarding_class(recipe.class_name)
+        if recipe.discard_penultimate_sigma
+        else getattr(diffusers, recipe.class_name)
+    )
     config = dict(base_config)
     # Spacing/sigma options of the model's own scheduler must not leak into the chosen schedule.
     for key in (

@@ -29,7 +29,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import PurePath
 from typing import Any
 
@@ -171,12 +171,13 @@ def _timeline(plan: GenerationPlan, sampler: tuple[str, str], run: KSamplerRun) 
 
 
 def _first_timeline(plan: GenerationPlan, sampler: tuple[str, str], run: KSamplerRun) -> Timeline:
-    if plan.init is not None:
-        raise ValueError(
-            "a prompt schedule in img2img: A1111's schedule counts the plan's steps, of which only "
-            "int(steps x strength) run, and that count is not written into ComfyUI graphs yet"
-        )
-    return _timeline(plan, sampler, run)
+    """The first pass's calls. In img2img and inpainting A1111 (and our engine) build the prompt schedule
+    over all the plan's steps and index it by the calls of the run, counted from 0 (``setup_conds``, the
+    CFG denoiser's ``step``): the run's calls are the first ones the schedule counts."""
+    line = _timeline(plan, sampler, run)
+    if plan.init is None:
+        return line
+    return replace(line, counted=line.counted // run.steps * plan.steps)
 
 
 def _run(plan: GenerationPlan, sampler: tuple[str, str], total: int, run: int) -> KSamplerRun:
