@@ -38,8 +38,8 @@ with random weights, ``benchmarks/memory.py``): A and WORK from UNet forwards at
 against FACTS' raw diffusers from_single_file (fp16 file, 256²): 6.7 GB measured, 6.85 GB estimated
 (+2%). SDXL and the demo use SD1's coefficients scaled as stated in ``_FAMILY``, other families SD1's (not
 calibrated; GPU figures are not calibrated at all). Checked with the CPU storage policy (fp16 files, 4
-Euler steps; README): SD 1.5 256² none −8%, the fp8 strategies −5% to −1%; SDXL 512² none −9%, balanced
-−7% (estimate below the measured peak in every case).
+Euler steps; README): SD 1.5 256² none -8%, the fp8 strategies -5% to -1%; SDXL 512² none -9%, balanced
+-7% (estimate below the measured peak in every case).
 """
 
 from __future__ import annotations
