@@ -4,7 +4,8 @@ ComfyUI's side is computed by :mod:`.comfyui_sigmas`).
 
 Our engine (as A1111) runs the last ``run`` steps of a ``total`` step schedule: txt2img all ``steps``,
 img2img and inpainting A1111's ``int(steps x min(strength, 0.999)) + 1`` of ``steps``
-(``InitImage.steps_run``), the hires pass its ``k`` steps of ``int(k / min(denoise, 0.999))`` (:func:`~..planning.hires.hires_schedule`).
+(``InitImage.steps_run``), the hires pass its ``k`` steps of ``int(k / min(denoise, 0.999))``
+(:func:`~..planning.hires.hires_schedule`).
 ComfyUI's ``KSampler`` with ``denoise = d < 1`` runs its last ``steps`` of an ``int(steps / d)`` step
 schedule, so :func:`ksampler_run` writes ``steps = run`` and a ``d`` in ``(run / (total + 1), run / total]``
 (the roundest); for DDIM it searches a ``T`` and such a ``d`` whose sigmas are ours.
