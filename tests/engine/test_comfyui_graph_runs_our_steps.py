@@ -32,10 +32,12 @@ SD1_SCHEDULER = json.loads(
 
 
 def engine_timesteps(sampler: str, schedule: str, steps: int, strength: float = 1.0) -> tuple[object, int]:
-    """Our engine's scheduler after diffusers' img2img cut, and the index it starts at."""
+    """Our engine's scheduler after diffusers' img2img cut (with the strength the engine hands it), and the
+    index it starts at."""
     scheduler = make_scheduler(SamplerChoice(sampler, schedule), SD1_SCHEDULER, "epsilon")
     scheduler.set_timesteps(steps)
-    run = min(int(steps * strength), steps)
+    handed = strength if strength >= 1.0 else InitImage(REF, strength=strength).pipeline_strength(steps)
+    run = min(int(steps * handed), steps)  # diffusers' get_timesteps
     return scheduler, (steps - run) * scheduler.order
 
 
@@ -86,7 +88,7 @@ def test_img2img_graph_runs_our_sigmas(sampler: str, schedule: str, steps: int, 
     _s, sigmas, inputs = comfy_run(graph.nodes)
     scheduler, start = engine_timesteps(sampler, schedule, steps, strength)
     ours = torch.unique_consecutive(scheduler.sigmas[start:].float())  # Heun repeats each inner sigma
-    assert inputs["steps"] == int(steps * strength) == len(sigmas) - 1
+    assert inputs["steps"] == int(steps * strength) + 1 == len(sigmas) - 1  # A1111's count
     # diffusers interpolates sigma linearly between training steps, ComfyUI its log: within 1e-3
     torch.testing.assert_close(sigmas.float(), ours, rtol=1e-3, atol=1e-5)
     old = ksampler_sigmas(ComfyDiscrete(), inputs["sampler_name"], inputs["scheduler"], steps, strength)

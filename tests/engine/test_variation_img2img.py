@@ -168,6 +168,6 @@ def test_a_cached_view_follows_the_sampler_of_the_next_plan(
         gen.generate("a ball", model=model, **{**inputs, "sampler": "Euler"})
     with FirstInputs() as ddim:
         gen.generate("a ball", model=model, **inputs)
-    # Under one scheduler both runs would start at the same timestep: DDIM's leading spacing starts the
-    # second half at 251, Euler's linspace at 333 (diffusers' own img2img timesteps of each).
-    assert (euler.calls[0][1], ddim.calls[0][1]) == (333, 251)
+    # Under one scheduler both runs would start at the same timestep: A1111 runs int(4 x 0.5) + 1 = 3 of the
+    # 4 steps, from DDIM's leading 501 and from Euler's linspace 666 (diffusers' own timesteps of each).
+    assert (euler.calls[0][1], ddim.calls[0][1]) == (666, 501)

@@ -177,8 +177,8 @@ def test_img2img_inpaint_and_controlnet_graph() -> None:
     check_against_schema(graph.nodes)
     assert not by_type(graph.nodes, "EmptyLatentImage") and not by_type(graph.nodes, "CLIPSetLastLayer")
     (sampler,) = by_type(graph.nodes, "KSampler")
-    # our engine runs int(25 x 0.55) = 13 steps of 25; ComfyUI the last 13 of int(13 / 0.52) = 25
-    assert (sampler["inputs"]["steps"], sampler["inputs"]["denoise"]) == (13, 0.52)
+    # our engine (as A1111) runs int(25 x 0.55) + 1 = 14 steps of 25; ComfyUI the last 14 of int(14 / 0.55) = 25
+    assert (sampler["inputs"]["steps"], sampler["inputs"]["denoise"]) == (14, 0.55)
     latent = graph.nodes[sampler["inputs"]["latent_image"][0]]
     assert latent["class_type"] == "SetLatentNoiseMask"
     assert graph.nodes[latent["inputs"]["mask"][0]]["inputs"] == {"image": "abcdef.png", "channel": "red"}

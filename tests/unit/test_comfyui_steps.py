@@ -43,7 +43,6 @@ def test_img2img_runs_the_tail_of_our_schedule() -> None:
     ("overrides", "reason"),
     [
         ({"sampler": "DDIM", "schedule": "Uniform", "steps": 1000}, "DDIM's 1000 leading steps"),
-        ({"init": InitImage(REF, strength=0.03)}, "runs no step"),
         (
             {
                 "model": SDXL,

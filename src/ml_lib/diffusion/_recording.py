@@ -51,7 +51,7 @@ def _automatic(
     planner = Planner(settings, preferences=planned.prefs, seed_source=lambda: plan.seed)
     try:
         return planner.plan(auto, resolved, planned.analysis, device)
-    except RequestError as exc:  # e.g. img2img: the automatic steps x strength leave no step
+    except RequestError as exc:  # the automatic request may not plan (e.g. a size the model refuses)
         log.info("no automatic plan to compare the overrides with: %s", exc)
         return None
 

@@ -191,6 +191,16 @@ class InitImage:
     # What the masked area starts from (A1111's "Masked content"): fill, original, latent_noise, latent_nothing
     inpainting_fill: str = field(default="original", metadata=OMIT_DEFAULT)
 
+    def steps_run(self, steps: int) -> int:
+        """How many of ``steps`` run, as A1111 counts them (``setup_img2img_steps``/``sample_img2img``):
+        ``int(steps * min(strength, 0.999)) + 1``, the last ones of the ``steps`` schedule."""
+        return min(steps, int(steps * min(self.strength, 0.999)) + 1)
+
+    def pipeline_strength(self, steps: int) -> float:
+        """The strength for diffusers' img2img/inpaint, which runs ``int(steps * strength)`` steps: exactly
+        :meth:`steps_run` of them (the bare strength would run one step fewer than A1111)."""
+        return min(1.0, (self.steps_run(steps) + 0.5) / steps)
+
 
 @dataclass(frozen=True, slots=True)
 class ResolvedControl:

@@ -60,7 +60,7 @@ def prepare_init(plan: GenerationPlan) -> PreparedInit:
     size = (plan.width, plan.height)
     init = resize_image(load_ref(plan.init.image).convert("RGB"), *size, ResizeMode(plan.init.resize_mode))
     if plan.init.mask is None:
-        return PreparedInit({"image": init, "strength": plan.init.strength})
+        return PreparedInit({"image": init, "strength": plan.init.pipeline_strength(plan.steps)})
     from ..imaging.intake import load_mask
     from ..imaging.masks import blur_mask, crop_region, crop_to_box, expand_to_aspect
 
@@ -79,7 +79,7 @@ def prepare_init(plan: GenerationPlan) -> PreparedInit:
     kwargs = {
         "image": image,
         "mask_image": region,
-        "strength": plan.init.strength,
+        "strength": plan.init.pipeline_strength(plan.steps),
         "width": size[0],
         "height": size[1],
     }

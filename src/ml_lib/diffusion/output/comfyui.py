@@ -15,7 +15,7 @@ BREAK as ``ConditioningConcat``, prompt editing and alternation as ``Conditionin
 ranges switching at A1111's sampler calls, ``AND`` as ``ConditioningSetAreaStrength`` parts with the CFG
 scaled (the math is there), an SDXL empty negative our engine zeroes as ``ConditioningZeroOut``. Each
 ``KSampler`` gets the steps and denoise under which ComfyUI samples our engine's noise levels (img2img's
-``int(steps x strength)`` steps, DDIM's timesteps, the hires pass: :mod:`.comfyui_steps`), and each ControlNet
+``int(steps x strength) + 1`` steps, DDIM's timesteps, the hires pass: :mod:`.comfyui_steps`), and each ControlNet
 unit the percents that turn it on and off at our engine's calls. When a plan uses something ComfyUI's core
 nodes cannot express (an IP-Adapter, a control preprocessor, a sampler ComfyUI lacks, a prompt schedule in
 img2img or with the refiner, negative AND weights, inpainting only the masked area, resize-and-fill), no graph
@@ -187,9 +187,9 @@ def _run(plan: GenerationPlan, sampler: tuple[str, str], total: int, run: int) -
 
 
 def _first_run(plan: GenerationPlan, sampler: tuple[str, str]) -> KSamplerRun:
-    """The first pass: all steps, or (img2img, inpainting) diffusers' ``int(steps x strength)`` of them."""
+    """The first pass: all steps, or (img2img, inpainting) A1111's ``int(steps x strength) + 1`` of them."""
     total = plan.steps
-    run = total if plan.init is None else min(int(total * plan.init.strength), total)
+    run = total if plan.init is None else plan.init.steps_run(total)
     return _run(plan, sampler, total, run)
 
 

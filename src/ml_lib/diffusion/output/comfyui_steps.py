@@ -3,8 +3,9 @@ the ControlNet percents that switch a unit at the sampler call where our engine 
 ComfyUI's side is computed by :mod:`.comfyui_sigmas`).
 
 Our engine (as A1111) runs the last ``run`` steps of a ``total`` step schedule: txt2img all ``steps``,
-img2img and inpainting ``int(steps x strength)`` of ``steps`` (diffusers' ``get_timesteps``), the hires
-pass its ``k`` steps of ``int(k / min(denoise, 0.999))`` (:func:`~..planning.hires.hires_schedule`).
+img2img and inpainting A1111's ``int(steps x min(strength, 0.999)) + 1`` of ``steps``
+(``InitImage.steps_run``), the hires pass its ``k`` steps of ``int(k / min(denoise, 0.999))``
+(:func:`~..planning.hires.hires_schedule`).
 ComfyUI's ``KSampler`` with ``denoise = d < 1`` runs its last ``steps`` of an ``int(steps / d)`` step
 schedule, so :func:`ksampler_run` writes ``steps = run`` and a ``d`` in ``(run / (total + 1), run / total]``
 (the roundest); for DDIM it searches a ``T`` and such a ``d`` whose sigmas are ours.
@@ -63,9 +64,10 @@ def _denoise(run: int, total: int) -> float | None:
     low, high = run / (total + 1), min(run / total, 0.9999)
     for decimals in range(2, _MAX_DECIMALS + 1):
         scale = 10**decimals
-        d = math.floor(high * scale) / scale
-        if d > low and d > 0 and int(run / d) == total:
-            return d
+        top = math.floor(high * scale)
+        for d in (top / scale, (top - 1) / scale):  # run / top can fall just short of total in floats
+            if d > low and d > 0 and int(run / d) == total:
+                return d
     return None
 
 
@@ -83,7 +85,7 @@ def ksampler_run(sampler: str, scheduler: str, total: int, run: int, *, discrete
     ComfyUI's noise levels (``discrete``: ``ModelSamplingDiscrete``, SD 1.x, 2.x, SDXL; another model
     gets the step arithmetic alone). Raises ValueError with the reason when none does."""
     if run < 1:
-        raise ValueError(f"the strength runs no step of {total} (int(steps x strength) is 0)")
+        raise ValueError(f"no step of {total} runs")
     if not discrete or scheduler != _DDIM:  # set_steps: the last ``run`` of the same ``total`` schedule
         denoise = 1.0 if run == total else _denoise(run, total)
         if denoise is None:

@@ -214,12 +214,7 @@ class Planner:
             fmt = str(
                 d.pick("image_format", None, "png", Source.PROFILE, "PNG keeps full metadata, lossless")
             )
-        init = plan_init(request, refs, d.items)
-        if init is not None and int(int(steps) * init.strength) < 1:
-            raise RequestError(
-                f"{steps} steps at strength {init.strength:g} leave no denoising step "
-                f"(img2img runs steps x strength); raise --steps or --strength."
-            )
+        init = plan_init(request, refs, d.items)  # runs init.steps_run(steps) >= 1 steps, as A1111
         controls = plan_controls(request, refs, d.items)
         ip_adapters = plan_ip_adapters(request, refs)
         for lora in loras[: len(loras) - len(picks)]:
