@@ -9,7 +9,8 @@ new LoRA and ControlNet). One thread: on a busy 2-core machine a second thread o
 
 Stages (in order): ``vae``, ``unet``, ``lora``, ``controlnet``, ``export``; ``all`` runs what is left.
 ``seed`` rebuilds lost state from the shipped model (VAE finished, UNet at the shipped step, fresh
-optimizer), so training can go on from it on a new machine: ``train_demo.py seed`` then ``all``.
+optimizer), so training can go on from it on a new machine: ``train_demo.py seed`` then ``all``; the VAE
+comes from ``demo_kit/resume/`` when an earlier session left it there (``train_demo.py resume-point``).
 State (checkpoints, ``train.log``) lives in ``--state`` (default ``/work/demo-train``), outside the
 repository; each stage resumes from its checkpoint, written every three minutes and at the end of a slice.
 ``--minutes`` bounds one invocation; ``kill PID`` (SIGTERM) saves and stops. ``export`` writes
@@ -42,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("stage", choices=(*STAGES, "all", "seed"))
+    parser.add_argument("stage", choices=(*STAGES, "all", "seed", "resume-point"))
     parser.add_argument("--state", type=Path, default=Path("/work/demo-train"))
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--minutes", type=float, default=60.0)
@@ -75,6 +76,11 @@ def main(argv: list[str] | None = None) -> int:
         from demo_kit.seed import seed_state
 
         seed_state(args.state, args.out)
+        return 0
+    if args.stage == "resume-point":  # before a session ends: the VAE's progress, committed with the repo
+        from demo_kit.seed import write_resume
+
+        write_resume(args.state)
         return 0
     stages = STAGES if args.stage == "all" else (args.stage,)
     for stage in stages:

@@ -6,6 +6,10 @@ them: ``vae.pt`` at the shipped VAE step (finished, or resumed when ``VAE_STEPS`
 at the shipped step with the EMA weights as both the live and the EMA networks and no optimizer state
 (``train_unet`` then re-warms the learning rate). This is a continuation, not a bit-exact resume;
 ``unet.pt`` records ``seeded_from`` so the logs say so.
+
+A resume point (``scripts/demo_kit/resume/``: ``vae.safetensors`` with ``vae.json``, written by
+:func:`write_resume` at the end of a session) carries a stage's weights past the shipped step across
+machines; ``seed`` prefers it to the shipped VAE.
 """
 
 from __future__ import annotations
@@ -17,7 +21,10 @@ import torch
 
 from .train_common import save_checkpoint, stage_logger
 
-__all__ = ["seed_state"]
+__all__ = ["RESUME", "seed_state", "write_resume"]
+
+#: Where a session leaves its resume point (committed: training state does not survive the machine).
+RESUME = Path(__file__).resolve().parent / "resume"
 
 log = stage_logger("seed")
 
@@ -26,8 +33,9 @@ def _fp32(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v.float() if v.is_floating_point() else v for k, v in state_dict.items()}
 
 
-def seed_state(state: Path, assets: Path) -> bool:
-    """Write ``vae.pt`` and ``unet.pt`` in ``state`` from the model in ``assets``; False if already there."""
+def seed_state(state: Path, assets: Path, resume: Path = RESUME) -> bool:
+    """Write ``vae.pt`` and ``unet.pt`` in ``state`` from the model in ``assets`` (the VAE from the resume
+    point in ``resume`` when there is one); False if already there."""
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextModel
 
@@ -37,16 +45,20 @@ def seed_state(state: Path, assets: Path) -> bool:
     facts = json.loads((assets / "training.json").read_text(encoding="utf-8"))
     step = int(facts["unet"]["steps"])
     vae = AutoencoderKL.from_pretrained(assets / "vae", local_files_only=True)
-    save_checkpoint(
-        state / "vae.pt",
-        {
-            "model": _fp32(vae.state_dict()),
-            "opt": None,
-            "step": int(facts["vae"]["steps"]),
-            "config": dict(vae.config),
-            "seconds": float(facts["vae"]["minutes"]) * 60.0,
-        },
-    )
+    vae_state = {
+        "model": _fp32(vae.state_dict()),
+        "opt": None,
+        "step": int(facts["vae"]["steps"]),
+        "config": dict(vae.config),
+        "seconds": float(facts["vae"]["minutes"]) * 60.0,
+    }
+    if (resume / "vae.safetensors").is_file():
+        from safetensors.torch import load_file
+
+        vae_state |= json.loads((resume / "vae.json").read_text(encoding="utf-8"))
+        vae_state["model"] = load_file(resume / "vae.safetensors")
+        log.info("seed: VAE from the resume point %s at step %d", resume, vae_state["step"])
+    save_checkpoint(state / "vae.pt", vae_state)
     unet = _fp32(UNet2DConditionModel.from_pretrained(assets / "unet", local_files_only=True).state_dict())
     text = _fp32(CLIPTextModel.from_pretrained(assets / "text_encoder", local_files_only=True).state_dict())
     save_checkpoint(
@@ -64,3 +76,19 @@ def seed_state(state: Path, assets: Path) -> bool:
     )
     log.info("seed: state rebuilt from %s at UNet step %d (fresh optimizer)", assets, step)
     return True
+
+
+def write_resume(state: Path, resume: Path = RESUME) -> None:
+    """Leave the VAE of ``state`` (fp32 weights, step, seconds, config; no optimizer) in ``resume``."""
+    from safetensors.torch import save_file
+
+    from .train_common import load_checkpoint
+
+    vae = load_checkpoint(state / "vae.pt")
+    if vae is None:
+        raise SystemExit(f"{state} holds no vae.pt")
+    resume.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in vae["model"].items()}, str(resume / "vae.safetensors"))
+    facts = {"step": int(vae["step"]), "seconds": float(vae["seconds"]), "config": dict(vae["config"])}
+    (resume / "vae.json").write_text(json.dumps(facts, indent=1, default=str) + "\n", encoding="utf-8")
+    log.info("resume point: VAE at step %d in %s", facts["step"], resume)

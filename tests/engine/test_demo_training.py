@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 from demo_kit import train_unet, train_vae
-from demo_kit.seed import seed_state
-from demo_kit.train_common import Budget, load_checkpoint, loss_weight, optimizer_step
+from demo_kit.seed import seed_state, write_resume
+from demo_kit.train_common import Budget, load_checkpoint, loss_weight, optimizer_step, save_checkpoint
 
 from ml_lib.diffusion.demo.assets import demo_folder, has_demo_model
 
@@ -47,6 +47,24 @@ def test_seeded_state_resumes_from_the_shipped_model(tmp_path: Path, monkeypatch
     assert rows.shape[0] == len(pipe.tokenizer)  # grown for world 2's words
 
 
+def test_a_resume_point_carries_the_vae_to_a_new_machine(tmp_path: Path) -> None:
+    if not has_demo_model():
+        pytest.skip("no shipped demo model")
+    first, resume, second = tmp_path / "first", tmp_path / "resume", tmp_path / "second"
+    seed_state(first, demo_folder(), resume=tmp_path / "none")
+    vae = load_checkpoint(first / "vae.pt")
+    assert vae is not None
+    vae["step"] += 7
+    vae["model"] = {k: v + 0.5 for k, v in vae["model"].items()}  # as if trained on
+    save_checkpoint(first / "vae.pt", vae)
+    write_resume(first, resume)
+    assert seed_state(second, demo_folder(), resume=resume) is True
+    carried = load_checkpoint(second / "vae.pt")
+    assert carried is not None and carried["step"] == vae["step"] and carried["opt"] is None
+    assert all(torch.equal(carried["model"][k], v) for k, v in vae["model"].items())
+    assert carried["config"]["scaling_factor"] == vae["config"]["scaling_factor"]
+
+
 def test_loss_weight_is_min_snr_with_an_x0_floor() -> None:
     snr = torch.tensor([0.01, 1.0, 100.0])
     assert torch.allclose(loss_weight(snr), torch.tensor([1.0, 1.0, 0.05]))
@@ -64,7 +82,7 @@ def test_seeded_vae_trains_again_for_world_2_then_refines_the_decoder(
     shipped = json.loads((demo_folder() / "training.json").read_text())["vae"]["steps"]
     if shipped != train_vae.WORLD2_FROM:
         pytest.skip("the shipped VAE is not world 1's")
-    seed_state(tmp_path, demo_folder())
+    seed_state(tmp_path, demo_folder(), resume=tmp_path / "no-resume-point")  # the shipped VAE
     seeded = load_checkpoint(tmp_path / "vae.pt")
     assert seeded is not None and seeded["step"] == shipped
     monkeypatch.setattr(train_vae, "_W2_ENCODER_UNTIL", shipped + 2)
