@@ -197,12 +197,15 @@ def store_unet_fp8(pipe: Any, compute: str) -> None:
     """
     comp = torch_dtype(compute)
     originals: list[torch.Tensor] = []
+    held = 0
     for module in _layers(pipe.unet, _SKIP_UNET_VAE):
-        originals += [p.data for p in module.parameters(recurse=False) if p.is_floating_point()]
+        own = [p.data for p in module.parameters(recurse=False) if p.is_floating_point()]
         _hook(module, torch.float8_e4m3fn, comp)  # converts
-        if sum(t.numel() * t.element_size() for t in originals) > _CHUNK:
+        originals += own
+        held += sum(t.numel() * t.element_size() for t in own)
+        if held > _CHUNK:
             release_tensors(originals)
-            originals.clear()
+            originals, held = [], 0
     release_tensors(originals)
     _upcast_rest(pipe.unet, comp)
 
