@@ -10,7 +10,8 @@ new LoRA and ControlNet). One thread: on a busy 2-core machine a second thread o
 Stages (in order): ``vae``, ``unet``, ``lora``, ``controlnet``, ``export``; ``all`` runs what is left.
 ``seed`` rebuilds lost state from the shipped model (VAE finished, UNet at the shipped step, fresh
 optimizer), so training can go on from it on a new machine: ``train_demo.py seed`` then ``all``; the VAE
-comes from ``demo_kit/resume/`` when an earlier session left it there (``train_demo.py resume-point``).
+(and the UNet, once trained past the shipped step) come from ``demo_kit/resume/`` when an earlier session
+left them there (``train_demo.py resume-point``).
 State (checkpoints, ``train.log``) lives in ``--state`` (default ``/work/demo-train``), outside the
 repository; each stage resumes from its checkpoint, written every three minutes and at the end of a slice.
 ``--minutes`` bounds one invocation; ``kill PID`` (SIGTERM) saves and stops. ``export`` writes
@@ -77,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
 
         seed_state(args.state, args.out)
         return 0
-    if args.stage == "resume-point":  # before a session ends: the VAE's progress, committed with the repo
+    if args.stage == "resume-point":  # before a session ends: the VAE's and the UNet's progress, committed
         from demo_kit.seed import write_resume
 
         write_resume(args.state)

@@ -7,9 +7,12 @@ at the shipped step with the EMA weights as both the live and the EMA networks a
 (``train_unet`` then re-warms the learning rate). This is a continuation, not a bit-exact resume;
 ``unet.pt`` records ``seeded_from`` so the logs say so.
 
-A resume point (``scripts/demo_kit/resume/``: ``vae.safetensors`` with ``vae.json``, written by
-:func:`write_resume` at the end of a session) carries a stage's weights past the shipped step across
-machines; ``seed`` prefers it to the shipped VAE.
+A resume point (``scripts/demo_kit/resume/``, written by :func:`write_resume` at the end of a session)
+carries the stages' weights past the shipped step across machines: ``vae.safetensors`` (fp32) with
+``vae.json``, and, once the UNet has trained past the shipped step, ``unet.safetensors`` (the EMA UNet and
+text encoder in fp16, as shipped, 15 MB; the training-only probe head in fp32) with ``unet.json``.
+``seed`` prefers them to the shipped weights; the UNet goes on from its EMA weights with a fresh optimizer,
+as it does from the shipped model.
 """
 
 from __future__ import annotations
@@ -61,25 +64,40 @@ def seed_state(state: Path, assets: Path, resume: Path = RESUME) -> bool:
     save_checkpoint(state / "vae.pt", vae_state)
     unet = _fp32(UNet2DConditionModel.from_pretrained(assets / "unet", local_files_only=True).state_dict())
     text = _fp32(CLIPTextModel.from_pretrained(assets / "text_encoder", local_files_only=True).state_dict())
+    extra: dict[str, object] = {"seconds": float(facts["unet"]["minutes"]) * 60.0}
+    if (resume / "unet.safetensors").is_file():
+        unet, text, extra = _unet_resume(resume)
+        step = int(extra.pop("step"))  # type: ignore[call-overload]
+        log.info("seed: UNet from the resume point %s at step %d", resume, step)
     save_checkpoint(
         state / "unet.pt",
-        {
-            "unet": unet,
-            "text_encoder": text,
-            "opt": None,
-            "ema_unet": unet,
-            "ema_text": text,
-            "step": step,
-            "seconds": float(facts["unet"]["minutes"]) * 60.0,
-            "seeded_from": step,
-        },
+        {"unet": unet, "text_encoder": text, "opt": None, "ema_unet": unet, "ema_text": text}
+        | {"step": step, "seeded_from": step}
+        | extra,
     )
     log.info("seed: state rebuilt from %s at UNet step %d (fresh optimizer)", assets, step)
     return True
 
 
+def _unet_resume(resume: Path) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], dict[str, object]]:
+    """The UNet, text encoder (fp32) and the rest of ``unet.pt`` (step, seconds, probe head) of a resume
+    point."""
+    from safetensors.torch import load_file
+
+    tensors = load_file(resume / "unet.safetensors")
+    part = {
+        prefix: {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+        for prefix in ("unet.", "text.", "aux_head.")
+    }
+    facts: dict[str, object] = json.loads((resume / "unet.json").read_text(encoding="utf-8"))
+    if part["aux_head."]:
+        facts["aux_head"] = part["aux_head."]
+    return _fp32(part["unet."]), _fp32(part["text."]), facts
+
+
 def write_resume(state: Path, resume: Path = RESUME) -> None:
-    """Leave the VAE of ``state`` (fp32 weights, step, seconds, config; no optimizer) in ``resume``."""
+    """Leave the VAE of ``state`` (fp32 weights, step, seconds, config; no optimizer) in ``resume``, and the
+    UNet's EMA weights (fp16) when it has trained past the step it was seeded from."""
     from safetensors.torch import save_file
 
     from .train_common import load_checkpoint
@@ -92,3 +110,13 @@ def write_resume(state: Path, resume: Path = RESUME) -> None:
     facts = {"step": int(vae["step"]), "seconds": float(vae["seconds"]), "config": dict(vae["config"])}
     (resume / "vae.json").write_text(json.dumps(facts, indent=1, default=str) + "\n", encoding="utf-8")
     log.info("resume point: VAE at step %d in %s", facts["step"], resume)
+    unet = load_checkpoint(state / "unet.pt")
+    if unet is None or int(unet["step"]) <= int(unet.get("seeded_from", -1)):
+        return  # nothing learned past what the shipped model (or the last resume point) holds
+    tensors = {f"unet.{k}": v.half() for k, v in unet["ema_unet"].items()}
+    tensors |= {f"text.{k}": v.half() for k, v in unet["ema_text"].items()}
+    tensors |= {f"aux_head.{k}": v.float() for k, v in unet.get("aux_head", {}).items()}
+    save_file({k: v.contiguous() for k, v in tensors.items()}, str(resume / "unet.safetensors"))
+    done = {"step": int(unet["step"]), "seconds": float(unet["seconds"])}
+    (resume / "unet.json").write_text(json.dumps(done, indent=1) + "\n", encoding="utf-8")
+    log.info("resume point: UNet at step %d in %s", done["step"], resume)

@@ -65,6 +65,38 @@ def test_a_resume_point_carries_the_vae_to_a_new_machine(tmp_path: Path) -> None
     assert carried["config"]["scaling_factor"] == vae["config"]["scaling_factor"]
 
 
+def test_a_resume_point_carries_the_unet_once_it_trained_past_its_seed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not has_demo_model():
+        pytest.skip("no shipped demo model")
+    first, resume, second = tmp_path / "first", tmp_path / "resume", tmp_path / "second"
+    seed_state(first, demo_folder(), resume=tmp_path / "none")
+    write_resume(first, resume)
+    assert not (resume / "unet.safetensors").exists()  # nothing past the shipped step yet
+    unet = load_checkpoint(first / "unet.pt")
+    assert unet is not None
+    unet["step"] += 11
+    unet["ema_unet"] = {k: v + 0.25 for k, v in unet["ema_unet"].items()}  # as if trained on
+    unet["ema_text"] = {k: v - 0.25 for k, v in unet["ema_text"].items()}
+    unet["aux_head"] = {"weight": torch.randn(3, 4), "bias": torch.randn(3)}
+    save_checkpoint(first / "unet.pt", unet)
+    write_resume(first, resume)
+    assert seed_state(second, demo_folder(), resume=resume) is True
+    carried = load_checkpoint(second / "unet.pt")
+    assert carried is not None and carried["step"] == unet["step"] == carried["seeded_from"]
+    assert carried["opt"] is None and carried["seconds"] == unet["seconds"]
+    for key, theirs in (("ema_unet", "ema_unet"), ("unet", "ema_unet"), ("ema_text", "ema_text")):
+        assert all(torch.equal(carried[key][k], v.half().float()) for k, v in unet[theirs].items())
+    assert all(torch.equal(carried["aux_head"][k], v) for k, v in unet["aux_head"].items())
+    monkeypatch.setattr(train_vae, "VAE_STEPS", load_checkpoint(second / "vae.pt")["step"])  # type: ignore[index]
+    pipe, step = train_unet.load_base(second)
+    assert step == unet["step"]
+    assert pipe.text_encoder.get_input_embeddings().weight.shape[0] == len(pipe.tokenizer)
+    write_resume(second, tmp_path / "again")  # seeded, not trained on: nothing new to carry
+    assert not (tmp_path / "again" / "unet.safetensors").exists()
+
+
 def test_loss_weight_is_min_snr_with_an_x0_floor() -> None:
     snr = torch.tensor([0.01, 1.0, 100.0])
     assert torch.allclose(loss_weight(snr), torch.tensor([1.0, 1.0, 0.05]))
