@@ -20,7 +20,6 @@ from ml_lib.diffusion import ImageGenerator, Settings
 from ml_lib.diffusion.engine.conditioning import encode_sd
 from ml_lib.diffusion.engine.schedulers import make_scheduler
 from ml_lib.diffusion.errors import ModelFamilyMismatchError, PlanError
-from ml_lib.diffusion.output.infotext import parse_infotext
 from ml_lib.diffusion.output.infotext_passes import parse_passes
 from ml_lib.diffusion.output.metadata import read_metadata
 from ml_lib.diffusion.plan import GenerationPlan, HiresPlan
@@ -116,7 +115,9 @@ def test_the_requests_loras_apply_to_the_second_checkpoint(
     prompt_lora = f"{PROMPT} <lora:{lora}:0.8>"
     result = gen.generate(prompt_lora, model=a, hires_checkpoint=b, seed=4, save=False, **HIRES, **FAST)
     assert [x.unet_weight for x in result.plan.loras] == [0.8]
-    plain = pixels(gen.generate(PROMPT, model=a, hires_checkpoint=b, seed=4, save=False, **HIRES, **FAST).images[0])
+    plain = pixels(
+        gen.generate(PROMPT, model=a, hires_checkpoint=b, seed=4, save=False, **HIRES, **FAST).images[0]
+    )
     got = pixels(result.images[0])
     assert np.abs(got - plain).mean() > 1  # the LoRA changed the image
     # by hand: the same LoRA on both passes (fused into A for pass 1, into B for pass 2)
@@ -148,10 +149,13 @@ def test_the_infotext_names_the_hires_checkpoint_and_reads_back(
     gen: ImageGenerator, tiny_sd1: TinyModelFiles, second_sd1: TinyModelFiles, tmp_path: Path
 ) -> None:
     a, b = str(tiny_sd1.single_file), str(second_sd1.single_file)
-    result = gen.generate(PROMPT, model=a, hires_checkpoint=b, seed=2, output_dir=str(tmp_path), **HIRES, **FAST)
+    result = gen.generate(
+        PROMPT, model=a, hires_checkpoint=b, seed=2, output_dir=str(tmp_path), **HIRES, **FAST
+    )
     plan = result.plan
     assert plan.hires is not None and plan.hires.checkpoint is not None
-    info = parse_infotext(read_metadata(result.paths[0]).parameters or "")
+    info = read_metadata(result.paths[0]).parsed
+    assert info is not None
     # A1111 writes the checkpoint's short title: the file's stem and [the sha256's first 10 digits]
     checkpoint = plan.hires.checkpoint
     assert checkpoint.hash is not None and len(checkpoint.hash) == 10
@@ -161,7 +165,7 @@ def test_the_infotext_names_the_hires_checkpoint_and_reads_back(
     assert passes.hires_checkpoint_hash == checkpoint.hash
     assert passes.request_fields()["hires_checkpoint"] == second_sd1.single_file.stem
     # the plan in the image round-trips with the checkpoint, and reproduces the image
-    again = gen.reproduce(result.paths[0], save=False)
+    again = gen.reproduce(result.paths[0], save=False)  # from the plan in the image
     assert again.plan.hires == plan.hires
     assert np.array_equal(pixels(again.images[0]), pixels(result.images[0]))
 
@@ -169,7 +173,7 @@ def test_the_infotext_names_the_hires_checkpoint_and_reads_back(
 def test_a_hires_checkpoint_of_another_family_is_refused_up_front(
     gen: ImageGenerator, tiny_sd1: TinyModelFiles, tiny_sd2: TinyModelFiles
 ) -> None:
-    with pytest.raises(ModelFamilyMismatchError, match="is a sd2 model .* choose a sd1 checkpoint") as err:
+    with pytest.raises(ModelFamilyMismatchError, match=r"is a sd2 model .* choose a sd1 checkpoint") as err:
         gen.plan(PROMPT, model=str(tiny_sd1.single_file), hires_checkpoint=str(tiny_sd2.single_file), **FAST)
     assert "\n" not in str(err.value)
 

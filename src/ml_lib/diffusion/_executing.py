@@ -125,7 +125,9 @@ def _run_with_hires_model(
     expected = (
         None
         if params is None  # components unknown: counted as one, none of it in fp8 (the larger estimate)
-        else expected_bytes(checkpoint.family, (0, params, 0), dtype=stored, device=plan.device, strategy=memory)
+        else expected_bytes(
+            checkpoint.family, (0, params, 0), dtype=stored, device=plan.device, strategy=memory
+        )
     )
     loaded = pool.acquire(
         checkpoint,

@@ -201,6 +201,7 @@ def execute(
     hires_kwargs = _hires_kwargs(plan, ip_kwargs, annotator_dir)
     # with the hires fix the refiner takes over inside the hires pass (None: after it, so never)
     hires_loaded = second or loaded  # the model the hires pass runs on
+    h_pipe = hires_loaded.pipe
     hires_end = (
         hires_handoff(hires_loaded, plan) if plan.hires is not None and plan.refiner is not None else None
     )
@@ -247,7 +248,6 @@ def execute(
                     ).images
                 decoder = view
                 if plan.hires is not None:
-                    h_pipe = hires_loaded.pipe
                     latents = hires_pass(
                         hires_loaded,
                         plan,
@@ -255,7 +255,9 @@ def execute(
                         seeds,
                         base_embeds=embeds if second is None else None,
                         encode=lambda p, q: _encode(p, q, device),
-                        schedule=lambda s: encode_schedule(h_pipe, plan, device, schedule=s, cache=hires_texts),
+                        schedule=lambda s: encode_schedule(
+                            h_pipe, plan, device, schedule=s, cache=hires_texts
+                        ),
                         decode=lambda p, x: _decode(p, x, plan),
                         step_end=step_end,
                         device=device,

@@ -267,7 +267,9 @@ def plan_hires(
         items.append(Decision("hires", size, Source.USER, f"hires fix to {size} with {hires.upscaler}"))
     if checkpoint is not None:
         name = checkpoint.name or checkpoint.reference
-        items.append(Decision("hires_checkpoint", name, Source.USER, "the hires pass runs on this checkpoint"))
+        items.append(
+            Decision("hires_checkpoint", name, Source.USER, "the hires pass runs on this checkpoint")
+        )
     return hires
 
 

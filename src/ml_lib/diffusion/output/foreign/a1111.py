@@ -49,7 +49,8 @@ _NOT_YET = "not in the plan yet"
 _PASS_KEYS = {
     "Hires upscale": "hires", "Hires resize": "hires", "Hires steps": "hires", "Hires upscaler": "hires",
     "Hires sampler": "hires", "Hires schedule type": "hires", "Hires prompt": "hires",
-    "Hires negative prompt": "hires", "Denoising strength": "hires", "Refiner": "refiner",
+    "Hires negative prompt": "hires", "Denoising strength": "hires", "Hires checkpoint": "hires_checkpoint",
+    "Refiner": "refiner",
     "Refiner switch at": "refiner", "Variation seed": "variation_seed",
     "Variation seed strength": "variation_seed", "Seed resize from": "seed_resize_from",
 }  # fmt: skip
