@@ -97,7 +97,7 @@ def comfy_text(prompt: str, embeddings: tuple[str, ...] = ()) -> str:
 def _unexpressed(plan: GenerationPlan, choice: SamplerChoice) -> str | None:
     """Why ComfyUI's core nodes cannot run ``plan``, or None."""
     if to_comfy_sampler(choice) is None:
-        return f"ComfyUI has no sampler {plan.sampler} with schedule {plan.schedule}"
+        return f"ComfyUI has no sampler {plan.sampler} with schedule {plan.schedule} that runs as ours"
     if plan.ip_adapters:
         return "ComfyUI's core nodes have no IP-Adapter"
     if any(unit.control_type != "none" for unit in plan.controls):

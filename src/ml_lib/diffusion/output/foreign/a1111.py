@@ -87,6 +87,8 @@ KEY_REASONS: dict[str, str] = {
     "CFG rescale": "CFG rescale is not supported",
     "Distilled CFG Scale": "Flux distilled guidance is not supported",
     "RNG": "A1111's RNG source option is not supported (noise is drawn on the CPU)",
+    "Discard penultimate sigma": "A1111's always-discard option is not supported (DPM2, DPM2 a and DPM++ 3M "
+    "SDE drop it, as A1111 does by default)",
 }
 _SDNEXT_SIGMA = {"karras": "Karras", "exponential": "Exponential", "beta": "Beta", "default": None}
 
