@@ -96,11 +96,11 @@ def test_the_hires_pass_runs_on_the_second_checkpoint_as_by_hand(
     choice = SamplerChoice(result.plan.sampler, result.plan.schedule)
     expected = _by_hand(tiny_sd1.diffusers_dir, second_sd1.diffusers_dir, 4, choice)
     assert got.shape == expected.shape == (64, 64, 3)
-    assert np.abs(got - expected).max() <= 1
+    assert np.array_equal(got, expected)
     on_a = pixels(gen.generate(PROMPT, model=a, seed=4, save=False, **HIRES, **FAST).images[0])
     assert np.abs(on_a - got).mean() > 5  # not the hires fix on A alone
     by_hand_on_a = _by_hand(tiny_sd1.diffusers_dir, tiny_sd1.diffusers_dir, 4, choice)
-    assert np.abs(on_a - by_hand_on_a).max() <= 1  # and the by-hand passes are the engine's on one model
+    assert np.array_equal(on_a, by_hand_on_a)  # and the by-hand passes are the engine's on one model
 
 
 def test_the_requests_loras_apply_to_the_second_checkpoint(
