@@ -276,6 +276,10 @@ def execute(
                     )
                 _sync(device)
                 _hand_back(plan, view.unet, getattr(view, "controlnet", None), decoder.unet)
+                if second is not None:  # the hires checkpoint's text encoders ran in its pass
+                    _hand_back(
+                        plan, getattr(h_pipe, "text_encoder", None), getattr(h_pipe, "text_encoder_2", None)
+                    )
             t2 = time.perf_counter()
             _check(cancel)
             phase = "decode"
