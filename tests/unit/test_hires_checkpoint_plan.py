@@ -36,7 +36,7 @@ SIZES = dict(unet_params=860_000_000, text_encoder_params=123_000_000, vae_param
 # A1111 1.10's parameters line for a hires image with a hires checkpoint (create_infotext's order)
 A1111_TEXT = (
     "a castle\nSteps: 20, Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 7, Seed: 5, Size: 512x512, "
-    'Model hash: 0123456789, Model: base, Denoising strength: 0.45, Hires checkpoint: detail [abcdef0123], '
+    "Model hash: 0123456789, Model: base, Denoising strength: 0.45, Hires checkpoint: detail [abcdef0123], "
     "Hires upscale: 2, Hires upscaler: Latent, Version: v1.10.1"
 )
 
