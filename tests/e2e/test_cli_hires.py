@@ -68,3 +68,19 @@ def test_pickled_upscaler_is_refused(run, tiny: TinyModelFiles, tmp_path: Path) 
         "plan", "a fox", "--model", str(tiny.single_file), "--size", "64x64", "--hires-upscaler", str(pickle)
     )
     assert result.exit_code != 0 and "pickle file" in result.output and "Traceback" not in result.output
+
+
+def test_hires_checkpoint_is_planned_with_its_family_checked(
+    run, tiny: TinyModelFiles, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    other = write_tiny_model("sd1", tmp_path / "b", seed=5)
+    args = ("plan", "a fox", "--model", str(tiny.single_file), "--size", "64x64", "--json")
+    result = run(*args, "--hires-checkpoint", str(other.single_file))
+    assert result.exit_code == 0, result.output
+    hires = json.loads(result.stdout)["hires"]  # --hires-checkpoint turns the hires fix on
+    assert hires["checkpoint"]["reference"] == str(other.single_file.resolve())
+    assert hires["checkpoint"]["family"] == "sd1" and len(hires["checkpoint"]["hash"]) == 10
+    sd2 = write_tiny_model("sd2", tmp_path / "c")
+    refused = run(*args, "--hires-checkpoint", str(sd2.single_file))
+    assert refused.exit_code != 0 and "Traceback" not in refused.output
+    assert "is a sd2 model but the first pass runs" in refused.output

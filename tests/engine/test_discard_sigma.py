@@ -1,6 +1,7 @@
-"""DPM2 and DPM2 a run A1111's noise levels: ``steps + 1`` of the schedule, the penultimate one dropped.
+"""DPM2, DPM2 a and DPM++ 3M SDE run A1111's noise levels: ``steps + 1`` of the schedule, the penultimate
+one dropped.
 
-A1111 (``sd_samplers_kdiffusion.py``) marks both samplers ``discard_next_to_last_sigma``; its
+A1111 (``sd_samplers_kdiffusion.py``) marks these samplers ``discard_next_to_last_sigma``; its
 ``get_sigmas(p, steps)`` computes ``steps + 1`` sigmas plus the final 0 and keeps ``sigmas[:-2] +
 sigmas[-1:]``. The expected levels are written out here from k-diffusion's formulas (``get_sigmas_karras``;
 ``DiscreteSchedule.get_sigmas``, which interpolates log-sigma between training steps where diffusers
@@ -105,9 +106,50 @@ def test_rebuild_reproduces_diffusers_from_its_own_levels(
         torch.testing.assert_close(getattr(scheduler, key), theirs[key], rtol=0, atol=0, equal_nan=True)
 
 
-def test_only_dpm2_and_dpm2_a_discard() -> None:
+def a1111_exponential(steps: int) -> np.ndarray:
+    """A1111's DPM++ 3M SDE sigmas for ``steps`` on its default schedule: k_diffusion's
+    ``get_sigmas_exponential(steps + 1, sigma_min, sigma_max)`` (the model's range), the penultimate
+    dropped."""
+    sigmas = training_sigmas()
+    levels = np.exp(np.linspace(np.log(sigmas[-1]), np.log(sigmas[0]), steps + 1))
+    full = np.concatenate([levels, [0.0]])
+    return np.concatenate([full[:-2], full[-1:]])
+
+
+@pytest.mark.parametrize("steps", [1, 3, 10, 20])
+@pytest.mark.parametrize("schedule", ["Exponential", "Karras"])
+def test_dpmpp_3m_sde_runs_a1111_levels(schedule: str, steps: int) -> None:
+    """A1111 (>= 1.6) marks DPM++ 3M SDE ``discard_next_to_last_sigma`` in sd_samplers_kdiffusion.py:
+    ``('DPM++ 3M SDE', 'sample_dpmpp_3m_sde', ['k_dpmpp_3m_sde'], {'scheduler': 'exponential',
+    'discard_next_to_last_sigma': True, "brownian_noise": True})``."""
+    scheduler = make_scheduler(SamplerChoice("DPM++ 3M SDE", schedule), SD1, "epsilon")
+    scheduler.set_timesteps(steps)
+    expected = a1111_exponential(steps) if schedule == "Exponential" else a1111_levels("Karras", steps)
+    assert scheduler.num_inference_steps == steps and len(scheduler.timesteps) == steps
+    np.testing.assert_allclose(scheduler.sigmas.double().numpy(), expected, rtol=1e-5, atol=1e-6)
+    # each step's timestep is the one diffusers gives that level in its own steps + 1 schedule
+    plain = diffusers.DPMSolverMultistepScheduler.from_config(scheduler.config)
+    plain.set_timesteps(steps + 1)
+    assert torch.equal(scheduler.timesteps, plain.timesteps[:-1])
+    plain.set_timesteps(steps)
+    if steps > 1:  # one step is (sigma_max, 0) either way
+        assert not torch.allclose(plain.sigmas, scheduler.sigmas)  # diffusers' own levels are another list
+
+
+def test_dpmpp_3m_sde_denoises_on_the_discarded_levels() -> None:
+    """A whole run steps through every kept level down to 0 (the scheduler's step index reaches the end)."""
+    scheduler = make_scheduler(SamplerChoice("DPM++ 3M SDE", "Exponential"), SD1, "epsilon")
+    scheduler.set_timesteps(5)
+    sample = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(0)) * scheduler.init_noise_sigma
+    for t in scheduler.timesteps:
+        eps = torch.zeros_like(sample)  # a model that predicts no noise: x0 = the sample
+        sample = scheduler.step(eps, t, sample, generator=torch.Generator().manual_seed(1)).prev_sample
+    assert scheduler.step_index == 5 and torch.isfinite(sample).all()
+
+
+def test_only_a1111s_discarding_samplers_discard() -> None:
     discarding = {name for name, spec in SAMPLERS.items() if spec.discard_penultimate_sigma}
-    assert discarding == {"DPM2", "DPM2 a"}
-    for name in ("Euler", "Heun", "DPM++ 2M", "DPM++ SDE"):
+    assert discarding == {"DPM2", "DPM2 a", "DPM++ 3M SDE"}
+    for name in ("Euler", "Heun", "DPM++ 2M", "DPM++ SDE", "DPM++ 2M SDE", "DPM++ 3M"):
         scheduler = make_scheduler(SamplerChoice(name, SAMPLERS[name].default_schedule), SD1, "epsilon")
         assert type(scheduler) is getattr(diffusers, SAMPLERS[name].scheduler_class)

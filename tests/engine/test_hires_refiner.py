@@ -80,3 +80,33 @@ def test_a_hires_pass_starting_past_the_switch_is_refused(
     with Calls() as unet, pytest.raises(RequestError, match=r"--hires-denoise above 0\.2"):
         generator.execute(plan, save=False)
     assert unet.calls == []  # refused before anything ran
+
+
+def test_with_a_hires_checkpoint_the_hires_pass_runs_it_then_the_refiner(
+    generator: ImageGenerator, tiny_sdxl: TinyModelFiles, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    from ml_lib.diffusion.testing.tiny import write_tiny_model
+
+    other = write_tiny_model("sdxl", tmp_path_factory.mktemp("sdxl-b"), seed=7)
+    modules: list[int] = []
+
+    def hook(module: torch.nn.Module, _args: tuple[Any, ...], _out: object) -> None:
+        from diffusers import UNet2DConditionModel
+
+        if isinstance(module, UNet2DConditionModel):
+            modules.append(id(module))
+
+    kwargs = dict(refiner_switch=0.8, hires_denoise=0.5, **FAST)
+    handle = torch.nn.modules.module.register_module_forward_hook(hook)
+    try:
+        with Calls() as unet:
+            result = generator.generate("a lighthouse", model=str(tiny_sdxl.single_file),
+                                        hires_checkpoint=str(other.single_file), save=False, **kwargs)  # fmt: skip
+    finally:
+        handle.remove()
+    assert [w for w, *_ in unet.calls] == [96] * 6 + [96, 96, 64, 64]  # the same hand-off as without it
+    first, hires, refiner = set(modules[:6]), set(modules[6:8]), set(modules[8:])
+    assert len(first) == len(hires) == len(refiner) == 1 and len(first | hires | refiner) == 3
+    plain = generator.generate("a lighthouse", model=str(tiny_sdxl.single_file), save=False, **kwargs)
+    diff = torch.tensor(list(result.images[0].tobytes())) - torch.tensor(list(plain.images[0].tobytes()))
+    assert diff.abs().float().mean() > 1  # the hires checkpoint changed the image

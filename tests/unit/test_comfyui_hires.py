@@ -92,3 +92,43 @@ def test_the_refiner_is_two_ksampler_advanced_passes_split_at_the_switch() -> No
     workflow = api_to_workflow(graph)
     widgets = [n["widgets_values"] for n in workflow["nodes"] if n["type"] == "KSamplerAdvanced"]
     assert widgets[0][:3] == ["enable", 5, "fixed"]  # the frontend's seed control after noise_seed
+
+
+@pytest.mark.parametrize("upscaler", ["Latent", "Lanczos"])
+def test_a_hires_checkpoint_is_a_second_checkpoint_loader_for_the_second_ksampler(upscaler: str) -> None:
+    detail = ModelRef("/models/sub/detail v2.safetensors", ModelFormat.SINGLE_FILE, "sd1", name="detail v2")
+    plan = make_plan(hires=_hires(upscaler=upscaler, checkpoint=detail))
+    graph = comfy_graph(plan, seed=7).nodes
+    check_against_schema(graph)
+    ids = {id(node): key for key, node in graph.items()}
+    base, second_ckpt = by_type(graph, "CheckpointLoaderSimple")
+    assert (base["inputs"]["ckpt_name"], second_ckpt["inputs"]["ckpt_name"]) == (
+        "dream v5.safetensors",
+        "detail v2.safetensors",
+    )
+    b, s = ids[id(base)], ids[id(second_ckpt)]
+    # the plan's LoRAs and clip skip on both models (A1111 activates the networks again after the switch)
+    loras = by_type(graph, "LoraLoader")
+    assert [n["inputs"]["lora_name"] for n in loras] == ["fur.safetensors", "style.safetensors"] * 2
+    assert (loras[0]["inputs"]["model"], loras[2]["inputs"]["model"]) == ([b, 0], [s, 0])
+    skips = by_type(graph, "CLIPSetLastLayer")
+    assert [n["inputs"]["clip"] for n in skips] == [[ids[id(loras[1])], 1], [ids[id(loras[3])], 1]]
+    first, second = by_type(graph, "KSampler")
+    assert first["inputs"]["model"] == [ids[id(loras[1])], 0]
+    assert second["inputs"]["model"] == [ids[id(loras[3])], 0]
+    # the second pass's prompts are encoded with the second model's text encoder
+    encodes = {key: n for key, n in graph.items() if n["class_type"] == "CLIPTextEncode"}
+    second_clip = [ids[id(skips[1])], 0]
+    positive = encodes[second["inputs"]["positive"][0]]
+    assert (
+        positive["inputs"]["clip"] == second_clip
+        and first["inputs"]["positive"] != second["inputs"]["positive"]
+    )
+    # decoded with the second model's VAE; an image upscaler decodes the first pass with the first's
+    decodes = by_type(graph, "VAEDecode")
+    assert decodes[-1]["inputs"]["vae"] == [s, 2]
+    if upscaler == "Lanczos":
+        assert decodes[0]["inputs"]["vae"] == [b, 2]
+        (encode,) = by_type(graph, "VAEEncode")
+        assert encode["inputs"]["vae"] == [s, 2]
+    api_to_workflow(graph)

@@ -42,3 +42,16 @@ def test_variation_seed_refiner_and_n_iter() -> None:
         "refiner_switch": 0.75,
     }
     assert "variation_seed" not in pass_fields(Txt2ImgBody(subseed=5))  # no strength: nothing changes
+
+
+def test_hr_checkpoint_name_by_title_or_name_and_use_same_checkpoint() -> None:
+    body = Txt2ImgBody(enable_hr=True, hr_checkpoint_name="detail_v2.safetensors [abcdef0123]")
+    assert pass_fields(body)["hires_checkpoint"] == "detail_v2.safetensors"  # the title's " [hash]" dropped
+    assert (
+        pass_fields(Txt2ImgBody(enable_hr=True, hr_checkpoint_name="detail_v2"))["hires_checkpoint"]
+        == "detail_v2"
+    )
+    assert "hires_checkpoint" not in pass_fields(
+        Txt2ImgBody(enable_hr=True, hr_checkpoint_name="Use same checkpoint")
+    )
+    assert "hires_checkpoint" not in pass_fields(Txt2ImgBody(hr_checkpoint_name="detail_v2"))  # no hires fix

@@ -5,14 +5,17 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from .errors import GenerationCancelled
 from .plan import GenerationPlan
 from .result import CancelToken, GenerationResult, PhaseTimings, Retry, StepInfo
 
 if TYPE_CHECKING:
+    from .engine.pool import LoadedPipeline, PipelinePool
     from .facade import ImageGenerator
+
+_T = TypeVar("_T")
 
 __all__ = ["execute_plan"]
 
@@ -57,15 +60,22 @@ def execute_plan(
                     expected=gen._expected(plan, memory),
                     storage=plan.storage_dtype,
                 ),
-                run=lambda loaded, memory: execute(
-                    loaded,
+                run=lambda loaded, memory: _run_with_hires_model(
+                    gen,
+                    pool,
                     plan,
-                    on_step=on_step,
-                    cancel=cancel,
-                    annotator_dir=gen.settings.annotator_dir,
-                    refiner=gen._refiner(plan, memory),
-                    monitor=monitor,
-                    retries=retries,
+                    memory,
+                    lambda hires_model: execute(
+                        loaded,
+                        plan,
+                        on_step=on_step,
+                        cancel=cancel,
+                        annotator_dir=gen.settings.annotator_dir,
+                        refiner=gen._refiner(plan, memory),
+                        monitor=monitor,
+                        retries=retries,
+                        hires_model=hires_model,
+                    ),
                 ),
                 release=pool.release,
                 drop=lambda _loaded: pool.clear(),  # an out-of-memory frees every pooled pipeline
@@ -93,3 +103,41 @@ def execute_plan(
     if gen._recording:
         gen._record(result)
     return result
+
+
+def _run_with_hires_model(
+    gen: ImageGenerator,
+    pool: PipelinePool,
+    plan: GenerationPlan,
+    memory: str,
+    run: Callable[[LoadedPipeline | None], _T],
+) -> _T:
+    """``run(hires model)``: the plan's hires checkpoint from the same pool as its model, pinned while the
+    run uses it (None without one), prepared for the same ``memory`` strategy."""
+    checkpoint = plan.hires.checkpoint if plan.hires is not None else None
+    if checkpoint is None:
+        return run(None)
+    from .planning.pool_budget import expected_bytes
+
+    planned = gen._planned.get(plan)
+    params = planned.resolved.hires_checkpoint_params if planned is not None else None
+    stored = plan.storage_dtype or plan.dtype
+    expected = (
+        None
+        if params is None  # components unknown: counted as one, none of it in fp8 (the larger estimate)
+        else expected_bytes(
+            checkpoint.family, (0, params, 0), dtype=stored, device=plan.device, strategy=memory
+        )
+    )
+    loaded = pool.acquire(
+        checkpoint,
+        dtype=plan.dtype,
+        device=plan.device,
+        memory=memory,
+        expected=expected,
+        storage=plan.storage_dtype,
+    )
+    try:
+        return run(loaded)
+    finally:
+        pool.release(loaded)

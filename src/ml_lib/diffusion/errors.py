@@ -42,6 +42,8 @@ Added since, under the parents named::
     GenerationError
     ├── OutOfMemory                 out of memory at load, denoise or decode (after the recovery ladder)
     └── NonFiniteError              NaN or infinite numbers in the latents or the decoded image
+    UnsupportedModelError
+    └── ModelFamilyMismatchError    a second model (hires checkpoint) of another family than the first
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ __all__ = [
     "MetadataError",
     "MlDiffusionError",
     "ModelError",
+    "ModelFamilyMismatchError",
     "ModelNotFoundError",
     "ModelUnreadableError",
     "NonFiniteError",
@@ -131,6 +134,11 @@ class ModelUnreadableError(ModelError):
 
 class UnsupportedModelError(ModelError):
     """A model family or layout this version cannot load."""
+
+
+class ModelFamilyMismatchError(UnsupportedModelError):
+    """A second model of a generation (the hires checkpoint) whose family is not the first model's: it could
+    not continue the first pass's latents with the same LoRAs and embeddings."""
 
 
 class AmbiguousModelError(ModelError):

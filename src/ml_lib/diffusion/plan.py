@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._codec import OMIT_DEFAULT, from_jsonable, to_jsonable
 from .errors import PlanError
-from .plan_parts import HiresPlan, MemoryPlan, VariationPlan
+from .plan_parts import HiresPlan, MemoryPlan, ModelFormat, ModelRef, VariationPlan
 from .prompt_schedule import PromptSchedule
 
 if TYPE_CHECKING:
@@ -60,14 +60,6 @@ class Source(str, Enum):
     DEVICE = "device"
 
 
-class ModelFormat(str, Enum):
-    """How a model is stored."""
-
-    DIFFUSERS = "diffusers"
-    SINGLE_FILE = "single_file"
-    HUB = "hub"
-
-
 @dataclass(frozen=True, slots=True)
 class Decision:
     """One automatic (or user-forced) choice: which field, what value, from where, and why."""
@@ -76,19 +68,6 @@ class Decision:
     value: JSONScalar
     source: Source
     reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class ModelRef:
-    """A resolved model: where it is, how it is stored, and what it is."""
-
-    reference: str
-    format: ModelFormat
-    family: str
-    prediction_type: str = "epsilon"
-    name: str = ""
-    hash: str | None = None
-    config_dir: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,7 +214,8 @@ class ResolvedRequest:
     clip skip can take (None when the model's config does not say); ``test_model`` marks random weights
     written by ``ml_lib.diffusion.testing`` (planned tiny and fast); ``refiner`` is the SDXL refiner asked
     for (``refiner_decision`` says why, when ``auto`` picked it) and ``upscaler_path``/``upscaler_hash`` a
-    learned hires upscaler's file.
+    learned hires upscaler's file; ``hires_checkpoint`` is the hires pass's own checkpoint (A1111's "Hires
+    checkpoint") and ``hires_checkpoint_params`` its parameter count (every component; None: unknown).
     """
 
     model: ModelRef
@@ -259,6 +239,8 @@ class ResolvedRequest:
     upscaler_hash: str | None = None
     #: The floating dtype most of the checkpoint's weights are stored in on disk (None: unknown).
     weight_dtype: str | None = None
+    hires_checkpoint: ModelRef | None = None
+    hires_checkpoint_params: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,14 +1,36 @@
-"""Self-contained parts of a plan (re-exported by ``plan``): the memory strategy, the hires fix and the
-variation seed."""
+"""Self-contained parts of a plan (re-exported by ``plan``): a model reference, the memory strategy, the
+hires fix and the variation seed."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import Enum
 
 from ._codec import OMIT_DEFAULT
 from .prompt_schedule import PromptSchedule
 
-__all__ = ["HiresPlan", "MemoryPlan", "VariationPlan"]
+__all__ = ["HiresPlan", "MemoryPlan", "ModelFormat", "ModelRef", "VariationPlan"]
+
+
+class ModelFormat(str, Enum):
+    """How a model is stored."""
+
+    DIFFUSERS = "diffusers"
+    SINGLE_FILE = "single_file"
+    HUB = "hub"
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRef:
+    """A resolved model: where it is, how it is stored, and what it is."""
+
+    reference: str
+    format: ModelFormat
+    family: str
+    prediction_type: str = "epsilon"
+    name: str = ""
+    hash: str | None = None
+    config_dir: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +52,8 @@ class HiresPlan:
     "Hires resize", 0 = from the other side) replace ``scale`` when set; ``steps`` 0 means the first pass's
     steps; ``sampler``/``schedule``, ``prompt``/``negative_prompt`` empty mean the first pass's;
     ``prompt_schedule`` is A1111's schedule of the second pass (``calculate_hr_conds``), None when its
-    prompts are conditioned on as written.
+    prompts are conditioned on as written; ``checkpoint`` is A1111's "Hires checkpoint", the model the
+    second pass runs on (None: the first pass's), of the first pass's family.
     """
 
     upscaler: str = "Latent"
@@ -46,6 +69,7 @@ class HiresPlan:
     upscaler_path: str | None = None
     upscaler_hash: str | None = None
     prompt_schedule: PromptSchedule | None = field(default=None, metadata=OMIT_DEFAULT)
+    checkpoint: ModelRef | None = field(default=None, metadata=OMIT_DEFAULT)
 
 
 @dataclass(frozen=True, slots=True)

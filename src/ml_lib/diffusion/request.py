@@ -97,6 +97,7 @@ class GenerationRequest:
     hires_sampler: str | None = None
     hires_prompt: str | None = None
     hires_negative_prompt: str | None = None
+    hires_checkpoint: str | None = None  # A1111's "Hires checkpoint": a path or catalog name (same family)
     refiner: str | None = None  # SDXL refiner: a path, a catalog name, or "auto" (a catalogued refiner)
     refiner_switch: float | None = None  # fraction of the schedule where the refiner takes over (0.8)
     variation_seed: int | None = None

@@ -133,6 +133,7 @@ SAMPLERS: dict[str, SamplerSpec] = {
             (("algorithm_type", "sde-dpmsolver++"), ("solver_order", 3)),
             default_schedule="Exponential",
             aliases=("dpmpp_3m_sde", "k_dpmpp_3m_sde"),
+            discard_penultimate_sigma=True,  # A1111 >= 1.6 marks it so (sd_samplers_kdiffusion.py)
         ),
         SamplerSpec("DDIM", "DDIMScheduler", schedules=_SPACING_SCHEDULES, aliases=("ddim",)),
         SamplerSpec(

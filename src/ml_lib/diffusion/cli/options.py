@@ -202,6 +202,12 @@ HiresPromptOpt = Annotated[str | None, typer.Option("--hires-prompt", help="Prom
 HiresNegativeOpt = Annotated[
     str | None, typer.Option("--hires-negative", help="Negative prompt of the hires pass.")
 ]
+HiresCheckpointOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--hires-checkpoint", help="Checkpoint of the hires pass (a file or catalog name, same family)."
+    ),
+]
 RefinerOpt = Annotated[
     str | None,
     typer.Option("--refiner", help="SDXL refiner: a file, a catalog name, or 'auto' (a catalogued one)."),
@@ -271,6 +277,7 @@ REQUEST_OPTIONS: tuple[inspect.Parameter, ...] = (
     _option("hires_sampler", HiresSamplerOpt, None),
     _option("hires_prompt", HiresPromptOpt, None),
     _option("hires_negative", HiresNegativeOpt, None),
+    _option("hires_checkpoint", HiresCheckpointOpt, None),
     _option("refiner", RefinerOpt, None),
     _option("refiner_switch", RefinerSwitchOpt, None),
     _option("variation_seed", VariationSeedOpt, None),
@@ -329,6 +336,7 @@ def _pass_fields(v: dict[str, Any]) -> dict[str, Any]:
         "hires_sampler": v["hires_sampler"],
         "hires_prompt": v["hires_prompt"],
         "hires_negative_prompt": v["hires_negative"],
+        "hires_checkpoint": v["hires_checkpoint"],
         "refiner": v["refiner"],
         "refiner_switch": v["refiner_switch"],
         "variation_seed": v["variation_seed"],

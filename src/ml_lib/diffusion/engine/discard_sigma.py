@@ -1,14 +1,18 @@
-"""DPM2 and DPM2 a with A1111's "discard next-to-last sigma": the noise levels of ``steps + 1`` steps,
-the penultimate one dropped.
+"""DPM2, DPM2 a and DPM++ 3M SDE with A1111's "discard next-to-last sigma": the noise levels of
+``steps + 1`` steps, the penultimate one dropped.
 
-A1111 marks both samplers ``discard_next_to_last_sigma`` (``sd_samplers_kdiffusion.py``): ``get_sigmas``
+A1111 marks these samplers ``discard_next_to_last_sigma`` (``sd_samplers_kdiffusion.py``; DPM++ 3M SDE
+since 1.6: ``('DPM++ 3M SDE', 'sample_dpmpp_3m_sde', ['k_dpmpp_3m_sde'], {'scheduler': 'exponential',
+'discard_next_to_last_sigma': True, "brownian_noise": True})``): ``get_sigmas``
 asks its schedule for ``steps + 1`` sigmas and keeps ``sigmas[:-2] + sigmas[-1:]``, so the run still has
 ``steps`` steps but its levels are those of a longer schedule (ComfyUI's ``dpm_2`` / ``dpm_2_ancestral``
 do the same). diffusers' ``KDPM2DiscreteScheduler`` and ``KDPM2AncestralDiscreteScheduler`` have no such
 option and no custom sigmas, so these subclasses let diffusers compute its ``steps + 1`` schedule, drop
 the penultimate level, and rebuild the interleaved arrays from what is left exactly as diffusers'
 ``set_timesteps`` builds them from its own levels (:func:`rebuild_kdpm2`, :func:`rebuild_kdpm2_ancestral`;
-a test checks they reproduce diffusers' arrays from diffusers' own levels).
+a test checks they reproduce diffusers' arrays from diffusers' own levels). diffusers'
+``DPMSolverMultistepScheduler`` keeps one level per step (``sigmas``, ``timesteps``), so its subclass drops
+the penultimate level and its timestep (ComfyUI's ``dpmpp_3m_sde`` does not drop it).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import numpy as np
 import torch
 
 __all__ = [
+    "DiscardPenultimateDPMSolverMultistep",
     "DiscardPenultimateKDPM2",
     "DiscardPenultimateKDPM2Ancestral",
     "discarding_class",
@@ -139,9 +144,32 @@ class DiscardPenultimateKDPM2Ancestral(diffusers.KDPM2AncestralDiscreteScheduler
         )
 
 
+class DiscardPenultimateDPMSolverMultistep(diffusers.DPMSolverMultistepScheduler):
+    """``DPMSolverMultistepScheduler`` on A1111's DPM++ 3M SDE levels (``steps + 1``, the penultimate
+    dropped): its ``sigmas`` hold one level per step and the final one, ``timesteps`` one per step."""
+
+    def set_timesteps(
+        self,
+        num_inference_steps: int | None = None,
+        device: str | torch.device | None = None,
+        mu: float | None = None,
+        timesteps: list[int] | None = None,
+    ) -> None:
+        """Set ``num_inference_steps`` steps on the levels of ``num_inference_steps + 1``, less the penultimate."""
+        if num_inference_steps is None or timesteps is not None:
+            raise ValueError("A1111's discarded levels are set from a step count, not from custom timesteps.")
+        parent: type[Any] = diffusers.DPMSolverMultistepScheduler
+        parent.set_timesteps(self, num_inference_steps + 1, device=device, mu=mu)
+        state: Any = self  # diffusers' attributes are untyped
+        state.sigmas = torch.cat([state.sigmas[:-2], state.sigmas[-1:]])
+        state.timesteps = state.timesteps[:-1]
+        state.num_inference_steps = num_inference_steps
+
+
 _DISCARDING: dict[str, type[Any]] = {
     "KDPM2DiscreteScheduler": DiscardPenultimateKDPM2,
     "KDPM2AncestralDiscreteScheduler": DiscardPenultimateKDPM2Ancestral,
+    "DPMSolverMultistepScheduler": DiscardPenultimateDPMSolverMultistep,
 }
 
 

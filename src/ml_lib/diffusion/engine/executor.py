@@ -159,12 +159,14 @@ def execute(
     refiner: LoadedPipeline | None = None,
     monitor: PhaseMonitor | None = None,
     retries: list[Retry] | None = None,
+    hires_model: LoadedPipeline | None = None,
 ) -> ExecutionOutput:
     """Generate the images of ``plan`` with the pooled pipeline ``loaded``; raises GenerationCancelled
     when ``cancel`` is set (checked before every step and before decoding). ``annotator_dir`` holds the
     weights of model-based ControlNet preprocessors (depth, lineart …); ``refiner`` is the loaded SDXL
-    refiner of a plan that has one. Batch count, hires fix and refiner run batch by batch. ``monitor``
-    measures each phase's peak memory; a decode retried tiled or in fp32 is appended to ``retries``."""
+    refiner of a plan that has one, ``hires_model`` the loaded hires checkpoint of a plan that names one.
+    Batch count, hires fix and refiner run batch by batch. ``monitor`` measures each phase's peak memory;
+    a decode retried tiled or in fp32 is appended to ``retries``."""
     recovered: list[Retry] = [] if retries is None else retries
 
     def watch(name: str) -> AbstractContextManager[None]:
@@ -191,13 +193,18 @@ def execute(
     ip_kwargs = apply_ip_adapters(
         pipe, loaded.ip_adapters, plan.ip_adapters, ip_images, batch=plan.batch_size, cfg=cfg
     )
+    second = _second_model(hires_model, plan)
     nets = load_controlnets(loaded, plan.controls, dtype=plan.dtype, device=plan.device)
     view = pipeline_view(loaded, mode, tuple(u.model for u in plan.controls), nets)
     prepared = prepare_init(plan)
     kwargs = {**ip_kwargs, **_control_kwargs(plan, mode, annotator_dir)}
     hires_kwargs = _hires_kwargs(plan, ip_kwargs, annotator_dir)
     # with the hires fix the refiner takes over inside the hires pass (None: after it, so never)
-    hires_end = hires_handoff(loaded, plan) if plan.hires is not None and plan.refiner is not None else None
+    hires_loaded = second or loaded  # the model the hires pass runs on
+    h_pipe = hires_loaded.pipe
+    hires_end = (
+        hires_handoff(hires_loaded, plan) if plan.hires is not None and plan.refiner is not None else None
+    )
     _check(cancel)
 
     def step_end(p: Any, i: int, _t: Any, kw: dict[str, Any]) -> dict[str, Any]:
@@ -214,6 +221,7 @@ def execute(
         with watch("encode"):
             texts: dict[str, Encoded] = {}  # each distinct text encoded once for both passes
             embeds, hooks = _conditioning(pipe, view, plan, device, texts)
+            hires_texts = texts if second is None else {}  # a hires checkpoint encodes with its own
             _sync(device)
             _hand_back(plan, getattr(pipe, "text_encoder", None), getattr(pipe, "text_encoder_2", None))
         encode_s = time.perf_counter() - t0
@@ -241,13 +249,15 @@ def execute(
                 decoder = view
                 if plan.hires is not None:
                     latents = hires_pass(
-                        loaded,
+                        hires_loaded,
                         plan,
                         latents,
                         seeds,
-                        base_embeds=embeds,
+                        base_embeds=embeds if second is None else None,
                         encode=lambda p, q: _encode(p, q, device),
-                        schedule=lambda s: encode_schedule(pipe, plan, device, schedule=s, cache=texts),
+                        schedule=lambda s: encode_schedule(
+                            h_pipe, plan, device, schedule=s, cache=hires_texts
+                        ),
                         decode=lambda p, x: _decode(p, x, plan),
                         step_end=step_end,
                         device=device,
@@ -255,7 +265,9 @@ def execute(
                         nets=nets,
                         extra=hires_kwargs,
                         denoising_end=hires_end,
+                        first=view,
                     )
+                    decoder = view if second is None else h_pipe  # A1111 decodes with the hires model
                 if plan.refiner is not None and (plan.hires is None or hires_end is not None):
                     if refiner is None:
                         raise RequestError("This plan has a refiner; run it through ImageGenerator.execute.")
@@ -264,6 +276,10 @@ def execute(
                     )
                 _sync(device)
                 _hand_back(plan, view.unet, getattr(view, "controlnet", None), decoder.unet)
+                if second is not None:  # the hires checkpoint's text encoders ran in its pass
+                    _hand_back(
+                        plan, getattr(h_pipe, "text_encoder", None), getattr(h_pipe, "text_encoder_2", None)
+                    )
             t2 = time.perf_counter()
             _check(cancel)
             phase = "decode"
@@ -281,6 +297,23 @@ def execute(
             phase,
         ) from exc
     return ExecutionOutput(tuple(images), encode_s, denoise_s, decode_s)
+
+
+def _second_model(hires_model: LoadedPipeline | None, plan: GenerationPlan) -> LoadedPipeline | None:
+    """The hires checkpoint's record made ready for the hires pass (None without one): the plan's LoRAs
+    and embeddings applied to it too, as A1111 activates the networks again after reloading the weights."""
+    checkpoint = plan.hires.checkpoint if plan.hires is not None else None
+    if checkpoint is None:
+        return None
+    if hires_model is None:
+        raise RequestError("This plan has a hires checkpoint; run it through ImageGenerator.execute.")
+    pipe = hires_model.pipe
+    _check_clip_skip(pipe, plan)
+    apply_loras(pipe, hires_model.loras, plan.loras)
+    if plan.storage_dtype is not None or plan.device == "cpu":
+        upcast_added(pipe, plan.dtype)
+    apply_embeddings(pipe, hires_model.embeddings, plan.embeddings)
+    return hires_model
 
 
 def _hand_back(plan: GenerationPlan, *modules: torch.nn.Module | None) -> None:

@@ -6,6 +6,11 @@ through spandrel) and encode them again. The latents are cropped as A1111 crops 
 then img2img runs exactly the hires steps (see :func:`..planning.hires.hires_schedule`) with fresh
 generators seeded with each image's seed, as A1111's new ``ImageRNG`` for the second pass (with the
 variation seed and seed resize when the plan has them, :mod:`.img2img_noise`).
+
+With a hires checkpoint (A1111's "Hires checkpoint") the pass runs on that model's img2img pipeline, as
+A1111 reloads the weights before ``sample_hr_pass``: image upscalers decode with the first model's VAE and
+encode with the second's, the second model's text encoders condition the pass, its scheduler config and
+prediction type build the sampler, and its VAE decodes the result.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from ..plan import GenerationPlan, HiresPlan
 from ..planning.hires import LATENT_UPSCALERS, HiresTarget, hires_schedule, hires_target
 from ..prompt_schedule import PromptSchedule
 from .compose import scheduled_conditioning_hooks
-from .hires_refiner import hires_choice
+from .hires_refiner import hires_choice, hires_model
 from .img2img_noise import image_pass_noise, with_noise
 from .schedule import ScheduledConditioning
 from .schedulers import make_scheduler
@@ -125,16 +130,17 @@ def _upscaled(
     plan: GenerationPlan,
     target: HiresTarget,
     decode: Decode,
+    first: Any,
 ) -> torch.Tensor:
-    """The first pass's latents upscaled (latent modes) or decoded, upscaled and encoded (image modes),
-    cropped to the second pass's size."""
+    """The first pass's latents upscaled (latent modes) or decoded by ``first`` (the first pass's
+    pipeline), upscaled and encoded by ``view`` (image modes), cropped to the second pass's size."""
     hires = plan.hires
     assert hires is not None
     factor = int(view.vae_scale_factor)
     if hires.upscaler in LATENT_UPSCALERS and hires.upscaler_path is None:
         return upscale_latents(latents, target, hires.upscaler, factor)
     model = _load_upscaler(hires) if hires.upscaler_path else None
-    images = [upscale_image(im, target, hires.upscaler, model) for im in decode(view, latents)]
+    images = [upscale_image(im, target, hires.upscaler, model) for im in decode(first, latents)]
     # The encoder floors odd sizes; crop to whole latent pixels first so the crop below stays A1111's.
     lw, lh = target.upscale_width // factor * factor, target.upscale_height // factor * factor
     images = [im.crop((0, 0, lw, lh)) for im in images]
@@ -174,13 +180,13 @@ def _conditioning(
     loaded: LoadedPipeline,
     view: Any,
     plan: GenerationPlan,
-    base_embeds: dict[str, torch.Tensor],
+    base_embeds: dict[str, torch.Tensor] | None,
     encode: Encode,
     schedule: Schedule,
 ) -> tuple[dict[str, torch.Tensor], AbstractContextManager[None]]:
     """The second pass's embedding arguments and the hooks that switch them call by call: its own prompt
     schedule (A1111's ``hr_c``/``hr_uc``) when the plan has one, else its prompts as written (the first
-    pass's embeddings when they are the same text)."""
+    pass's embeddings when they are the same text and ``base_embeds`` are given: the same model's)."""
     hires = plan.hires
     assert hires is not None
     if hires.prompt_schedule is not None:
@@ -188,7 +194,7 @@ def _conditioning(
         hooks = scheduled_conditioning_hooks(view, scheduled, cfg_scale=plan.cfg_scale)
         return scheduled.pipeline_kwargs(cfg=plan.cfg_scale > 1.0), hooks
     prompt, negative = hires.prompt or plan.prompt, hires.negative_prompt or plan.negative_prompt
-    if (prompt, negative) == (plan.prompt, plan.negative_prompt):
+    if base_embeds is not None and (prompt, negative) == (plan.prompt, plan.negative_prompt):
         return base_embeds, nullcontext()
     replaced = dataclasses.replace(plan, prompt=prompt, negative_prompt=negative)
     return encode(loaded.pipe, replaced), nullcontext()
@@ -200,7 +206,7 @@ def hires_pass(
     latents: torch.Tensor,
     seeds: tuple[int, ...],
     *,
-    base_embeds: dict[str, torch.Tensor],
+    base_embeds: dict[str, torch.Tensor] | None,
     encode: Encode,
     schedule: Schedule,
     decode: Decode,
@@ -210,22 +216,26 @@ def hires_pass(
     nets: tuple[Any, ...] = (),
     extra: dict[str, Any] | None = None,
     denoising_end: float | None = None,
+    first: Any = None,
 ) -> torch.Tensor:
     """The second pass of ``plan``'s hires fix on a batch's first-pass ``latents``; returns its latents.
 
-    ``encode`` encodes a plan's prompts as written, ``schedule`` a prompt schedule (reusing the texts the
-    first pass encoded); ``subseeds`` are the batch's variation seeds; ``nets`` the plan's ControlNet
-    modules and ``extra`` their call arguments for the second pass (control images at its size) with the
+    ``loaded`` is the model the pass runs on (the hires checkpoint's, or the first pass's); ``first`` the
+    first pass's pipeline, whose VAE decodes for an image upscaler (None: ``loaded``'s). ``encode``
+    encodes a plan's prompts as written with a pipeline, ``schedule`` a prompt schedule (reusing the
+    texts this model encoded); ``base_embeds`` are the first pass's embeddings (None when ``loaded`` is
+    another model); ``subseeds`` are the batch's variation seeds; ``nets`` the plan's ControlNet modules
+    and ``extra`` their call arguments for the second pass (control images at its size) with the
     IP-Adapter embeddings; ``denoising_end`` stops it where a refiner takes over (:mod:`.hires_refiner`)."""
     hires = plan.hires
     assert hires is not None
     target = hires_target(plan.width, plan.height, hires)
     view = pipeline_view(loaded, "img2img", tuple(u.model for u in plan.controls), nets)
-    upscaled = _upscaled(view, latents, plan, target, decode)
+    upscaled = _upscaled(view, latents, plan, target, decode, view if first is None else first)
     total, strength = hires_schedule(plan.steps, hires)
     embeds, hooks = _conditioning(loaded, view, plan, base_embeds, encode, schedule)
     config = loaded.base_scheduler_config or dict(loaded.pipe.scheduler.config)
-    scheduler = make_scheduler(hires_choice(plan), config, plan.model.prediction_type)
+    scheduler = make_scheduler(hires_choice(plan), config, hires_model(plan).prediction_type)
     if plan.variation is not None:  # A1111's hires ImageRNG: the variation (and seed resize) again
         shape = (upscaled.shape[1], upscaled.shape[2], upscaled.shape[3])
         noise = image_pass_noise(plan, shape, seeds, subseeds, int(view.vae_scale_factor))

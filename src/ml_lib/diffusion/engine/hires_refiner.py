@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..errors import RequestError
-from ..plan import GenerationPlan
+from ..plan import GenerationPlan, ModelRef
 from ..planning.hires import hires_schedule
 from ..samplers import SamplerChoice
 from .schedulers import make_scheduler
@@ -19,7 +19,7 @@ from .schedulers import make_scheduler
 if TYPE_CHECKING:
     from .pool import LoadedPipeline
 
-__all__ = ["hires_choice", "hires_handoff"]
+__all__ = ["hires_choice", "hires_handoff", "hires_model"]
 
 
 def hires_choice(plan: GenerationPlan) -> SamplerChoice:
@@ -29,16 +29,23 @@ def hires_choice(plan: GenerationPlan) -> SamplerChoice:
     return SamplerChoice(hires.sampler or plan.sampler, hires.schedule or plan.schedule)
 
 
+def hires_model(plan: GenerationPlan) -> ModelRef:
+    """The model the hires pass runs on: the plan's hires checkpoint, else its model."""
+    checkpoint = plan.hires.checkpoint if plan.hires is not None else None
+    return checkpoint or plan.model
+
+
 def hires_handoff(loaded: LoadedPipeline, plan: GenerationPlan) -> float | None:
     """``denoising_end`` of the base's part of the hires pass when the plan's refiner takes over inside
     it; None when the pass ends before the switch point (the refiner never runs, as in A1111).
     RequestError when the pass starts past it (it would be the refiner's alone, which diffusers'
-    ``denoising_start`` cannot express with a partial strength)."""
+    ``denoising_start`` cannot express with a partial strength). ``loaded`` is the model the hires pass
+    runs on (the hires checkpoint's, or the first pass's)."""
     hires, refiner = plan.hires, plan.refiner
     assert hires is not None and refiner is not None
     total, strength = hires_schedule(plan.steps, hires)
     config = loaded.base_scheduler_config or dict(loaded.pipe.scheduler.config)
-    scheduler = make_scheduler(hires_choice(plan), config, plan.model.prediction_type)
+    scheduler = make_scheduler(hires_choice(plan), config, hires_model(plan).prediction_type)
     scheduler.set_timesteps(total)
     steps = int(total * strength)  # diffusers' img2img: the last ``steps`` of the schedule
     timesteps = scheduler.timesteps[(total - steps) * scheduler.order :]

@@ -15,7 +15,7 @@ __all__ = ["make_scheduler"]
 
 def make_scheduler(choice: SamplerChoice, base_config: Mapping[str, Any], prediction_type: str) -> Any:
     """A new scheduler for ``choice`` that keeps the model's training schedule from ``base_config``
-    (DPM2 and DPM2 a on A1111's levels: :mod:`.discard_sigma`)."""
+    (DPM2, DPM2 a and DPM++ 3M SDE on A1111's levels: :mod:`.discard_sigma`)."""
     recipe = scheduler_recipe(choice)
     cls = (
         discarding_class(recipe.class_name)

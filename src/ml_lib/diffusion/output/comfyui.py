@@ -30,7 +30,6 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from pathlib import PurePath
 from typing import Any
 
 from ..errors import PromptError
@@ -38,6 +37,7 @@ from ..plan import GenerationPlan
 from ..prompt.syntax import parse_prompt
 from ..samplers import SamplerChoice
 from .comfyui_hires import add_hires, hires_unexpressed
+from .comfyui_models import file_name, model_nodes
 from .comfyui_names import to_comfy_sampler
 from .comfyui_prompts import PromptEncoder, comfy_pieces
 from .comfyui_refiner import add_refiner
@@ -94,16 +94,10 @@ def comfy_text(prompt: str, embeddings: tuple[str, ...] = ()) -> str:
     return comfy_pieces(document.text, embeddings)[0]
 
 
-def _file_name(path: str, fallback: str = "") -> str:
-    """The file name ComfyUI's loaders list (names are relative to their model folder)."""
-    name = PurePath(path.replace("\\", "/")).name
-    return name or fallback
-
-
 def _unexpressed(plan: GenerationPlan, choice: SamplerChoice) -> str | None:
     """Why ComfyUI's core nodes cannot run ``plan``, or None."""
     if to_comfy_sampler(choice) is None:
-        return f"ComfyUI has no sampler {plan.sampler} with schedule {plan.schedule}"
+        return f"ComfyUI has no sampler {plan.sampler} with schedule {plan.schedule} that runs as ours"
     if plan.ip_adapters:
         return "ComfyUI's core nodes have no IP-Adapter"
     if any(unit.control_type != "none" for unit in plan.controls):
@@ -218,27 +212,7 @@ def _refiner_texts(plan: GenerationPlan, names: tuple[str, ...]) -> tuple[str, s
 
 def _build(plan: GenerationPlan, seed: int, choice: SamplerChoice, notes: list[str]) -> dict[str, Any]:
     g = _Builder()
-    ckpt = g.add(
-        "CheckpointLoaderSimple",
-        "Load Checkpoint",
-        ckpt_name=_file_name(plan.model.reference, plan.model.name),
-    )
-    model: Link = [ckpt, 0]
-    clip: Link = [ckpt, 1]
-    vae: Link = [ckpt, 2]
-    for lora in plan.loras:
-        node = g.add(
-            "LoraLoader",
-            f"LoRA {lora.name}",
-            model=model,
-            clip=clip,
-            lora_name=_file_name(lora.path, lora.name),
-            strength_model=lora.unet_weight,
-            strength_clip=lora.te_weight,
-        )
-        model, clip = [node, 0], [node, 1]
-    if plan.clip_skip > 1:
-        clip = [g.add("CLIPSetLastLayer", "Clip skip", clip=clip, stop_at_clip_layer=-plan.clip_skip), 0]
+    model, clip, vae = model_nodes(g.add, plan, plan.model)
     comfy_sampler = to_comfy_sampler(choice)
     assert comfy_sampler is not None  # checked by _unexpressed
     names = tuple(e.name for e in plan.embeddings)
@@ -261,11 +235,11 @@ def _build(plan: GenerationPlan, seed: int, choice: SamplerChoice, notes: list[s
             if (unit.guidance_start, unit.guidance_end) != percents:
                 percents = control_percents(unit.guidance_start, unit.guidance_end, line())
             if i == len(units):
-                name = _file_name(unit.model, unit.name)
+                name = file_name(unit.model, unit.name)
                 units.append(
                     (
                         g.add("ControlNetLoader", "ControlNet", control_net_name=name),
-                        g.add("LoadImage", "Control image", image=_file_name(unit.image.path)),
+                        g.add("LoadImage", "Control image", image=file_name(unit.image.path)),
                     )
                 )
             apply = g.add(
@@ -322,15 +296,24 @@ def _build(plan: GenerationPlan, seed: int, choice: SamplerChoice, notes: list[s
         def hires_line() -> Timeline:
             return _timeline(plan, sampler, hires_run)
 
+        hires_nodes, hires_encoder = (model, clip, vae), encoder
+        if hires.checkpoint is not None:  # A1111's "Hires checkpoint": its own loader, LoRAs and encodes
+            hires_nodes = model_nodes(g.add, plan, hires.checkpoint, "Load Hires Checkpoint")
+            zero = _zero_empty_negative(plan)
+            hires_encoder = PromptEncoder(g.add, hires_nodes[1], names, zero_empty_negative=zero)
+
         def conditioning() -> tuple[Link, Link, float]:
             """The first pass's, or the hires pass's prompts (its own schedule over its own steps) with the
             ControlNets applied again (ComfyUI resizes each control image to the latent it samples, as
             A1111's extension does)."""
-            if not (hires.prompt or hires.negative_prompt or hires.prompt_schedule or plan.prompt_schedule):
+            same = not (
+                hires.prompt or hires.negative_prompt or hires.prompt_schedule or plan.prompt_schedule
+            )
+            if same and hires.checkpoint is None:
                 if all((u.guidance_start, u.guidance_end) == (0.0, 1.0) for u in plan.controls):
                     return pos, neg, first.cfg  # the units apply at every call of either pass
                 return (*control(first.positive, first.negative, hires_line), first.cfg)
-            second = encoder.conditioning(
+            second = hires_encoder.conditioning(
                 hires.prompt_schedule,
                 (hires.prompt or plan.prompt, hires.negative_prompt or plan.negative_prompt),
                 plan.cfg_scale,
@@ -341,9 +324,9 @@ def _build(plan: GenerationPlan, seed: int, choice: SamplerChoice, notes: list[s
             notes.extend(second.notes)
             return (*control(second.positive, second.negative, hires_line), second.cfg)
 
-        final = add_hires(
-            g.add, plan, seed, final, (model, clip, vae), (hires_run.steps, hires_run.denoise), conditioning
-        )
+        run = (hires_run.steps, hires_run.denoise)
+        final = add_hires(g.add, plan, seed, final, hires_nodes, run, conditioning, first_vae=vae)
+        vae = hires_nodes[2]  # A1111 decodes with the model the hires pass ran on
     return _save(g, final, vae)
 
 
@@ -363,7 +346,7 @@ def _latent(g: _Builder, plan: GenerationPlan, vae: Link) -> Link:
             ),
             0,
         ]
-    loaded = g.add("LoadImage", "Init image", image=_file_name(init.image.path))
+    loaded = g.add("LoadImage", "Init image", image=file_name(init.image.path))
     scaled = g.add(
         "ImageScale",
         "Resize init image",
@@ -376,7 +359,7 @@ def _latent(g: _Builder, plan: GenerationPlan, vae: Link) -> Link:
     latent: Link = [g.add("VAEEncode", "VAE Encode", pixels=[scaled, 0], vae=vae), 0]
     if init.mask is not None:
         mask = g.add(
-            "LoadImageMask", "Mask (white = repaint)", image=_file_name(init.mask.path), channel="red"
+            "LoadImageMask", "Mask (white = repaint)", image=file_name(init.mask.path), channel="red"
         )
         latent = [g.add("SetLatentNoiseMask", "Set Latent Noise Mask", samples=latent, mask=[mask, 0]), 0]
     return latent

@@ -60,11 +60,13 @@ def add_hires(
     nodes: tuple[Link, Link, Link],
     run: tuple[int, float],
     conditioning: Callable[[], tuple[Link, Link, float]],
+    first_vae: Link | None = None,
 ) -> Link:
-    """The hires pass after the ``first`` pass's latent; ``nodes`` are (model, clip, vae) links, ``run``
-    the KSampler's (steps, denoise) that run our engine's hires steps, ``conditioning`` gives the pass's
-    (positive, negative) links (the hires prompts encoded, ControlNets applied) and its KSampler CFG.
-    Returns the final latent."""
+    """The hires pass after the ``first`` pass's latent; ``nodes`` are the pass's (model, clip, vae) links
+    (a hires checkpoint's, or the first pass's), ``run`` the KSampler's (steps, denoise) that run our
+    engine's hires steps, ``conditioning`` gives the pass's (positive, negative) links (the hires prompts
+    encoded, ControlNets applied) and its KSampler CFG; ``first_vae`` decodes the first pass for an image
+    upscaler (None: ``nodes``' VAE). Returns the final latent."""
     h = plan.hires
     assert h is not None
     model, _clip, vae = nodes
@@ -83,7 +85,8 @@ def add_hires(
             0,
         ]
     else:
-        image = add("VAEDecode", "VAE Decode (first pass)", samples=first, vae=vae)
+        decoder = vae if first_vae is None else first_vae
+        image = add("VAEDecode", "VAE Decode (first pass)", samples=first, vae=decoder)
         scaled = add(
             "ImageScale",
             "Hires upscale",

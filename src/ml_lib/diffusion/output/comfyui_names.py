@@ -8,9 +8,10 @@ check every name here against it. A1111 ``DPM++ 2M Karras`` is ComfyUI ``dpmpp_2
 from __future__ import annotations
 
 from ..errors import UnknownSamplerError
-from ..samplers import SamplerChoice, parse_sampler
+from ..samplers import SAMPLERS, SamplerChoice, parse_sampler
 
 __all__ = [
+    "COMFY_DISCARDING",
     "COMFY_SAMPLERS",
     "COMFY_SCHEDULES",
     "from_comfy_sampler",
@@ -35,6 +36,9 @@ COMFY_SAMPLERS: dict[str, str] = {
     "DEIS": "deis",
     "LCM": "lcm",
 }
+
+#: ComfyUI samplers that drop the penultimate sigma (``comfy/samplers.py`` ``DISCARD_PENULTIMATE_SIGMA_SAMPLERS``).
+COMFY_DISCARDING = frozenset({"dpm_2", "dpm_2_ancestral", "uni_pc", "uni_pc_bh2"})
 
 #: Our schedule → ComfyUI ``scheduler`` (DDIM's uniform steps are ComfyUI's ``ddim_uniform``).
 COMFY_SCHEDULES: dict[str, str] = {
@@ -62,6 +66,8 @@ def to_comfy_sampler(choice: SamplerChoice) -> tuple[str, str] | None:
     schedule = COMFY_SCHEDULES.get(choice.schedule)
     if sampler is None or schedule is None:
         return None
+    if SAMPLERS[choice.sampler].discard_penultimate_sigma and sampler not in COMFY_DISCARDING:
+        return None  # A1111's DPM++ 3M SDE drops the penultimate sigma; ComfyUI's dpmpp_3m_sde keeps it
     if choice.sampler == "DDIM" and choice.schedule == "Uniform":
         schedule = "ddim_uniform"
     return sampler, schedule
@@ -77,9 +83,12 @@ def from_comfy_sampler(sampler: str, scheduler: str | None) -> tuple[SamplerChoi
     if ours is None:
         return None, f"ComfyUI sampler {sampler!r} has no diffusers counterpart here"
     note = None
+    if SAMPLERS[ours].discard_penultimate_sigma and sampler not in COMFY_DISCARDING:
+        note = f"ComfyUI's {sampler} keeps the penultimate sigma; {ours} here drops it, as A1111's does"
     schedule = _SCHEDULE_FROM_COMFY.get(scheduler or "normal")
     if schedule is None and scheduler == "simple":
-        schedule, note = "Uniform", "ComfyUI schedule 'simple' read as Uniform, its closest"
+        schedule = "Uniform"
+        note = "; ".join(n for n in (note, "ComfyUI schedule 'simple' read as Uniform, its closest") if n)
     if schedule is None:
         return None, f"ComfyUI scheduler {scheduler!r} has no diffusers counterpart here"
     try:

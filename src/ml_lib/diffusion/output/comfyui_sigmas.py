@@ -31,12 +31,13 @@ import math
 from dataclasses import dataclass
 from functools import cache
 
+from .comfyui_names import COMFY_DISCARDING
+
 __all__ = ["DiscreteSampling", "Timeline", "discrete_sampling", "ksampler_sigmas", "timeline"]
 
 _TIMESTEPS = 1000
 _LINEAR_START = 0.00085
 _LINEAR_END = 0.012
-_DISCARD_PENULTIMATE = frozenset({"dpm_2", "dpm_2_ancestral", "uni_pc", "uni_pc_bh2"})
 _SINGLE_CALL = frozenset(
     {
         "euler",
@@ -175,7 +176,7 @@ def ksampler_sigmas(
     if denoise <= 0.9999:
         total = int(steps / denoise)
         return ksampler_sigmas(ms, sampler, scheduler, total)[-(steps + 1) :]
-    if sampler in _DISCARD_PENULTIMATE:
+    if sampler in COMFY_DISCARDING:
         sigmas = _scheduler_sigmas(ms, scheduler, steps + 1)
         return tuple(sigmas[:-2] + sigmas[-1:])
     return tuple(_scheduler_sigmas(ms, scheduler, steps))

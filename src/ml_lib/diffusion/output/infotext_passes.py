@@ -4,7 +4,8 @@ AUTOMATIC1111 writes them (``create_infotext`` and ``StableDiffusionProcessingTx
 ``Variation seed``, ``Variation seed strength`` (only with a strength), ``Seed resize from: WxH``,
 ``Denoising strength``, ``Hires sampler``, ``Hires schedule type``, ``Hires prompt``, ``Hires negative
 prompt`` (only when they differ from the first pass), ``Hires upscale`` or ``Hires resize: WxH``,
-``Hires steps`` (only when not 0), ``Hires upscaler``, ``Refiner: name [hash]``, ``Refiner switch at``.
+``Hires steps`` (only when not 0), ``Hires upscaler``, ``Hires checkpoint: name [hash]`` (the checkpoint's
+``short_title``, only when one is named), ``Refiner: name [hash]``, ``Refiner switch at``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from ..plan import GenerationPlan
+from ..plan import GenerationPlan, ModelRef
 
 __all__ = ["A1111Passes", "parse_passes", "pass_pairs"]
 
@@ -24,6 +25,12 @@ _SHORT_HASH = re.compile(r"^(.*\S)\s+\[[0-9a-fA-F]{6,64}\]$")
 def _num(value: float) -> str:
     number = float(value)
     return str(int(number)) if number.is_integer() else repr(number)
+
+
+def _short_title(model: ModelRef) -> str:
+    """A1111's ``CheckpointInfo.short_title``: the name, and ``[short hash]`` when it is known."""
+    name = model.name or model.reference
+    return f"{name} [{model.hash}]" if model.hash else name
 
 
 def pass_pairs(plan: GenerationPlan, index: int = 0) -> list[tuple[str, str]]:
@@ -40,6 +47,8 @@ def pass_pairs(plan: GenerationPlan, index: int = 0) -> list[tuple[str, str]]:
     hires = plan.hires
     if hires is not None:
         pairs.append(("Denoising strength", _num(hires.denoise)))
+        if hires.checkpoint is not None:  # StableDiffusionProcessingTxt2Img.init writes it first
+            pairs.append(("Hires checkpoint", _short_title(hires.checkpoint)))
         if hires.sampler and hires.sampler != plan.sampler:
             pairs.append(("Hires sampler", hires.sampler))
         if hires.schedule and hires.schedule != plan.schedule:
@@ -57,8 +66,7 @@ def pass_pairs(plan: GenerationPlan, index: int = 0) -> list[tuple[str, str]]:
         pairs.append(("Hires upscaler", hires.upscaler))
     refiner = plan.refiner
     if refiner is not None:
-        name = refiner.model.name or refiner.model.reference
-        pairs.append(("Refiner", f"{name} [{refiner.model.hash}]" if refiner.model.hash else name))
+        pairs.append(("Refiner", _short_title(refiner.model)))
         pairs.append(("Refiner switch at", _num(refiner.switch_at)))
     return pairs
 
@@ -68,7 +76,7 @@ class A1111Passes:
     """What an infotext says about variation seeds, the hires fix and the refiner (None: not said).
 
     ``hires`` is True when any hires key is present (A1111 writes "Hires upscale" or "Hires resize" for
-    every hires image); ``refiner`` is the checkpoint's name without its ``[hash]``.
+    every hires image); ``refiner`` and ``hires_checkpoint`` are checkpoint names without their ``[hash]``.
     """
 
     variation_seed: int | None = None
@@ -84,6 +92,8 @@ class A1111Passes:
     hires_schedule: str | None = None
     hires_prompt: str | None = None
     hires_negative_prompt: str | None = None
+    hires_checkpoint: str | None = None
+    hires_checkpoint_hash: str | None = None
     refiner: str | None = None
     refiner_hash: str | None = None
     refiner_switch: float | None = None
@@ -112,6 +122,8 @@ class A1111Passes:
                 out["hires_negative_prompt"] = self.hires_negative_prompt
             if self.denoising_strength is not None:
                 out["hires_denoise"] = self.denoising_strength
+            if self.hires_checkpoint is not None:
+                out["hires_checkpoint"] = self.hires_checkpoint
         if self.refiner is not None:
             out["refiner"] = self.refiner
             if self.refiner_switch is not None:
@@ -141,23 +153,32 @@ def _size(value: str | None, *, off_below: int = 0) -> tuple[int, int] | None:
     return None if w <= off_below or h <= off_below else (w, h)
 
 
+def _title(value: str | None) -> tuple[str | None, str | None]:
+    """(name, short hash) of a checkpoint's ``short_title`` ("name [hash]"; the hash None when absent)."""
+    if value is None:
+        return None, None
+    value = value.strip()
+    match = _SHORT_HASH.match(value)
+    if match is None:
+        return value or None, None
+    return match.group(1), value[len(match.group(1)) :].strip(" []")
+
+
 def parse_passes(info: Any) -> A1111Passes:
     """The variation, hires and refiner keys of a parsed infotext (:class:`.infotext.Infotext`); never
     raises (a value that does not parse is left None)."""
     get = info.get
     hires_keys = ("Hires upscale", "Hires resize", "Hires steps", "Hires upscaler", "Hires sampler")
-    refiner, refiner_hash = get("Refiner"), None
-    if refiner is not None:
-        match = _SHORT_HASH.match(refiner.strip())
-        if match is not None:
-            refiner, refiner_hash = match.group(1), refiner.strip()[len(match.group(1)) :].strip(" []")
-        refiner = refiner.strip() or None
+    refiner, refiner_hash = _title(get("Refiner"))
+    checkpoint, checkpoint_hash = _title(get("Hires checkpoint"))
+    if checkpoint is not None and checkpoint.casefold() == "use same checkpoint":
+        checkpoint = checkpoint_hash = None  # what A1111's reader puts for a missing key
     return A1111Passes(
         variation_seed=_int(get("Variation seed")),
         variation_strength=_float(get("Variation seed strength")),
         seed_resize_from=_size(get("Seed resize from")),
         denoising_strength=_float(get("Denoising strength")),
-        hires=any(get(k) is not None for k in hires_keys),
+        hires=any(get(k) is not None for k in hires_keys) or checkpoint is not None,
         hires_scale=_float(get("Hires upscale")),
         hires_resize=_size(get("Hires resize"), off_below=-1),
         hires_steps=_int(get("Hires steps")),
@@ -166,6 +187,8 @@ def parse_passes(info: Any) -> A1111Passes:
         hires_schedule=get("Hires schedule type"),
         hires_prompt=get("Hires prompt"),
         hires_negative_prompt=get("Hires negative prompt"),
+        hires_checkpoint=checkpoint,
+        hires_checkpoint_hash=checkpoint_hash,
         refiner=refiner,
         refiner_hash=refiner_hash,
         refiner_switch=_float(get("Refiner switch at")),

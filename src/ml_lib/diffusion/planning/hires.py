@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from ..catalog.families import Family
 from ..errors import RequestError, UnknownSamplerError
-from ..plan import Decision, HiresPlan, Source
+from ..plan import Decision, HiresPlan, ModelRef, Source
 from ..request import GenerationRequest
 from ..settings import Limits
 from .checks import check_size
@@ -25,6 +25,7 @@ from .profiles import FamilyProfile
 __all__ = [
     "IMAGE_UPSCALERS",
     "LATENT_UPSCALERS",
+    "NO_IP_ADAPTERS",
     "HiresTarget",
     "LatentMode",
     "auto_hires_size",
@@ -60,6 +61,10 @@ LATENT_UPSCALERS: dict[str, LatentMode] = {
 }
 #: A1111's built-in image upscalers ("None": a plain Lanczos resize, like A1111's).
 IMAGE_UPSCALERS = ("None", "Lanczos", "Nearest")
+
+
+#: An IP-Adapter is loaded into the first model's UNet only; the hires checkpoint's would need its own.
+NO_IP_ADAPTERS = "IP-Adapters with a hires checkpoint are not supported yet; drop --hires-checkpoint or them."
 
 
 def is_builtin_upscaler(name: str) -> bool:
@@ -143,6 +148,7 @@ def hires_requested(request: GenerationRequest) -> bool | None:
         request.hires_sampler,
         request.hires_prompt,
         request.hires_negative_prompt,
+        request.hires_checkpoint,
     )
     return True if any(o is not None for o in options) else None
 
@@ -201,15 +207,19 @@ def plan_hires(
     auto_resize: tuple[int, int] | None,
     items: list[Decision],
     first_schedule: str | None = None,
+    checkpoint: ModelRef | None = None,
 ) -> HiresPlan | None:
     """The hires pass of a plan whose first pass is ``width`` x ``height`` (None: one pass), with its
-    decision appended to ``items``; ``auto_resize`` is the size the planner chose it for by itself;
-    ``first_schedule`` is the first pass's schedule, which a hires sampler keeps unless it names one."""
+    decisions appended to ``items``; ``auto_resize`` is the size the planner chose it for by itself;
+    ``first_schedule`` is the first pass's schedule, which a hires sampler keeps unless it names one;
+    ``checkpoint`` the resolved hires checkpoint (None: the first pass's model)."""
     wanted = hires_requested(request)
     if auto_resize is None and not wanted:
         return None
     if request.init_image is not None:
         raise RequestError("The hires fix is a txt2img second pass; drop --hires for img2img and inpaint.")
+    if checkpoint is not None and request.ip_adapters:
+        raise RequestError(NO_IP_ADAPTERS)
     resize = request.hires_resize or auto_resize or (0, 0)
     sampler = ""
     schedule = ""
@@ -240,6 +250,7 @@ def plan_hires(
         negative_prompt=request.hires_negative_prompt or "",
         upscaler_path=upscaler_path,
         upscaler_hash=upscaler_hash,
+        checkpoint=checkpoint,
     )
     if upscaler_path is None and not is_builtin_upscaler(hires.upscaler):
         raise RequestError(f"Unknown hires upscaler {upscaler!r}; use one of {', '.join(_names())}.")
@@ -254,6 +265,11 @@ def plan_hires(
         items.append(Decision("hires", size, Source.PROFILE, reason))
     else:
         items.append(Decision("hires", size, Source.USER, f"hires fix to {size} with {hires.upscaler}"))
+    if checkpoint is not None:
+        name = checkpoint.name or checkpoint.reference
+        items.append(
+            Decision("hires_checkpoint", name, Source.USER, "the hires pass runs on this checkpoint")
+        )
     return hires
 
 

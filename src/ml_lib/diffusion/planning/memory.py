@@ -13,6 +13,11 @@ Formula (bytes, on the device that computes; ``b`` is the compute dtype's size, 
                  file's state dict is held for conversion; 0 on a GPU, where loading happens in RAM)
     peak       = max(load, run)
 
+A hires checkpoint (a second model for the hires pass, ``P_second`` its parameters) is held beside the
+first, both pinned for the whole run: ``P_second * b`` joins the weights and the resident part (on a GPU
+under the offloading strategies it is offloaded like the first model's, one component at a time); not
+calibrated, and conservative with memory-mapped storage, whose pages go back after each phase.
+
 ``base`` is the framework (torch + diffusers imported: 0.45 GB measured on CPU; a CUDA context ~0.5 GB,
 not measured). Strategies change the resident part: ``balanced`` keeps one component on the GPU at a time
 (model CPU offload) and slices the VAE; ``sequential`` keeps about one leaf module (group offloading);
@@ -151,6 +156,8 @@ class Workload:
     file_bytes: int = 0
     #: Dtype the weights are stored in when narrower than ``dtype`` (the CPU policy's fp16 storage).
     storage_dtype: str | None = None
+    #: Parameters of a second model held for the run (the hires checkpoint), every component.
+    second_model_params: int = 0
 
 
 def _decode(values_per_px: float, w: Workload, b: int, *, sliced: bool, tiled: bool) -> int:
@@ -166,7 +173,8 @@ def estimate(w: Workload, strategy: Strategy = Strategy.NONE) -> MemoryEstimate:
     sb = _DTYPE_BYTES.get(w.storage_dtype or w.dtype, b)  # bytes per stored weight
     units = w.controlnets * _CONTROLNET_SHARE * w.unet_params + w.ip_adapters * _IP_ENCODER_PARAMS
     unet_b = w.unet_params * sb
-    weights = int(unet_b + (w.text_encoder_params + w.vae_params + units) * sb)
+    second = w.second_model_params * sb  # held beside the first model (the hires checkpoint)
+    weights = int(unet_b + (w.text_encoder_params + w.vae_params + units) * sb + second)
     rows = w.batch * (2 if w.cfg else 1)
     latent_px = (w.width // 8) * (w.height // 8)
     aggressive = strategy is Strategy.AGGRESSIVE
@@ -187,7 +195,7 @@ def estimate(w: Workload, strategy: Strategy = Strategy.NONE) -> MemoryEstimate:
     base = BASE_BYTES.get(w.device, BASE_BYTES["cuda"])
     if cpu and w.storage_dtype:  # memory-mapped: each phase holds its own component's pages only
         # an fp8 UNet is converted into ordinary memory: held in every phase, not handed back
-        held = w.unet_params * _FP8_UNET_BYTES if fp8 else 0
+        held = (w.unet_params * _FP8_UNET_BYTES if fp8 else 0) + second
         mapped = stored - (w.text_encoder_params + w.vae_params) * sb - held  # the fp16 UNet and the units
         load = base + int(_LOAD_READ * weights) + held
         run = max(mapped + activations, w.vae_params * sb + decode, w.text_encoder_params * sb + WORK_BYTES)
@@ -321,6 +329,7 @@ def workload(
         device=device.kind,
         file_bytes=(resolved.weight_file_bytes or 0) if single else 0,
         storage_dtype=storage,
+        second_model_params=resolved.hires_checkpoint_params or 0,
     )
 
 

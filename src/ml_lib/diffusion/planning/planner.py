@@ -193,6 +193,7 @@ class Planner:
             auto_resize=auto_resize,
             items=d.items,
             first_schedule=choice.schedule,
+            checkpoint=resolved.hires_checkpoint,
         )
         peak_w, peak_h = int(width), int(height)
         if hires is not None:  # the second pass is the larger one
@@ -200,6 +201,8 @@ class Planner:
             peak_w, peak_h = target.upscale_width, target.upscale_height
         shape = (peak_w, peak_h, int(batch), float(cfg))
         storage = plan_storage(resolved, device, dtype.dtype, shape, d.items)
+        if hires is None:  # a hires checkpoint named with the hires fix off is not loaded
+            resolved = dataclasses.replace(resolved, hires_checkpoint=None, hires_checkpoint_params=None)
         memory = plan_memory(request, resolved, device, dtype.dtype, shape, d.items, storage)
         out = d.pick(
             "output_dir", request.output_dir, str(self._settings.outputs), Source.PROFILE, "settings"

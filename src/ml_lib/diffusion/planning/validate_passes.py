@@ -11,7 +11,7 @@ from ..prompt.syntax import parse_prompt
 from ..samplers import parse_sampler
 from ..settings import Limits
 from .checks import MAX_SEED
-from .hires import check_hires, is_builtin_upscaler
+from .hires import NO_IP_ADAPTERS, check_hires, is_builtin_upscaler
 from .prompt_schedule import plan_hires_schedule
 from .refiner import REFINER_FAMILIES
 
@@ -33,19 +33,25 @@ def _int(field: str, value: object, low: int, high: int) -> None:
         raise _fail(field, f"{value!r} is not a whole number between {low} and {high}; re-plan it.")
 
 
-def _refiner_model(model: object, allow_hub: bool, not_pickle: Callable[[str, object], None]) -> None:
+def _second_model(
+    field: str,
+    model: object,
+    families: tuple[str, ...],
+    allow_hub: bool,
+    not_pickle: Callable[[str, object], None],
+) -> None:
+    """A second model of the plan (the refiner, the hires checkpoint): a reference to a file the plan may
+    open, of one of ``families``."""
     if not isinstance(model, ModelRef) or not isinstance(model.format, ModelFormat):
-        raise _fail("refiner.model", "must be a model reference with a format.")
+        raise _fail(field, "must be a model reference with a format.")
     if model.format is ModelFormat.HUB and not allow_hub:
-        raise _fail(
-            "refiner.model.reference", f"{model.reference!r} is a Hub model, which a plan may not fetch."
-        )
+        raise _fail(f"{field}.reference", f"{model.reference!r} is a Hub model, which a plan may not fetch.")
     if model.format is not ModelFormat.HUB:
-        not_pickle("refiner.model.reference", model.reference)
+        not_pickle(f"{field}.reference", model.reference)
     if model.config_dir is not None:
-        not_pickle("refiner.model.config_dir", model.config_dir)
-    if model.family not in REFINER_FAMILIES:
-        raise _fail("refiner.model.family", f"{model.family!r} is not an SDXL refiner or base.")
+        not_pickle(f"{field}.config_dir", model.config_dir)
+    if model.family not in families:
+        raise _fail(f"{field}.family", f"{model.family!r} is not {' or '.join(families)}.")
 
 
 def _hires_schedule(plan: GenerationPlan, hires: HiresPlan) -> None:
@@ -99,6 +105,11 @@ def validate_passes(
         except RequestError as exc:
             raise _fail("hires", str(exc)) from exc
         _hires_schedule(plan, h)
+        if h.checkpoint is not None:  # the hires pass continues the first pass's latents and LoRAs
+            _second_model("hires.checkpoint", h.checkpoint, (plan.model.family,), allow_hub, not_pickle)
+            if plan.ip_adapters:
+                raise _fail("hires.checkpoint", NO_IP_ADAPTERS)
     if plan.refiner is not None:
-        _refiner_model(plan.refiner.model, allow_hub, not_pickle)
+        families = tuple(sorted(REFINER_FAMILIES))
+        _second_model("refiner.model", plan.refiner.model, families, allow_hub, not_pickle)
         _number("refiner.switch_at", plan.refiner.switch_at, 0.0, 1.0)

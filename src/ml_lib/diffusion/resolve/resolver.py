@@ -23,7 +23,7 @@ from .inputs import InputStaging
 from .known import KnownModels
 from .loras import lora_requests, resolve_lora
 from .model import choose_model
-from .second_pass import resolve_refiner, resolve_upscaler
+from .second_pass import resolve_hires_checkpoint, resolve_refiner, resolve_upscaler
 
 __all__ = ["Resolver"]
 
@@ -69,6 +69,7 @@ class Resolver:
         sizes = component_sizes(model)
         refiner, refiner_decision = resolve_refiner(request, model, self._known, self._hashes)
         upscaler = resolve_upscaler(request, self._known, self._hashes)
+        hires_checkpoint = resolve_hires_checkpoint(request, model, self._known, self._hashes)
         return ResolvedRequest(
             model=model,
             model_decision=choice.decision,
@@ -92,6 +93,8 @@ class Resolver:
             upscaler_path=upscaler[0] if upscaler else None,
             upscaler_hash=upscaler[1] if upscaler else None,
             weight_dtype=sizes.weight_dtype,
+            hires_checkpoint=hires_checkpoint[0] if hires_checkpoint else None,
+            hires_checkpoint_params=hires_checkpoint[1] if hires_checkpoint else None,
         )
 
     def _init_images(self, request: GenerationRequest) -> tuple[ImageRef | None, ImageRef | None]:

@@ -1,5 +1,6 @@
-"""Names of a request's second passes → files: the SDXL refiner (a path, a catalog name, or ``auto``) and
-a learned hires upscaler (a ``.safetensors`` model file, or its catalog name)."""
+"""Names of a request's second passes → files: the SDXL refiner (a path, a catalog name, or ``auto``), the
+hires pass's checkpoint (A1111's "Hires checkpoint", a path or catalog name of the base's family) and a
+learned hires upscaler (a ``.safetensors`` model file, or its catalog name)."""
 
 from __future__ import annotations
 
@@ -9,16 +10,18 @@ from .._assets import portable_path
 from ..catalog.families import Family
 from ..catalog.hashing import HashCache
 from ..catalog.records import PICKLE_SUFFIXES, ModelKind
-from ..errors import ModelNotFoundError, RequestError, UnsupportedModelError
+from ..errors import ModelFamilyMismatchError, ModelNotFoundError, RequestError, UnsupportedModelError
 from ..plan import Decision, ModelRef, Source
 from ..planning.hires import is_builtin_upscaler
 from ..request import GenerationRequest
-from .checkpoint import resolve_model
+from .checkpoint import component_sizes, resolve_model
 from .known import KnownModels
 
-__all__ = ["resolve_refiner", "resolve_upscaler"]
+__all__ = ["resolve_hires_checkpoint", "resolve_refiner", "resolve_upscaler"]
 
 _OFF = ("", "none")
+#: What A1111's UI (and its infotext reader, for a missing key) calls the first pass's checkpoint.
+SAME_CHECKPOINT = "use same checkpoint"
 
 
 def resolve_refiner(
@@ -74,3 +77,27 @@ def resolve_upscaler(
     if path.suffix.lower() != ".safetensors":
         raise UnsupportedModelError(f"{path}: hires upscaler models must be .safetensors files.")
     return portable_path(str(path.resolve())), hashes.sha256(path)[:10]
+
+
+def resolve_hires_checkpoint(
+    request: GenerationRequest, base: ModelRef, known: KnownModels, hashes: HashCache
+) -> tuple[ModelRef, int | None] | None:
+    """(the hires pass's checkpoint, its parameter count or None when unknown) that ``request`` names,
+    resolved like the main model; None when it names none (or A1111's "Use same checkpoint").
+
+    ModelFamilyMismatchError when it is not of ``base``'s family: the second pass continues the first
+    pass's latents (the same VAE latent space) with the request's LoRAs and embeddings, which are checked
+    for that family."""
+    name = (request.hires_checkpoint or "").strip()
+    if name.casefold() in (*_OFF, SAME_CHECKPOINT):
+        return None
+    model = resolve_model(name, hashes=hashes, lookup=known.named)
+    if model.family != base.family:
+        raise ModelFamilyMismatchError(
+            f"Hires checkpoint {model.name or model.reference} is a {model.family} model but the first pass "
+            f"runs {base.name or base.reference}, a {base.family} model; the hires pass continues its "
+            f"latents with its LoRAs, so choose a {base.family} checkpoint."
+        )
+    sizes = component_sizes(model)
+    parts = (sizes.unet, sizes.text_encoder, sizes.vae)
+    return model, (None if sizes.unet is None else sum(p or 0 for p in parts))

@@ -38,6 +38,7 @@ class Txt2ImgBody(_Body):
     hr_resize_x: int = 0
     hr_resize_y: int = 0
     hr_sampler_name: str | None = None
+    hr_checkpoint_name: str | None = None
     hr_prompt: str = ""
     hr_negative_prompt: str = ""
     denoising_strength: float | None = None

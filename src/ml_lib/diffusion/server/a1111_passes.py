@@ -29,6 +29,8 @@ def pass_fields(body: Txt2ImgBody) -> dict[str, Any]:
             out["hires_denoise"] = body.denoising_strength
         if body.hr_sampler_name and body.hr_sampler_name != "Use same sampler":
             out["hires_sampler"] = body.hr_sampler_name
+        if body.hr_checkpoint_name and body.hr_checkpoint_name != "Use same checkpoint":
+            out["hires_checkpoint"] = body.hr_checkpoint_name.rsplit(" [", 1)[0]  # a title's " [hash]"
         if body.hr_prompt:
             out["hires_prompt"] = body.hr_prompt
         if body.hr_negative_prompt:

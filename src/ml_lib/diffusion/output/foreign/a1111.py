@@ -49,7 +49,8 @@ _NOT_YET = "not in the plan yet"
 _PASS_KEYS = {
     "Hires upscale": "hires", "Hires resize": "hires", "Hires steps": "hires", "Hires upscaler": "hires",
     "Hires sampler": "hires", "Hires schedule type": "hires", "Hires prompt": "hires",
-    "Hires negative prompt": "hires", "Denoising strength": "hires", "Refiner": "refiner",
+    "Hires negative prompt": "hires", "Denoising strength": "hires", "Hires checkpoint": "hires_checkpoint",
+    "Refiner": "refiner",
     "Refiner switch at": "refiner", "Variation seed": "variation_seed",
     "Variation seed strength": "variation_seed", "Seed resize from": "seed_resize_from",
 }  # fmt: skip
@@ -86,6 +87,8 @@ KEY_REASONS: dict[str, str] = {
     "CFG rescale": "CFG rescale is not supported",
     "Distilled CFG Scale": "Flux distilled guidance is not supported",
     "RNG": "A1111's RNG source option is not supported (noise is drawn on the CPU)",
+    "Discard penultimate sigma": "A1111's always-discard option is not supported (DPM2, DPM2 a and DPM++ 3M "
+    "SDE drop it, as A1111 does by default)",
 }
 _SDNEXT_SIGMA = {"karras": "Karras", "exponential": "Exponential", "beta": "Beta", "default": None}
 
