@@ -4,7 +4,7 @@ people in a place, a person alone among objects, and the comic and non-English w
 from __future__ import annotations
 
 from ml_lib.diffusion.prompt.analyzer import analyze_prompt
-from ml_lib.diffusion.prompt.lexicon import tokenize
+from ml_lib.diffusion.prompt.lexicon import stem, tokenize
 from ml_lib.diffusion.prompt.word_roles import distant_words, modifier_words
 
 
@@ -64,3 +64,14 @@ def test_comic_and_non_english_words_from_tuning() -> None:
     assert kind("salón minimalista con sofá gris y plantas") == "interior"
     assert kind("paella en una sartén grande, mariscos, limón") == "food"
     assert kind("Pferd galoppiert über eine Wiese, Staub") == "animal"
+
+
+def test_latin_accents_are_dropped_other_scripts_kept() -> None:
+    assert stem("sofá") == "sofa" and stem("fotografía") == "fotografia" and stem("über") == "uber"
+    assert stem("ドット絵") == "ドット絵" and stem("пейзаж") == "пейзаж"
+    # typed with or without the accents, the same words count
+    assert kind("salón minimalista con sofá gris y plantas") == "interior"
+    assert kind("salon minimalista con sofa gris y plantas") == "interior"
+    assert kind("fotografia de una calle de Madrid con gente caminando") == kind(
+        "fotografía de una calle de Madrid con gente caminando"
+    )
