@@ -75,3 +75,14 @@ def test_latin_accents_are_dropped_other_scripts_kept() -> None:
     assert kind("fotografia de una calle de Madrid con gente caminando") == kind(
         "fotografía de una calle de Madrid con gente caminando"
     )
+
+
+def test_frame_cues_from_tuning() -> None:
+    def frame(prompt: str) -> str:
+        return analyze_prompt(prompt).aspect.orientation
+
+    assert frame("a tall gothic cathedral facade, looking up, dramatic sky") == "portrait"
+    assert frame("ink wash painting of bamboo stalks, hanging scroll") == "tall"
+    assert frame("pixel art side-scroller level, forest, platforms") == "landscape"
+    assert frame("a golden retriever running on the beach, action shot") == "landscape"
+    assert frame("a golden retriever sleeping on a rug") == "square"
