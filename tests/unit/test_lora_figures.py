@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from ml_lib.diffusion.catalog.families import Family
 from ml_lib.diffusion.planning.lora_index import LoraIndex
+from ml_lib.diffusion.planning.lora_judge import judge, read_prompt
 from ml_lib.diffusion.planning.loras import choose_loras
 from ml_lib.diffusion.prompt.analyzer import analyze_prompt
 from ml_lib.diffusion.prompt.lexicon import tokenize
@@ -78,3 +79,16 @@ def test_tag_counts_weigh_the_same_in_any_order() -> None:
 def test_a_hyphenated_trigger_matches_the_spaced_one() -> None:
     assert names("tilt-shift view of a football stadium from above, tiny players") == ["tiltshift_sd1"]
     assert names("tilt shift photo of a harbour, miniature") == ["tiltshift_sd1"]
+
+
+def test_a_description_word_never_hides_a_tag_phrase() -> None:
+    knolling = lora_record(
+        "knolling_sd1", SD1, triggers=("knolling",), civitai_tags=("photography", "product"),
+        tags=(("organized", 100), ("top-down", 90), ("flat lay", 10)), description="Knolling flat lays",
+    )  # fmt: skip
+    index = LoraIndex([knolling])
+    prompt = "flat lay of camping gear, organized"
+    words = read_prompt(prompt, analyze_prompt(prompt))
+    judged = judge(0, index.evidence(0, index.find(words.tokens, set())), index, words, set(), 0.1)
+    labels = {e.label for e in judged.evidence}
+    assert "minor:flat lay" in labels and "text:flat" not in labels and "tag:organized" in labels

@@ -174,7 +174,7 @@ def judge(
             elif profile.kind == "concept" and ev.end > ev.start and (material := _figure(ev, p)):
                 mentioned |= set(range(ev.start, ev.end))
                 figures.append(f"{ev.phrase} ({material})")
-    for ev in sorted(found, key=lambda e: (-e.weight, e.start)):
+    for ev in sorted(found, key=lambda e: (e.field == "text", -e.weight, e.start)):  # text words last
         span = set(range(ev.start, ev.end))
         if span & used:
             shared.append(ev.phrase)
