@@ -96,6 +96,14 @@ def _mention(ev: Evidence, p: PromptWords) -> bool | str:
 def _figure(ev: Evidence, p: PromptWords) -> str:
     """The material when a concept word names a figure made of it ("a porcelain dragon", "a dragon made of
     cracked glaze porcelain"): a figure, not the creature or thing a concept LoRA draws; else ""."""
+    key = ("figure", ev.start, ev.end)
+    verdict = p.memo.get(key)
+    if verdict is None:  # the same words are judged for many LoRAs of a large catalog
+        verdict = p.memo[key] = _figure_material(ev, p)
+    return str(verdict)
+
+
+def _figure_material(ev: Evidence, p: PromptWords) -> str:
     terms = lora_terms()
     materials = terms["figure_materials"]
     if ev.start > 0 and p.tokens[ev.start - 1].raw in materials:
