@@ -2,8 +2,9 @@
 
 Run: ``python benchmarks/intelligence.py [--repeat 20] [--no-semantic] [--errors dev] [--dev-only]``. Prints,
 for the dev split (the rules and vocabularies were tuned looking at it), the first held-out ``test`` split,
-the round-2 ``heldout`` split of ``intelligence_heldout.jsonl`` (tuned on since round 3, so dev data now) and
-the ``heldout2`` split of ``intelligence_heldout2.jsonl`` (written and committed before round 3's tuning):
+the round-2 ``heldout`` split of ``intelligence_heldout.jsonl`` and round 3's ``heldout2`` split of
+``intelligence_heldout2.jsonl`` (both looked at, so tuned on: dev data now), and the ``heldout3`` split of
+``intelligence_heldout3.jsonl`` (written and committed before round 4's tuning):
 content-type accuracy, aspect accuracy (portrait / landscape / square, and the five orientations), per-class
 accuracy with the confusion of the worst classes, and style-cue recall, for the
 rules alone and, when the ``semantic`` extra is installed, rules + sentence embeddings; then per-kind
@@ -30,9 +31,10 @@ from ml_lib.diffusion.prompt.analyzer import analyze_prompt
 DATA = Path(__file__).parent / "data" / "intelligence_eval.jsonl"
 HELDOUT = DATA.with_name("intelligence_heldout.jsonl")
 HELDOUT2 = DATA.with_name("intelligence_heldout2.jsonl")
-SPLITS = ("dev", "test", "heldout", "heldout2")
-#: What the rules may be tuned on: ``dev`` and the round-2 held-out split, which has been looked at.
-TUNING = ("dev", "heldout")
+HELDOUT3 = DATA.with_name("intelligence_heldout3.jsonl")
+SPLITS = ("dev", "test", "heldout", "heldout2", "heldout3")
+#: What the rules may be tuned on: ``dev`` and the earlier held-out splits, which have been looked at.
+TUNING = ("dev", "heldout", "heldout2")
 #: The issue's three frames: tall counts as portrait, wide as landscape.
 COARSE = {"tall": "portrait", "wide": "landscape"}
 
@@ -61,7 +63,7 @@ def coarse(orientation: str) -> str:
     return COARSE.get(orientation, orientation)
 
 
-def load(paths: tuple[Path, ...] = (DATA, HELDOUT, HELDOUT2)) -> list[Example]:
+def load(paths: tuple[Path, ...] = (DATA, HELDOUT, HELDOUT2, HELDOUT3)) -> list[Example]:
     rows = [
         json.loads(line)
         for path in paths
@@ -167,16 +169,16 @@ def main() -> None:
     parser.add_argument(
         "--dev-only",
         action="store_true",
-        help="while tuning: only dev and heldout (tuned on); test and heldout2 stay unseen",
+        help="while tuning: only dev, heldout and heldout2 (tuned on); test and heldout3 stay unseen",
     )
     args = parser.parse_args()
 
     splits = TUNING if args.dev_only else SPLITS
     examples = [e for e in load() if e.split in splits]
     print(
-        f"{len(examples)} labelled prompts ({DATA.name}, {HELDOUT.name}, {HELDOUT2.name}); dev and heldout = "
-        "tuning splits, test = the first held-out split, heldout2 = written and committed before round 3's "
-        "tuning\n"
+        f"{len(examples)} labelled prompts ({DATA.name}, {HELDOUT.name}, {HELDOUT2.name}, {HELDOUT3.name}); "
+        "dev, heldout and heldout2 = tuning splits, test = the first held-out split, heldout3 = written and "
+        "committed before round 4's tuning\n"
     )
     rules = run(examples, analyze_prompt)
     report("rules", examples, rules, splits)
@@ -231,7 +233,7 @@ def main() -> None:
 
         lora_report(
             semantic=not args.no_semantic,
-            splits=TUNING if args.dev_only else ("dev", "heldout", "heldout2"),
+            splits=TUNING if args.dev_only else ("dev", "heldout", "heldout2", "heldout3"),
             timing=not args.no_lora_timing,
         )
 

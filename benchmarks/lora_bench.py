@@ -4,8 +4,8 @@ Run: ``python benchmarks/lora_bench.py [--dev-only] [--no-semantic] [--no-timing
 threshold on the dev queries; ``--profile-plan N`` profiles ``ImageGenerator.plan`` over N catalogued LoRAs.
 
 F1 / precision@3 / recall@3, exact answers and wrong picks of :func:`choose_loras` on the dev and held-out
-queries (``data/lora_eval*.jsonl``, ``data/lora_heldout.jsonl``: tuned on since round 3) and the
-held-out queries (``data/lora_heldout2.jsonl``) against the fixture library
+queries (``data/lora_eval*.jsonl``, ``data/lora_heldout.jsonl`` and ``data/lora_heldout2.jsonl``: tuned on
+since rounds 3 and 4) and the held-out queries (``data/lora_heldout3.jsonl``) against the fixture library
 ``data/lora_library.jsonl`` (``lora_fixture.py``), next to a keyword-trigger baseline (every LoRA whose trigger
 word appears in the prompt, any family); per-kind exact rates and the confusion of the worst kinds; then
 ``ImageGenerator.plan`` over a temporary catalog of 10,000 generated LoRAs (cold, after a catalog change, warm).
@@ -33,10 +33,11 @@ QUERIES = (
     EVAL.with_name("lora_eval_more.jsonl"),
     EVAL.with_name("lora_heldout.jsonl"),
     EVAL.with_name("lora_heldout2.jsonl"),
+    EVAL.with_name("lora_heldout3.jsonl"),
 )
-#: What the recommender may be tuned and calibrated on: ``dev`` and the round-2 held-out split.
-TUNING = ("dev", "heldout")
-SPLITS = (*TUNING, "heldout2")
+#: What the recommender may be tuned and calibrated on: ``dev`` and the earlier held-out splits.
+TUNING = ("dev", "heldout", "heldout2")
+SPLITS = (*TUNING, "heldout3")
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +57,7 @@ def _load(path) -> list[dict[str, object]]:  # type: ignore[no-untyped-def]
 
 
 def queries(*splits: str) -> list[dict[str, object]]:
-    """The LoRA queries of every file in ``splits`` ("dev", "heldout", "heldout2"; none given: all)."""
+    """The LoRA queries of every file in ``splits`` ("dev", "heldout", "heldout2", "heldout3"; none: all)."""
     rows = [r for path in QUERIES for r in _load(path)]
     return [r for r in rows if not splits or r["split"] in splits]
 
@@ -186,10 +187,15 @@ class PlanLatency:
 
 
 def plan_latency(
-    n: int = 10_000, repeat: int = 3, profile: bool = False, prompts_max: int = 0
+    n: int = 10_000,
+    repeat: int = 3,
+    profile: bool = False,
+    prompts_max: int = 0,
+    splits: tuple[str, ...] = (),
 ) -> PlanLatency:
     """``ImageGenerator.plan`` over a temporary catalog of ``n`` generated LoRAs (empty files on disk, so the
-    file-exists checks are real) with a tiny SD1 checkpoint; the eval prompts, ``repeat`` times."""
+    file-exists checks are real) with a tiny SD1 checkpoint; the queries of ``splits`` (none: all),
+    ``repeat`` times."""
     import cProfile
     import dataclasses
     import pstats
@@ -214,7 +220,7 @@ def plan_latency(
         catalog = gen.catalog()
         with catalog.store.transaction():
             catalog.store.put(records)
-        prompts = [str(r["prompt"]) for r in queries()][: prompts_max or None]
+        prompts = [str(r["prompt"]) for r in queries(*splits)][: prompts_max or None]
         model = str(tiny.single_file)
         gen.plan("warm up imports", model=model, auto=False)
         t0 = time.perf_counter()
@@ -271,7 +277,7 @@ def report(semantic: bool = True, splits: tuple[str, ...] = SPLITS, timing: bool
         per_kind(systems[0][1], rows)
     if not timing:
         return
-    plan = plan_latency()
+    plan = plan_latency(splits=splits)
     print(
         f"  ImageGenerator.plan with {plan.loras:,} LoRAs catalogued: warm p50 {plan.warm_p50_ms:.1f} ms, "
         f"p95 {plan.warm_p95_ms:.1f} ms (target <= 20 ms), CPU p95 {plan.warm_cpu_p95_ms:.1f} ms; "

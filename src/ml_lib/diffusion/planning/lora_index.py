@@ -127,7 +127,7 @@ def _profile(record: ModelRecord) -> LoraProfile:
             if word not in _NAME_NOISE and not word.isdigit() and len(word) > 2:
                 add("name", word, FIELD_WEIGHTS["name"])
     if lora is not None and lora.top_tags:
-        top = lora.top_tags[0].count or 1
+        top = max(t.count for t in lora.top_tags) or 1  # records made by hand may list them unsorted
         for tag in lora.top_tags[:20]:
             ratio = tag.count / top
             major = ratio >= 0.5
@@ -159,6 +159,17 @@ def _profile(record: ModelRecord) -> LoraProfile:
         negatives,
         parts,
     )
+
+
+def _spellings(phrase: str) -> tuple[str, ...]:
+    """``phrase`` and its hyphenated or spaced twin: "tilt shift" is also written "tilt-shift", "top-down"
+    also "top down"."""
+    if "-" in phrase:
+        return phrase, phrase.replace("-", " ")
+    words = phrase.split(" ")
+    if 1 < len(words) <= 3 and all(w.isalnum() for w in words):
+        return phrase, "-".join(words)
+    return (phrase,)
 
 
 def _trigger_words(trigger: str) -> list[str]:
@@ -206,7 +217,9 @@ class LoraIndex:
                 mine.append((field, phrase, weighted))
                 if field == "trigger":
                     self._triggers.setdefault(phrase, {}).setdefault(record.family, []).append(i)
-        self._phrases = PhraseIndex((phrase, phrase, phrase, 0.0) for phrase in self._postings)
+        self._phrases = PhraseIndex(
+            (phrase, phrase, written, 0.0) for phrase in self._postings for written in _spellings(phrase)
+        )
         # two-word triggers by their words, for a trigger split by a word or two
         self._loose: dict[tuple[str, str], list[str]] = {}
         for phrase in self._triggers:
@@ -288,6 +301,10 @@ class LoraIndex:
             for i, (t, named, support) in totals.items()
             if keep(t, named > 0, support)
         }
+
+    def triggered_by(self, phrase: str, family: Family) -> tuple[int, ...]:
+        """Records of ``family`` whose trigger is ``phrase``."""
+        return tuple(self._triggers.get(phrase, {}).get(family, ()))
 
     def named(self, found: dict[str, list[tuple[int, int, float]]], family: Family) -> set[int]:
         """Records of ``family`` whose trigger phrase the prompt contains."""

@@ -3,17 +3,18 @@ secondary, and the score of what is left (``loras.choose_loras`` decides from th
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ..catalog.families import Family
 from ..prompt.analysis import PromptAnalysis
 from ..prompt.analyzer import prompt_tokens
-from ..prompt.lexicon import Token
+from ..prompt.lexicon import Token, load_vocab
 from ..prompt.syntax import parse_prompt
 from .lora_index import FIELD_WEIGHTS, STRONG, Evidence, LoraIndex, lora_terms
 
-__all__ = ["Judged", "PromptWords", "family_name", "judge", "read_prompt", "support"]
+__all__ = ["Judged", "PromptWords", "defining_terms", "family_name", "judge", "read_prompt", "support"]
 
 _NEGATIONS = frozenset({"no", "without", "not", "never", "sin", "ohne", "sans", "senza", "kein", "keine"})
 
@@ -80,12 +81,43 @@ def _mention(ev: Evidence, p: PromptWords) -> bool | str:
         return False
     if following.raw in terms["style_heads"] or following.stem in terms["style_heads"]:
         return False
-    for token in p.tokens[ev.end : ev.end + 2]:  # "watercolor brushes", "origami paper packs"
+    for k in range(ev.end, min(ev.end + 2, len(p.tokens))):  # "watercolor brushes", "origami paper packs"
+        token = p.tokens[k]
         if token.is_separator:
             break
         if token.raw in terms["tool_nouns"] or token.stem in terms["tool_nouns"]:
-            return True
+            after = p.tokens[k + 1] if k + 1 < len(p.tokens) else None  # "comic book cover": a style
+            return after is None or not (
+                after.raw in terms["style_heads"] or after.stem in terms["style_heads"]
+            )
     return following.stem if p.object_scene else False
+
+
+def _figure(ev: Evidence, p: PromptWords) -> str:
+    """The material when a concept word names a figure made of it ("a porcelain dragon", "a dragon made of
+    cracked glaze porcelain"): a figure, not the creature or thing a concept LoRA draws; else ""."""
+    key = ("figure", ev.start, ev.end)
+    verdict = p.memo.get(key)
+    if verdict is None:  # the same words are judged for many LoRAs of a large catalog
+        verdict = p.memo[key] = _figure_material(ev, p)
+    return str(verdict)
+
+
+def _figure_material(ev: Evidence, p: PromptWords) -> str:
+    terms = lora_terms()
+    materials = terms["figure_materials"]
+    if ev.start > 0 and p.tokens[ev.start - 1].raw in materials:
+        return p.tokens[ev.start - 1].raw
+    after = [t.raw for t in p.tokens[ev.end : ev.end + 7]]
+    for phrase in terms["made_of_explicit"]:
+        words = phrase.split()
+        if after[: len(words)] == words:
+            for word in after[len(words) : len(words) + 4]:
+                if word in ",;.!?" or word in _LINKS:
+                    break
+                if word in materials:
+                    return word
+    return ""
 
 
 _LINKS = frozenset({"of", "and", "with", "in", "on", "at", "or", "for", "from", "by", "to"})
@@ -142,11 +174,15 @@ def judge(
     phrases: set[str] = set()
     known = index.vocabulary(i)
     mentioned: set[int] = set()  # words of a phrase that is a mention: no part of it is a style request
+    figures: list[str] = []
     if profile.kind != "identity":
         for ev in found:
             if _is_mention(ev, p, known):
                 mentioned |= set(range(ev.start, ev.end))
-    for ev in sorted(found, key=lambda e: (-e.weight, e.start)):
+            elif profile.kind == "concept" and ev.end > ev.start and (material := _figure(ev, p)):
+                mentioned |= set(range(ev.start, ev.end))
+                figures.append(f"{ev.phrase} ({material})")
+    for ev in sorted(found, key=lambda e: (e.field == "text", -e.weight, e.start)):  # text words last
         span = set(range(ev.start, ev.end))
         if span & used:
             shared.append(ev.phrase)
@@ -174,6 +210,11 @@ def judge(
             return Judged(
                 i, 0.0, (), f"{name} stands only on words an earlier pick used ({', '.join(shared)})"
             )
+        if figures:
+            what = ", ".join(dict.fromkeys(figures))
+            return Judged(
+                i, 0.0, (), f"{name}: '{what}' is a figure made of that material here, not the thing"
+            )
         if mentions:
             what = ", ".join(dict.fromkeys(mentions))
             return Judged(
@@ -193,6 +234,18 @@ def judge(
         if score < threshold + 1.0:
             return Judged(i, score, tuple(kept), note)
     return Judged(i, score, tuple(kept), "")
+
+
+@functools.cache
+def defining_terms(content_type: str) -> frozenset[str]:
+    """The terms that define a medium content type (its highest-scored ones: "pixel art" for pixel art,
+    "logo" for logo); none for a subject type or the photo fallback."""
+    data = load_vocab("content_types")
+    if content_type not in set(data["medium_types"]) | set(data["dominant_types"]):
+        return frozenset()
+    terms = data["terms"].get(content_type, {})
+    top = max(terms.values(), default=0.0)
+    return frozenset(term for term, score in terms.items() if score == top)
 
 
 def support(evidence: Sequence[Evidence]) -> float:

@@ -26,7 +26,7 @@ from ..catalog.records import ModelRecord
 from ..plan import Decision, LoraUse, Source
 from ..prompt.analysis import PromptAnalysis
 from .lora_index import STRONG, Evidence, LoraIndex
-from .lora_judge import Judged, PromptWords, family_name, judge, read_prompt, support
+from .lora_judge import Judged, PromptWords, defining_terms, family_name, judge, read_prompt, support
 
 __all__ = [
     "DEFAULT_LORA_WEIGHT",
@@ -42,7 +42,7 @@ __all__ = [
 
 DEFAULT_LORA_WEIGHT = 0.8
 #: Calibrated on the dev LoRA queries (benchmarks/lora_bench.py --calibrate); never on the held-out ones.
-DEFAULT_THRESHOLD = 1.5
+DEFAULT_THRESHOLD = 1.4
 _SEMANTIC_CANDIDATES = 8
 
 #: ``similarity(query, texts)`` → cosine similarity of the query with each text (e.g. sentence embeddings).
@@ -139,6 +139,7 @@ def choose_loras(
         return total + lift >= threshold and (named or support + (1.0 if lift else 0.0) >= 2)
 
     ours = _without_claimed(index.candidates(found, family, keep))
+    _add_medium(ours, index, family, analysis, found)
     skip = {e.lower() for e in exclude}
     sims: dict[int, float] = {}  # filled below for the strongest candidates when similarity is given
 
@@ -188,6 +189,34 @@ def choose_loras(
     if picks:
         return LoraChoice(tuple(picks))
     return LoraChoice((), _none_reason(family, index, others, refusals, p))
+
+
+#: What the prompt's medium adds for a LoRA whose trigger is that medium's defining term: less than the
+#: threshold, so it only tips a LoRA that has evidence of its own ("8bit retro game sprite": pixel art).
+MEDIUM_WEIGHT = 1.0
+_MEDIUM_CONFIDENCE = 0.6
+
+
+def _add_medium(
+    ours: dict[int, list[Evidence]],
+    index: LoraIndex,
+    family: Family,
+    analysis: PromptAnalysis | None,
+    found: dict[str, list[tuple[int, int, float]]],
+) -> None:
+    """Medium evidence: when the analysis is confident the prompt is pixel art (from "8bit", "sprite") or a
+    logo, a LoRA triggered by that medium's defining term ("pixel art", "logo") gains ``MEDIUM_WEIGHT``
+    even where the prompt never writes the term (it claims no words)."""
+    if analysis is None or analysis.content_confidence < _MEDIUM_CONFIDENCE:
+        return
+    for phrase in defining_terms(analysis.content_type):
+        if phrase in found:
+            continue  # the prompt says it: the trigger itself is the evidence
+        for i in index.triggered_by(phrase, family):
+            evidence = ours.get(i)
+            if evidence is None:
+                evidence = ours[i] = index.evidence(i, found)
+            evidence.append(Evidence("medium", phrase, MEDIUM_WEIGHT, 0, 0))
 
 
 def _without_claimed(ours: dict[int, list[Evidence]]) -> dict[int, list[Evidence]]:

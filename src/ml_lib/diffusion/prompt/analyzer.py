@@ -21,6 +21,7 @@ from .attention import WeightedChunk
 from .language import detect_language
 from .lexicon import PhraseIndex, Token, content_index, cue_index, load_vocab, tokenize
 from .syntax import PromptDocument, parse_prompt, plain_text_of
+from .word_roles import borrowed_tag_points, distant_words, modifier_words
 
 __all__ = ["ContentDecision", "analyze_prompt", "decide_content_type", "prompt_tokens"]
 
@@ -183,12 +184,16 @@ _TOOL_USES = frozenset({"stroke", "work", "drawing", "art", "style", "lettering"
 
 
 def _idle_possessors(tokens: list[Token]) -> set[int]:
-    """Possessors that are not in the picture: "children's book", "bird's eye view" (an owl's face shows
-    the owl)."""
-    compounds = load_vocab("content_types")["possessive_compounds"]
+    """Possessors that are not in the picture: "children's book", "bird's eye view", "a teenager's bedroom"
+    (an owl's face shows the owl)."""
+    types = load_vocab("content_types")
+    compounds, places = types["possessive_compounds"], types["possessed_places"]
     out = set()
     for i, token in enumerate(tokens[:-1]):
-        if token.raw.endswith(("'s", "\u2019s")) and f"{token.stem} {tokens[i + 1].stem}" in compounds:
+        following = tokens[i + 1].stem
+        if token.raw.endswith(("'s", "\u2019s")) and (
+            f"{token.stem} {following}" in compounds or following in places  # "a teenager's bedroom"
+        ):
             out.add(i)
     return out
 
@@ -222,8 +227,8 @@ def _subjects(
     humans = set(load_vocab("content_types")["human_subjects"])
     if tagged & humans:  # danbooru count tags (1girl, 2boys …) are the authority on people
         found = {k: v for k, v in found.items() if k not in humans or k in tagged}
-    if "person" in found and len(found) > 1 and found["person"].count <= 1:
-        del found["person"]
+    if "person" in found and found["person"].count <= 1 and any(k in humans for k in found if k != "person"):
+        del found["person"]  # "a woman, person": one person, named more precisely
     subjects = tuple(found.values())
     return subjects, sum(s.count for s in subjects)
 
@@ -298,21 +303,35 @@ def analyze_prompt(
     text = plain_text_of(parts)
     tokens = prompt_tokens(parts)
     negated = _negated(tokens)
-    idle = _idle_possessors(tokens)
+    idle = _idle_possessors(tokens) | modifier_words(tokens) | distant_words(tokens)
     evidence: dict[str, float] = {}
+    anime_terms: dict[str, float] = {}
     tools = _tool_mentions(tokens)
     for match in content_index().find(tokens, text):
         if match.start not in negated and match.end - 1 not in idle and match.end not in tools:
-            evidence[match.label] = evidence.get(match.label, 0.0) + match.value * _clamp(match.weight)
+            points = match.value * _clamp(match.weight)
+            evidence[match.label] = evidence.get(match.label, 0.0) + points
+            if match.label == "anime":
+                anime_terms[match.term] = anime_terms.get(match.term, 0.0) + points
+    types = load_vocab("content_types")
+    if anime_terms:  # booru tags in a photo prompt are no anime medium
+        evidence["anime"] -= borrowed_tag_points(anime_terms, evidence, types)
     for label, points in (extra_evidence or {}).items():
         evidence[label] = evidence.get(label, 0.0) + points
     subjects, subject_count = _subjects(tokens, text, negated, idle)
-    types = load_vocab("content_types")
-    _subject_evidence(evidence, subjects, wide_scene(tokens, text), types)
-    alone = subject_count == 1 and subjects[0].label in types["human_subjects"]
-    if alone and wide_scene(tokens, text) < 1.0:  # one person in a vast scene is not a portrait
+    wide = wide_scene(tokens, text)
+    _subject_evidence(evidence, subjects, wide, types)
+    humans = [s for s in subjects if s.label in types["human_subjects"]]
+    alone = len(humans) == 1 and humans[0].count == 1  # the objects around a person do not matter
+    if alone and wide < 1.0:  # one person in a vast scene is not a portrait
         evidence["portrait"] = evidence.get("portrait", 0.0) + types["single_person_bonus"]
     decision = decide_content_type(evidence)
+    people = sum(s.count for s in humans)
+    if people >= 2 and wide < 1.0 and decision.content_type in types["people_scene_types"]:
+        # people in a place (or a crowded train) are the picture: a photo of them, not of the place
+        decision = decide_content_type(
+            {k: v for k, v in evidence.items() if k not in types["people_scene_types"]}
+        )
     group = (
         any(s.count >= 2 for s in subjects) or sum(s.label in types["human_subjects"] for s in subjects) >= 2
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from importlib import resources
@@ -49,10 +50,23 @@ _IRREGULAR = {
 }  # fmt: skip
 
 
+def _fold(word: str) -> str:
+    """Latin letters without their accents ("sofá" → "sofa", "über" → "uber"); other scripts untouched."""
+    if word.isascii():
+        return word
+    out = []
+    for ch in word:
+        if "\u00c0" <= ch <= "\u024f":
+            ch = "".join(c for c in unicodedata.normalize("NFKD", ch) if not unicodedata.combining(c)) or ch
+        out.append(ch)
+    return "".join(out)
+
+
 @functools.lru_cache(maxsize=8192)
 def stem(word: str) -> str:
-    """A light singular form in US spelling: ``cities`` → ``city``, ``boxes`` → ``box``, ``cats`` → ``cat``,
-    ``watercolours`` → ``watercolor``, ``owl's`` → ``owl``."""
+    """A light singular form in US spelling, Latin accents dropped: ``cities`` → ``city``, ``boxes`` → ``box``,
+    ``cats`` → ``cat``, ``watercolours`` → ``watercolor``, ``owl's`` → ``owl``, ``sofá`` → ``sofa``."""
+    word = _fold(word)
     if len(word) > 3 and word.endswith(("'s", "\u2019s")):  # possessive: "an owl's face"
         word = word[:-2]
     if word in _IRREGULAR:

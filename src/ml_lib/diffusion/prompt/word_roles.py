@@ -1,0 +1,66 @@
+"""Words that name something the picture is not *of*: a noun used as a modifier ("zebra crossing", "train
+station"), things far off in a scene ("a herd of elephants in the distance"), and booru tags that a photo
+prompt borrows ("1girl, … raw photo"). Word lists live in ``vocab/content_types.json``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from .lexicon import Token, load_vocab
+
+__all__ = ["borrowed_tag_points", "distant_words", "modifier_words"]
+
+_CLAUSE_BREAKS = frozenset({"with", "and", "while", "where"})
+_DETERMINERS = frozenset(
+    {"a", "an", "the", "this", "that", "his", "her", "their", "its", "my", "our", "some"}
+)
+
+
+def modifier_words(tokens: list[Token]) -> set[int]:
+    """Indices of nouns that modify the next noun ("zebra" of "zebra crossing", "bus" of "bus stop",
+    "cat" of "cat ears"): they say what kind of thing the next noun is, not that the picture shows one."""
+    heads = set(load_vocab("content_types")["modifier_heads"])
+    out = set()
+    for i, token in enumerate(tokens[:-1]):
+        head = tokens[i + 1]
+        after = tokens[i + 2].raw if i + 2 < len(tokens) else ""
+        # a noun adjunct is singular ("zebra crossing"); "elephants crossing a river", "a dog crossing the
+        # road" use the word as a verb
+        if token.is_separator or token.raw != token.stem or after in _DETERMINERS:
+            continue
+        if head.raw in heads or head.stem in heads:
+            out.add(i)
+    return out
+
+
+def distant_words(tokens: list[Token]) -> set[int]:
+    """Indices of the words naming things far off in the scene: the phrase before "in the distance" (back to
+    the clause's start, "with" or "and") and the noun after "distant": small in the frame, not its subject."""
+    out: set[int] = set()
+    raws = [t.raw for t in tokens]
+    for i in range(len(tokens) - 2):
+        if raws[i : i + 3] == ["in", "the", "distance"]:
+            k = i - 1
+            while k >= 0 and not tokens[k].is_separator and raws[k] not in _CLAUSE_BREAKS:
+                out.add(k)
+                k -= 1
+    for i, raw in enumerate(raws[:-1]):
+        if raw == "distant":
+            for k in range(i + 1, min(i + 3, len(tokens))):
+                if tokens[k].is_separator:
+                    break
+                out.add(k)
+    return out
+
+
+def borrowed_tag_points(matched: Mapping[str, float], evidence: Mapping[str, float], types: Any) -> float:
+    """The anime points that came only from booru tags (``matched``: term → points) when the prompt asks for
+    a photo (photo evidence at least ``realism_points``): "1girl, upper body, raw photo" is a photo of a
+    woman, not an anime picture. 0 when the photo evidence is weaker or a real anime term is present."""
+    if evidence.get("photo", 0.0) < types["realism_points"]:
+        return 0.0
+    booru = set(types["booru_tags"])
+    if any(term not in booru for term in matched):
+        return 0.0
+    return sum(matched.values())
