@@ -20,6 +20,7 @@ from .aspect import FrameContext, infer_aspect, wide_scene
 from .attention import WeightedChunk
 from .language import detect_language
 from .lexicon import PhraseIndex, Token, content_index, cue_index, load_vocab, tokenize
+from .lexicon_fallback import LexiconReading, curated_family, read_lexicon
 from .syntax import PromptDocument, parse_prompt, plain_text_of
 from .word_roles import borrowed_tag_points, distant_words, modifier_words
 
@@ -199,14 +200,22 @@ def _idle_possessors(tokens: list[Token]) -> set[int]:
 
 
 def _subjects(
-    tokens: list[Token], text: str, negated: set[int], idle: set[int]
+    tokens: list[Token],
+    text: str,
+    negated: set[int],
+    idle: set[int],
+    lexicon: LexiconReading,
 ) -> tuple[tuple[Subject, ...], int]:
+    """Subjects of the curated nouns (less those a longer lexicon noun hides) and of the lexicon."""
     counts_at: dict[int, int] = {}
     found: dict[str, Subject] = {}
     tagged: set[str] = set()
-    for match in sorted(_subject_index().find(tokens, text), key=lambda m: m.start):
+    types = load_vocab("content_types")
+    for match in sorted([*_subject_index().find(tokens, text), *lexicon.subjects], key=lambda m: m.start):
         if match.start in negated or match.end - 1 in idle:
             continue
+        if lexicon.hides(match, curated_family(match.key, match.label, types), types):
+            continue  # "dog" of "hot dog"
         if match.key == "count":
             counts_at[match.end] = int(match.value)
             continue
@@ -293,6 +302,15 @@ def _subject_evidence(
         evidence["landscape"] = max(evidence.get("landscape", 0.0), types["scene_points"] * scene)
 
 
+def _read_lexicon(
+    tokens: list[Token], text: str, skip: set[int], types: Mapping[str, Any], *, english: bool
+) -> LexiconReading:
+    curated = [(m, m.label) for m in content_index().find(tokens, text)]
+    curated += [(m, curated_family(m.key, m.label, types)) for m in _subject_index().find(tokens, text)]
+    curated += [(m, None) for m in cue_index().find(tokens)]
+    return read_lexicon(tokens, curated, skip, types, english=english)
+
+
 def analyze_prompt(
     prompt: str | PromptDocument, *, extra_evidence: Mapping[str, float] | None = None
 ) -> PromptAnalysis:
@@ -307,20 +325,29 @@ def analyze_prompt(
     evidence: dict[str, float] = {}
     anime_terms: dict[str, float] = {}
     tools = _tool_mentions(tokens)
+    types = load_vocab("content_types")
+    language = detect_language(text, tokens)
+    lexicon = _read_lexicon(tokens, text, negated | idle, types, english=language.code == "en")
     for match in content_index().find(tokens, text):
+        if lexicon.hides(match, match.label, types):
+            continue  # "dog" of "hot dog"
         if match.start not in negated and match.end - 1 not in idle and match.end not in tools:
             points = match.value * _clamp(match.weight)
             evidence[match.label] = evidence.get(match.label, 0.0) + points
             if match.label == "anime":
                 anime_terms[match.term] = anime_terms.get(match.term, 0.0) + points
-    types = load_vocab("content_types")
     if anime_terms:  # booru tags in a photo prompt are no anime medium
         evidence["anime"] -= borrowed_tag_points(anime_terms, evidence, types)
     for label, points in (extra_evidence or {}).items():
         evidence[label] = evidence.get(label, 0.0) + points
-    subjects, subject_count = _subjects(tokens, text, negated, idle)
+    for label, points in lexicon.focal.items():
+        evidence[label] = max(evidence.get(label, 0.0), points)
+    subjects, subject_count = _subjects(tokens, text, negated, idle, lexicon)
     wide = wide_scene(tokens, text)
     _subject_evidence(evidence, subjects, wide, types)
+    if not any(evidence.get(label, 0.0) >= types["subject_threshold"] for label in types["subject_types"]):
+        for label, points in lexicon.settings.items():  # a room, a building, a lake: only when nothing else
+            evidence[label] = max(evidence.get(label, 0.0), points)
     humans = [s for s in subjects if s.label in types["human_subjects"]]
     alone = len(humans) == 1 and humans[0].count == 1  # the objects around a person do not matter
     if alone and wide < 1.0:  # one person in a vast scene is not a portrait
@@ -338,7 +365,6 @@ def analyze_prompt(
     cues = _cues(tokens, text, negated)
     cues["negative"].extend(_negation_cues(tokens, negated))
     nsfw, nsfw_score = _nsfw(tokens, text)
-    language = detect_language(text, tokens)
     aspect = infer_aspect(
         document.text,
         text,
