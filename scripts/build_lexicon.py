@@ -3,16 +3,18 @@
 Run: ``python scripts/build_lexicon.py [--wordnet /usr/share/wordnet] [--out src/.../vocab/wordnet_kinds.json]``
 (Debian's ``wordnet-base`` package installs the database at ``/usr/share/wordnet``).
 
-Each noun lemma (one word, "dragon fruit", "zebra crossing") gets the class of its senses: a sense's class is
+Each noun lemma (one word, or several: "hot dog", "zebra crossing") gets the class of its senses: a sense's class is
 that of the nearest root synset (``ROOTS``) on its hypernym paths (instance-of links count, but not for
 people: "Monet" is no person in a prompt). A lemma takes the class that holds more than half of the weight of
 its senses, a sense weighing its SemCor tag count (``cntlist.rev``) plus one half, and a sense without a
 class counting for "none": "car" is a car (71 tags) though two of its five senses are compartments, "hot
 dog" (no tags) is food in two senses of three, "fox" an animal; "table" (a table of data first) has none,
 and a lemma whose senses disagree with no majority is dropped ("smoothie": a drink and a smooth talker;
-"sage": a wise man, a plant and an herb). Words used more as adjectives than as nouns are dropped ("white"). Single words are kept when they have a class; a multiword noun is kept
-when its class differs from one of its words' own class, which is what lets it shadow that word ("dragon
-fruit" is food, not a dragon; "teddy bear" is no animal): it is then stored with its class or with "-".
+"sage": a wise man, a plant and an herb). Words used more as adjectives than as nouns are dropped
+("white"), and so are the root synsets' own words ("beast", "creature": too general to say what a prompt
+shows). Single words are kept when they have a class; a multiword noun is kept when its class differs from
+one of its words' own class, which is what lets it shadow that word ("hot dog" is food, not a dog; "teddy
+bear" is no animal): it is then stored with its class or with "-".
 The file is read by ``ml_lib.diffusion.prompt.noun_kinds``; the database files are parsed directly (no nltk).
 """
 

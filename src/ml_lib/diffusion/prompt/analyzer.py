@@ -19,7 +19,7 @@ from .analysis import Cue, LabelScore, PromptAnalysis, Subject
 from .aspect import FrameContext, infer_aspect, wide_scene
 from .attention import WeightedChunk
 from .language import detect_language
-from .lexicon import PhraseIndex, Token, content_index, cue_index, load_vocab, tokenize
+from .lexicon import PhraseIndex, PhraseMatch, Token, content_index, cue_index, load_vocab, tokenize
 from .lexicon_fallback import LexiconReading, curated_family, read_lexicon
 from .syntax import PromptDocument, parse_prompt, plain_text_of
 from .word_roles import borrowed_tag_points, distant_words, modifier_words
@@ -305,7 +305,7 @@ def _subject_evidence(
 def _read_lexicon(
     tokens: list[Token], text: str, skip: set[int], types: Mapping[str, Any], *, english: bool
 ) -> LexiconReading:
-    curated = [(m, m.label) for m in content_index().find(tokens, text)]
+    curated: list[tuple[PhraseMatch, str | None]] = [(m, m.label) for m in content_index().find(tokens, text)]
     curated += [(m, curated_family(m.key, m.label, types)) for m in _subject_index().find(tokens, text)]
     curated += [(m, None) for m in cue_index().find(tokens)]
     return read_lexicon(tokens, curated, skip, types, english=english)
