@@ -3,18 +3,20 @@
 Run: ``python scripts/build_lexicon.py [--wordnet /usr/share/wordnet] [--out src/.../vocab/wordnet_kinds.json]``
 (Debian's ``wordnet-base`` package installs the database at ``/usr/share/wordnet``).
 
-Each noun lemma (one word, or several: "hot dog", "zebra crossing") gets the class of its senses: a sense's class is
-that of the nearest root synset (``ROOTS``) on its hypernym paths (instance-of links count, but not for
-people: "Monet" is no person in a prompt). A lemma takes the class that holds more than half of the weight of
-its senses, a sense weighing its SemCor tag count (``cntlist.rev``) plus one half, and a sense without a
-class counting for "none": "car" is a car (71 tags) though two of its five senses are compartments, "hot
-dog" (no tags) is food in two senses of three, "fox" an animal; "table" (a table of data first) has none,
-and a lemma whose senses disagree with no majority is dropped ("smoothie": a drink and a smooth talker;
-"sage": a wise man, a plant and an herb). Words used more as adjectives than as nouns are dropped
-("white"), and so are the root synsets' own words ("beast", "creature": too general to say what a prompt
-shows). Single words are kept when they have a class; a multiword noun is kept when its class differs from
-one of its words' own class, which is what lets it shadow that word ("hot dog" is food, not a dog; "teddy
-bear" is no animal): it is then stored with its class or with "-".
+Each noun lemma (one word, or several: "hot dog", "zebra crossing") gets the class of its senses: a sense's
+class is that of the nearest root synset (``ROOTS``) on its hypernym paths (instance-of links count, but not
+for people: "Monet" is no person in a prompt; a stop root such as "meal" gives no class). A lemma takes the
+class whose family (animals, vehicles, or the class itself) holds more than half of the weight of its
+senses, a sense weighing its SemCor tag count (``cntlist.rev``) plus one half (a proper-noun sense beside
+common ones, such as the town "Butte", its tags alone), and a sense without a class counting for "none":
+"car" is a car (71 tags) though two of its five senses are compartments, "hot dog" (no tags) is food in two
+senses of three, "fox" an animal; "table" (a table of data first) has none, and a lemma whose senses
+disagree with no majority is dropped ("smoothie": a drink and a smooth talker; "sage": a wise man, a plant
+and an herb). Words used more as adjectives than as nouns are dropped ("white"), and so are the root
+synsets' own words ("beast", "creature": too general to say what a prompt shows). Single words are kept when
+they have a class; a multiword noun is kept when its class differs from one of its words' own class, which
+is what lets it shadow that word ("hot dog" is food, not a dog; "teddy bear" is no animal): it is then
+stored with its class or with "-".
 The file is read by ``ml_lib.diffusion.prompt.noun_kinds``; the database files are parsed directly (no nltk).
 """
 
@@ -76,6 +78,11 @@ ROOTS: tuple[tuple[str, str | None], ...] = (
     ("craft.n.02", "vehicle"),
     ("person.n.01", "person"),
 )
+#: Kinds that are one content family: senses of one family add up ("gondola": a rail car, a boat, a cabin).
+FAMILIES: dict[str, str] = {
+    **{kind: "animal" for kind in ("bird", "insect", "sea creature", "dog", "cat", "horse", "wild animal")},
+    **{kind: "vehicle" for kind in ("aircraft", "ship", "motorcycle", "car", "vehicle")},
+}
 #: Classes given through instance-of links ("Mount Everest" is a mountain; "Monet" stays out).
 INSTANCE_CLASSES = frozenset({"landscape", "architecture"})
 NONE = "-"
@@ -105,6 +112,22 @@ def parse_data(lines: Iterable[str]) -> dict[str, tuple[list[str], list[str]]]:
         except (IndexError, ValueError) as exc:
             raise WordNetError(f"data.noun: cannot parse line {line[:60]!r}") from exc
         out[offset] = (hypernyms, instances)
+    return out
+
+
+def proper_senses(lines: Iterable[str]) -> set[tuple[str, str]]:
+    """``data.noun`` lines → (lower-case lemma, offset) of the words written with a capital (proper nouns:
+    "Butte" the town, "Hero" of Alexandria), which a lower-case prompt word does not mean."""
+    out: set[tuple[str, str]] = set()
+    for line in lines:
+        if not line or line.startswith(" "):
+            continue
+        fields = line.split(" | ", 1)[0].split()
+        words = int(fields[3], 16)
+        for word in fields[4 : 4 + 2 * words : 2]:
+            form = word.split("(", 1)[0]  # "beautiful(a)" markers are adjectives' only
+            if form != form.lower():
+                out.add((form.lower().replace("_", " "), fields[0]))
     return out
 
 
@@ -173,19 +196,25 @@ def parse_counts(lines: Iterable[str]) -> tuple[dict[tuple[str, int], int], Coun
 
 
 def lemma_class(
-    senses: list[str], classes: Mapping[str, str | None], counts: list[int] | None = None
+    senses: list[str],
+    classes: Mapping[str, str | None],
+    counts: list[int] | None = None,
+    proper: list[bool] | None = None,
 ) -> str | None:
-    """The class holding more than half the weight (tag count + 0.5 per sense; "none" counts as a class);
-    None when "none" wins or no class holds most ("smoothie": a drink and a smooth talker; "sage": a wise
-    man, a plant and an herb)."""
+    """The class of the family (``FAMILIES``; "none" counts as one) holding more than half of the weight,
+    the family's first sense giving the class; None when "none" wins or no family holds most ("smoothie": a
+    drink and a smooth talker; "sage": a wise man, a plant and an herb). A sense weighs its tag count plus
+    one half, a ``proper``-noun sense beside common ones its tag count alone ("heron": a bird, not Hero)."""
     labels = [classes.get(offset) or NONE for offset in senses]
+    families = [FAMILIES.get(label, label) for label in labels]
     weights: Counter[str] = Counter()
-    for k, label in enumerate(labels):
-        weights[label] += (counts[k] if counts and k < len(counts) else 0) + 0.5
+    for k, family in enumerate(families):
+        base = 0.0 if proper and proper[k] and not all(proper) else 0.5
+        weights[family] += (counts[k] if counts and k < len(counts) else 0) + base
     best = max(weights.values())
-    if best * 2 <= sum(weights.values()):
-        return None  # no class holds most of the weight: the senses disagree
-    chosen = next(label for label in labels if weights[label] == best)
+    if best == 0 or best * 2 <= sum(weights.values()):
+        return None  # no family holds most of the weight: the senses disagree
+    chosen = next(label for label, family in zip(labels, families, strict=True) if weights[family] == best)
     return None if chosen == NONE else chosen
 
 
@@ -195,17 +224,25 @@ def build_kinds(
     exceptions: Mapping[str, str],
     counts: Mapping[tuple[str, int], int] | None = None,
     adjectives: Mapping[str, int] | None = None,
+    proper: set[tuple[str, str]] | None = None,
 ) -> dict[str, object]:
     """The file's content: ``words`` (class → sorted single words), ``phrases`` (class or "-" → sorted
     multiword nouns) and ``plurals`` (irregular plural → singular, for classed singulars only). A single
-    word used more as an adjective than as a noun (``adjectives``: tag counts) is left out ("white")."""
+    word used more as an adjective than as a noun (``adjectives``: tag counts) is left out ("white"); the
+    ``proper`` senses weigh only their tags ("butte" is a hill, not the town; "manhattan" stays out)."""
     tags = counts or {}
     adjective_tags = adjectives or {}
-    labels = {
-        lemma: lemma_class(senses, classes, [tags.get((lemma, k + 1), 0) for k in range(len(senses))])
-        for lemma, senses in index.items()
-        if lemma.isascii() and any(ch.isalpha() for ch in lemma)
-    }
+    capitals = proper or set()
+    labels: dict[str, str | None] = {}
+    for lemma, senses in index.items():
+        if not lemma.isascii() or not any(ch.isalpha() for ch in lemma):
+            continue
+        labels[lemma] = lemma_class(
+            senses,
+            classes,
+            [tags.get((lemma, k + 1), 0) for k in range(len(senses))],
+            [(lemma, offset) in capitals for offset in senses],
+        )
     single = {
         lemma: label
         for lemma, label in labels.items()
@@ -263,10 +300,11 @@ def build(wordnet: Path, roots: Iterable[tuple[str, str | None]] = ROOTS) -> dic
         if len(fields) >= 2:
             exceptions[fields[0].replace("_", " ")] = fields[1].replace("_", " ")
     counts, adjectives = parse_counts(files["cntlist.rev"].read_text(encoding="utf-8").splitlines())
+    proper = proper_senses(files["data.noun"].read_text(encoding="utf-8").splitlines())
     classes = synset_classes(data, resolve_roots(index, roots))
     return {
         "_doc": "Generated by scripts/build_lexicon.py from WordNet 3.0 (see WORDNET_LICENSE); do not edit.",
-        **build_kinds(index, classes, exceptions, counts, adjectives),
+        **build_kinds(index, classes, exceptions, counts, adjectives, proper),
     }
 
 
