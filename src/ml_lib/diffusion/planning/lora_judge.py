@@ -11,7 +11,9 @@ from ..catalog.families import Family
 from ..prompt.analysis import PromptAnalysis
 from ..prompt.analyzer import prompt_tokens
 from ..prompt.lexicon import Token, load_vocab
+from ..prompt.noun_kinds import lexicon_phrases, noun_lexicon
 from ..prompt.syntax import parse_prompt
+from ..prompt.word_roles import modifier_words
 from .lora_index import FIELD_WEIGHTS, STRONG, Evidence, LoraIndex, lora_terms
 
 __all__ = ["Judged", "PromptWords", "defining_terms", "family_name", "judge", "read_prompt", "support"]
@@ -28,6 +30,9 @@ class PromptWords:
     negated: frozenset[int]
     object_scene: bool  # a product / still-life / food / interior prompt: materials describe objects
     stems: frozenset[str] = frozenset()
+    compounds: tuple[
+        tuple[int, str], ...
+    ] = ()  # (word, its compound's head stem): "dragon" of "dragon fruit"
     memo: dict[tuple[str, int, int], object] = field(default_factory=dict, compare=False, repr=False)
 
 
@@ -47,7 +52,23 @@ def read_prompt(prompt: str, analysis: PromptAnalysis | None) -> PromptWords:
     object_scene = (analysis is not None and analysis.content_type in terms["object_types"]) or any(
         f" {phrase} " in text for phrase in terms["object_phrases"]
     )
-    return PromptWords(toks, frozenset(negated), object_scene, frozenset(t.stem for t in toks))
+    stems = frozenset(t.stem for t in toks)
+    return PromptWords(toks, frozenset(negated), object_scene, stems, _compounds(list(toks)))
+
+
+def _compounds(tokens: list[Token]) -> tuple[tuple[int, str], ...]:
+    """Words that are part of a compound naming something else, with the compound's head: a noun modifying
+    the next ("dragon" of "dragon fruit", "fox" of "fox mask") and a word inside a multiword WordNet noun of
+    another kind than its own ("dog" of "hot dog", "bear" of "teddy bear"; not "leopard" of "snow leopard")."""
+    out = {i: tokens[i + 1].stem for i in modifier_words(tokens)}
+    lexicon, families = noun_lexicon(), load_vocab("content_types")["lexicon"]["families"]
+    for phrase in lexicon_phrases(tokens):
+        whole = families.get(phrase.kind, phrase.kind) if phrase.kind else None
+        for k in range(phrase.start, phrase.end):
+            own = lexicon.word_kind(tokens[k])
+            if whole is None or own is None or families.get(own, own) != whole:
+                out.setdefault(k, tokens[phrase.end - 1].stem)
+    return tuple(sorted(out.items()))
 
 
 def _is_mention(ev: Evidence, p: PromptWords, known: frozenset[str]) -> bool:
@@ -136,6 +157,15 @@ def _modifier(ev: Evidence, p: PromptWords, parts: frozenset[str], known: frozen
     return following.stem not in known
 
 
+def _compound_head(ev: Evidence, p: PromptWords, known: frozenset[str]) -> str:
+    """The head of the compound a one-word concept is part of ("fruit" for "dragon" in "dragon fruit"),
+    unless the LoRA knows that head ("dragon girl" for a dragon-girl LoRA); else ""."""
+    if ev.end - ev.start != 1:
+        return ""
+    head = dict(p.compounds).get(ev.start, "")
+    return "" if head in known else head
+
+
 def _secondary(ev: Evidence, p: PromptWords) -> bool:
     """A one-word concept after a verb ("a knight fighting a dragon"): a side subject, not the image's."""
     if ev.end - ev.start != 1 or ev.start == 0:
@@ -175,6 +205,7 @@ def judge(
     known = index.vocabulary(i)
     mentioned: set[int] = set()  # words of a phrase that is a mention: no part of it is a style request
     figures: list[str] = []
+    parts: list[str] = []  # "dragon fruit": the concept word is part of a compound naming something else
     if profile.kind != "identity":
         for ev in found:
             if _is_mention(ev, p, known):
@@ -182,6 +213,9 @@ def judge(
             elif profile.kind == "concept" and ev.end > ev.start and (material := _figure(ev, p)):
                 mentioned |= set(range(ev.start, ev.end))
                 figures.append(f"{ev.phrase} ({material})")
+            elif profile.kind == "concept" and (head := _compound_head(ev, p, known)):
+                mentioned |= set(range(ev.start, ev.end))
+                parts.append(f"{ev.phrase} {head}")
     for ev in sorted(found, key=lambda e: (e.field == "text", -e.weight, e.start)):  # text words last
         span = set(range(ev.start, ev.end))
         if span & used:
@@ -215,6 +249,9 @@ def judge(
             return Judged(
                 i, 0.0, (), f"{name}: '{what}' is a figure made of that material here, not the thing"
             )
+        if parts:
+            what = ", ".join(dict.fromkeys(parts))
+            return Judged(i, 0.0, (), f"{name}: '{what}' names another thing here, not the LoRA's concept")
         if mentions:
             what = ", ".join(dict.fromkeys(mentions))
             return Judged(
