@@ -60,14 +60,14 @@ def _compounds(tokens: list[Token]) -> tuple[tuple[int, str], ...]:
     """Words that are part of a compound naming something else, with the compound's head: a noun modifying
     the next ("dragon" of "dragon fruit", "fox" of "fox mask") and a word inside a multiword WordNet noun of
     another kind than its own ("dog" of "hot dog", "bear" of "teddy bear"; not "leopard" of "snow leopard")."""
-    out = {i: tokens[i + 1].stem for i in modifier_words(tokens)}
+    out = {i: f"{tokens[i].stem} {tokens[i + 1].stem}" for i in modifier_words(tokens)}
     lexicon, families = noun_lexicon(), load_vocab("content_types")["lexicon"]["families"]
     for phrase in lexicon_phrases(tokens):
         whole = families.get(phrase.kind, phrase.kind) if phrase.kind else None
         for k in range(phrase.start, phrase.end):
             own = lexicon.word_kind(tokens[k])
             if whole is None or own is None or families.get(own, own) != whole:
-                out.setdefault(k, tokens[phrase.end - 1].stem)
+                out.setdefault(k, " ".join(t.stem for t in tokens[phrase.start : phrase.end]))
     return tuple(sorted(out.items()))
 
 
@@ -158,12 +158,13 @@ def _modifier(ev: Evidence, p: PromptWords, parts: frozenset[str], known: frozen
 
 
 def _compound_head(ev: Evidence, p: PromptWords, known: frozenset[str]) -> str:
-    """The head of the compound a one-word concept is part of ("fruit" for "dragon" in "dragon fruit"),
-    unless the LoRA knows that head ("dragon girl" for a dragon-girl LoRA); else ""."""
+    """The compound a one-word concept is part of ("dragon fruit" for "dragon"), unless the LoRA knows its
+    other words ("dragon girl" for a dragon-girl LoRA); else ""."""
     if ev.end - ev.start != 1:
         return ""
-    head = dict(p.compounds).get(ev.start, "")
-    return "" if head in known else head
+    compound = dict(p.compounds).get(ev.start, "")
+    others = [word for word in compound.split() if word != ev.phrase]
+    return compound if others and not all(word in known for word in others) else ""
 
 
 def _secondary(ev: Evidence, p: PromptWords) -> bool:
@@ -215,7 +216,7 @@ def judge(
                 figures.append(f"{ev.phrase} ({material})")
             elif profile.kind == "concept" and (head := _compound_head(ev, p, known)):
                 mentioned |= set(range(ev.start, ev.end))
-                parts.append(f"{ev.phrase} {head}")
+                parts.append(head)
     for ev in sorted(found, key=lambda e: (e.field == "text", -e.weight, e.start)):  # text words last
         span = set(range(ev.start, ev.end))
         if span & used:
