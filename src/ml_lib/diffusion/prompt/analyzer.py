@@ -201,17 +201,18 @@ def _idle_possessors(tokens: list[Token]) -> set[int]:
 
 def _subjects(
     tokens: list[Token],
-    text: str,
+    curated: list[PhraseMatch],
     negated: set[int],
     idle: set[int],
     lexicon: LexiconReading,
 ) -> tuple[tuple[Subject, ...], int]:
-    """Subjects of the curated nouns (less those a longer lexicon noun hides) and of the lexicon."""
+    """Subjects of the ``curated`` matches of subjects.json (less those a longer lexicon noun hides) and of
+    the lexicon."""
     counts_at: dict[int, int] = {}
     found: dict[str, Subject] = {}
     tagged: set[str] = set()
     types = load_vocab("content_types")
-    for match in sorted([*_subject_index().find(tokens, text), *lexicon.subjects], key=lambda m: m.start):
+    for match in sorted([*curated, *lexicon.subjects], key=lambda m: m.start):
         if match.start in negated or match.end - 1 in idle:
             continue
         if lexicon.hides(match, curated_family(match.key, match.label, types), types):
@@ -302,15 +303,6 @@ def _subject_evidence(
         evidence["landscape"] = max(evidence.get("landscape", 0.0), types["scene_points"] * scene)
 
 
-def _read_lexicon(
-    tokens: list[Token], text: str, skip: set[int], types: Mapping[str, Any], *, english: bool
-) -> LexiconReading:
-    curated: list[tuple[PhraseMatch, str | None]] = [(m, m.label) for m in content_index().find(tokens, text)]
-    curated += [(m, curated_family(m.key, m.label, types)) for m in _subject_index().find(tokens, text)]
-    curated += [(m, None) for m in cue_index().find(tokens)]
-    return read_lexicon(tokens, curated, skip, types, english=english)
-
-
 def analyze_prompt(
     prompt: str | PromptDocument, *, extra_evidence: Mapping[str, float] | None = None
 ) -> PromptAnalysis:
@@ -327,8 +319,11 @@ def analyze_prompt(
     tools = _tool_mentions(tokens)
     types = load_vocab("content_types")
     language = detect_language(text, tokens)
-    lexicon = _read_lexicon(tokens, text, negated | idle, types, english=language.code == "en")
-    for match in content_index().find(tokens, text):
+    content = list(content_index().find(tokens, text))
+    curated_subjects = list(_subject_index().find(tokens, text))
+    english = language.code == "en"
+    lexicon = read_lexicon(tokens, content, curated_subjects, negated | idle, types, english=english)
+    for match in content:
         if lexicon.hides(match, match.label, types):
             continue  # "dog" of "hot dog"
         if match.start not in negated and match.end - 1 not in idle and match.end not in tools:
@@ -342,7 +337,7 @@ def analyze_prompt(
         evidence[label] = evidence.get(label, 0.0) + points
     for label, points in lexicon.focal.items():
         evidence[label] = max(evidence.get(label, 0.0), points)
-    subjects, subject_count = _subjects(tokens, text, negated, idle, lexicon)
+    subjects, subject_count = _subjects(tokens, curated_subjects, negated, idle, lexicon)
     wide = wide_scene(tokens, text)
     _subject_evidence(evidence, subjects, wide, types)
     if not any(evidence.get(label, 0.0) >= types["subject_threshold"] for label in types["subject_types"]):

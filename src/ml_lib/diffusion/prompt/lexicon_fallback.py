@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .lexicon import PhraseMatch, Token
+from .lexicon import PhraseMatch, Token, cue_index
 from .noun_kinds import LexiconNoun, covered, lexicon_heads, lexicon_phrases, shadowed
 
 __all__ = ["LexiconReading", "curated_family", "read_lexicon"]
@@ -44,16 +44,21 @@ def curated_family(key: str, label: str, types: Mapping[str, Any]) -> str | None
 
 def read_lexicon(
     tokens: list[Token],
-    curated: Iterable[tuple[PhraseMatch, str | None]],
+    content: Iterable[PhraseMatch],
+    subjects: Iterable[PhraseMatch],
     skip: set[int],
     types: Mapping[str, Any],
     *,
     english: bool,
 ) -> LexiconReading:
-    """Lexicon nouns heading a phrase in ``tokens`` and not matched by the ``curated`` vocabularies (with
-    their families), negated or idle (``skip``). Nothing for a prompt not in English."""
+    """Lexicon nouns heading a phrase in ``tokens`` that no curated match covers (``content`` terms,
+    ``subjects`` nouns, cue words) and that are not negated or idle (``skip``). Nothing for a prompt not in
+    English."""
     if not english:
         return LexiconReading()
+    curated: list[tuple[PhraseMatch, str | None]] = [(m, m.label) for m in content]
+    curated += [(m, curated_family(m.key, m.label, types)) for m in subjects]
+    curated += [(m, None) for m in cue_index().find(tokens)]
     config = types["lexicon"]
     families = config["families"]
     phrases = lexicon_phrases(tokens)
