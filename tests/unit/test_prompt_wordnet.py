@@ -6,6 +6,7 @@ import pytest
 
 import ml_lib.diffusion.prompt.lexicon_fallback as fallback
 from ml_lib.diffusion.catalog.families import Family
+from ml_lib.diffusion.errors import ConfigError
 from ml_lib.diffusion.planning.loras import LoraIndex, choose_loras
 from ml_lib.diffusion.prompt.analyzer import analyze_prompt
 from ml_lib.diffusion.prompt.lexicon import tokenize
@@ -100,3 +101,8 @@ def test_a_compound_naming_another_thing_does_not_pull_a_concept_lora() -> None:
     assert picks("a red dragon breathing fire over a village", DRAGON) == ["dragon_xl"]
     assert picks("a golden retriever dog on the beach", DOG) == ["dog_xl"]
     assert picks("dragon girl reading a book, dragon horns", DRAGON_GIRL) == ["dragongirl_xl"]
+
+
+def test_a_damaged_lexicon_file_is_one_clear_error() -> None:
+    with pytest.raises(ConfigError, match=r"build_lexicon\.py"):
+        NounLexicon({"words": [], "phrases": {}, "plurals": {}})

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..errors import ConfigError
 from .lexicon import PhraseMatch, Token, load_vocab
 
 __all__ = [
@@ -56,7 +57,10 @@ class NounLexicon:
         """``data``: the parsed ``wordnet_kinds.json`` (``words``, ``phrases``, ``plurals``)."""
         words, phrases, plurals = data["words"], data["phrases"], data["plurals"]
         if not (isinstance(words, dict) and isinstance(phrases, dict) and isinstance(plurals, dict)):
-            raise ValueError("wordnet_kinds.json: words, phrases and plurals must be objects")
+            raise ConfigError(
+                "wordnet_kinds.json: words, phrases and plurals must be objects "
+                "(regenerate it with scripts/build_lexicon.py)"
+            )
         self._words = {word: kind for kind, terms in words.items() for word in terms}
         self._phrases: dict[tuple[str, ...], str | None] = {
             tuple(term.split()): (None if kind == _NONE else kind)
