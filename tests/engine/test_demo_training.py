@@ -29,8 +29,8 @@ def test_seeded_state_resumes_from_the_shipped_model(tmp_path: Path, monkeypatch
     if not has_demo_model():
         pytest.skip("no shipped demo model")
     shipped = json.loads((demo_folder() / "training.json").read_text())["unet"]["steps"]
-    assert seed_state(tmp_path, demo_folder()) is True
-    assert seed_state(tmp_path, demo_folder()) is False  # never overwrites a state
+    assert seed_state(tmp_path, demo_folder(), resume=tmp_path / "none") is True
+    assert seed_state(tmp_path, demo_folder(), resume=tmp_path / "none") is False  # never overwrites a state
     seeded = load_checkpoint(tmp_path / "unet.pt")
     assert seeded is not None and seeded["step"] == shipped and seeded["opt"] is None
     monkeypatch.setattr(train_vae, "VAE_STEPS", load_checkpoint(tmp_path / "vae.pt")["step"])  # type: ignore[index]
