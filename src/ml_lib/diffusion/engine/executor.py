@@ -44,7 +44,7 @@ from .refiner import base_handoff, refine
 from .schedule import Encoded, encode_schedule
 from .schedulers import make_scheduler
 from .seeds import batches, initial_noise
-from .storage import upcast_added
+from .storage import release_scratch, upcast_added
 from .threads import use_threads
 from .variants import mode_of, pipeline_view
 
@@ -319,7 +319,8 @@ def _second_model(hires_model: LoadedPipeline | None, plan: GenerationPlan) -> L
 def _hand_back(plan: GenerationPlan, *modules: torch.nn.Module | None) -> None:
     """Weights kept as read from the file (the CPU storage policy): the pages of a component whose phase
     is over go back to the OS (``engine/pages.py``), as does the heap the phase freed, so the peak holds
-    one component, not all of them."""
+    one component, not all of them. The phase's scratch buffers for compute copies go in any case."""
+    release_scratch(*modules)
     if plan.storage_dtype is not None and plan.device == "cpu":
         release_pages(*modules)
         trim_heap()

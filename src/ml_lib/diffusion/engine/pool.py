@@ -32,6 +32,7 @@ from ..planning.pool_budget import GB, PoolBudget, Resident, choose_victims
 from .adapters import LoraState
 from .ip_adapter import IPAdapterState
 from .pool_bytes import Fingerprint, fingerprint, record_bytes, record_shape
+from .storage import release_scratch
 
 __all__ = ["LoadedPipeline", "Loader", "PipelinePool", "PoolKey", "PoolStats"]
 
@@ -190,7 +191,10 @@ class PipelinePool:
 
     def release(self, loaded: LoadedPipeline) -> None:
         """Unpin ``loaded``; measure it again if something was loaded into it (ControlNets, views, LoRAs
-        grow a record) and evict others if the pool is now over budget."""
+        grow a record) and evict others if the pool is now over budget. The generation is over, so this
+        thread's scratch buffers in its layers go too."""
+        parts = getattr(loaded.pipe, "components", None)
+        release_scratch(*(parts.values() if isinstance(parts, dict) else (loaded.pipe,)))
         shape = record_shape(loaded)
         with self._lock:
             entry = self._find(loaded)

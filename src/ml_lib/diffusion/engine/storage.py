@@ -24,7 +24,8 @@ their hooks.
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Callable
+from typing import Any, cast
 
 import torch
 from diffusers.hooks import HookRegistry
@@ -32,11 +33,13 @@ from diffusers.hooks.layerwise_casting import LayerwiseCastingHook
 
 from .device import torch_dtype
 from .pages import release_tensors
+from .scratch import Scratch
 
 __all__ = [
     "HOOK_NAME",
     "StoredWeightsHook",
     "apply_storage",
+    "release_scratch",
     "store_unet_fp8",
     "stored_dtypes",
     "upcast_added",
@@ -63,11 +66,12 @@ _CHUNK = 64 * 2**20
 
 
 class StoredWeightsHook(LayerwiseCastingHook):
-    """Layerwise casting that never rewrites the stored weights: fp32 copies live for one forward only."""
+    """Layerwise casting that never rewrites the stored weights: compute copies live for one forward only,
+    in ``scratch``'s reused buffer when it can lend it (``engine/scratch.py``)."""
 
-    def __init__(self, storage_dtype: torch.dtype, compute_dtype: torch.dtype) -> None:
+    def __init__(self, storage_dtype: torch.dtype, compute_dtype: torch.dtype, scratch: Scratch) -> None:
         super().__init__(storage_dtype, compute_dtype, non_blocking=False)
-        self._stored: list[tuple[torch.nn.Parameter, torch.Tensor]] = []
+        self.scratch = scratch
 
     def initialize_hook(self, module: torch.nn.Module) -> torch.nn.Module:
         for p in module.parameters(recurse=False):
@@ -76,17 +80,32 @@ class StoredWeightsHook(LayerwiseCastingHook):
         return module
 
     def pre_forward(self, module: torch.nn.Module, *args: Any, **kwargs: Any) -> tuple[Any, Any]:
-        for p in module.parameters(recurse=False):
-            if p.is_floating_point() and p.dtype != self.compute_dtype:
-                self._stored.append((p, p.data))
-                p.data = p.data.to(self.compute_dtype)
         return args, kwargs
 
     def post_forward(self, module: torch.nn.Module, output: Any) -> Any:
-        for p, stored in self._stored:
-            p.data = stored
-        self._stored.clear()
         return output
+
+    def new_forward(self, module: torch.nn.Module, *args: Any, **kwargs: Any) -> Any:
+        """The layer's forward on compute copies; the stored tensors are put back even if it raises (a
+        lent view left in place would be overwritten by the next layer's copy)."""
+        params = [
+            p
+            for p in module.parameters(recurse=False)
+            if p.is_floating_point() and p.dtype != self.compute_dtype
+        ]
+        stored = [p.data for p in params]
+        lent = self.scratch.lend(stored, self.compute_dtype) if stored else None
+        copies = lent if lent is not None else [t.to(self.compute_dtype) for t in stored]
+        try:
+            for p, c in zip(params, copies, strict=True):
+                p.data = c
+            forward = cast("Callable[..., Any]", self.fn_ref.original_forward)  # set by diffusers' registry
+            return forward(*args, **kwargs)
+        finally:
+            for p, t in zip(params, stored, strict=True):
+                p.data = t
+            if lent is not None:
+                self.scratch.give_back()
 
 
 def _hooked(module: torch.nn.Module) -> bool:
@@ -140,17 +159,17 @@ def _layers(model: torch.nn.Module, skip: tuple[str, ...]) -> list[torch.nn.Modu
     ]
 
 
-def _hook(module: torch.nn.Module, storage: torch.dtype, compute: torch.dtype) -> None:
+def _hook(module: torch.nn.Module, storage: torch.dtype, compute: torch.dtype, scratch: Scratch) -> None:
     registry = HookRegistry.check_if_exists_or_initialize(module)
-    registry.register_hook(StoredWeightsHook(storage, compute), HOOK_NAME)
+    registry.register_hook(StoredWeightsHook(storage, compute, scratch), HOOK_NAME)
 
 
 def _hook_layers(
     model: torch.nn.Module, storage: torch.dtype, compute: torch.dtype, skip: tuple[str, ...]
 ) -> int:
-    layers = _layers(model, skip)
+    layers, scratch = _layers(model, skip), Scratch()
     for module in layers:
-        _hook(module, storage, compute)
+        _hook(module, storage, compute, scratch)
     return len(layers)
 
 
@@ -197,10 +216,10 @@ def store_unet_fp8(pipe: Any, compute: str) -> None:
     """
     comp = torch_dtype(compute)
     originals: list[torch.Tensor] = []
-    held = 0
+    held, scratch = 0, Scratch()
     for module in _layers(pipe.unet, _SKIP_UNET_VAE):
         own = [p.data for p in module.parameters(recurse=False) if p.is_floating_point()]
-        _hook(module, torch.float8_e4m3fn, comp)  # converts
+        _hook(module, torch.float8_e4m3fn, comp, scratch)  # converts
         originals += own
         held += sum(t.numel() * t.element_size() for t in own)
         if held > _CHUNK:
@@ -219,6 +238,22 @@ def upcast_added(pipe: Any, compute: str) -> None:
         if isinstance(model, torch.nn.Module):
             keep = tuple(_token_tables(model)) if name in _TEXT and model.dtype == comp else ()
             _upcast_rest(model, comp, keep)
+
+
+def release_scratch(*models: object) -> int:
+    """Drop the calling thread's scratch buffers of ``models``' stored-weight layers (a phase is over);
+    the bytes dropped. Anything that is not a module is passed over."""
+    scratches: dict[int, Scratch] = {}
+    for model in models:
+        for module in model.modules() if isinstance(model, torch.nn.Module) else ():
+            registry = getattr(module, "_diffusers_hook", None)
+            hook = registry.get_hook(HOOK_NAME) if registry is not None else None
+            if isinstance(hook, StoredWeightsHook):
+                scratches[id(hook.scratch)] = hook.scratch
+    dropped = sum(s.held_bytes() for s in scratches.values())
+    for s in scratches.values():
+        s.release()
+    return dropped
 
 
 def stored_dtypes(model: torch.nn.Module) -> dict[torch.dtype, int]:
