@@ -49,7 +49,7 @@ class Scratch:
         need = sum(_aligned(t.numel()) for t in tensors)
         buf: torch.Tensor | None = getattr(local, "buf", None)
         if buf is None or buf.dtype != dtype or buf.numel() < need:
-            local.buf = None  # the old buffer goes before the bigger one is made
+            local.buf = buf = None  # the old buffer goes before the bigger one is made
             buf = local.buf = torch.empty(need, dtype=dtype)
         local.lent = True
         out, at = [], 0
