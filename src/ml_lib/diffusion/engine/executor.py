@@ -37,7 +37,7 @@ from .img2img_noise import given_noise, image_pass_noise
 from .init_images import load_ref, prepare_init
 from .inpaint_fill import latent_fill
 from .ip_adapter import apply_ip_adapters
-from .pages import release_pages, trim_heap
+from .pages import prompt_returns, release_pages, trim_heap
 from .preview import preview_png
 from .recovery import decode_recovering
 from .refiner import base_handoff, refine
@@ -232,7 +232,7 @@ def execute(
             t1 = time.perf_counter()
             generators = [torch.Generator("cpu").manual_seed(s) for s in seeds]
             noise, noising = _noise(view, plan, seeds, subseeds, generators)
-            with no_sde_rounding_warnings(), watch("denoise"):
+            with no_sde_rounding_warnings(), watch("denoise"), prompt_returns(_on_stored_cpu(plan)):
                 with hooks(), noising:  # a prompt schedule counts this run's denoiser calls only
                     latents = view(
                         **embeds,
@@ -316,12 +316,17 @@ def _second_model(hires_model: LoadedPipeline | None, plan: GenerationPlan) -> L
     return hires_model
 
 
+def _on_stored_cpu(plan: GenerationPlan) -> bool:
+    """The CPU storage policy applies: weights kept as read from the file, computing on the CPU."""
+    return plan.storage_dtype is not None and plan.device == "cpu"
+
+
 def _hand_back(plan: GenerationPlan, *modules: torch.nn.Module | None) -> None:
     """Weights kept as read from the file (the CPU storage policy): the pages of a component whose phase
     is over go back to the OS (``engine/pages.py``), as does the heap the phase freed, so the peak holds
     one component, not all of them. The phase's scratch buffers for compute copies go in any case."""
     release_scratch(*modules)
-    if plan.storage_dtype is not None and plan.device == "cpu":
+    if _on_stored_cpu(plan):
         release_pages(*modules)
         trim_heap()
 

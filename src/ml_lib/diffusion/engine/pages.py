@@ -24,11 +24,20 @@ import ctypes.util
 import mmap
 import os
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
 
-__all__ = ["file_mappings", "release_files", "release_pages", "release_tensors", "trim_heap"]
+__all__ = [
+    "file_mappings",
+    "prompt_returns",
+    "release_files",
+    "release_pages",
+    "release_tensors",
+    "set_mmap_threshold",
+    "trim_heap",
+]
 
 _PAGE = mmap.PAGESIZE
 _PRESENT = 1 << 63
@@ -36,6 +45,11 @@ _FILE_PAGE = (
     1 << 61
 )  # "page is a file page or a shared anonymous page" (Documentation/admin-guide/mm/pagemap)
 _MADV_DONTNEED = 4
+_M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
+#: While a UNet denoises on stored weights, blocks this size and up get mappings of their own.
+PROMPT_THRESHOLD = 2**20
+#: Afterwards: glibc's ceiling for its dynamic threshold (DEFAULT_MMAP_THRESHOLD_MAX on 64-bit).
+CEILING_THRESHOLD = 32 * 2**20
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +142,36 @@ def trim_heap() -> bool:
     trim.restype = ctypes.c_int
     trim(0)
     return True
+
+
+def set_mmap_threshold(nbytes: int) -> bool:
+    """Make glibc serve allocations of ``nbytes`` and up with mappings of their own, given back to the OS
+    when freed (``mallopt(M_MMAP_THRESHOLD)``; this also ends glibc's dynamic threshold, which otherwise
+    rises to 32 MB after the first large free). False where there is no ``mallopt`` (not glibc)."""
+    libc = _libc()
+    fn = getattr(libc, "mallopt", None) if libc is not None else None
+    if fn is None:
+        return False
+    fn.argtypes = (ctypes.c_int, ctypes.c_int)
+    fn.restype = ctypes.c_int
+    return bool(fn(_M_MMAP_THRESHOLD, nbytes))
+
+
+@contextmanager
+def prompt_returns(active: bool) -> Iterator[None]:
+    """Within the block, blocks of :data:`PROMPT_THRESHOLD` and up are mapped for themselves, so what a
+    denoising step frees goes back to the OS at once instead of fragmenting the heap (SD 1.5 256², 3 steps
+    on stored weights: the denoise peak 2.52 GB against 2.62-2.64 GB, no slower); afterwards the threshold
+    is :data:`CEILING_THRESHOLD`, where glibc's own policy ends up, so the VAE decode reuses the heap for its
+    large activations. The setting is process-wide: a generation running beside this one is affected in
+    speed and memory, never in results. ``active=False``: nothing changes."""
+    if not active or not set_mmap_threshold(PROMPT_THRESHOLD):
+        yield
+        return
+    try:
+        yield
+    finally:
+        set_mmap_threshold(CEILING_THRESHOLD)
 
 
 def _madvise() -> ctypes._CFuncPtr | None:  # type: ignore[name-defined]
