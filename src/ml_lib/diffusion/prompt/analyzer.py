@@ -18,6 +18,7 @@ from typing import Any
 from .analysis import Cue, LabelScore, PromptAnalysis, Subject
 from .aspect import FrameContext, infer_aspect, wide_scene
 from .attention import WeightedChunk
+from .gloss import gloss_tokens
 from .language import detect_language
 from .lexicon import PhraseIndex, PhraseMatch, Token, content_index, cue_index, load_vocab, tokenize
 from .lexicon_fallback import LexiconReading, curated_family, read_lexicon
@@ -312,17 +313,21 @@ def analyze_prompt(
     parts = [part.plain_chunks for part in document.subprompts]
     text = plain_text_of(parts)
     tokens = prompt_tokens(parts)
+    language = detect_language(text, tokens)
+    glossed = gloss_tokens(tokens, language.code)  # a German squirrel reaches the English words
+    if glossed is not None:
+        tokens = glossed.tokens
     negated = _negated(tokens)
     idle = _idle_possessors(tokens) | modifier_words(tokens) | distant_words(tokens)
     evidence: dict[str, float] = {}
     anime_terms: dict[str, float] = {}
     tools = _tool_mentions(tokens)
     types = load_vocab("content_types")
-    language = detect_language(text, tokens)
     content = list(content_index().find(tokens, text))
     curated_subjects = list(_subject_index().find(tokens, text))
-    english = language.code == "en"
-    lexicon = read_lexicon(tokens, content, curated_subjects, negated | idle, types, english=english)
+    english = language.code == "en" or glossed is not None
+    skip = negated | idle | (glossed.foreign if glossed is not None else frozenset())
+    lexicon = read_lexicon(tokens, content, curated_subjects, skip, types, english=english)
     for match in content:
         if lexicon.hides(match, match.label, types):
             continue  # "dog" of "hot dog"
@@ -378,5 +383,10 @@ def analyze_prompt(
         nsfw_score=nsfw_score,
         language=language.code,
         language_confidence=language.confidence,
+        notes=_gloss_note(glossed.pairs) if glossed is not None else (),
         **cue_fields,
     )
+
+
+def _gloss_note(pairs: tuple[tuple[str, str], ...]) -> tuple[str, ...]:
+    return ("read in English: " + ", ".join(f"{source} → {english}" for source, english in pairs),)
