@@ -10,56 +10,26 @@ landscape, food …), else "photo".
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .analysis import Cue, LabelScore, PromptAnalysis, Subject
+from .analysis import LabelScore, PromptAnalysis, Subject
 from .aspect import FrameContext, infer_aspect, wide_scene
 from .attention import WeightedChunk
+from .cue_reading import negation_cues, read_cues, read_nsfw
 from .gloss import gloss_tokens
 from .language import detect_language
-from .lexicon import PhraseIndex, PhraseMatch, Token, content_index, cue_index, load_vocab, tokenize
+from .lexicon import PhraseIndex, PhraseMatch, Token, content_index, load_vocab, tokenize
 from .lexicon_fallback import LexiconReading, curated_family, read_lexicon
 from .syntax import PromptDocument, parse_prompt, plain_text_of
-from .word_roles import borrowed_tag_points, distant_words, modifier_words
+from .word_roles import attribute_words, borrowed_tag_points, distant_words, modifier_words
 
 __all__ = ["ContentDecision", "analyze_prompt", "decide_content_type", "prompt_tokens"]
 
 _NEGATIONS = frozenset(
     {"no", "without", "not", "never", "sin", "ohne", "sans", "senza", "sem", "без", "kein", "keine"}
 )
-_ARTIST = re.compile(
-    r"\b(?:art by|artwork by|painted by|drawn by|illustrated by|photographed by|by|in the style of|style of|"
-    r"inspired by)\s+([a-z][\w.'\- ]{2,40}?)\s*(?=,|;|\.\s|\band\b|$)"
-)
-_NOT_ARTIST_START = (
-    "the ",
-    "a ",
-    "an ",
-    "his ",
-    "her ",
-    "their ",
-    "its ",
-    "night",
-    "day",
-    "moonlight",
-    "candle",
-)
-_CUE_FIELDS = {
-    "style": "styles",
-    "medium": "mediums",
-    "artist": "artists",
-    "mood": "moods",
-    "lighting": "lighting",
-    "camera": "camera",
-    "time_of_day": "time_of_day",
-    "weather": "weather",
-    "season": "seasons",
-    "quality": "quality",
-    "negative": "negative",
-}
 
 
 def _clamp(weight: float) -> float:
@@ -89,19 +59,6 @@ def _negated(tokens: list[Token]) -> set[int]:
                     break
                 out.add(j)
     return out
-
-
-def _negation_cues(tokens: list[Token], negated: set[int]) -> list[Cue]:
-    cues, run = [], []
-    for i, token in enumerate(tokens):
-        if i in negated:
-            run.append(token.raw)
-        elif run:
-            cues.append(Cue(" ".join(run), "no " + " ".join(run), 0.8))
-            run = []
-    if run:
-        cues.append(Cue(" ".join(run), "no " + " ".join(run), 0.8))
-    return cues
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,14 +116,6 @@ def _subject_index() -> PhraseIndex:
     entries += [("crowd", "person", term, 10.0) for term in data["crowd_words"]]
     entries += [("group", label, term, float(n)) for term, (label, n) in data["group_nouns"].items()]
     return PhraseIndex(entries)
-
-
-@functools.cache
-def _nsfw_index() -> PhraseIndex:
-    data = load_vocab("nsfw")
-    return PhraseIndex(
-        ("nsfw", kind, term, 1.0) for kind in ("explicit", "suggestive", "not_nsfw") for term in data[kind]
-    )
 
 
 def _tool_mentions(tokens: list[Token]) -> set[int]:
@@ -244,46 +193,6 @@ def _subjects(
     return subjects, sum(s.count for s in subjects)
 
 
-def _cues(tokens: list[Token], text: str, negated: set[int]) -> dict[str, list[Cue]]:
-    out: dict[str, list[Cue]] = {field: [] for field in _CUE_FIELDS.values()}
-    seen: set[str] = set()
-    for match in cue_index().find(tokens, text):
-        category = match.key.split(":", 1)[0]
-        if (match.start in negated and category != "negative") or match.key in seen:
-            continue
-        seen.add(match.key)
-        exact = " " in match.term or match.term == match.label
-        confidence = (0.9 if exact else 0.75) * min(1.0, max(0.3, match.weight))
-        out[_CUE_FIELDS[category]].append(Cue(match.label, match.term, round(confidence, 3)))
-    known_styles = {cue.label for cue in out["styles"]}
-    known_artists = {cue.label for cue in out["artists"]} | {cue.text for cue in out["artists"]}
-    for artist_match in _ARTIST.finditer(text.lower()):
-        name = artist_match.group(1).strip(" .-'")
-        if (
-            name.startswith(_NOT_ARTIST_START)
-            or name in known_styles
-            or name in known_artists
-            or len(name) < 3
-        ):
-            continue
-        if any(name in artist or artist in name for artist in known_artists):
-            continue
-        out["artists"].append(Cue(name, artist_match.group(0).strip(), 0.6))
-        known_artists.add(name)
-    return out
-
-
-def _nsfw(tokens: list[Token], text: str) -> tuple[bool, float]:
-    explicit = suggestive = 0
-    for match in _nsfw_index().find(tokens, text):
-        if match.label == "explicit":
-            explicit += 1
-        elif match.label == "suggestive":
-            suggestive += 1
-    score = min(1.0, 0.7 * explicit + 0.25 * suggestive)
-    return explicit > 0, round(score, 3)
-
-
 def _subject_evidence(
     evidence: dict[str, float], subjects: tuple[Subject, ...], scene: float, types: Mapping[str, Any]
 ) -> None:
@@ -308,7 +217,19 @@ def analyze_prompt(
     prompt: str | PromptDocument, *, extra_evidence: Mapping[str, float] | None = None
 ) -> PromptAnalysis:
     """Analyse ``prompt`` with the rules; ``extra_evidence`` adds content-type points (from embeddings or
-    another model) before the decision."""
+    another model) before the decision. What a thing is comes from the words before its "with": the words
+    after it ("a café with wicker chairs") count only when the rest says nothing (the decision is "photo")."""
+    analysis, attributes = _analyze(prompt, extra_evidence, attributes=False)
+    if attributes and analysis.content_type == load_vocab("content_types")["fallback"]:
+        analysis, _ = _analyze(prompt, extra_evidence, attributes=True)
+    return analysis
+
+
+def _analyze(
+    prompt: str | PromptDocument, extra_evidence: Mapping[str, float] | None, *, attributes: bool
+) -> tuple[PromptAnalysis, bool]:
+    """The analysis, counting the words after "with" as content only when ``attributes``; and whether the
+    prompt has such words (other than people and animals: "with her grandfather" is a companion)."""
     document = prompt if isinstance(prompt, PromptDocument) else parse_prompt(prompt)
     parts = [part.plain_chunks for part in document.subprompts]
     text = plain_text_of(parts)
@@ -325,6 +246,9 @@ def analyze_prompt(
     types = load_vocab("content_types")
     content = list(content_index().find(tokens, text))
     curated_subjects = list(_subject_index().find(tokens, text))
+    attrs = attribute_words(tokens) - _beings(curated_subjects, types)
+    if not attributes:
+        idle |= attrs
     english = language.code == "en" or glossed is not None
     skip = negated | idle | (glossed.foreign if glossed is not None else frozenset())
     lexicon = read_lexicon(tokens, content, curated_subjects, skip, types, english=english)
@@ -362,9 +286,9 @@ def analyze_prompt(
     group = (
         any(s.count >= 2 for s in subjects) or sum(s.label in types["human_subjects"] for s in subjects) >= 2
     )
-    cues = _cues(tokens, text, negated)
-    cues["negative"].extend(_negation_cues(tokens, negated))
-    nsfw, nsfw_score = _nsfw(tokens, text)
+    cues = read_cues(tokens, text, negated)
+    cues["negative"].extend(negation_cues(tokens, negated))
+    nsfw, nsfw_score = read_nsfw(tokens, text)
     aspect = infer_aspect(
         document.text,
         text,
@@ -385,7 +309,18 @@ def analyze_prompt(
         language_confidence=language.confidence,
         notes=_gloss_note(glossed.pairs) if glossed is not None else (),
         **cue_fields,
-    )
+    ), bool(attrs)
+
+
+def _beings(subjects: list[PhraseMatch], types: Mapping[str, Any]) -> set[int]:
+    """Token indices of the people and animals named (a companion "with" someone is in the picture)."""
+    humans, kinds = set(types["human_subjects"]), types["subject_content"]
+    return {
+        k
+        for m in subjects
+        if m.start >= 0 and (m.label in humans or kinds.get(m.label) == "animal")
+        for k in range(m.start, m.end)
+    }
 
 
 def _gloss_note(pairs: tuple[tuple[str, str], ...]) -> tuple[str, ...]:
