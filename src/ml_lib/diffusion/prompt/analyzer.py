@@ -267,7 +267,8 @@ def _analyze(
     for label, points in lexicon.focal.items():
         evidence[label] = max(evidence.get(label, 0.0), points)
     subjects, subject_count = _subjects(tokens, curated_subjects, negated, idle, lexicon)
-    wide = wide_scene(tokens, text)
+    kind_words = _kind_modifiers(tokens, [*curated_subjects, *lexicon.subjects], types)
+    wide = wide_scene(tokens, text, kind_words)
     _subject_evidence(evidence, subjects, wide, types)
     if not any(evidence.get(label, 0.0) >= types["subject_threshold"] for label in types["subject_types"]):
         for label, points in lexicon.settings.items():  # a room, a building, a lake: only when nothing else
@@ -293,7 +294,9 @@ def _analyze(
         document.text,
         text,
         tokens,
-        FrameContext(decision.content_type, decision.subject_type, decision.confidence, group, alone),
+        FrameContext(
+            decision.content_type, decision.subject_type, decision.confidence, group, alone, kind_words
+        ),
     )
     cue_fields: dict[str, Any] = {field: tuple(values) for field, values in cues.items()}
     return PromptAnalysis(
@@ -310,6 +313,21 @@ def _analyze(
         notes=_gloss_note(glossed.pairs) if glossed is not None else (),
         **cue_fields,
     ), bool(attrs)
+
+
+def _kind_modifiers(
+    tokens: list[Token], subjects: list[PhraseMatch], types: Mapping[str, Any]
+) -> frozenset[int]:
+    """Words right before a creature or vehicle noun, within its phrase: they say what kind it is ("highland"
+    of "highland cow", "sea" of "sea turtle", "river" of "river barge"), not what the scene is."""
+    kinds, families = types["subject_content"], types["lexicon"]["families"]
+    moving = {"animal", "vehicle"}
+    out = set()
+    for m in subjects:
+        family = kinds.get(m.label, families.get(m.label, m.label))
+        if m.start > 0 and family in moving and not tokens[m.start - 1].is_separator:
+            out.add(m.start - 1)
+    return frozenset(out)
 
 
 def _beings(subjects: list[PhraseMatch], types: Mapping[str, Any]) -> set[int]:

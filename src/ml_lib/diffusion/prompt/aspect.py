@@ -32,6 +32,7 @@ class FrameContext:
     confidence: float
     group: bool
     single_person: bool
+    not_scene: frozenset[int] = frozenset()  # scene words naming a kind of creature or vehicle
 
 
 def orientation_of(ratio: float) -> str:
@@ -75,20 +76,23 @@ class _Scene:
     words: dict[str, list[str]]
 
 
-def _scene(tokens: list[Token], text: str) -> _Scene:
+def _scene(tokens: list[Token], text: str, skip: frozenset[int] = frozenset()) -> _Scene:
     table = load_vocab("aspect")
     cap = float(table["scene_cap"])
     totals = {"wide": 0.0, "figure": 0.0, "close": 0.0}
     words: dict[str, list[str]] = {"wide": [], "figure": [], "close": []}
     for match in _scene_index().find(tokens, text):
+        if match.start >= 0 and skip.intersection(range(match.start, match.end)):
+            continue  # "highland cow", "sea turtle": the kind of animal, not the scene
         totals[match.label] += match.value * max(0.0, min(match.weight, 2.0))
         words[match.label].append(match.term)
     return _Scene(min(cap, totals["wide"]), min(cap, totals["figure"]), totals["close"] >= 1.0, words)
 
 
-def wide_scene(tokens: list[Token], text: str) -> float:
-    """How strongly the words describe open scenery (0 to ``scene_cap``): a person in it is not a portrait."""
-    return _scene(tokens, text).wide
+def wide_scene(tokens: list[Token], text: str, skip: frozenset[int] = frozenset()) -> float:
+    """How strongly the words describe open scenery (0 to ``scene_cap``): a person in it is not a portrait.
+    Words at ``skip`` do not count."""
+    return _scene(tokens, text, skip).wide
 
 
 def _explicit(text: str) -> AspectHint | None:
@@ -139,7 +143,7 @@ def infer_aspect(raw: str, text: str, tokens: list[Token], context: FrameContext
     ):
         if applies:
             votes[orientation] = votes.get(orientation, 0.0) + strength
-    scene = _scene(tokens, text)
+    scene = _scene(tokens, text, context.not_scene)
     if scene.wide:
         votes["landscape"] = votes.get("landscape", 0.0) + scene.wide
     if scene.figure:

@@ -1,0 +1,26 @@
+"""A scene word that names a kind of creature or vehicle ("highland cow", "river barge") is no scene."""
+
+from __future__ import annotations
+
+from ml_lib.diffusion.prompt.analyzer import analyze_prompt
+from ml_lib.diffusion.prompt.aspect import wide_scene
+from ml_lib.diffusion.prompt.lexicon import tokenize
+
+
+def test_a_kind_of_animal_is_not_a_wide_scene() -> None:
+    analysis = analyze_prompt("a highland pony in the rain")
+    assert analysis.content_type == "animal"
+    assert analysis.aspect.orientation == "square"  # not "highlands (a wide scene)"
+    assert "highland" not in analysis.aspect.cue
+
+
+def test_the_same_word_as_the_scene_still_widens_it() -> None:
+    analysis = analyze_prompt("a pony grazing in the highlands, mist")
+    assert analysis.aspect.orientation == "landscape"
+    assert analysis.aspect.source == "scene"
+
+
+def test_wide_scene_skips_the_given_words() -> None:
+    tokens = tokenize("a valley at dawn")
+    assert wide_scene(tokens, "a valley at dawn") >= 1.0
+    assert wide_scene(tokens, "a valley at dawn", frozenset({1})) == 0.0
