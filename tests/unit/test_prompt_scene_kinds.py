@@ -24,3 +24,15 @@ def test_wide_scene_skips_the_given_words() -> None:
     tokens = tokenize("a valley at dawn")
     assert wide_scene(tokens, "a valley at dawn") >= 1.0
     assert wide_scene(tokens, "a valley at dawn", frozenset({1})) == 0.0
+
+
+def test_an_animal_in_motion_is_framed_wide() -> None:
+    analysis = analyze_prompt("a dog sprinting along a sandy track")
+    assert analysis.content_type == "animal"
+    assert analysis.aspect.orientation == "landscape"
+    assert analysis.aspect.cue == "sprinting (an animal in motion)"
+
+
+def test_a_resting_animal_or_a_running_person_keeps_its_frame() -> None:
+    assert analyze_prompt("a dog asleep on a blanket").aspect.orientation == "square"
+    assert analyze_prompt("a woman running in a park").aspect.orientation == "portrait"
