@@ -1,4 +1,4 @@
-"""A scene word that names a kind of creature or vehicle ("highland cow", "river barge") is no scene."""
+"""Scene and format words: a kind of creature is no scene, a moving animal needs room, comic forms."""
 
 from __future__ import annotations
 
@@ -36,3 +36,8 @@ def test_an_animal_in_motion_is_framed_wide() -> None:
 def test_a_resting_animal_or_a_running_person_keeps_its_frame() -> None:
     assert analyze_prompt("a dog asleep on a blanket").aspect.orientation == "square"
     assert analyze_prompt("a woman running in a park").aspect.orientation == "portrait"
+
+
+def test_comic_forms_by_their_names() -> None:
+    assert analyze_prompt("yonkoma manga about a sleepy office worker").content_type == "comic"
+    assert analyze_prompt("manhua, a cultivator meditating on a cliff").content_type == "comic"
