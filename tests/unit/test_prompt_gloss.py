@@ -85,3 +85,8 @@ def test_foreign_words_that_are_english_nouns_are_not_read_as_english() -> None:
     analysis = analyze_prompt("die Katze auf den Stufen")
     assert analysis.content_type == "animal"
     assert [s.text for s in analysis.subjects] == ["cat"]
+
+
+def test_with_is_glossed_so_its_phrase_describes_the_thing_before_it() -> None:
+    assert _english("gato con sombrero", "es") == ["cat", "with", "sombrero"]
+    assert _english("eine Kirche mit Stühlen", "de")[:4] == ["eine", "church", "with", "stühlen"]
