@@ -277,6 +277,9 @@ def _analyze(
     alone = len(humans) == 1 and humans[0].count == 1  # the objects around a person do not matter
     if alone and wide < 1.0:  # one person in a vast scene is not a portrait
         evidence["portrait"] = evidence.get("portrait", 0.0) + types["single_person_bonus"]
+    shot = _product_shot(content, negated, types)
+    if shot and not humans:  # "an office chair, white background": whatever the object, a product shot
+        evidence["product"] = evidence.get("product", 0.0) + types["product_shot_points"]
     decision = decide_content_type(evidence)
     people = sum(s.count for s in humans)
     if people >= 2 and wide < 1.0 and decision.content_type in types["people_scene_types"]:
@@ -328,6 +331,12 @@ def _kind_modifiers(
         if m.start > 0 and family in moving and not tokens[m.start - 1].is_separator:
             out.add(m.start - 1)
     return frozenset(out)
+
+
+def _product_shot(content: list[PhraseMatch], negated: set[int], types: Mapping[str, Any]) -> str:
+    """The product-photography words of the prompt ("packshot", "white background", "commercial"), or ""."""
+    cues = set(types["product_shot_terms"])
+    return ", ".join(m.term for m in content if m.term in cues and m.start not in negated)
 
 
 def _beings(subjects: list[PhraseMatch], types: Mapping[str, Any]) -> set[int]:
