@@ -1,4 +1,4 @@
-"""A product shot is a product picture whatever the object: the photography words decide."""
+"""Content words: a product shot is a product picture whatever the object; medium words from tuning."""
 
 from __future__ import annotations
 
@@ -21,3 +21,10 @@ def test_a_person_on_a_white_background_stays_a_portrait() -> None:
 
 def test_a_negated_product_word_does_not_count() -> None:
     assert analyze_prompt("a sandy beach at dawn, no advertising").content_type == "landscape"
+
+
+def test_medium_words_added_from_tuning_errors() -> None:
+    assert analyze_prompt("concept painting of a ruined observatory on a moon").content_type == "concept_art"
+    assert analyze_prompt("prop design of a brass telescope, callouts").content_type == "concept_art"
+    assert analyze_prompt("a fisherman in oils, dark background").content_type == "painting"
+    assert analyze_prompt("gradient mesh in teal and orange").content_type == "abstract"
