@@ -22,11 +22,17 @@ def test_english_and_unknown_languages_are_not_glossed() -> None:
 
 
 def test_known_words_become_english_and_the_rest_stays_foreign() -> None:
-    glossed = gloss_tokens(tokenize("ein Fuchs im Schnee"), "de")
+    glossed = gloss_tokens(tokenize("ein Fuchs im tiefen Schnee"), "de")
     assert glossed is not None
-    assert [t.raw for t in glossed.tokens] == ["ein", "fox", "im", "schnee"]
-    assert glossed.foreign == frozenset({0, 2, 3})  # the lexicon must not read "ein" or "im"
-    assert glossed.pairs == (("fuchs", "fox"),)
+    assert [t.raw for t in glossed.tokens] == ["a", "fox", "in", "tiefen", "schnee"]
+    assert glossed.foreign == frozenset({3, 4})  # the lexicon must not read what the table does not know
+    assert glossed.pairs == (("fuchs", "fox"),)  # articles and prepositions are not named in the notes
+
+
+def test_prepositions_make_the_glossed_phrase_read_as_english() -> None:
+    # "tractor" heads its phrase because "op" reads as "on": the tractor is the subject, not the field
+    assert _english("een oude tractor op een akker", "nl") == ["a", "oude", "tractor", "on", "a", "field"]
+    assert analyze_prompt("een oude tractor op een akker bij zonsondergang").content_type == "vehicle"
 
 
 def test_inflected_forms_meet_their_table_word() -> None:
@@ -89,4 +95,4 @@ def test_foreign_words_that_are_english_nouns_are_not_read_as_english() -> None:
 
 def test_with_is_glossed_so_its_phrase_describes_the_thing_before_it() -> None:
     assert _english("gato con sombrero", "es") == ["cat", "with", "sombrero"]
-    assert _english("eine Kirche mit Stühlen", "de")[:4] == ["eine", "church", "with", "stühlen"]
+    assert _english("eine Kirche mit Stühlen", "de") == ["a", "church", "with", "stühlen"]

@@ -5,7 +5,8 @@ tuning prompts): "Eichhörnchen" → squirrel, "acantilados" → cliffs, "田ん
 compared after stripping inflection endings from both sides ("реки" and "река" meet at "рек"); a German or
 Dutch compound is read by its head ("Hochhaus" → high-rise, else "…haus" → house); Chinese and Japanese
 runs are cut into the longest known words; a Korean word may carry a particle after a known word
-("시골길로"). Words the table does not know stay as they are (the curated vocabularies know some), and
+("시골길로"). Articles and prepositions are glossed too, so the glossed phrases read as English ones ("op
+een akker" → "on a field"). Words the table does not know stay as they are (the curated vocabularies know some), and
 are marked foreign so that the English lexicon does not read them ("die", "den" are English nouns too).
 """
 
@@ -36,6 +37,7 @@ class Glossed:
 @dataclass(frozen=True, slots=True)
 class _Table:
     words: dict[str, str]  # stemmed source word or phrase → English
+    function: frozenset[str]  # the keys that are articles and prepositions (not named in the notes)
     endings: tuple[str, ...]
     longest: int  # the longest key, in characters (CJK segmentation)
     compounds: bool
@@ -56,9 +58,11 @@ def _table(language: str) -> _Table | None:
     if not words:
         return None
     endings = tuple(sorted(data["endings"].get(language, ()), key=len, reverse=True))
+    function = {_strip(w, endings): en for w, en in data["function_words"].get(language, {}).items()}
     keyed = {" ".join(_strip(w, endings) for w in src.split()): en for src, en in words.items()}
     return _Table(
-        keyed,
+        {**function, **keyed},
+        frozenset(function) - frozenset(keyed),
         endings,
         max(len(k) for k in keyed),
         language in data["compound_heads"],
@@ -123,7 +127,8 @@ def gloss_tokens(tokens: list[Token], language: str) -> Glossed | None:
 
     def emit(source: str, english: str, weight: float) -> None:
         out.extend(Token(w, stem(w), weight) for w in english.split())
-        pairs.append((source, english))
+        if _strip(source, table.endings) not in table.function:
+            pairs.append((source, english))
 
     i = 0
     while i < len(tokens):
