@@ -340,7 +340,8 @@ def _product_shot(content: list[PhraseMatch], negated: set[int], types: Mapping[
 
 
 def _beings(subjects: list[PhraseMatch], types: Mapping[str, Any]) -> set[int]:
-    """Token indices of the people and animals named (a companion "with" someone is in the picture)."""
+    """Token indices of the people and animals the curated vocabularies name (a companion "with" someone
+    is in the picture)."""
     humans, kinds = set(types["human_subjects"]), types["subject_content"]
     return {
         k
