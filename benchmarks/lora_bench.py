@@ -4,8 +4,8 @@ Run: ``python benchmarks/lora_bench.py [--dev-only] [--no-semantic] [--no-timing
 threshold on the dev queries; ``--profile-plan N`` profiles ``ImageGenerator.plan`` over N catalogued LoRAs.
 
 F1 / precision@3 / recall@3, exact answers and wrong picks of :func:`choose_loras` on the dev and held-out
-queries (``data/lora_eval*.jsonl``, ``data/lora_heldout.jsonl`` and ``data/lora_heldout2.jsonl``: tuned on
-since rounds 3 and 4) and the held-out queries (``data/lora_heldout3.jsonl``) against the fixture library
+queries (``data/lora_eval*.jsonl``, ``data/lora_heldout.jsonl``, ``..._heldout2`` and ``..._heldout3``: tuned on
+since rounds 3, 4 and 6) and the held-out queries (``data/lora_heldout4.jsonl``) against the fixture library
 ``data/lora_library.jsonl`` (``lora_fixture.py``), next to a keyword-trigger baseline (every LoRA whose trigger
 word appears in the prompt, any family); per-kind exact rates and the confusion of the worst kinds; then
 ``ImageGenerator.plan`` over a temporary catalog of 10,000 generated LoRAs (cold, after a catalog change, warm).
@@ -28,16 +28,18 @@ from ml_lib.diffusion.prompt.analyzer import analyze_prompt
 
 K = 3
 Recommender = Callable[[str, Family], list[ModelRecord]]
-QUERIES = (
-    EVAL,
-    EVAL.with_name("lora_eval_more.jsonl"),
-    EVAL.with_name("lora_heldout.jsonl"),
-    EVAL.with_name("lora_heldout2.jsonl"),
-    EVAL.with_name("lora_heldout3.jsonl"),
-)
+#: The query files and the split each holds: a run reads only the files of the splits it asks for.
+QUERIES = {
+    EVAL: "dev",
+    EVAL.with_name("lora_eval_more.jsonl"): "dev",
+    EVAL.with_name("lora_heldout.jsonl"): "heldout",
+    EVAL.with_name("lora_heldout2.jsonl"): "heldout2",
+    EVAL.with_name("lora_heldout3.jsonl"): "heldout3",
+    EVAL.with_name("lora_heldout4.jsonl"): "heldout4",
+}
 #: What the recommender may be tuned and calibrated on: ``dev`` and the earlier held-out splits.
-TUNING = ("dev", "heldout", "heldout2")
-SPLITS = (*TUNING, "heldout3")
+TUNING = ("dev", "heldout", "heldout2", "heldout3")
+SPLITS = (*TUNING, "heldout4")
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,8 +59,8 @@ def _load(path) -> list[dict[str, object]]:  # type: ignore[no-untyped-def]
 
 
 def queries(*splits: str) -> list[dict[str, object]]:
-    """The LoRA queries of every file in ``splits`` ("dev", "heldout", "heldout2", "heldout3"; none: all)."""
-    rows = [r for path in QUERIES for r in _load(path)]
+    """The LoRA queries of ``splits`` ("dev", "heldout" … "heldout4"; none: all); other files are not read."""
+    rows = [r for path, split in QUERIES.items() if not splits or split in splits for r in _load(path)]
     return [r for r in rows if not splits or r["split"] in splits]
 
 

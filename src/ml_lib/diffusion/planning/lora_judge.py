@@ -90,6 +90,9 @@ def _mention(ev: Evidence, p: PromptWords) -> bool | str:
     """:func:`_is_mention` without the LoRA: True or False, or the following word's stem when the answer is
     "a mention unless the LoRA knows that word" (an object scene)."""
     terms = lora_terms()
+    after = p.tokens[ev.end] if ev.end < len(p.tokens) else None
+    if p.object_scene and after is not None and after.raw in terms["display_heads"]:
+        return True  # "a framed pixel art print above a sofa, interior photo": a picture in the room
     if ev.phrase not in terms["materials"] and not any(
         t.raw in terms["materials"] for t in p.tokens[ev.start : ev.end]
     ):

@@ -10,55 +10,26 @@ landscape, food …), else "photo".
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .analysis import Cue, LabelScore, PromptAnalysis, Subject
+from .analysis import LabelScore, PromptAnalysis, Subject
 from .aspect import FrameContext, infer_aspect, wide_scene
 from .attention import WeightedChunk
+from .cue_reading import negation_cues, read_cues, read_nsfw
+from .gloss import gloss_tokens
 from .language import detect_language
-from .lexicon import PhraseIndex, PhraseMatch, Token, content_index, cue_index, load_vocab, tokenize
+from .lexicon import PhraseIndex, PhraseMatch, Token, content_index, load_vocab, tokenize
 from .lexicon_fallback import LexiconReading, curated_family, read_lexicon
 from .syntax import PromptDocument, parse_prompt, plain_text_of
-from .word_roles import borrowed_tag_points, distant_words, modifier_words
+from .word_roles import attribute_words, borrowed_tag_points, distant_words, modifier_words
 
 __all__ = ["ContentDecision", "analyze_prompt", "decide_content_type", "prompt_tokens"]
 
 _NEGATIONS = frozenset(
     {"no", "without", "not", "never", "sin", "ohne", "sans", "senza", "sem", "без", "kein", "keine"}
 )
-_ARTIST = re.compile(
-    r"\b(?:art by|artwork by|painted by|drawn by|illustrated by|photographed by|by|in the style of|style of|"
-    r"inspired by)\s+([a-z][\w.'\- ]{2,40}?)\s*(?=,|;|\.\s|\band\b|$)"
-)
-_NOT_ARTIST_START = (
-    "the ",
-    "a ",
-    "an ",
-    "his ",
-    "her ",
-    "their ",
-    "its ",
-    "night",
-    "day",
-    "moonlight",
-    "candle",
-)
-_CUE_FIELDS = {
-    "style": "styles",
-    "medium": "mediums",
-    "artist": "artists",
-    "mood": "moods",
-    "lighting": "lighting",
-    "camera": "camera",
-    "time_of_day": "time_of_day",
-    "weather": "weather",
-    "season": "seasons",
-    "quality": "quality",
-    "negative": "negative",
-}
 
 
 def _clamp(weight: float) -> float:
@@ -88,19 +59,6 @@ def _negated(tokens: list[Token]) -> set[int]:
                     break
                 out.add(j)
     return out
-
-
-def _negation_cues(tokens: list[Token], negated: set[int]) -> list[Cue]:
-    cues, run = [], []
-    for i, token in enumerate(tokens):
-        if i in negated:
-            run.append(token.raw)
-        elif run:
-            cues.append(Cue(" ".join(run), "no " + " ".join(run), 0.8))
-            run = []
-    if run:
-        cues.append(Cue(" ".join(run), "no " + " ".join(run), 0.8))
-    return cues
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,14 +116,6 @@ def _subject_index() -> PhraseIndex:
     entries += [("crowd", "person", term, 10.0) for term in data["crowd_words"]]
     entries += [("group", label, term, float(n)) for term, (label, n) in data["group_nouns"].items()]
     return PhraseIndex(entries)
-
-
-@functools.cache
-def _nsfw_index() -> PhraseIndex:
-    data = load_vocab("nsfw")
-    return PhraseIndex(
-        ("nsfw", kind, term, 1.0) for kind in ("explicit", "suggestive", "not_nsfw") for term in data[kind]
-    )
 
 
 def _tool_mentions(tokens: list[Token]) -> set[int]:
@@ -243,46 +193,6 @@ def _subjects(
     return subjects, sum(s.count for s in subjects)
 
 
-def _cues(tokens: list[Token], text: str, negated: set[int]) -> dict[str, list[Cue]]:
-    out: dict[str, list[Cue]] = {field: [] for field in _CUE_FIELDS.values()}
-    seen: set[str] = set()
-    for match in cue_index().find(tokens, text):
-        category = match.key.split(":", 1)[0]
-        if (match.start in negated and category != "negative") or match.key in seen:
-            continue
-        seen.add(match.key)
-        exact = " " in match.term or match.term == match.label
-        confidence = (0.9 if exact else 0.75) * min(1.0, max(0.3, match.weight))
-        out[_CUE_FIELDS[category]].append(Cue(match.label, match.term, round(confidence, 3)))
-    known_styles = {cue.label for cue in out["styles"]}
-    known_artists = {cue.label for cue in out["artists"]} | {cue.text for cue in out["artists"]}
-    for artist_match in _ARTIST.finditer(text.lower()):
-        name = artist_match.group(1).strip(" .-'")
-        if (
-            name.startswith(_NOT_ARTIST_START)
-            or name in known_styles
-            or name in known_artists
-            or len(name) < 3
-        ):
-            continue
-        if any(name in artist or artist in name for artist in known_artists):
-            continue
-        out["artists"].append(Cue(name, artist_match.group(0).strip(), 0.6))
-        known_artists.add(name)
-    return out
-
-
-def _nsfw(tokens: list[Token], text: str) -> tuple[bool, float]:
-    explicit = suggestive = 0
-    for match in _nsfw_index().find(tokens, text):
-        if match.label == "explicit":
-            explicit += 1
-        elif match.label == "suggestive":
-            suggestive += 1
-    score = min(1.0, 0.7 * explicit + 0.25 * suggestive)
-    return explicit > 0, round(score, 3)
-
-
 def _subject_evidence(
     evidence: dict[str, float], subjects: tuple[Subject, ...], scene: float, types: Mapping[str, Any]
 ) -> None:
@@ -307,22 +217,41 @@ def analyze_prompt(
     prompt: str | PromptDocument, *, extra_evidence: Mapping[str, float] | None = None
 ) -> PromptAnalysis:
     """Analyse ``prompt`` with the rules; ``extra_evidence`` adds content-type points (from embeddings or
-    another model) before the decision."""
+    another model) before the decision. What a thing is comes from the words before its "with": the words
+    after it ("a café with wicker chairs") count only when the rest says nothing (the decision is "photo")."""
+    analysis, attributes = _analyze(prompt, extra_evidence, attributes=False)
+    if attributes and analysis.content_type == load_vocab("content_types")["fallback"]:
+        analysis, _ = _analyze(prompt, extra_evidence, attributes=True)
+    return analysis
+
+
+def _analyze(
+    prompt: str | PromptDocument, extra_evidence: Mapping[str, float] | None, *, attributes: bool
+) -> tuple[PromptAnalysis, bool]:
+    """The analysis, counting the words after "with" as content only when ``attributes``; and whether the
+    prompt has such words (other than people and animals: "with her grandfather" is a companion)."""
     document = prompt if isinstance(prompt, PromptDocument) else parse_prompt(prompt)
     parts = [part.plain_chunks for part in document.subprompts]
     text = plain_text_of(parts)
     tokens = prompt_tokens(parts)
+    language = detect_language(text, tokens)
+    glossed = gloss_tokens(tokens, language.code)  # a German squirrel reaches the English words
+    if glossed is not None:
+        tokens = glossed.tokens
     negated = _negated(tokens)
     idle = _idle_possessors(tokens) | modifier_words(tokens) | distant_words(tokens)
     evidence: dict[str, float] = {}
     anime_terms: dict[str, float] = {}
     tools = _tool_mentions(tokens)
     types = load_vocab("content_types")
-    language = detect_language(text, tokens)
     content = list(content_index().find(tokens, text))
     curated_subjects = list(_subject_index().find(tokens, text))
-    english = language.code == "en"
-    lexicon = read_lexicon(tokens, content, curated_subjects, negated | idle, types, english=english)
+    attrs = attribute_words(tokens) - _beings(curated_subjects, types)
+    if not attributes:
+        idle |= attrs
+    english = language.code == "en" or glossed is not None
+    skip = negated | idle | (glossed.foreign if glossed is not None else frozenset())
+    lexicon = read_lexicon(tokens, content, curated_subjects, skip, types, english=english)
     for match in content:
         if lexicon.hides(match, match.label, types):
             continue  # "dog" of "hot dog"
@@ -338,7 +267,8 @@ def analyze_prompt(
     for label, points in lexicon.focal.items():
         evidence[label] = max(evidence.get(label, 0.0), points)
     subjects, subject_count = _subjects(tokens, curated_subjects, negated, idle, lexicon)
-    wide = wide_scene(tokens, text)
+    kind_words = _kind_modifiers(tokens, [*curated_subjects, *lexicon.subjects], types)
+    wide = wide_scene(tokens, text, kind_words)
     _subject_evidence(evidence, subjects, wide, types)
     if not any(evidence.get(label, 0.0) >= types["subject_threshold"] for label in types["subject_types"]):
         for label, points in lexicon.settings.items():  # a room, a building, a lake: only when nothing else
@@ -347,6 +277,9 @@ def analyze_prompt(
     alone = len(humans) == 1 and humans[0].count == 1  # the objects around a person do not matter
     if alone and wide < 1.0:  # one person in a vast scene is not a portrait
         evidence["portrait"] = evidence.get("portrait", 0.0) + types["single_person_bonus"]
+    shot = _product_shot(content, negated, types)
+    if shot and not humans:  # "an office chair, white background": whatever the object, a product shot
+        evidence["product"] = evidence.get("product", 0.0) + types["product_shot_points"]
     decision = decide_content_type(evidence)
     people = sum(s.count for s in humans)
     if people >= 2 and wide < 1.0 and decision.content_type in types["people_scene_types"]:
@@ -357,14 +290,16 @@ def analyze_prompt(
     group = (
         any(s.count >= 2 for s in subjects) or sum(s.label in types["human_subjects"] for s in subjects) >= 2
     )
-    cues = _cues(tokens, text, negated)
-    cues["negative"].extend(_negation_cues(tokens, negated))
-    nsfw, nsfw_score = _nsfw(tokens, text)
+    cues = read_cues(tokens, text, negated)
+    cues["negative"].extend(negation_cues(tokens, negated))
+    nsfw, nsfw_score = read_nsfw(tokens, text)
     aspect = infer_aspect(
         document.text,
         text,
         tokens,
-        FrameContext(decision.content_type, decision.subject_type, decision.confidence, group, alone),
+        FrameContext(
+            decision.content_type, decision.subject_type, decision.confidence, group, alone, kind_words
+        ),
     )
     cue_fields: dict[str, Any] = {field: tuple(values) for field, values in cues.items()}
     return PromptAnalysis(
@@ -378,5 +313,43 @@ def analyze_prompt(
         nsfw_score=nsfw_score,
         language=language.code,
         language_confidence=language.confidence,
+        notes=_gloss_note(glossed.pairs) if glossed is not None else (),
         **cue_fields,
-    )
+    ), bool(attrs)
+
+
+def _kind_modifiers(
+    tokens: list[Token], subjects: list[PhraseMatch], types: Mapping[str, Any]
+) -> frozenset[int]:
+    """Words right before a creature or vehicle noun, within its phrase: they say what kind it is ("highland"
+    of "highland cow", "sea" of "sea turtle", "river" of "river barge"), not what the scene is."""
+    kinds, families = types["subject_content"], types["lexicon"]["families"]
+    moving = {"animal", "vehicle"}
+    out = set()
+    for m in subjects:
+        family = kinds.get(m.label, families.get(m.label, m.label))
+        if m.start > 0 and family in moving and not tokens[m.start - 1].is_separator:
+            out.add(m.start - 1)
+    return frozenset(out)
+
+
+def _product_shot(content: list[PhraseMatch], negated: set[int], types: Mapping[str, Any]) -> str:
+    """The product-photography words of the prompt ("packshot", "white background", "commercial"), or ""."""
+    cues = set(types["product_shot_terms"])
+    return ", ".join(m.term for m in content if m.term in cues and m.start not in negated)
+
+
+def _beings(subjects: list[PhraseMatch], types: Mapping[str, Any]) -> set[int]:
+    """Token indices of the people and animals the curated vocabularies name (a companion "with" someone
+    is in the picture)."""
+    humans, kinds = set(types["human_subjects"]), types["subject_content"]
+    return {
+        k
+        for m in subjects
+        if m.start >= 0 and (m.label in humans or kinds.get(m.label) == "animal")
+        for k in range(m.start, m.end)
+    }
+
+
+def _gloss_note(pairs: tuple[tuple[str, str], ...]) -> tuple[str, ...]:
+    return ("read in English: " + ", ".join(f"{source} → {english}" for source, english in pairs),)

@@ -32,6 +32,7 @@ class FrameContext:
     confidence: float
     group: bool
     single_person: bool
+    not_scene: frozenset[int] = frozenset()  # scene words naming a kind of creature or vehicle
 
 
 def orientation_of(ratio: float) -> str:
@@ -72,23 +73,33 @@ class _Scene:
     wide: float
     figure: float
     close: bool
+    motion: float
     words: dict[str, list[str]]
 
 
-def _scene(tokens: list[Token], text: str) -> _Scene:
+def _scene(tokens: list[Token], text: str, skip: frozenset[int] = frozenset()) -> _Scene:
     table = load_vocab("aspect")
     cap = float(table["scene_cap"])
-    totals = {"wide": 0.0, "figure": 0.0, "close": 0.0}
-    words: dict[str, list[str]] = {"wide": [], "figure": [], "close": []}
+    totals = {"wide": 0.0, "figure": 0.0, "close": 0.0, "motion": 0.0}
+    words: dict[str, list[str]] = {"wide": [], "figure": [], "close": [], "motion": []}
     for match in _scene_index().find(tokens, text):
+        if match.start >= 0 and skip.intersection(range(match.start, match.end)):
+            continue  # "highland cow", "sea turtle": the kind of animal, not the scene
         totals[match.label] += match.value * max(0.0, min(match.weight, 2.0))
         words[match.label].append(match.term)
-    return _Scene(min(cap, totals["wide"]), min(cap, totals["figure"]), totals["close"] >= 1.0, words)
+    return _Scene(
+        min(cap, totals["wide"]),
+        min(cap, totals["figure"]),
+        totals["close"] >= 1.0,
+        min(cap, totals["motion"]),
+        words,
+    )
 
 
-def wide_scene(tokens: list[Token], text: str) -> float:
-    """How strongly the words describe open scenery (0 to ``scene_cap``): a person in it is not a portrait."""
-    return _scene(tokens, text).wide
+def wide_scene(tokens: list[Token], text: str, skip: frozenset[int] = frozenset()) -> float:
+    """How strongly the words describe open scenery (0 to ``scene_cap``): a person in it is not a portrait.
+    Words at ``skip`` do not count."""
+    return _scene(tokens, text, skip).wide
 
 
 def _explicit(text: str) -> AspectHint | None:
@@ -139,11 +150,14 @@ def infer_aspect(raw: str, text: str, tokens: list[Token], context: FrameContext
     ):
         if applies:
             votes[orientation] = votes.get(orientation, 0.0) + strength
-    scene = _scene(tokens, text)
+    scene = _scene(tokens, text, context.not_scene)
     if scene.wide:
         votes["landscape"] = votes.get("landscape", 0.0) + scene.wide
     if scene.figure:
         votes["portrait"] = votes.get("portrait", 0.0) + scene.figure
+    moving = scene.motion if "animal" in (context.content_type, context.subject_type) else 0.0
+    if moving:  # "a cheetah sprinting across dry grass": it needs room to move
+        votes["landscape"] = votes.get("landscape", 0.0) + moving
     if scene.close:  # a close-up is never a wide picture, whatever its setting
         for orientation in ("landscape", "wide"):
             if orientation in votes:
@@ -155,12 +169,12 @@ def infer_aspect(raw: str, text: str, tokens: list[Token], context: FrameContext
     orientation = max(votes, key=lambda o: votes[o])
     total = sum(votes.values())
     confidence = round(min(0.95, 0.35 + 0.6 * votes[orientation] / (total + 1.0)), 3)
-    from_scene = {"landscape": scene.wide, "portrait": scene.figure}.get(orientation, 0.0)
+    from_scene = {"landscape": scene.wide + moving, "portrait": scene.figure}.get(orientation, 0.0)
     cue_strength = best_cue.get(orientation, (0.0, "", 0.0))[0]
     if from_scene > cue_strength and from_scene >= 1.0:
-        kind = "wide" if orientation == "landscape" else "figure"
+        kind = "figure" if orientation != "landscape" else "wide" if scene.wide >= moving else "motion"
         said = ", ".join(dict.fromkeys(scene.words[kind]))
-        what = "a wide scene" if kind == "wide" else "a whole figure"
+        what = {"wide": "a wide scene", "figure": "a whole figure", "motion": "an animal in motion"}[kind]
         close = "; a close-up" if scene.close else ""
         return AspectHint(
             orientation, table["orientations"][orientation], confidence, "scene", f"{said} ({what}{close})"

@@ -9,7 +9,7 @@ from typing import Any
 
 from .lexicon import Token, load_vocab
 
-__all__ = ["borrowed_tag_points", "distant_words", "modifier_words"]
+__all__ = ["attribute_words", "borrowed_tag_points", "distant_words", "modifier_words"]
 
 _CLAUSE_BREAKS = frozenset({"with", "and", "while", "where"})
 _DETERMINERS = frozenset(
@@ -31,6 +31,22 @@ def modifier_words(tokens: list[Token]) -> set[int]:
             continue
         if head.raw in heads or head.stem in heads:
             out.add(i)
+    return out
+
+
+def attribute_words(tokens: list[Token]) -> set[int]:
+    """Indices of the words after "with" up to the clause's end, when words come before it in the clause:
+    "a café with wicker chairs" is a café; the chairs say what it is like."""
+    out: set[int] = set()
+    start = 0
+    for i, token in enumerate(tokens):
+        if token.is_separator:
+            start = i + 1
+        elif token.raw == "with" and i - start >= 1:
+            k = i + 1
+            while k < len(tokens) and not tokens[k].is_separator:
+                out.add(k)
+                k += 1
     return out
 
 
