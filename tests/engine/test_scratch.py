@@ -68,6 +68,7 @@ def test_layers_compute_on_one_reused_buffer_and_the_result_is_bit_identical() -
     assert unet.conv_in.weight.dtype == torch.float16  # the stored tensors are back after each forward
     assert release_scratch(unet, None, "not a module") == held
     assert scratch.held_bytes() == 0
+    assert _scratch(pipe.vae) is scratch  # type: ignore[attr-defined]  # the components share the buffer
 
 
 def test_a_forward_that_raises_puts_the_stored_weights_back() -> None:

@@ -5,7 +5,8 @@ forward. Made with ``tensor.to(float32)``, each copy is a fresh allocation: abov
 (a few MB; an SD 1.5 UNet conv is 59 MB in fp32) that is a new mapping whose every page the kernel faults
 in and zeroes, then unmaps, on every forward of every layer. Copying into pages already mapped costs a
 third of that (measured here: 11 ms against 34 ms for a 59 MB conv weight, one thread). So the layers of
-one model borrow views of one buffer, grown to the largest layer and kept until :meth:`Scratch.release`.
+one pipeline's models (they run one after another) borrow views of one buffer, grown to the largest layer and
+kept until :meth:`Scratch.release`.
 The values are the same conversion (``copy_``), so the result is bit-identical.
 
 The buffer is lent only when it is safe to overwrite on the next layer: with autograd off (a backward

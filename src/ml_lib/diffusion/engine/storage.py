@@ -141,11 +141,13 @@ def _apply(
     storage: torch.dtype,
     compute: torch.dtype,
     skip: tuple[str, ...],
+    scratch: Scratch,
     keep: tuple[torch.nn.Module, ...] = (),
 ) -> int:
-    """Hook every covered layer of ``model``, upcast the rest but ``keep``; the number of layers hooked."""
+    """Hook every covered layer of ``model`` (copies in ``scratch``), upcast the rest but ``keep``; the
+    number of layers hooked."""
     already = any(_hooked(m) for m in model.modules())  # cast layerwise already (fp8 UNet): upcast the rest
-    hooked = 0 if already else _hook_layers(model, storage, compute, skip)
+    hooked = 0 if already else _hook_layers(model, storage, compute, skip, scratch)
     _upcast_rest(model, compute, keep)
     return hooked
 
@@ -165,9 +167,13 @@ def _hook(module: torch.nn.Module, storage: torch.dtype, compute: torch.dtype, s
 
 
 def _hook_layers(
-    model: torch.nn.Module, storage: torch.dtype, compute: torch.dtype, skip: tuple[str, ...]
+    model: torch.nn.Module,
+    storage: torch.dtype,
+    compute: torch.dtype,
+    skip: tuple[str, ...],
+    scratch: Scratch,
 ) -> int:
-    layers, scratch = _layers(model, skip), Scratch()
+    layers = _layers(model, skip)
     for module in layers:
         _hook(module, storage, compute, scratch)
     return len(layers)
@@ -191,16 +197,17 @@ def _upcast_rest(
 def apply_storage(pipe: Any, storage: str, compute: str) -> tuple[str, ...]:
     """Keep ``pipe``'s weights in ``storage`` (the dtype it was loaded in) and compute in ``compute``.
 
-    Returns what was done, one entry per component ("unet fp16 storage").
+    Returns what was done, one entry per component ("unet fp16 storage"). The components run one after
+    another, so their layers share one scratch buffer.
     """
     store, comp = torch_dtype(storage), torch_dtype(compute)
-    done = []
+    done, scratch = [], Scratch()
     parts = [(name, skip) for name, skip in _COMPONENTS] + [(name, _SKIP_TEXT) for name in _TEXT]
     for name, skip in parts:
         model = getattr(pipe, name, None)
         if isinstance(model, torch.nn.Module):
             keep = tuple(_store_token_tables(model)) if name in _TEXT else ()
-            _apply(model, store, comp, skip, keep)
+            _apply(model, store, comp, skip, scratch, keep)
             done.append(f"{name} {_short(storage)} storage")
     return tuple(done)
 
