@@ -124,3 +124,15 @@ def test_no_buffer_is_held_after_a_generation(tmp_path: Path) -> None:
         )
         for name in ("unet", "vae", "text_encoder"):
             assert _scratch(getattr(loaded.pipe, name)).held_bytes() == 0, name
+
+
+@pytest.mark.parametrize("first", ["inference_mode", "no_grad"])
+def test_the_buffer_serves_inference_mode_and_no_grad_alike(first: str) -> None:
+    scratch = Scratch()
+    w = torch.randn(4, 4).half()
+    modes = {"inference_mode": torch.inference_mode, "no_grad": torch.no_grad}
+    for name in (first, *(m for m in modes if m != first)):  # made under one, written under the other
+        with modes[name]():
+            lent = scratch.lend([w], torch.float32)
+            assert lent is not None and torch.equal(lent[0], w.float())
+            scratch.give_back()

@@ -51,7 +51,8 @@ class Scratch:
         buf: torch.Tensor | None = getattr(local, "buf", None)
         if buf is None or buf.dtype != dtype or buf.numel() < need:
             local.buf = buf = None  # the old buffer goes before the bigger one is made
-            buf = local.buf = torch.empty(need, dtype=dtype)
+            with torch.inference_mode(False):  # a normal tensor, writable in and out of inference mode
+                buf = local.buf = torch.empty(need, dtype=dtype)
         local.lent = True
         out, at = [], 0
         for t in tensors:
