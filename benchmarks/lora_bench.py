@@ -1,7 +1,8 @@
 """LoRA recommendation quality and plan latency (used by ``intelligence.py``; runnable alone).
 
-Run: ``python benchmarks/lora_bench.py [--dev-only] [--no-semantic] [--no-timing]``; ``--calibrate`` sweeps the
-threshold on the dev queries; ``--profile-plan N`` profiles ``ImageGenerator.plan`` over N catalogued LoRAs.
+Run: ``python benchmarks/lora_bench.py [--dev-only] [--no-semantic] [--no-timing] [--analyzer use]``;
+``--calibrate`` sweeps the threshold on the dev queries; ``--profile-plan N`` profiles ``ImageGenerator.plan``
+over N catalogued LoRAs; ``--analyzer use`` times the plans with the ``use`` prompt analyzer.
 
 F1 / precision@3 / recall@3, exact answers and wrong picks of :func:`choose_loras` on the dev and held-out
 queries (``data/lora_eval*.jsonl``, ``data/lora_heldout.jsonl``, ``..._heldout2`` and ``..._heldout3``: tuned on
@@ -24,6 +25,7 @@ from lora_fixture import EVAL, LIBRARY, big_library, record_of
 from ml_lib.diffusion.catalog.families import Family
 from ml_lib.diffusion.catalog.records import ModelRecord
 from ml_lib.diffusion.planning.loras import LoraIndex, Similarity, recommend_loras
+from ml_lib.diffusion.prompt.analysis import PromptAnalysis
 from ml_lib.diffusion.prompt.analyzer import analyze_prompt
 
 K = 3
@@ -85,14 +87,15 @@ def evaluate(recommend: Recommender, rows: list[dict[str, object]]) -> LoraScore
 
 
 def ours(
-    index: LoraIndex, similarity: Similarity | None = None, threshold: float | None = None
+    index: LoraIndex,
+    similarity: Similarity | None = None,
+    threshold: float | None = None,
+    analyze: Callable[[str], PromptAnalysis] = analyze_prompt,
 ) -> Recommender:
     kw = {} if threshold is None else {"threshold": threshold}
 
     def recommend(prompt: str, family: Family) -> list[ModelRecord]:
-        picks = recommend_loras(
-            prompt, index, family, analyze_prompt(prompt), limit=K, similarity=similarity, **kw
-        )
+        picks = recommend_loras(prompt, index, family, analyze(prompt), limit=K, similarity=similarity, **kw)
         return [p.record for p in picks]
 
     return recommend
@@ -186,6 +189,8 @@ class PlanLatency:
         float  # CPU time of the planning thread: what other processes on the machine do not change
     )
     builds: int  # LoRA indexes built over the whole run
+    analyzer: str = "rules"
+    analyzer_load_ms: float = 0.0  # the "use" analyzer's encoder, loaded before any timed plan
 
 
 def plan_latency(
@@ -194,10 +199,11 @@ def plan_latency(
     profile: bool = False,
     prompts_max: int = 0,
     splits: tuple[str, ...] = (),
+    analyzer: str = "rules",
 ) -> PlanLatency:
     """``ImageGenerator.plan`` over a temporary catalog of ``n`` generated LoRAs (empty files on disk, so the
     file-exists checks are real) with a tiny SD1 checkpoint; the queries of ``splits`` (none: all),
-    ``repeat`` times."""
+    ``repeat`` times, with the prompt ``analyzer`` ("use": its encoder is loaded first, timed apart)."""
     import cProfile
     import dataclasses
     import pstats
@@ -218,7 +224,15 @@ def plan_latency(
             path = folder / f"{record.name}.safetensors"
             path.touch()
             records.append(dataclasses.replace(record, path=str(path), root=str(folder)))
-        gen = ImageGenerator(Settings(home=root / "home", learn=False, threads=1))
+        gen = ImageGenerator(Settings(home=root / "home", learn=False, threads=1, analyzer=analyzer))
+        analyzer_load_ms = 0.0
+        if analyzer == "use":
+            from ml_lib.diffusion.prompt.use_evidence import UseEvidenceAnalyzer
+
+            t0 = time.perf_counter()
+            if not UseEvidenceAnalyzer().warm_up():
+                raise SystemExit('--analyzer use needs: pip install "ml-lib[multilingual]"')
+            analyzer_load_ms = (time.perf_counter() - t0) * 1e3
         catalog = gen.catalog()
         with catalog.store.transaction():
             catalog.store.put(records)
@@ -253,10 +267,14 @@ def plan_latency(
         gen.close()
     q = statistics.quantiles(wall, n=100, method="inclusive")
     qc = statistics.quantiles(cpu, n=100, method="inclusive")
-    return PlanLatency(n, cold, statistics.median(rebuilt), q[49], q[94], qc[94], builds)
+    return PlanLatency(
+        n, cold, statistics.median(rebuilt), q[49], q[94], qc[94], builds, analyzer, analyzer_load_ms
+    )
 
 
-def report(semantic: bool = True, splits: tuple[str, ...] = SPLITS, timing: bool = True) -> None:
+def report(
+    semantic: bool = True, splits: tuple[str, ...] = SPLITS, timing: bool = True, analyzer: str = "rules"
+) -> None:
     library = [record_of(r) for r in _load(LIBRARY)]
     families = sorted({r.family.value for r in library})
     print(f"\nLoRA recommendation: {len(library)} fixture LoRAs ({', '.join(families)})")
@@ -265,6 +283,10 @@ def report(semantic: bool = True, splits: tuple[str, ...] = SPLITS, timing: bool
 
     if semantic and sem.is_available():
         systems.insert(1, ("ours + semantic", ours(LoraIndex(library), sem.similarities)))
+    if analyzer == "use":
+        from ml_lib.diffusion.prompt.use_evidence import UseEvidenceAnalyzer
+
+        systems.insert(1, ("ours + use", ours(LoraIndex(library), analyze=UseEvidenceAnalyzer().analyze)))
     for split in splits:
         rows = queries(split)
         print(f"  {split} split, {len(rows)} queries:")
@@ -279,9 +301,11 @@ def report(semantic: bool = True, splits: tuple[str, ...] = SPLITS, timing: bool
         per_kind(systems[0][1], rows)
     if not timing:
         return
-    plan = plan_latency(splits=splits)
+    plan = plan_latency(splits=splits, analyzer=analyzer)
+    loaded = f" (its encoder loaded first in {plan.analyzer_load_ms:.0f} ms)" if plan.analyzer_load_ms else ""
     print(
-        f"  ImageGenerator.plan with {plan.loras:,} LoRAs catalogued: warm p50 {plan.warm_p50_ms:.1f} ms, "
+        f"  ImageGenerator.plan with {plan.loras:,} LoRAs catalogued, analyzer {plan.analyzer}{loaded}: "
+        f"warm p50 {plan.warm_p50_ms:.1f} ms, "
         f"p95 {plan.warm_p95_ms:.1f} ms (target <= 20 ms), CPU p95 {plan.warm_cpu_p95_ms:.1f} ms; "
         f"cold (first plan) {plan.cold_ms:.0f} ms; "
         f"right after a catalog change {plan.rebuilt_ms:.0f} ms; LoRA indexes built {plan.builds}"
@@ -308,4 +332,5 @@ if __name__ == "__main__":
             semantic="--no-semantic" not in sys.argv,
             splits=TUNING if dev_only else SPLITS,
             timing="--no-timing" not in sys.argv,
+            analyzer=sys.argv[sys.argv.index("--analyzer") + 1] if "--analyzer" in sys.argv else "rules",
         )

@@ -174,5 +174,5 @@ def test_analyzer_setting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     assert Settings.from_env().analyzer == "rules"
     gen = ImageGenerator(Settings(home=tmp_path))
     assert gen.analyze("a portrait photo of an old man").content_type == "portrait"
-    with pytest.raises(ConfigError, match="rules, semantic or ollama"):
+    with pytest.raises(ConfigError, match="rules, semantic, use or ollama"):
         ImageGenerator(Settings(home=tmp_path, analyzer="magic")).analyze("x")

@@ -1,7 +1,9 @@
 """Where things live: home folder, database, outputs, model roots, input limits, the prompt analyzer.
 
 ``analyzer`` ($ML_DIFFUSION_ANALYZER) is "rules" (default, offline, < 1 ms), "semantic" (the rules plus
-sentence embeddings; extra ``semantic``) or "ollama" (a local LLM; extra ``ollama``, rules as fallback).
+sentence embeddings; extra ``semantic``), "use" (the rules plus USE-multilingual where they have no content
+evidence; extra ``multilingual``, rules as fallback) or "ollama" (a local LLM; extra ``ollama``, rules as
+fallback).
 
 ``annotator_dir`` ($ML_DIFFUSION_ANNOTATORS, else ``<home>/annotators``) holds the weight files of the
 model-based ControlNet preprocessors, under their lllyasviel/Annotators names (e.g. ``sk_model.pth``).

@@ -1,4 +1,4 @@
-"""The prompt analyzer a setting names ("rules", "semantic", "ollama"), and semantic LoRA scoring."""
+"""The prompt analyzer a setting names ("rules", "semantic", "use", "ollama"), and semantic LoRA scoring."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ __all__ = ["make_analyzer", "semantic_similarity"]
 
 
 def make_analyzer(name: str) -> Callable[[str | PromptDocument], PromptAnalysis]:
-    """The prompt analyzer called ``name``: "rules", "semantic" or "ollama"."""
+    """The prompt analyzer called ``name``: "rules", "semantic", "use" or "ollama"."""
     if name == "rules":
         from .analyzer import analyze_prompt
 
@@ -22,12 +22,16 @@ def make_analyzer(name: str) -> Callable[[str | PromptDocument], PromptAnalysis]
         from .semantic import SemanticAnalyzer
 
         return SemanticAnalyzer().analyze
+    if name == "use":
+        from .use_evidence import UseEvidenceAnalyzer
+
+        return UseEvidenceAnalyzer().analyze
     if name == "ollama":
         from .ollama import OllamaAnalyzer
 
         return OllamaAnalyzer().analyze
     raise ConfigError(
-        f"Unknown prompt analyzer {name!r}; ML_DIFFUSION_ANALYZER is rules, semantic or ollama."
+        f"Unknown prompt analyzer {name!r}; ML_DIFFUSION_ANALYZER is rules, semantic, use or ollama."
     )
 
 
