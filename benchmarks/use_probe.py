@@ -34,12 +34,15 @@ from typing import Any
 import numpy as np
 import psutil
 from intelligence import TUNING, Example, coarse, files_of, load, percentile
+from learned_layer import features
 
 from ml_lib.diffusion.prompt import analyzer as analyzer_module
 from ml_lib.diffusion.prompt.analysis import PromptAnalysis
 from ml_lib.diffusion.prompt.analyzer import analyze_prompt
 from ml_lib.diffusion.prompt.lexicon import load_vocab
 from ml_lib.diffusion.prompt.syntax import parse_prompt
+from ml_lib.diffusion.prompt.use_evidence import no_content_evidence as use_gate
+from ml_lib.diffusion.prompt.use_model import softmax_weights
 
 FRAMES = ("portrait", "landscape", "square")
 
@@ -78,19 +81,6 @@ def encode(examples: list[Example]) -> Encoded:
     return Encoded(np.stack(rows), load_s, rss_mb, latencies)
 
 
-def softmax_fit(x: np.ndarray, y: np.ndarray, classes: int, l2: float, steps: int = 600) -> np.ndarray:
-    """Weights of a multinomial logistic regression (bias column included by the caller), gradient descent."""
-    w = np.zeros((x.shape[1], classes))
-    target = np.eye(classes)[y]
-    for _ in range(steps):
-        z = x @ w
-        z -= z.max(axis=1, keepdims=True)
-        p = np.exp(z)
-        p /= p.sum(axis=1, keepdims=True)
-        w -= 0.5 * (x.T @ (p - target) / len(x) + l2 * w)
-    return w
-
-
 def standardise(train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Z-scores by the training rows' statistics, plus a bias column."""
     mean, std = train.mean(axis=0), train.std(axis=0) + 1e-6
@@ -117,30 +107,15 @@ def logistic_predict(
     train: np.ndarray, y: np.ndarray, test: np.ndarray, classes: int, l2: float
 ) -> np.ndarray:
     xtr, xte = standardise(train, test)
-    return np.asarray((xte @ softmax_fit(xtr, y, classes, l2)).argmax(axis=1))
-
-
-def features(analysis: PromptAnalysis) -> dict[str, float]:
-    """The analysis' own readings as named features (``learned_layer.py``'s, without the word stems)."""
-    out = {"chosen:" + analysis.content_type: 1.0, "lang_en": float(analysis.language == "en")}
-    out.update({"score:" + s.label: s.score for s in analysis.content_scores})
-    for subject in analysis.subjects:
-        out["subject:" + subject.label] = 1.0
-        out["several"] = max(out.get("several", 0.0), float(subject.count > 1))
-    out["frame:" + coarse(analysis.aspect.orientation)] = 1.0
-    out["frame_source:" + analysis.aspect.source] = 1.0
-    out.update({"cue:" + c.label: 1.0 for c in (*analysis.mediums, *analysis.styles)})
-    return out
+    return np.asarray((xte @ softmax_weights(xtr, y, classes, l2=l2)).argmax(axis=1))
 
 
 def no_content_evidence(a: PromptAnalysis, strict: bool = True) -> bool:
-    """The rules fell back to "photo": ``strict``, with no point for it either (no photo words), else at all.
-
-    "photo" is in none of the medium, subject or dominant types, so it is only ever the fallback; with no
-    photo points its support is the bare fallback confidence (0.25), above it when photo words counted.
-    """
-    fallback = a.content_type == load_vocab("content_types")["fallback"]
-    return fallback and (not strict or a.score(a.content_type) <= 0.25)
+    """The rules fell back to "photo": ``strict``, with no point for it either (the analyzer's gate,
+    ``use_evidence.no_content_evidence``), else at all."""
+    if strict:
+        return use_gate(a)
+    return a.content_type == load_vocab("content_types")["fallback"]
 
 
 def no_frame_evidence(a: PromptAnalysis, strict: bool = True) -> bool:
@@ -157,7 +132,9 @@ def main() -> None:
     rules = {e.id: analyze_prompt(e.prompt) for e in examples}
     enc = encode(examples)
     emb = {e.id: enc.vectors[i] for i, e in enumerate(examples)}
-    named = {e.id: features(rules[e.id]) for e in examples}
+    named = {
+        e.id: features(rules[e.id], e.prompt, words=False) for e in examples
+    }  # + a bias column, zeroed by z-scoring
     columns = {name: k for k, name in enumerate(sorted({n for f in named.values() for n in f}))}
 
     def rule_matrix(rows: list[Example]) -> np.ndarray:

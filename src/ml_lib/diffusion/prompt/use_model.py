@@ -19,7 +19,7 @@ import numpy as np
 from ..errors import ConfigError
 from .lexicon import load_vocab
 
-__all__ = ["UseContentModel", "UseReading", "fit_content_model", "shipped_model"]
+__all__ = ["UseContentModel", "UseReading", "fit_content_model", "shipped_model", "softmax_weights"]
 
 #: The vocabulary file the shipped model lives in (``vocab/use_content.json``).
 VOCAB_NAME = "use_content"
@@ -115,6 +115,22 @@ def shipped_model() -> UseContentModel:
     return UseContentModel.from_json(load_vocab(VOCAB_NAME))
 
 
+def softmax_weights(
+    x: np.ndarray, y: np.ndarray, classes: int, *, l2: float, steps: int = 600, rate: float = 0.5
+) -> np.ndarray:
+    """Weights (features x classes) of a softmax regression of class indices ``y`` on the rows of ``x``
+    (a bias column is the caller's), by full-batch gradient descent with an L2 penalty."""
+    w = np.zeros((x.shape[1], classes))
+    target = np.eye(classes)[y]
+    for _ in range(steps):
+        logits = x @ w
+        logits -= logits.max(axis=1, keepdims=True)
+        p = np.exp(logits)
+        p /= p.sum(axis=1, keepdims=True)
+        w -= rate * (x.T @ (p - target) / len(x) + l2 * w)
+    return w
+
+
 def fit_content_model(
     vectors: np.ndarray, labels: Sequence[str], *, l2: float = 0.05, steps: int = 600, rate: float = 0.5
 ) -> UseContentModel:
@@ -130,14 +146,8 @@ def fit_content_model(
         )
     mean, std = x.mean(axis=0), x.std(axis=0) + 1e-6
     z = np.hstack([(x - mean) / std, np.ones((len(x), 1))])
-    target = np.eye(len(classes))[[classes.index(label) for label in labels]]
-    w = np.zeros((z.shape[1], len(classes)))
-    for _ in range(steps):
-        logits = z @ w
-        logits -= logits.max(axis=1, keepdims=True)
-        p = np.exp(logits)
-        p /= p.sum(axis=1, keepdims=True)
-        w -= rate * (z.T @ (p - target) / len(z) + l2 * w)
+    y = np.array([classes.index(label) for label in labels])
+    w = softmax_weights(z, y, len(classes), l2=l2, steps=steps, rate=rate)
     scaled = w[:-1] / std[:, None]  # (x - mean) / std @ w  =  x @ (w / std) - (mean / std) @ w
     bias = w[-1] - mean @ scaled
     if not math.isfinite(float(np.abs(scaled).sum())):
