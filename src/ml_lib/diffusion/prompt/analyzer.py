@@ -23,7 +23,14 @@ from .language import detect_language
 from .lexicon import PhraseIndex, PhraseMatch, Token, content_index, load_vocab, tokenize
 from .lexicon_fallback import LexiconReading, curated_family, read_lexicon
 from .syntax import PromptDocument, parse_prompt, plain_text_of
-from .word_roles import attribute_words, borrowed_tag_points, distant_words, modifier_words
+from .word_roles import (
+    attribute_words,
+    borrowed_tag_points,
+    distant_words,
+    modifier_words,
+    object_participle,
+    viewpoint_words,
+)
 
 __all__ = ["ContentDecision", "analyze_prompt", "decide_content_type", "prompt_tokens"]
 
@@ -240,6 +247,7 @@ def _analyze(
         tokens = glossed.tokens
     negated = _negated(tokens)
     idle = _idle_possessors(tokens) | modifier_words(tokens) | distant_words(tokens)
+    view = viewpoint_words(tokens)  # the camera's place: a setting word there still shows the setting
     evidence: dict[str, float] = {}
     anime_terms: dict[str, float] = {}
     tools = _tool_mentions(tokens)
@@ -250,11 +258,18 @@ def _analyze(
     if not attributes:
         idle |= attrs
     english = language.code == "en" or glossed is not None
-    skip = negated | idle | (glossed.foreign if glossed is not None else frozenset())
+    mediums = {*types["medium_types"], *types["dominant_types"]}
+    skip = negated | idle | view | (glossed.foreign if glossed is not None else frozenset())
     lexicon = read_lexicon(tokens, content, curated_subjects, skip, types, english=english)
     for match in content:
         if lexicon.hides(match, match.label, types):
             continue  # "dog" of "hot dog"
+        if attributes and match.start in attrs and match.label in mediums:
+            continue  # "a cufflink with an engraved monogram": a detail on the thing, not the medium
+        if match.start in view and match.label not in types["setting_types"]:
+            continue  # "seen from a seaplane": the seaplane is not in the picture
+        if match.term in types["object_participles"] and object_participle(tokens, match.end, types):
+            continue  # "a clown's painted face": the face is painted, not the picture
         if match.start not in negated and match.end - 1 not in idle and match.end not in tools:
             points = match.value * _clamp(match.weight)
             evidence[match.label] = evidence.get(match.label, 0.0) + points
@@ -266,7 +281,7 @@ def _analyze(
         evidence[label] = evidence.get(label, 0.0) + points
     for label, points in lexicon.focal.items():
         evidence[label] = max(evidence.get(label, 0.0), points)
-    subjects, subject_count = _subjects(tokens, curated_subjects, negated, idle, lexicon)
+    subjects, subject_count = _subjects(tokens, curated_subjects, negated, idle | view, lexicon)
     kind_words = _kind_modifiers(tokens, [*curated_subjects, *lexicon.subjects], types)
     wide = wide_scene(tokens, text, kind_words)
     _subject_evidence(evidence, subjects, wide, types)

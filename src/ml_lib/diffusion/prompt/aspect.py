@@ -17,6 +17,8 @@ _RATIO = re.compile(
     re.I,
 )
 _SIZE = re.compile(r"(?<!\d)([1-9]\d{2,3})\s*[x\u00d7]\s*([1-9]\d{2,3})(?!\d)")
+#: A small square size (sprites and icons: "64x64", "16x16"): square whatever the words say.
+_SPRITE = re.compile(r"(?<![\d.])([1-9]\d)\s*[x\u00d7]\s*\1(?![\d.])")
 _KNOWN_RATIOS = frozenset(
     {(1, 1), (2, 3), (3, 2), (3, 4), (4, 3), (4, 5), (5, 4), (9, 16), (16, 9), (21, 9), (9, 21), (2, 1), (1, 2),
      (3, 1), (5, 7), (7, 5), (16, 10), (10, 16), (2.39, 1), (1.85, 1), (2.35, 1)}
@@ -110,6 +112,9 @@ def _explicit(text: str) -> AspectHint | None:
             continue
         ratio = width / height
         return AspectHint(orientation_of(ratio), round(ratio, 4), 0.95, "ratio", match.group(0).strip())
+    sprite = _SPRITE.search(text)
+    if sprite is not None:
+        return AspectHint("square", 1.0, 0.9, "ratio", sprite.group(0))
     size = _SIZE.search(text)
     if size is not None:
         ratio = int(size.group(1)) / int(size.group(2))
