@@ -29,6 +29,7 @@ from .word_roles import (
     distant_words,
     modifier_words,
     object_participle,
+    purpose_words,
     viewpoint_words,
 )
 
@@ -259,11 +260,14 @@ def _analyze(
         idle |= attrs
     english = language.code == "en" or glossed is not None
     mediums = {*types["medium_types"], *types["dominant_types"]}
+    purpose = purpose_words(tokens)
     skip = negated | idle | view | (glossed.foreign if glossed is not None else frozenset())
     lexicon = read_lexicon(tokens, content, curated_subjects, skip, types, english=english)
     for match in content:
         if lexicon.hides(match, match.label, types):
             continue  # "dog" of "hot dog"
+        if match.start in purpose and match.label in mediums:
+            continue  # "a headshot for a speaker badge": what the picture is for, not its medium
         if attributes and match.start in attrs and match.label in mediums:
             continue  # "a cufflink with an engraved monogram": a detail on the thing, not the medium
         if match.start in view and match.label not in types["setting_types"]:

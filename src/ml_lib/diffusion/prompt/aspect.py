@@ -123,6 +123,14 @@ def _explicit(text: str) -> AspectHint | None:
     return None
 
 
+def _whole_chunk(tokens: list[Token], start: int, end: int) -> bool:
+    """Whether tokens ``start:end`` are a whole comma-separated part of the prompt."""
+    if start < 0:
+        return False
+    before = start == 0 or tokens[start - 1].is_separator
+    return before and (end >= len(tokens) or tokens[end].is_separator)
+
+
 def infer_aspect(raw: str, text: str, tokens: list[Token], context: FrameContext) -> AspectHint:
     """The aspect the prompt asks for (``raw``: its text with syntax, ``text``: plain), or the one that
     suits its content."""
@@ -131,13 +139,15 @@ def infer_aspect(raw: str, text: str, tokens: list[Token], context: FrameContext
         return explicit
     votes: dict[str, float] = {}
     best_cue: dict[str, tuple[float, str, float]] = {}
+    table = load_vocab("aspect")
     for match in _index().find(tokens, text):
         orientation, cue_ratio = match.label.split("|")
         strength = match.value * max(0.0, min(match.weight, 2.0))
+        if _whole_chunk(tokens, match.start, match.end):  # "…, square": a format instruction on its own
+            strength *= table["alone_factor"]
         votes[orientation] = votes.get(orientation, 0.0) + strength
         if strength > best_cue.get(orientation, (0.0, "", 0.0))[0]:
             best_cue[orientation] = (strength, match.term, float(cue_ratio))
-    table = load_vocab("aspect")
     defaults = table["content_defaults"]
     content_type = context.content_type
     if (

@@ -139,3 +139,17 @@ def viewpoint_words(tokens: list[Token]) -> set[int]:
             out.add(k)
             k += 1
     return out
+
+
+def purpose_words(tokens: list[Token]) -> set[int]:
+    """Indices of the words naming what the picture is for ("a headshot for a speaker badge", "a photo for a
+    magazine cover"): the use, not the medium. From "for a/an/the" to the end of the phrase."""
+    out: set[int] = set()
+    for i in range(len(tokens) - 1):
+        if tokens[i].raw != "for" or tokens[i + 1].raw not in ("a", "an", "the"):
+            continue
+        k = i + 2
+        while k < len(tokens) and not tokens[k].is_separator and tokens[k].raw not in _CLAUSE_BREAKS:
+            out.add(k)
+            k += 1
+    return out
