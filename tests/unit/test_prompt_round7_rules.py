@@ -72,3 +72,13 @@ def test_screenshots_are_wide_and_sprite_sizes_square() -> None:
 def test_a_frame_word_alone_between_commas_is_an_instruction() -> None:
     assert analyze_prompt("a poster of a lighthouse, square").aspect.orientation == "square"
     assert analyze_prompt("a poster of a lighthouse by a town square").aspect.orientation == "portrait"
+
+
+def test_men_plurals_stem_to_man() -> None:
+    from ml_lib.diffusion.prompt.lexicon import stem
+
+    assert [stem(w) for w in ("firemen", "horsewomen", "specimen", "women")] == [
+        "fireman", "horsewoman", "specimen", "woman",
+    ]  # fmt: skip
+    subjects = analyze_prompt("businessmen waiting at a crosswalk in the rain").subjects
+    assert [(s.label, s.count) for s in subjects] == [("person", 2)]
