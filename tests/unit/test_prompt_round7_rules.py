@@ -82,3 +82,9 @@ def test_men_plurals_stem_to_man() -> None:
     ]  # fmt: skip
     subjects = analyze_prompt("businessmen waiting at a crosswalk in the rain").subjects
     assert [(s.label, s.count) for s in subjects] == [("person", 2)]
+
+
+def test_things_listed_after_open_scenery_are_in_the_scene() -> None:
+    assert analyze_prompt("rolling hills at dusk, sheep, fog").content_type == "landscape"
+    assert analyze_prompt("a quiet bay at dawn, gulls, grey sky").content_type == "landscape"
+    assert analyze_prompt("a flock of sheep on rolling hills at dusk, fog").content_type == "animal"
