@@ -77,8 +77,8 @@ def test_a_frame_word_alone_between_commas_is_an_instruction() -> None:
 def test_men_plurals_stem_to_man() -> None:
     from ml_lib.diffusion.prompt.lexicon import stem
 
-    assert [stem(w) for w in ("firemen", "horsewomen", "specimen", "women")] == [
-        "fireman", "horsewoman", "specimen", "woman",
+    assert [stem(w) for w in ("firemen", "horsewomen", "specimen", "women", "dolmens")] == [
+        "fireman", "horsewoman", "specimen", "woman", "dolmen",
     ]  # fmt: skip
     subjects = analyze_prompt("businessmen waiting at a crosswalk in the rain").subjects
     assert [(s.label, s.count) for s in subjects] == [("person", 2)]

@@ -64,8 +64,9 @@ def _fold(word: str) -> str:
 
 #: Words in "-men" that are no plural of "-man".
 _NOT_MEN = frozenset(
-    {"abdomen", "specimen", "regimen", "stamen", "semen", "hymen", "acumen", "albumen", "omen"}
-)
+    {"abdomen", "specimen", "regimen", "stamen", "acumen", "albumen", "bitumen", "cerumen", "cyclamen", "dolmen",
+     "foramen", "gravamen"}
+)  # fmt: skip
 
 
 @functools.lru_cache(maxsize=8192)
