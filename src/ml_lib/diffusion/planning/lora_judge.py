@@ -318,7 +318,10 @@ def judge(
         if mentions:
             what = ", ".join(dict.fromkeys(mentions))
             return Judged(
-                i, 0.0, (), f"{name}: '{what}' names an object's material or a tool here, not a style"
+                i,
+                0.0,
+                (),
+                f"{name}: '{what}' names an object's material, a tool or a thing's print here, not a style",
             )
         return Judged(i, 0.0, (), "")
     if profile.kind == "identity" and not any(e.field == "trigger" or e.field == "name" for e in kept):
