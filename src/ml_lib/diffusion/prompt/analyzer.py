@@ -23,7 +23,15 @@ from .language import detect_language
 from .lexicon import PhraseIndex, PhraseMatch, Token, content_index, load_vocab, tokenize
 from .lexicon_fallback import LexiconReading, curated_family, read_lexicon
 from .syntax import PromptDocument, parse_prompt, plain_text_of
-from .word_roles import attribute_words, borrowed_tag_points, distant_words, modifier_words
+from .word_roles import (
+    attribute_words,
+    borrowed_tag_points,
+    distant_words,
+    modifier_words,
+    object_participle,
+    purpose_words,
+    viewpoint_words,
+)
 
 __all__ = ["ContentDecision", "analyze_prompt", "decide_content_type", "prompt_tokens"]
 
@@ -240,6 +248,8 @@ def _analyze(
         tokens = glossed.tokens
     negated = _negated(tokens)
     idle = _idle_possessors(tokens) | modifier_words(tokens) | distant_words(tokens)
+    view = viewpoint_words(tokens)  # the camera's place: a setting word there still shows the setting
+    backdrop = _backdrop_words(tokens, load_vocab("content_types"))
     evidence: dict[str, float] = {}
     anime_terms: dict[str, float] = {}
     tools = _tool_mentions(tokens)
@@ -250,11 +260,23 @@ def _analyze(
     if not attributes:
         idle |= attrs
     english = language.code == "en" or glossed is not None
-    skip = negated | idle | (glossed.foreign if glossed is not None else frozenset())
+    mediums = {*types["medium_types"], *types["dominant_types"]}
+    purpose = purpose_words(tokens)
+    skip = negated | idle | view | backdrop | (glossed.foreign if glossed is not None else frozenset())
     lexicon = read_lexicon(tokens, content, curated_subjects, skip, types, english=english)
     for match in content:
         if lexicon.hides(match, match.label, types):
             continue  # "dog" of "hot dog"
+        if match.start in purpose and match.label in mediums:
+            continue  # "a headshot for a speaker badge": what the picture is for, not its medium
+        if attributes and match.start in attrs and match.label in mediums:
+            continue  # "a cufflink with an engraved monogram": a detail on the thing, not the medium
+        if match.start in backdrop and match.label in types["focal_types"]:
+            continue  # "a moonlit bay, boats at anchor": the bay is the picture, the boats are in it
+        if match.start in view and match.label not in types["setting_types"]:
+            continue  # "seen from a seaplane": the seaplane is not in the picture
+        if match.term in types["object_participles"] and object_participle(tokens, match.end, types):
+            continue  # "a clown's painted face": the face is painted, not the picture
         if match.start not in negated and match.end - 1 not in idle and match.end not in tools:
             points = match.value * _clamp(match.weight)
             evidence[match.label] = evidence.get(match.label, 0.0) + points
@@ -266,7 +288,7 @@ def _analyze(
         evidence[label] = evidence.get(label, 0.0) + points
     for label, points in lexicon.focal.items():
         evidence[label] = max(evidence.get(label, 0.0), points)
-    subjects, subject_count = _subjects(tokens, curated_subjects, negated, idle, lexicon)
+    subjects, subject_count = _subjects(tokens, curated_subjects, negated, idle | view | backdrop, lexicon)
     kind_words = _kind_modifiers(tokens, [*curated_subjects, *lexicon.subjects], types)
     wide = wide_scene(tokens, text, kind_words)
     _subject_evidence(evidence, subjects, wide, types)
@@ -331,6 +353,22 @@ def _kind_modifiers(
         if m.start > 0 and family in moving and not tokens[m.start - 1].is_separator:
             out.add(m.start - 1)
     return frozenset(out)
+
+
+def _backdrop_words(tokens: list[Token], types: Mapping[str, Any]) -> set[int]:
+    """The words after the first comma when the first part is open scenery (``backdrop_scene`` or more) with
+    no focal thing or being of its own ("a sea stack off a grassy headland, puffins, overcast"): things in
+    the scene, not its subject."""
+    first = next((i for i, t in enumerate(tokens) if t.is_separator), len(tokens))
+    if first >= len(tokens) or wide_scene(tokens[:first], "") < types["backdrop_scene"]:
+        return set()
+    head = tokens[:first]
+    focal = set(types["focal_types"])
+    if any(m.label in focal for m in content_index().find(head)) or any(
+        m.key != "count" for m in _subject_index().find(head)
+    ):
+        return set()
+    return set(range(first + 1, len(tokens)))
 
 
 def _product_shot(content: list[PhraseMatch], negated: set[int], types: Mapping[str, Any]) -> str:

@@ -17,6 +17,8 @@ _RATIO = re.compile(
     re.I,
 )
 _SIZE = re.compile(r"(?<!\d)([1-9]\d{2,3})\s*[x\u00d7]\s*([1-9]\d{2,3})(?!\d)")
+#: A small square size (sprites and icons: "64x64", "16x16"): square whatever the words say.
+_SPRITE = re.compile(r"(?<![\d.])([1-9]\d)\s*[x\u00d7]\s*\1(?![\d.])")
 _KNOWN_RATIOS = frozenset(
     {(1, 1), (2, 3), (3, 2), (3, 4), (4, 3), (4, 5), (5, 4), (9, 16), (16, 9), (21, 9), (9, 21), (2, 1), (1, 2),
      (3, 1), (5, 7), (7, 5), (16, 10), (10, 16), (2.39, 1), (1.85, 1), (2.35, 1)}
@@ -110,12 +112,23 @@ def _explicit(text: str) -> AspectHint | None:
             continue
         ratio = width / height
         return AspectHint(orientation_of(ratio), round(ratio, 4), 0.95, "ratio", match.group(0).strip())
+    sprite = _SPRITE.search(text)
+    if sprite is not None:
+        return AspectHint("square", 1.0, 0.9, "ratio", sprite.group(0))
     size = _SIZE.search(text)
     if size is not None:
         ratio = int(size.group(1)) / int(size.group(2))
         if 0.25 <= ratio <= 4:
             return AspectHint(orientation_of(ratio), round(ratio, 4), 0.9, "ratio", size.group(0))
     return None
+
+
+def _whole_chunk(tokens: list[Token], start: int, end: int) -> bool:
+    """Whether tokens ``start:end`` are a whole comma-separated part of the prompt."""
+    if start < 0:
+        return False
+    before = start == 0 or tokens[start - 1].is_separator
+    return before and (end >= len(tokens) or tokens[end].is_separator)
 
 
 def infer_aspect(raw: str, text: str, tokens: list[Token], context: FrameContext) -> AspectHint:
@@ -126,13 +139,15 @@ def infer_aspect(raw: str, text: str, tokens: list[Token], context: FrameContext
         return explicit
     votes: dict[str, float] = {}
     best_cue: dict[str, tuple[float, str, float]] = {}
+    table = load_vocab("aspect")
     for match in _index().find(tokens, text):
         orientation, cue_ratio = match.label.split("|")
         strength = match.value * max(0.0, min(match.weight, 2.0))
+        if _whole_chunk(tokens, match.start, match.end):  # "…, square": a format instruction on its own
+            strength *= table["alone_factor"]
         votes[orientation] = votes.get(orientation, 0.0) + strength
         if strength > best_cue.get(orientation, (0.0, "", 0.0))[0]:
             best_cue[orientation] = (strength, match.term, float(cue_ratio))
-    table = load_vocab("aspect")
     defaults = table["content_defaults"]
     content_type = context.content_type
     if (

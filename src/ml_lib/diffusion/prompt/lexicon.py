@@ -62,15 +62,25 @@ def _fold(word: str) -> str:
     return "".join(out)
 
 
+#: Words in "-men" that are no plural of "-man".
+_NOT_MEN = frozenset(
+    {"abdomen", "specimen", "regimen", "stamen", "acumen", "albumen", "bitumen", "cerumen", "cyclamen", "dolmen",
+     "foramen", "gravamen"}
+)  # fmt: skip
+
+
 @functools.lru_cache(maxsize=8192)
 def stem(word: str) -> str:
     """A light singular form in US spelling, Latin accents dropped: ``cities`` → ``city``, ``boxes`` → ``box``,
-    ``cats`` → ``cat``, ``watercolours`` → ``watercolor``, ``owl's`` → ``owl``, ``sofá`` → ``sofa``."""
+    ``cats`` → ``cat``, ``fishermen`` → ``fisherman``, ``watercolours`` → ``watercolor``, ``owl's`` → ``owl``,
+    ``sofá`` → ``sofa``."""
     word = _fold(word)
     if len(word) > 3 and word.endswith(("'s", "\u2019s")):  # possessive: "an owl's face"
         word = word[:-2]
     if word in _IRREGULAR:
         return _IRREGULAR[word]
+    if len(word) > 5 and word.endswith("men") and word not in _NOT_MEN:  # fishermen, firewomen
+        return word[:-3] + "man"
     if len(word) > 4 and word.endswith("ies"):
         return word[:-3] + "y"
     if len(word) > 4 and word.endswith(("ches", "shes", "sses", "xes", "zes")):

@@ -37,6 +37,7 @@ _PHRASE_ENDS = frozenset(
     }
 )  # fmt: skip
 _MAX_PHRASE = 4
+_POSSESSIVE = ("'s", "\u2019s")
 _NONE = "-"
 
 
@@ -128,8 +129,9 @@ def lexicon_heads(
     tokens: Sequence[Token], phrases: Sequence[LexiconNoun], skip: set[int]
 ) -> list[LexiconNoun]:
     """Kinded lexicon nouns that head a noun phrase (the phrase ends right after them: "a bowl of pho",
-    "tiramisu on a plate"; "orange" of "orange dress" is no head), none of whose words is in ``skip``
-    (matched by the curated vocabularies, negated or idle). A multiword noun is read whole."""
+    "tiramisu on a plate"; "orange" of "orange dress" is no head; a possessor heads its own: "a toad's eye"),
+    none of whose words is in ``skip`` (matched by the curated vocabularies, negated or idle). A multiword
+    noun is read whole."""
     lexicon = noun_lexicon()
     inside = {k for phrase in phrases for k in range(phrase.start, phrase.end)}
     out = [
@@ -140,8 +142,10 @@ def lexicon_heads(
         and not any(k in skip for k in range(phrase.start, phrase.end))
     ]
     for i, token in enumerate(tokens):
-        if i in skip or i in inside or token.is_separator or not _ends_phrase(tokens, i + 1):
+        if i in skip or i in inside or token.is_separator:
             continue
+        if not _ends_phrase(tokens, i + 1) and not token.raw.endswith(_POSSESSIVE):
+            continue  # a possessor heads its own phrase: "a toad's golden eye" shows the toad
         kind = lexicon.word_kind(token)
         if kind is not None:
             out.append(LexiconNoun(i, i + 1, kind, lexicon.singular(token) or token.stem))

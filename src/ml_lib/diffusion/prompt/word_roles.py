@@ -9,7 +9,14 @@ from typing import Any
 
 from .lexicon import Token, load_vocab
 
-__all__ = ["attribute_words", "borrowed_tag_points", "distant_words", "modifier_words"]
+__all__ = [
+    "attribute_words",
+    "borrowed_tag_points",
+    "distant_words",
+    "modifier_words",
+    "object_participle",
+    "viewpoint_words",
+]
 
 _CLAUSE_BREAKS = frozenset({"with", "and", "while", "where"})
 _DETERMINERS = frozenset(
@@ -32,6 +39,22 @@ def modifier_words(tokens: list[Token]) -> set[int]:
         if head.raw in heads or head.stem in heads:
             out.add(i)
     return out
+
+
+#: Words after a participle that keep it about the picture ("painted in oils", "painted with a palette knife").
+_PARTICIPLE_LINKS = frozenset({"in", "with", "by", "on", "using", "as", "and", "of", "from", "onto", "over"})
+
+
+def object_participle(tokens: list[Token], end: int, types: Mapping[str, Any]) -> bool:
+    """Whether the participle ending at ``end`` ("painted") describes the next word's thing ("a clown's painted
+    face", "a hand-painted sign") rather than the picture's medium ("a painted portrait", "painted in oils")."""
+    if end >= len(tokens):
+        return False
+    following = tokens[end]
+    if following.is_separator or following.raw in _PARTICIPLE_LINKS or following.raw.endswith("ly"):
+        return False
+    pictures = types["picture_nouns"]
+    return following.raw not in pictures and following.stem not in pictures
 
 
 def attribute_words(tokens: list[Token]) -> set[int]:
@@ -80,3 +103,53 @@ def borrowed_tag_points(matched: Mapping[str, float], evidence: Mapping[str, flo
     if any(term not in booru for term in matched):
         return 0.0
     return sum(matched.values())
+
+
+#: Words before "from" that make what follows the camera's place ("seen from a seaplane").
+_VIEWPOINTS = frozenset({"seen", "viewed", "shot", "photographed", "filmed", "taken", "view", "views"})
+#: Words that end the viewpoint's phrase: what comes next is in the picture again ("from a hill over the bay").
+_VIEW_ENDS = frozenset(
+    {
+        "over",
+        "across",
+        "into",
+        "onto",
+        "toward",
+        "towards",
+        "to",
+        "with",
+        "and",
+        "while",
+        "where",
+        "at",
+        "above",
+    }
+)
+
+
+def viewpoint_words(tokens: list[Token]) -> set[int]:
+    """Indices of the words naming where the picture is taken from ("an archipelago seen from a seaplane",
+    "the view from a train window"): the camera's place, not something the picture shows."""
+    out: set[int] = set()
+    for i in range(len(tokens) - 1):
+        if tokens[i].raw not in _VIEWPOINTS or tokens[i + 1].raw != "from":
+            continue
+        k = i + 2
+        while k < len(tokens) and not tokens[k].is_separator and tokens[k].raw not in _VIEW_ENDS:
+            out.add(k)
+            k += 1
+    return out
+
+
+def purpose_words(tokens: list[Token]) -> set[int]:
+    """Indices of the words naming what the picture is for ("a headshot for a speaker badge", "a photo for a
+    magazine cover"): the use, not the medium. From "for a/an/the" to the end of the phrase."""
+    out: set[int] = set()
+    for i in range(len(tokens) - 1):
+        if tokens[i].raw != "for" or tokens[i + 1].raw not in ("a", "an", "the"):
+            continue
+        k = i + 2
+        while k < len(tokens) and not tokens[k].is_separator and tokens[k].raw not in _CLAUSE_BREAKS:
+            out.add(k)
+            k += 1
+    return out
