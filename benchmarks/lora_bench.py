@@ -5,8 +5,9 @@ Run: ``python benchmarks/lora_bench.py [--dev-only] [--no-semantic] [--no-timing
 over N catalogued LoRAs; ``--analyzer use`` times the plans with the ``use`` prompt analyzer.
 
 F1 / precision@3 / recall@3, exact answers and wrong picks of :func:`choose_loras` on the dev and held-out
-queries (``data/lora_eval*.jsonl``, ``data/lora_heldout.jsonl``, ``..._heldout2`` … ``..._heldout4``: tuned on
-since rounds 3, 4, 6 and 7) and the held-out queries (``data/lora_heldout5.jsonl``) against the fixture library
+queries (``data/lora_eval*.jsonl``, ``data/lora_heldout.jsonl``, ``..._heldout2`` … ``..._heldout5``: tuned on
+since rounds 3, 4, 6, 7 and 8) and the held-out queries (``data/lora_heldout6.jsonl``, read only without
+``--dev-only``, skipped while it does not exist) against the fixture library
 ``data/lora_library.jsonl`` (``lora_fixture.py``), next to a keyword-trigger baseline (every LoRA whose trigger
 word appears in the prompt, any family); per-kind exact rates and the confusion of the worst kinds; then
 ``ImageGenerator.plan`` over a temporary catalog of 10,000 generated LoRAs (cold, after a catalog change, warm).
@@ -39,10 +40,11 @@ QUERIES = {
     EVAL.with_name("lora_heldout3.jsonl"): "heldout3",
     EVAL.with_name("lora_heldout4.jsonl"): "heldout4",
     EVAL.with_name("lora_heldout5.jsonl"): "heldout5",
+    EVAL.with_name("lora_heldout6.jsonl"): "heldout6",
 }
 #: What the recommender may be tuned and calibrated on: ``dev`` and the earlier held-out splits.
-TUNING = ("dev", "heldout", "heldout2", "heldout3", "heldout4")
-SPLITS = (*TUNING, "heldout5")
+TUNING = ("dev", "heldout", "heldout2", "heldout3", "heldout4", "heldout5")
+SPLITS = (*TUNING, "heldout6")
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,8 +64,14 @@ def _load(path) -> list[dict[str, object]]:  # type: ignore[no-untyped-def]
 
 
 def queries(*splits: str) -> list[dict[str, object]]:
-    """The LoRA queries of ``splits`` ("dev", "heldout" … "heldout5"; none: all); other files are not read."""
-    rows = [r for path, split in QUERIES.items() if not splits or split in splits for r in _load(path)]
+    """The LoRA queries of ``splits`` ("dev", "heldout" … "heldout6"; none: all); other files are not read, and
+    a missing one is skipped (the newest held-out split may not be written yet)."""
+    rows = [
+        r
+        for path, split in QUERIES.items()
+        if (not splits or split in splits) and path.is_file()
+        for r in _load(path)
+    ]
     return [r for r in rows if not splits or r["split"] in splits]
 
 

@@ -3,12 +3,12 @@ on the tuning splits only.
 
 Run: ``cd benchmarks && OMP_NUM_THREADS=1 python use_backend.py`` (needs ``pip install "ml-lib[multilingual]"``).
 
-1. Leave-one-split-out over ``dev`` and ``heldout`` … ``heldout4`` (``intelligence.TUNING``; the
-   ``test`` rows of ``intelligence_eval.jsonl`` are dropped on load, ``heldout5`` files are not opened): for each
-   split the classifier is fitted on the other four with the build script's settings
+1. Leave-one-split-out over ``dev`` and ``heldout`` … ``heldout5`` (``intelligence.TUNING``; the
+   ``test`` rows of ``intelligence_eval.jsonl`` are dropped on load, ``heldout6`` files are not opened): for each
+   split the classifier is fitted on the others with the build script's settings
    (``fit_content_model``'s defaults) and the shipped code path (``UseEvidenceAnalyzer``) runs with it on the
    left-out split. These are the honest figures: the classifier never saw the prompts it reads.
-2. The shipped classifier (``vocab/use_content.json``, fitted on all five splits): in-sample, so only a check
+2. The shipped classifier (``vocab/use_content.json``, fitted on all the tuning splits): in-sample, so only a check
    that the file does what the folds did.
 3. Cost: the encoder's cold load, and the analysis latency per prompt (warm, one thread) with the backend on,
    over all prompts and over those where the gate fires.
