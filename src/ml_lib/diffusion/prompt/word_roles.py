@@ -15,6 +15,7 @@ __all__ = [
     "distant_words",
     "modifier_words",
     "object_participle",
+    "purpose_words",
     "viewpoint_words",
 ]
 
