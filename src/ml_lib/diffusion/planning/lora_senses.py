@@ -39,6 +39,7 @@ _STOPS = frozenset(
 _PHOTO = frozenset({"photo", "photograph", "photography", "snapshot"})
 _ARTICLES = frozenset({"a", "an", "the"})
 _UNSEEN = object()
+_KEYS = {kind: f"sense {kind}" for kind in ("style", "concept", "identity")}  # memo keys, built once
 Senses = tuple[tuple[str, tuple[str, ...]], ...]
 
 
@@ -156,10 +157,12 @@ def other_sense(
     ``known`` means another thing here ("" when it does not); ``library``: every catalogued LoRA's words."""
     if ev.end - ev.start != 1:
         return _possessed(ev, p)
-    key = (f"sense {kind}", ev.start, ev.end)
+    key = (_KEYS.get(kind, kind), ev.start, ev.end)
     verdict = p.memo.get(key, _UNSEEN)
     if verdict is _UNSEEN:  # the same words are judged for many LoRAs of a large catalog
         verdict = p.memo[key] = _senses(ev, p, kind, library)
+    if not verdict:
+        return ""
     for label, words in verdict:  # type: ignore[attr-defined]
         if words[0] == "#photo" and _PHOTO & known:
             continue  # a photographic style ("polaroid", "bokeh"): a photo is its medium
