@@ -53,6 +53,7 @@ def test_a_style_word_headed_by_a_modifier_no_lora_knows_is_another_sense() -> N
         "a veteran comic telling jokes at a bar", "comic_xl", "'veteran comic': a compound of another sense"
     )
     assert _names("a noir comic about a detective in the rain") == ["comic_xl", "noir_xl"]  # two styles
+    assert _names("a koi sticker, die cut, white outline") == ["sticker_xl"]  # what the sticker depicts
 
 
 def test_a_style_word_acted_on_in_a_photo_is_a_thing() -> None:

@@ -92,7 +92,8 @@ def _next_noun(ev: Evidence, p: PromptWords) -> tuple[str, ...]:
 
 def _lone_modifier(ev: Evidence, p: PromptWords, library: frozenset[str]) -> tuple[str, ...]:
     """The one word before a style word that heads its phrase ("military" of "the military tattoo at …"),
-    when that word is no word of any catalogued LoRA (those combine styles: "lineart tattoo")."""
+    when that word is no word of any catalogued LoRA (those combine styles: "lineart tattoo"), no noun of the
+    lexicon's kinds, no subject noun and no style cue (what it depicts or how: "a koi tattoo")."""
     after = _at(p, ev.end)
     if _noun(after) and not (after is not None and noun_lexicon().word_kind(after) is not None):
         return ()  # "tattoo design", "comic book": the word is not the head
@@ -102,7 +103,24 @@ def _lone_modifier(ev: Evidence, p: PromptWords, library: frozenset[str]) -> tup
     parts = [stem(part) for part in before.raw.split("-") if part]
     if before.stem in library or any(part in library for part in parts) or before.raw in _style_heads():
         return ()
+    if (
+        noun_lexicon().word_kind(before) is not None
+        or before.raw in _depictions()
+        or before.stem in _depictions()
+    ):
+        return ()  # "a koi tattoo", "a tribal tattoo": the subject it depicts, or a style of it
     return (before.stem,)
+
+
+@functools.cache
+def _depictions() -> frozenset[str]:
+    """Subject nouns (vocab/subjects.json) and style and medium cue words (vocab/cues.json): a modifier among
+    them says what a piece depicts or how, not another sense of the word."""
+    subjects = load_vocab("subjects")["nouns"]
+    cues = load_vocab("cues")
+    words = {w for nouns in subjects.values() for w in nouns}
+    words |= {w for group in ("style", "medium") for terms in cues[group].values() for w in terms}
+    return frozenset(w.lower() for w in words if " " not in w)
 
 
 def _acted_on(ev: Evidence, p: PromptWords) -> tuple[str, ...]:
