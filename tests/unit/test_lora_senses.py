@@ -50,7 +50,7 @@ def _refused(prompt: str, name: str, why: str) -> None:
 
 def test_a_style_word_headed_by_a_modifier_no_lora_knows_is_another_sense() -> None:
     _refused(
-        "a veteran comic telling jokes at a bar", "comic_xl", "'veteran comic': a compound of another sense"
+        "a deadpan comic telling jokes at a bar", "comic_xl", "'deadpan comic': a compound of another sense"
     )
     assert _names("a noir comic about a detective in the rain") == ["comic_xl", "noir_xl"]  # two styles
     assert _names("a koi sticker, die cut, white outline") == ["sticker_xl"]  # what the sticker depicts
