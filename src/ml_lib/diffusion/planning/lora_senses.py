@@ -14,6 +14,7 @@ dragon-girl LoRA):
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ..prompt.lexicon import Token, load_vocab, stem
@@ -90,7 +91,7 @@ def _next_noun(ev: Evidence, p: PromptWords) -> tuple[str, ...]:
     return () if after.stem in _style_heads() else (after.stem,)
 
 
-def _lone_modifier(ev: Evidence, p: PromptWords, library: frozenset[str]) -> tuple[str, ...]:
+def _lone_modifier(ev: Evidence, p: PromptWords, library: Callable[[], frozenset[str]]) -> tuple[str, ...]:
     """The one word before a style word that heads its phrase ("military" of "the military tattoo at …"),
     when that word is no word of any catalogued LoRA (those combine styles: "lineart tattoo"), no noun of the
     lexicon's kinds, no subject noun and no style cue (what it depicts or how: "a koi tattoo")."""
@@ -101,7 +102,8 @@ def _lone_modifier(ev: Evidence, p: PromptWords, library: frozenset[str]) -> tup
     if not _noun(before) or before is None or earlier is None or earlier.raw not in _ARTICLES:
         return ()  # "a stand-up comic": one thing, named by a lone modifier after an article
     parts = [stem(part) for part in before.raw.split("-") if part]
-    if before.stem in library or any(part in library for part in parts) or before.raw in _style_heads():
+    words = library()
+    if before.stem in words or any(part in words for part in parts) or before.raw in _style_heads():
         return ()
     if (
         noun_lexicon().word_kind(before) is not None
@@ -169,16 +171,16 @@ def _possessed(ev: Evidence, p: PromptWords) -> str:
 
 
 def other_sense(
-    ev: Evidence, p: PromptWords, known: frozenset[str], kind: str, library: frozenset[str]
+    ev: Evidence, p: PromptWords, known: frozenset[str], kind: str, library: Callable[[], frozenset[str]]
 ) -> str:
     """Why the one-word evidence ``ev`` of a LoRA of ``kind`` (style, concept, identity) that knows the words
-    ``known`` means another thing here ("" when it does not); ``library``: every catalogued LoRA's words."""
-    if ev.end - ev.start != 1:
-        return _possessed(ev, p)
+    ``known`` means another thing here ("" when it does not); ``library()``: every catalogued LoRA's words."""
     key = (_KEYS.get(kind, kind), ev.start, ev.end)
     verdict = p.memo.get(key, _UNSEEN)
     if verdict is _UNSEEN:  # the same words are judged for many LoRAs of a large catalog
-        verdict = p.memo[key] = _senses(ev, p, kind, library)
+        verdict = p.memo[key] = _senses(ev, p, kind, library) if ev.end - ev.start == 1 else _possessed(ev, p)
+    if isinstance(verdict, str):
+        return verdict
     if not verdict:
         return ""
     for label, words in verdict:  # type: ignore[attr-defined]
@@ -191,7 +193,7 @@ def other_sense(
     return ""
 
 
-def _senses(ev: Evidence, p: PromptWords, kind: str, library: frozenset[str]) -> Senses:
+def _senses(ev: Evidence, p: PromptWords, kind: str, library: Callable[[], frozenset[str]]) -> Senses:
     out: list[tuple[str, tuple[str, ...]]] = []
     if kind != "style" and (head := _made_head(ev, p)):
         out.append(("'{word} {words}': the word says which kind of another thing it is", head))
