@@ -6,7 +6,8 @@ the round-2 ``heldout`` split of ``intelligence_heldout.jsonl`` and round 3's ``
 ``intelligence_heldout2.jsonl`` and round 4's ``heldout3`` split of ``intelligence_heldout3.jsonl`` (all looked
 at, so tuned on: dev data now), round 6's ``heldout4`` split of ``intelligence_heldout4.jsonl`` (run twice, so
 tuned on since round 7), round 7's ``heldout5`` split of ``intelligence_heldout5.jsonl`` (run once, tuned on
-since round 8), and the ``heldout6`` split of ``intelligence_heldout6.jsonl`` (written before round 8's tuning;
+since round 8), round 8's ``heldout6`` split of ``intelligence_heldout6.jsonl`` (run once, tuned on since round
+9), and the ``heldout7`` split of ``intelligence_heldout7.jsonl`` (written before round 9's tuning;
 ``--dev-only`` does not even read its file, and a run without it skips it while it does not exist yet):
 content-type accuracy, aspect accuracy (portrait / landscape / square, and the five orientations), per-class
 accuracy with the confusion of the worst classes, and style-cue recall, for the
@@ -38,14 +39,16 @@ HELDOUT3 = DATA.with_name("intelligence_heldout3.jsonl")
 HELDOUT4 = DATA.with_name("intelligence_heldout4.jsonl")
 HELDOUT5 = DATA.with_name("intelligence_heldout5.jsonl")
 HELDOUT6 = DATA.with_name("intelligence_heldout6.jsonl")
+HELDOUT7 = DATA.with_name("intelligence_heldout7.jsonl")
 #: Which file holds which splits: a run reads only the files of the splits it asks for.
 FILES = {DATA: ("dev", "test"), HELDOUT: ("heldout",), HELDOUT2: ("heldout2",), HELDOUT3: ("heldout3",)}
 FILES[HELDOUT4] = ("heldout4",)
 FILES[HELDOUT5] = ("heldout5",)
 FILES[HELDOUT6] = ("heldout6",)
-SPLITS = ("dev", "test", "heldout", "heldout2", "heldout3", "heldout4", "heldout5", "heldout6")
+FILES[HELDOUT7] = ("heldout7",)
+SPLITS = ("dev", "test", "heldout", "heldout2", "heldout3", "heldout4", "heldout5", "heldout6", "heldout7")
 #: What the rules may be tuned on: ``dev`` and the earlier held-out splits, which have been looked at.
-TUNING = ("dev", "heldout", "heldout2", "heldout3", "heldout4", "heldout5")
+TUNING = ("dev", "heldout", "heldout2", "heldout3", "heldout4", "heldout5", "heldout6")
 #: The issue's three frames: tall counts as portrait, wide as landscape.
 COARSE = {"tall": "portrait", "wide": "landscape"}
 
@@ -207,7 +210,7 @@ def main() -> None:
     parser.add_argument(
         "--dev-only",
         action="store_true",
-        help="while tuning: only dev and heldout … heldout5 (tuned on); test and heldout6 stay unread",
+        help="while tuning: only dev and heldout … heldout6 (tuned on); test and heldout7 stay unread",
     )
     args = parser.parse_args()
 
@@ -216,8 +219,8 @@ def main() -> None:
     examples = [e for e in load(paths) if e.split in splits]
     print(
         f"{len(examples)} labelled prompts ({', '.join(p.name for p in paths)}); "
-        "dev and heldout … heldout5 = tuning splits, test = the first held-out split, heldout6 = "
-        "written before round 8's tuning\n"
+        "dev and heldout … heldout6 = tuning splits, test = the first held-out split, heldout7 = "
+        "written before round 9's tuning\n"
     )
     rules = run(examples, analyze_prompt)
     report("rules", examples, rules, splits)
@@ -275,7 +278,7 @@ def main() -> None:
 
         lora_report(
             semantic=not args.no_semantic,
-            splits=TUNING if args.dev_only else (*TUNING, "heldout6"),
+            splits=TUNING if args.dev_only else (*TUNING, "heldout7"),
             timing=not args.no_lora_timing,
         )
 

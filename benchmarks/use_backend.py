@@ -3,8 +3,8 @@ on the tuning splits only.
 
 Run: ``cd benchmarks && OMP_NUM_THREADS=1 python use_backend.py`` (needs ``pip install "ml-lib[multilingual]"``).
 
-1. Leave-one-split-out over ``dev`` and ``heldout`` … ``heldout5`` (``intelligence.TUNING``; the
-   ``test`` rows of ``intelligence_eval.jsonl`` are dropped on load, ``heldout6`` files are not opened): for each
+1. Leave-one-split-out over ``dev`` and ``heldout`` … ``heldout6`` (``intelligence.TUNING``; the
+   ``test`` rows of ``intelligence_eval.jsonl`` are dropped on load, ``heldout7`` files are not opened): for each
    split the classifier is fitted on the others with the build script's settings
    (``fit_content_model``'s defaults) and the shipped code path (``UseEvidenceAnalyzer``) runs with it on the
    left-out split. These are the honest figures: the classifier never saw the prompts it reads.

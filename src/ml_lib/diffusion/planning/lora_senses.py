@@ -1,0 +1,214 @@
+"""A LoRA's one word used in another sense (pure). Four kinds, each with the words that make the other sense;
+:func:`other_sense` refuses the word unless the LoRA itself knows those words ("dragon girl" for a
+dragon-girl LoRA):
+
+- a concept's or character's word modifies a noun naming another kind of thing, one the noun lexicon knows
+  ("dragon boat", "mustang horse"), or the thing shown in a product scene ("underwater camera housing");
+- a one-word name modifies a place or thing ("asuka village"): the place is named after it;
+- a style word is the head of a compound whose lone modifier is no style word of the catalog ("military
+  tattoo", "stand-up comic", "maserati ghibli sedan"); "lineart tattoo", "chibi sticker" combine styles;
+- in a photo, a style word names a thing acted on or displayed ("blasting graffiti off a wall", "covered in
+  stickers", "playing with modelling clay").
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from ..prompt.lexicon import Token, load_vocab, stem
+from ..prompt.noun_kinds import noun_lexicon
+from .lora_index import Evidence, lora_terms
+
+if TYPE_CHECKING:
+    from .lora_judge import PromptWords
+
+__all__ = ["other_sense"]
+
+#: Words that end a noun compound: articles, prepositions and clause words ("court after rain").
+_STOPS = frozenset(
+    {
+        "of", "and", "with", "in", "on", "at", "or", "for", "from", "by", "to", "a", "an", "the", "its", "his",
+        "her", "their", "this", "that", "after", "through", "outside", "across", "off", "under", "near",
+        "against", "above", "below", "into", "over", "beside", "behind", "while", "as", "like", "during",
+        "inside", "around", "between", "beneath", "along", "up", "down", "is", "are", "was", "were", "who",
+        "which", "where", "when",
+    }
+)  # fmt: skip
+#: Words that say the picture is a photograph of the scene, whatever things it shows.
+_PHOTO = frozenset({"photo", "photograph", "photography", "snapshot"})
+_ARTICLES = frozenset({"a", "an", "the"})
+_UNSEEN = object()
+_KEYS = {kind: f"sense {kind}" for kind in ("style", "concept", "identity")}  # memo keys, built once
+Senses = tuple[tuple[str, tuple[str, ...]], ...]
+
+
+@functools.cache
+def _style_heads() -> frozenset[str]:
+    return frozenset(lora_terms()["style_heads"])
+
+
+def _verbal(raw: str) -> bool:
+    """A participle or gerund ("galloping", "parked"), or an adverb ("freshly"): not a noun of a compound."""
+    return (
+        (raw.endswith("ing") and len(raw) > 4) or (raw.endswith("ed") and len(raw) > 3) or raw.endswith("ly")
+    )
+
+
+def _noun(token: Token | None) -> bool:
+    """Could be a noun of a compound: a word, no stop word, participle or adverb."""
+    return token is not None and not token.is_separator and token.raw not in _STOPS and not _verbal(token.raw)
+
+
+def _at(p: PromptWords, k: int) -> Token | None:
+    return p.tokens[k] if 0 <= k < len(p.tokens) else None
+
+
+def _made_head(ev: Evidence, p: PromptWords) -> tuple[str, ...]:
+    """The next noun when the noun lexicon says it is a made thing, a vehicle or a building ("boat" of "dragon
+    boat"): the word says which kind of that thing it is ("a mecha spider", "an underwater cave" stay)."""
+    after = _at(p, ev.end)
+    if not _noun(after) or after is None or p.tokens[ev.start].raw.endswith("'s"):
+        return ()  # "a mecha's cockpit": the possessor is there
+    kind = noun_lexicon().word_kind(after)
+    return (after.stem,) if kind is not None and _families().get(kind, kind) in _MADE else ()
+
+
+_MADE = frozenset({"vehicle", "architecture", "interior"})
+
+
+@functools.cache
+def _families() -> dict[str, str]:
+    return dict(load_vocab("content_types")["lexicon"]["families"])
+
+
+def _next_noun(ev: Evidence, p: PromptWords) -> tuple[str, ...]:
+    """The next noun, whatever it is ("village" of "asuka village"), unless it is a style head."""
+    after = _at(p, ev.end)
+    if not _noun(after) or after is None or not after.raw.isalpha() or after.raw in _style_heads():
+        return ()
+    return () if after.stem in _style_heads() else (after.stem,)
+
+
+def _lone_modifier(ev: Evidence, p: PromptWords, library: Callable[[], frozenset[str]]) -> tuple[str, ...]:
+    """The one word before a style word that heads its phrase ("military" of "the military tattoo at …"),
+    when that word is no word of any catalogued LoRA (those combine styles: "lineart tattoo"), no noun of the
+    lexicon's kinds, no subject noun and no style cue (what it depicts or how: "a koi tattoo")."""
+    after = _at(p, ev.end)
+    if _noun(after) and not (after is not None and noun_lexicon().word_kind(after) is not None):
+        return ()  # "tattoo design", "comic book": the word is not the head
+    before, earlier = _at(p, ev.start - 1), _at(p, ev.start - 2)
+    if not _noun(before) or before is None or earlier is None or earlier.raw not in _ARTICLES:
+        return ()  # "a stand-up comic": one thing, named by a lone modifier after an article
+    parts = [stem(part) for part in before.raw.split("-") if part]
+    words = library()
+    if before.stem in words or any(part in words for part in parts) or before.raw in _style_heads():
+        return ()
+    if (
+        noun_lexicon().word_kind(before) is not None
+        or before.raw in _depictions()
+        or before.stem in _depictions()
+    ):
+        return ()  # "a koi tattoo", "a tribal tattoo": the subject it depicts, or a style of it
+    return (before.stem,)
+
+
+@functools.cache
+def _depictions() -> frozenset[str]:
+    """Subject nouns (vocab/subjects.json) and style and medium cue words (vocab/cues.json): a modifier among
+    them says what a piece depicts or how, not another sense of the word."""
+    subjects = load_vocab("subjects")["nouns"]
+    cues = load_vocab("cues")
+    words = {w for nouns in subjects.values() for w in nouns}
+    words |= {w for group in ("style", "medium") for terms in cues[group].values() for w in terms}
+    return frozenset(w.lower() for w in words if " " not in w)
+
+
+def _acted_on(ev: Evidence, p: PromptWords) -> tuple[str, ...]:
+    """In a photo, the verb acting on the thing the style word names ("blasting" of "blasting graffiti off",
+    "covered" of "covered in stickers", "playing" of "playing with modelling clay")."""
+    if not _PHOTO & p.stems:
+        return ()
+    after = _at(p, ev.end)
+    if after is not None and (after.raw in _style_heads() or after.stem in _style_heads()):
+        return ()  # "graffiti art …, photo": the look is asked for
+    for k in range(ev.start - 1, max(-1, ev.start - 4), -1):
+        token = p.tokens[k]
+        if token.is_separator:
+            return ()
+        # a gerund right before the word is its modifier ("with modelling clay") unless a noun acts
+        ing = token.raw.endswith("ing") and len(token.raw) > 5 and (k < ev.start - 1 or _noun(_at(p, k - 1)))
+        if ing or (token.raw.endswith("ed") and len(token.raw) > 4):
+            return (token.stem,)
+    return ()
+
+
+def _collection(ev: Evidence, p: PromptWords) -> bool:
+    """The word's phrase is what a collection holds ("skeins of embroidery floss", "jars of …"): a plural
+    noun, no picture word, then "of" right before it."""
+    of, holder = _at(p, ev.start - 1), _at(p, ev.start - 2)
+    if of is None or of.raw != "of" or not _noun(holder) or holder is None or holder.raw == holder.stem:
+        return False
+    pictures = _style_heads() | _picture_nouns()
+    return holder.raw not in pictures and holder.stem not in pictures
+
+
+@functools.cache
+def _picture_nouns() -> frozenset[str]:
+    return frozenset(load_vocab("content_types")["picture_nouns"])
+
+
+def _possessed(ev: Evidence, p: PromptWords) -> str:
+    """A phrase spelled with a possessive ("a cat's ears" for "cat ears"): a part of the possessor, which is
+    shown there, not the thing the phrase names (the accessory)."""
+    words = p.tokens[ev.start : ev.end]
+    if not any(t.raw.endswith("'s") for t in words[:-1]):
+        return ""
+    return (
+        f"'{' '.join(t.raw for t in words)}': a part of a {words[0].stem} shown there, not the LoRA's thing"
+    )
+
+
+def other_sense(
+    ev: Evidence, p: PromptWords, known: frozenset[str], kind: str, library: Callable[[], frozenset[str]]
+) -> str:
+    """Why the one-word evidence ``ev`` of a LoRA of ``kind`` (style, concept, identity) that knows the words
+    ``known`` means another thing here ("" when it does not); ``library()``: every catalogued LoRA's words."""
+    key = (_KEYS.get(kind, kind), ev.start, ev.end)
+    verdict = p.memo.get(key, _UNSEEN)
+    if verdict is _UNSEEN:  # the same words are judged for many LoRAs of a large catalog
+        verdict = p.memo[key] = _senses(ev, p, kind, library) if ev.end - ev.start == 1 else _possessed(ev, p)
+    if isinstance(verdict, str):
+        return verdict
+    if not verdict:
+        return ""
+    for label, words in verdict:  # type: ignore[attr-defined]
+        if words[0] == "#photo" and _PHOTO & known:
+            continue  # a photographic style ("polaroid", "bokeh"): a photo is its medium
+        if not all(word in known for word in words if word != "#photo"):
+            return label.format(
+                word=p.tokens[ev.start].raw, words=" ".join(w for w in words if w != "#photo")
+            )
+    return ""
+
+
+def _senses(ev: Evidence, p: PromptWords, kind: str, library: Callable[[], frozenset[str]]) -> Senses:
+    out: list[tuple[str, tuple[str, ...]]] = []
+    if kind != "style" and (head := _made_head(ev, p)):
+        out.append(("'{word} {words}': the word says which kind of another thing it is", head))
+    if kind == "concept" and p.thing_scene and (head := _next_noun(ev, p)):
+        out.append(("'{word} {words}': the word describes the thing shown, not the LoRA's concept", head))
+    if kind == "identity" and (head := _next_noun(ev, p)):
+        out.append(("'{word} {words}': a place or thing named after it, not the character or model", head))
+    if kind == "style" and (modifier := _lone_modifier(ev, p, library)):
+        out.append(("'{words} {word}': a compound of another sense, not the style", modifier))
+    if kind == "style" and (verb := _acted_on(ev, p)):
+        out.append(("'{words} … {word}': a thing acted on in a photo, not a style", verb))
+    if kind == "style" and _collection(ev, p) and (head := _next_noun(ev, p)):
+        out.append(("'… of {word} {words}': things a collection holds, not a style", head))
+    if kind == "style" and _PHOTO & p.stems and (head := _next_noun(ev, p)):
+        out.append(
+            ("'{word} {words}' in a photo: it describes that thing, not a drawn style", ("#photo", *head))
+        )
+    return tuple(out)
