@@ -48,12 +48,17 @@ def _refused(prompt: str, name: str, why: str) -> None:
     assert f"{name}: " in choice.reason and why in choice.reason
 
 
-def test_a_style_word_headed_by_a_modifier_no_lora_knows_is_another_sense() -> None:
-    _refused(
-        "a deadpan comic telling jokes at a bar", "comic_xl", "'deadpan comic': a compound of another sense"
-    )
+def test_a_style_word_after_any_modifier_stays_the_style() -> None:
+    # "a skull tattoo", "a rose sticker": how people ask for the style, whatever the lexicon knows of the word
+    assert _names("a deadpan comic about a detective") == ["comic_xl"]
     assert _names("a noir comic about a detective in the rain") == ["comic_xl", "noir_xl"]  # two styles
-    assert _names("a koi sticker, die cut, white outline") == ["sticker_xl"]  # what the sticker depicts
+    assert _names("a koi sticker, die cut, white outline") == ["sticker_xl"]
+    assert _names("a skull sticker on a laptop") == ["sticker_xl"]
+
+
+def test_a_style_word_on_the_picture_noun_of_a_photo_is_the_style() -> None:
+    assert _names("isometric snapshot of a rowing club, photo") == ["isometric_xl"]
+    assert _names("noir photo of a detective in the rain") == ["noir_xl"]
 
 
 def test_a_style_word_acted_on_in_a_photo_is_a_thing() -> None:

@@ -191,7 +191,6 @@ class LoraIndex:
         self.records: tuple[ModelRecord, ...] = tuple(r for r in usable if id(r) not in fast_ids)
         self.profiles: tuple[LoraProfile, ...] = tuple(_profile(r) for r in self.records)
         self._vocabulary: dict[int, frozenset[str]] = {}
-        self._library: frozenset[str] | None = None
         self._families = tuple(dict.fromkeys(r.family for r in self.records))
         df: dict[str, int] = {}
         for profile in self.profiles:
@@ -232,13 +231,6 @@ class LoraIndex:
 
     def __len__(self) -> int:
         return len(self.records)
-
-    def library_words(self) -> frozenset[str]:
-        """The word stems of every record's evidence phrases (words some LoRA of the catalog was trained on)."""
-        words = self._library
-        if words is None:
-            words = self._library = frozenset(stem(w) for phrase in self._postings for w in phrase.split())
-        return words
 
     def vocabulary(self, i: int) -> frozenset[str]:
         """The word stems of record ``i``'s evidence phrases (what its training images showed)."""

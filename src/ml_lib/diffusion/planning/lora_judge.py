@@ -281,12 +281,12 @@ def judge(
             elif profile.kind == "concept" and (head := _compound_head(ev, p, known)):
                 mentioned |= set(range(ev.start, ev.end))
                 parts.append(head)
-            elif why := other_sense(ev, p, known, profile.kind, index.library_words):
+            elif why := other_sense(ev, p, known, profile.kind):
                 mentioned |= set(range(ev.start, ev.end))
                 senses.append(why)
     else:
         for ev in found:
-            if ev.field == "name" and (why := other_sense(ev, p, known, profile.kind, index.library_words)):
+            if ev.field == "name" and (why := other_sense(ev, p, known, profile.kind)):
                 mentioned |= set(range(ev.start, ev.end))
                 senses.append(why)
     for ev in sorted(found, key=lambda e: (e.field == "text", -e.weight, e.start)):  # text words last

@@ -1,23 +1,24 @@
-"""A LoRA's one word used in another sense (pure). Four kinds, each with the words that make the other sense;
+"""A LoRA's one word used in another sense (pure). Three kinds, each with the words that make the other sense;
 :func:`other_sense` refuses the word unless the LoRA itself knows those words ("dragon girl" for a
 dragon-girl LoRA):
 
 - a concept's or character's word modifies a noun naming another kind of thing, one the noun lexicon knows
   ("dragon boat", "mustang horse"), or the thing shown in a product scene ("underwater camera housing");
 - a one-word name modifies a place or thing ("asuka village"): the place is named after it;
-- a style word is the head of a compound whose lone modifier is no style word of the catalog ("military
-  tattoo", "stand-up comic", "maserati ghibli sedan"); "lineart tattoo", "chibi sticker" combine styles;
 - in a photo, a style word names a thing acted on or displayed ("blasting graffiti off a wall", "covered in
   stickers", "playing with modelling clay").
+
+Not a rule: a style word after one modifier no vocabulary knows ("the military tattoo", "a stand-up comic")
+was tried and dropped, because the same shape is how people ask for the style ("a skull tattoo", "a rose
+tattoo": the lexicon lacks most such nouns).
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from ..prompt.lexicon import Token, load_vocab, stem
+from ..prompt.lexicon import Token, load_vocab
 from ..prompt.noun_kinds import noun_lexicon
 from .lora_index import Evidence, lora_terms
 
@@ -84,45 +85,13 @@ def _families() -> dict[str, str]:
 
 
 def _next_noun(ev: Evidence, p: PromptWords) -> tuple[str, ...]:
-    """The next noun, whatever it is ("village" of "asuka village"), unless it is a style head."""
+    """The next noun, whatever it is ("village" of "asuka village"), unless it is a style head or names the
+    picture itself ("film grain snapshot", "a ukiyo-e portrait": the look of the picture)."""
     after = _at(p, ev.end)
-    if not _noun(after) or after is None or not after.raw.isalpha() or after.raw in _style_heads():
+    if not _noun(after) or after is None or not after.raw.isalpha():
         return ()
-    return () if after.stem in _style_heads() else (after.stem,)
-
-
-def _lone_modifier(ev: Evidence, p: PromptWords, library: Callable[[], frozenset[str]]) -> tuple[str, ...]:
-    """The one word before a style word that heads its phrase ("military" of "the military tattoo at …"),
-    when that word is no word of any catalogued LoRA (those combine styles: "lineart tattoo"), no noun of the
-    lexicon's kinds, no subject noun and no style cue (what it depicts or how: "a koi tattoo")."""
-    after = _at(p, ev.end)
-    if _noun(after) and not (after is not None and noun_lexicon().word_kind(after) is not None):
-        return ()  # "tattoo design", "comic book": the word is not the head
-    before, earlier = _at(p, ev.start - 1), _at(p, ev.start - 2)
-    if not _noun(before) or before is None or earlier is None or earlier.raw not in _ARTICLES:
-        return ()  # "a stand-up comic": one thing, named by a lone modifier after an article
-    parts = [stem(part) for part in before.raw.split("-") if part]
-    words = library()
-    if before.stem in words or any(part in words for part in parts) or before.raw in _style_heads():
-        return ()
-    if (
-        noun_lexicon().word_kind(before) is not None
-        or before.raw in _depictions()
-        or before.stem in _depictions()
-    ):
-        return ()  # "a koi tattoo", "a tribal tattoo": the subject it depicts, or a style of it
-    return (before.stem,)
-
-
-@functools.cache
-def _depictions() -> frozenset[str]:
-    """Subject nouns (vocab/subjects.json) and style and medium cue words (vocab/cues.json): a modifier among
-    them says what a piece depicts or how, not another sense of the word."""
-    subjects = load_vocab("subjects")["nouns"]
-    cues = load_vocab("cues")
-    words = {w for nouns in subjects.values() for w in nouns}
-    words |= {w for group in ("style", "medium") for terms in cues[group].values() for w in terms}
-    return frozenset(w.lower() for w in words if " " not in w)
+    picture = _style_heads() | _picture_nouns() | _PHOTO
+    return () if after.raw in picture or after.stem in picture else (after.stem,)
 
 
 def _acted_on(ev: Evidence, p: PromptWords) -> tuple[str, ...]:
@@ -170,15 +139,13 @@ def _possessed(ev: Evidence, p: PromptWords) -> str:
     )
 
 
-def other_sense(
-    ev: Evidence, p: PromptWords, known: frozenset[str], kind: str, library: Callable[[], frozenset[str]]
-) -> str:
+def other_sense(ev: Evidence, p: PromptWords, known: frozenset[str], kind: str) -> str:
     """Why the one-word evidence ``ev`` of a LoRA of ``kind`` (style, concept, identity) that knows the words
-    ``known`` means another thing here ("" when it does not); ``library()``: every catalogued LoRA's words."""
+    ``known`` means another thing here ("" when it does not)."""
     key = (_KEYS.get(kind, kind), ev.start, ev.end)
     verdict = p.memo.get(key, _UNSEEN)
     if verdict is _UNSEEN:  # the same words are judged for many LoRAs of a large catalog
-        verdict = p.memo[key] = _senses(ev, p, kind, library) if ev.end - ev.start == 1 else _possessed(ev, p)
+        verdict = p.memo[key] = _senses(ev, p, kind) if ev.end - ev.start == 1 else _possessed(ev, p)
     if isinstance(verdict, str):
         return verdict
     if not verdict:
@@ -193,7 +160,7 @@ def other_sense(
     return ""
 
 
-def _senses(ev: Evidence, p: PromptWords, kind: str, library: Callable[[], frozenset[str]]) -> Senses:
+def _senses(ev: Evidence, p: PromptWords, kind: str) -> Senses:
     out: list[tuple[str, tuple[str, ...]]] = []
     if kind != "style" and (head := _made_head(ev, p)):
         out.append(("'{word} {words}': the word says which kind of another thing it is", head))
@@ -201,8 +168,6 @@ def _senses(ev: Evidence, p: PromptWords, kind: str, library: Callable[[], froze
         out.append(("'{word} {words}': the word describes the thing shown, not the LoRA's concept", head))
     if kind == "identity" and (head := _next_noun(ev, p)):
         out.append(("'{word} {words}': a place or thing named after it, not the character or model", head))
-    if kind == "style" and (modifier := _lone_modifier(ev, p, library)):
-        out.append(("'{words} {word}': a compound of another sense, not the style", modifier))
     if kind == "style" and (verb := _acted_on(ev, p)):
         out.append(("'{words} … {word}': a thing acted on in a photo, not a style", verb))
     if kind == "style" and _collection(ev, p) and (head := _next_noun(ev, p)):
