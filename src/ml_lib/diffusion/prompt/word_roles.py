@@ -4,7 +4,7 @@ prompt borrows ("1girl, … raw photo"). Word lists live in ``vocab/content_type
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .lexicon import Token, load_vocab
@@ -131,26 +131,29 @@ _VIEW_ENDS = frozenset(
 def viewpoint_words(tokens: list[Token]) -> set[int]:
     """Indices of the words naming where the picture is taken from ("an archipelago seen from a seaplane",
     "the view from a train window"): the camera's place, not something the picture shows."""
-    out: set[int] = set()
-    for i in range(len(tokens) - 1):
-        if tokens[i].raw not in _VIEWPOINTS or tokens[i + 1].raw != "from":
-            continue
-        k = i + 2
-        while k < len(tokens) and not tokens[k].is_separator and tokens[k].raw not in _VIEW_ENDS:
-            out.add(k)
-            k += 1
-    return out
+    starts = (
+        i + 2 for i in range(len(tokens) - 1) if tokens[i].raw in _VIEWPOINTS and tokens[i + 1].raw == "from"
+    )
+    return _phrases_from(tokens, starts, _VIEW_ENDS)
 
 
 def purpose_words(tokens: list[Token]) -> set[int]:
     """Indices of the words naming what the picture is for ("a headshot for a speaker badge", "a photo for a
     magazine cover"): the use, not the medium. From "for a/an/the" to the end of the phrase."""
+    starts = (
+        i + 2 for i in range(len(tokens) - 1) if tokens[i].raw == "for" and tokens[i + 1].raw in _ARTICLES
+    )
+    return _phrases_from(tokens, starts, _CLAUSE_BREAKS)
+
+
+_ARTICLES = frozenset({"a", "an", "the"})
+
+
+def _phrases_from(tokens: list[Token], starts: Iterable[int], ends: frozenset[str]) -> set[int]:
+    """Indices of the words from each of ``starts`` up to the next separator or word of ``ends``."""
     out: set[int] = set()
-    for i in range(len(tokens) - 1):
-        if tokens[i].raw != "for" or tokens[i + 1].raw not in ("a", "an", "the"):
-            continue
-        k = i + 2
-        while k < len(tokens) and not tokens[k].is_separator and tokens[k].raw not in _CLAUSE_BREAKS:
+    for k in starts:
+        while k < len(tokens) and not tokens[k].is_separator and tokens[k].raw not in ends:
             out.add(k)
             k += 1
     return out
