@@ -2,13 +2,10 @@
 
 Run: ``python benchmarks/intelligence.py [--repeat 20] [--no-semantic] [--errors dev] [--dev-only]``. Prints,
 for the dev split (the rules and vocabularies were tuned looking at it), the first held-out ``test`` split,
-the round-2 ``heldout`` split of ``intelligence_heldout.jsonl`` and round 3's ``heldout2`` split of
-``intelligence_heldout2.jsonl`` and round 4's ``heldout3`` split of ``intelligence_heldout3.jsonl`` (all looked
-at, so tuned on: dev data now), round 6's ``heldout4`` split of ``intelligence_heldout4.jsonl`` (run twice, so
-tuned on since round 7), round 7's ``heldout5`` split of ``intelligence_heldout5.jsonl`` (run once, tuned on
-since round 8), round 8's ``heldout6`` split of ``intelligence_heldout6.jsonl`` (run once, tuned on since round
-9), and the ``heldout7`` split of ``intelligence_heldout7.jsonl`` (written before round 9's tuning;
-``--dev-only`` does not even read its file, and a run without it skips it while it does not exist yet):
+the ``heldout`` … ``heldout7`` splits of ``intelligence_heldout*.jsonl`` (each written before a round, looked at,
+then tuned on: dev data now), the ``train8`` tuning set written for the USE classifiers, and the ``heldout8``
+split of ``intelligence_heldout8.jsonl`` (written blind to the code before round 10's tuning; ``--dev-only``
+does not even read its file, and a run without it skips it while it does not exist yet):
 content-type accuracy, aspect accuracy (portrait / landscape / square, and the five orientations), per-class
 accuracy with the confusion of the worst classes, and style-cue recall, for the
 rules alone and, when the ``semantic`` extra is installed, rules + sentence embeddings; then per-kind
@@ -40,15 +37,19 @@ HELDOUT4 = DATA.with_name("intelligence_heldout4.jsonl")
 HELDOUT5 = DATA.with_name("intelligence_heldout5.jsonl")
 HELDOUT6 = DATA.with_name("intelligence_heldout6.jsonl")
 HELDOUT7 = DATA.with_name("intelligence_heldout7.jsonl")
+TRAIN8 = DATA.with_name("intelligence_train8.jsonl")
+HELDOUT8 = DATA.with_name("intelligence_heldout8.jsonl")
 #: Which file holds which splits: a run reads only the files of the splits it asks for.
 FILES = {DATA: ("dev", "test"), HELDOUT: ("heldout",), HELDOUT2: ("heldout2",), HELDOUT3: ("heldout3",)}
 FILES[HELDOUT4] = ("heldout4",)
 FILES[HELDOUT5] = ("heldout5",)
 FILES[HELDOUT6] = ("heldout6",)
 FILES[HELDOUT7] = ("heldout7",)
-SPLITS = ("dev", "test", "heldout", "heldout2", "heldout3", "heldout4", "heldout5", "heldout6", "heldout7")
-#: What the rules may be tuned on: ``dev`` and the earlier held-out splits, which have been looked at.
-TUNING = ("dev", "heldout", "heldout2", "heldout3", "heldout4", "heldout5", "heldout6")
+FILES[TRAIN8] = ("train8",)
+FILES[HELDOUT8] = ("heldout8",)
+#: What the rules and classifiers may be tuned on: ``dev``, the earlier held-out splits (looked at) and train8.
+TUNING = ("dev", "heldout", "heldout2", "heldout3", "heldout4", "heldout5", "heldout6", "heldout7", "train8")
+SPLITS = (TUNING[0], "test", *TUNING[1:], "heldout8")
 #: The issue's three frames: tall counts as portrait, wide as landscape.
 COARSE = {"tall": "portrait", "wide": "landscape"}
 
@@ -188,10 +189,10 @@ def use_report(examples: list[Example], splits: tuple[str, ...]) -> None:
     load_s = time.perf_counter() - t0
     results = run(examples, analyzer.analyze)
     report("rules+use", examples, results, splits)
-    gated = sum(results[e.id].source == "rules+use" for e in examples)
+    changed = sum(results[e.id].source == "rules+use" for e in examples)
     print(
-        f"{'':16} (encoder load {load_s:.1f} s once per process; USE read {gated} of {len(examples)} prompts, "
-        "those with no content words the rules know; the classifier was fitted on the tuning splits)"
+        f"{'':16} (encoder load {load_s:.1f} s once per process; USE read every prompt and changed the content "
+        f"type or frame of {changed} of {len(examples)}; its classifiers were fitted on the tuning splits)"
     )
 
 
@@ -210,7 +211,7 @@ def main() -> None:
     parser.add_argument(
         "--dev-only",
         action="store_true",
-        help="while tuning: only dev and heldout … heldout6 (tuned on); test and heldout7 stay unread",
+        help="while tuning: only the tuning splits; test and heldout8 stay unread",
     )
     args = parser.parse_args()
 
@@ -219,8 +220,8 @@ def main() -> None:
     examples = [e for e in load(paths) if e.split in splits]
     print(
         f"{len(examples)} labelled prompts ({', '.join(p.name for p in paths)}); "
-        "dev and heldout … heldout6 = tuning splits, test = the first held-out split, heldout7 = "
-        "written before round 9's tuning\n"
+        "dev, heldout … heldout7 and train8 = tuning splits, test = the first held-out split, heldout8 = "
+        "written blind before round 10's tuning\n"
     )
     rules = run(examples, analyze_prompt)
     report("rules", examples, rules, splits)
@@ -274,11 +275,12 @@ def main() -> None:
     )
 
     if not args.no_lora:
+        from lora_bench import TUNING as LORA_TUNING
         from lora_bench import report as lora_report
 
         lora_report(
             semantic=not args.no_semantic,
-            splits=TUNING if args.dev_only else (*TUNING, "heldout7"),
+            splits=LORA_TUNING if args.dev_only else (*LORA_TUNING, "heldout8"),
             timing=not args.no_lora_timing,
         )
 

