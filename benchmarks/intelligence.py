@@ -2,10 +2,10 @@
 
 Run: ``python benchmarks/intelligence.py [--repeat 20] [--no-semantic] [--errors dev] [--dev-only]``. Prints,
 for the dev split (the rules and vocabularies were tuned looking at it), the first held-out ``test`` split,
-the ``heldout`` … ``heldout7`` splits of ``intelligence_heldout*.jsonl`` (each written before a round, looked at,
-then tuned on: dev data now), the ``train8`` tuning set written for the USE classifiers, and the ``heldout8``
-split of ``intelligence_heldout8.jsonl`` (written blind to the code before round 10's tuning; ``--dev-only``
-does not even read its file, and a run without it skips it while it does not exist yet):
+the ``heldout`` … ``heldout8`` splits of ``intelligence_heldout*.jsonl`` (each written before a round, looked at,
+then tuned on: dev data now), the ``train8`` and ``train9`` tuning sets written for the USE classifiers, and
+the ``heldout9`` split of ``intelligence_heldout9.jsonl`` (written blind to the code before round 11's tuning;
+``--dev-only`` does not even read its file, and a run without it skips it while it does not exist yet):
 content-type accuracy, aspect accuracy (portrait / landscape / square, and the five orientations), per-class
 accuracy with the confusion of the worst classes, and style-cue recall, for the
 rules alone and, when the ``semantic`` extra is installed, rules + sentence embeddings; then per-kind
@@ -39,6 +39,8 @@ HELDOUT6 = DATA.with_name("intelligence_heldout6.jsonl")
 HELDOUT7 = DATA.with_name("intelligence_heldout7.jsonl")
 TRAIN8 = DATA.with_name("intelligence_train8.jsonl")
 HELDOUT8 = DATA.with_name("intelligence_heldout8.jsonl")
+TRAIN9 = DATA.with_name("intelligence_train9.jsonl")
+HELDOUT9 = DATA.with_name("intelligence_heldout9.jsonl")
 #: Which file holds which splits: a run reads only the files of the splits it asks for.
 FILES = {DATA: ("dev", "test"), HELDOUT: ("heldout",), HELDOUT2: ("heldout2",), HELDOUT3: ("heldout3",)}
 FILES[HELDOUT4] = ("heldout4",)
@@ -47,9 +49,14 @@ FILES[HELDOUT6] = ("heldout6",)
 FILES[HELDOUT7] = ("heldout7",)
 FILES[TRAIN8] = ("train8",)
 FILES[HELDOUT8] = ("heldout8",)
+FILES[TRAIN9] = ("train9",)
+FILES[HELDOUT9] = ("heldout9",)
 #: What the rules and classifiers may be tuned on: ``dev``, the earlier held-out splits (looked at) and train8.
-TUNING = ("dev", "heldout", "heldout2", "heldout3", "heldout4", "heldout5", "heldout6", "heldout7", "train8")
-SPLITS = (TUNING[0], "test", *TUNING[1:], "heldout8")
+TUNING = (
+    "dev", "heldout", "heldout2", "heldout3", "heldout4", "heldout5", "heldout6", "heldout7", "heldout8",
+    "train8", "train9",
+)  # fmt: skip
+SPLITS = (TUNING[0], "test", *TUNING[1:], "heldout9")
 #: The issue's three frames: tall counts as portrait, wide as landscape.
 COARSE = {"tall": "portrait", "wide": "landscape"}
 
@@ -211,7 +218,7 @@ def main() -> None:
     parser.add_argument(
         "--dev-only",
         action="store_true",
-        help="while tuning: only the tuning splits; test and heldout8 stay unread",
+        help="while tuning: only the tuning splits; test and heldout9 stay unread",
     )
     args = parser.parse_args()
 
@@ -220,8 +227,8 @@ def main() -> None:
     examples = [e for e in load(paths) if e.split in splits]
     print(
         f"{len(examples)} labelled prompts ({', '.join(p.name for p in paths)}); "
-        "dev, heldout … heldout7 and train8 = tuning splits, test = the first held-out split, heldout8 = "
-        "written blind before round 10's tuning\n"
+        "dev, heldout … heldout8, train8 and train9 = tuning splits, test = the first held-out split, "
+        "heldout9 = written blind before round 11's tuning\n"
     )
     rules = run(examples, analyze_prompt)
     report("rules", examples, rules, splits)
@@ -280,7 +287,7 @@ def main() -> None:
 
         lora_report(
             semantic=not args.no_semantic,
-            splits=LORA_TUNING if args.dev_only else (*LORA_TUNING, "heldout8"),
+            splits=LORA_TUNING if args.dev_only else (*LORA_TUNING, "heldout9"),
             timing=not args.no_lora_timing,
         )
 

@@ -1,4 +1,5 @@
-"""Round 9: aspect cue words that describe things in the picture, not its frame (prompt/aspect_words.py)."""
+"""Aspect cue words: round 9's words that describe things in the picture, not its frame (prompt/aspect_words.py);
+round 11's strips, views from below and game screens (vocab/aspect.json)."""
 
 from __future__ import annotations
 
@@ -34,3 +35,17 @@ def test_an_animal_running_a_business_is_not_in_motion() -> None:
 
 def test_an_animal_running_across_a_field_still_needs_room() -> None:
     assert analyze_prompt("a hare running across a frosty field").aspect.orientation in ("landscape", "wide")
+
+
+@pytest.mark.parametrize(
+    ("prompt", "frame"),
+    [
+        ("newspaper comic strip, a retired superhero and a flat-pack wardrobe", "landscape"),
+        ("three-panel strip, a kettle that refuses to boil", "landscape"),
+        ("a water tower painted cream and green, seen from below", "portrait"),
+        ("pixel art title screen, a castle and a dragon", "landscape"),
+    ],
+)
+def test_strips_views_from_below_and_game_screens_have_their_frames(prompt: str, frame: str) -> None:
+    aspect = analyze_prompt(prompt).aspect
+    assert (aspect.orientation, aspect.source) == (frame, "cue")
