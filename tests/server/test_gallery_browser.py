@@ -53,7 +53,7 @@ def test_plan_generate_rate_reload(page: Any) -> None:
     page.wait_for_selector("#model option[value=demo]", state="attached")
     page.wait_for_selector("#empty", state="visible")  # a fresh history: no images yet
 
-    page.fill("#prompt", "a red circle on the left, light blue background")
+    page.fill("#prompt", "a red circle on the left, blue background")
     page.click("#settings summary")
     page.fill("#steps", "8")
     page.fill("#seed", "3")
