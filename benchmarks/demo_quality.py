@@ -13,7 +13,7 @@ matches, is unsaid, or conflicts; inpainting (``StableDiffusionInpaintPipeline``
 the engine runs it) by whether the prompt's object appears, in its colour, inside a masked box of a
 background-only image.
 The shape read on the VAE's own reconstructions of the true renders is printed as the ceiling the
-decoder allows; with the LoRA applied, how often the object keeps its colour, position and shape is
+decoder allows; with the LoRA applied, how often the image keeps its object colour, background, position and shape is
 printed too (no target), next to how well the analyser reads true outlined renders.
 Seconds per image are timed through ``ImageGenerator`` at the planner's default steps. Each figure is
 printed with its target and whether it was met.
@@ -233,7 +233,7 @@ def main() -> None:
         print(_line("style LoRA: outline when applied", figures["style_on"], TARGETS["style_on"]))
         print(_line("style LoRA: no outline when not", figures["style_off"], TARGETS["style_off"]))
         kept = [analyse(i) for i in on]
-        for field in ("color", "position", "shape"):
+        for field in ("color", "background", "position", "shape"):
             name = f"style_on_{field}"
             figures[name] = float(
                 np.mean(

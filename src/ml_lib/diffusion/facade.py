@@ -206,6 +206,12 @@ class ImageGenerator:
             self._analyzer = make_analyzer(self.settings.analyzer)
         return self._analyzer(prompt)
 
+    def warm_up(self) -> None:
+        """Load the prompt analyzer's models now (USE-multilingual's encoder: ~1 s once per process) rather
+        than on the first prompt; a no-op for "ollama", whose model lives in another service."""
+        if self.settings.analyzer != "ollama":
+            self.analyze("a photo")
+
     def plan(
         self, request: GenerationRequest | str, *, hardware: DeviceInfo | None = None, **overrides: Any
     ) -> GenerationPlan:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
 
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
 __all__ = ["PREVIEW_COST_FACTOR", "PREVIEW_INTERVAL", "WATCH_WINDOW", "Job", "Progress", "Worker"]
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 #: Seconds between two live previews of one job (the first step watched always makes one) …
 PREVIEW_INTERVAL = 0.5
@@ -31,6 +33,12 @@ WATCH_WINDOW = 5.0
 def _clock() -> float:
     """Seconds on a monotonic clock (one place, so tests can drive the preview pacing)."""
     return time.monotonic()
+
+
+def _log_failure(future: Future[None]) -> None:
+    error = None if future.cancelled() else future.exception()
+    if error is not None:
+        log.warning("warming up the prompt analyzer failed: %s", error)
 
 
 @dataclass(slots=True, eq=False)
@@ -129,6 +137,13 @@ class Worker:
         self._watched_until = 0.0
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ml-diffusion-worker")
+
+    def warm_up(self) -> Future[None]:
+        """Load the generator's prompt analyzer on the worker now, so the first request does not pay for it
+        (a request sent meanwhile queues behind it); a failure is logged, and the first prompt tries again."""
+        future = self._pool.submit(self.generator.warm_up)
+        future.add_done_callback(_log_failure)
+        return future
 
     async def call(self, fn: Callable[[ImageGenerator], T]) -> T:
         """Run ``fn(generator)`` on the worker (after every job queued before it)."""
