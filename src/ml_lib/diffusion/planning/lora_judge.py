@@ -8,14 +8,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ..catalog.families import Family
+from ..catalog.records import ModelRecord
 from ..prompt.analysis import PromptAnalysis
 from ..prompt.analyzer import prompt_tokens
 from ..prompt.lexicon import Token, load_vocab
 from ..prompt.noun_kinds import lexicon_phrases, noun_lexicon
 from ..prompt.syntax import parse_prompt
 from ..prompt.word_roles import modifier_words
-from .lora_index import FIELD_WEIGHTS, STRONG, Evidence, LoraIndex, lora_terms
-from .lora_senses import other_sense
+from .lora_index import FIELD_WEIGHTS, STRONG, Evidence, LoraIndex, LoraProfile, lora_terms
+from .lora_senses import other_sense, photo_mention
 
 __all__ = ["Judged", "PromptWords", "defining_terms", "family_name", "judge", "read_prompt", "support"]
 
@@ -281,7 +282,7 @@ def judge(
             elif profile.kind == "concept" and (head := _compound_head(ev, p, known)):
                 mentioned |= set(range(ev.start, ev.end))
                 parts.append(head)
-            elif why := other_sense(ev, p, known, profile.kind):
+            elif why := other_sense(ev, p, known, profile.kind) or _in_photo(ev, p, known, profile, record):
                 mentioned |= set(range(ev.start, ev.end))
                 senses.append(why)
     else:
@@ -349,6 +350,17 @@ def judge(
         if score < threshold + 1.0:
             return Judged(i, score, tuple(kept), note)
     return Judged(i, score, tuple(kept), "")
+
+
+def _in_photo(
+    ev: Evidence, p: PromptWords, known: frozenset[str], profile: LoraProfile, record: ModelRecord
+) -> str:
+    """A style LoRA's words naming a thing shown in a photo (:func:`~.lora_senses.photo_mention`); its sidecar
+    (Civitai) tags count as its words there ("photography" makes a style photographic)."""
+    if profile.kind != "style":
+        return ""
+    tags = frozenset(t.lower() for t in record.sidecar.tags) if record.sidecar is not None else frozenset()
+    return photo_mention(ev, p, known | tags)
 
 
 @functools.cache

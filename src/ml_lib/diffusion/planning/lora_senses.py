@@ -8,6 +8,11 @@ dragon-girl LoRA):
 - in a photo, a style word names a thing acted on or displayed ("blasting graffiti off a wall", "covered in
   stickers", "playing with modelling clay").
 
+And :func:`photo_mention`: a photo cannot look drawn, so in a photo a drawn medium's words are things shown
+("dead pixels on a laptop screen, macro photo") unless the look is asked for ("graffiti style", "but as a
+watercolor painting"); an aesthetic's tags alone are too ("the brass gears of a tower clock, photo"), its name
+or trigger is not ("a steampunk airship, photo").
+
 Not a rule: a style word after one modifier no vocabulary knows ("the military tattoo", "a stand-up comic")
 was tried and dropped, because the same shape is how people ask for the style ("a skull tattoo", "a rose
 tattoo": the lexicon lacks most such nouns).
@@ -25,7 +30,7 @@ from .lora_index import Evidence, lora_terms
 if TYPE_CHECKING:
     from .lora_judge import PromptWords
 
-__all__ = ["other_sense"]
+__all__ = ["other_sense", "photo_mention"]
 
 #: Words that end a noun compound: articles, prepositions and clause words ("court after rain").
 _STOPS = frozenset(
@@ -177,3 +182,40 @@ def _senses(ev: Evidence, p: PromptWords, kind: str) -> Senses:
             ("'{word} {words}' in a photo: it describes that thing, not a drawn style", ("#photo", *head))
         )
     return tuple(out)
+
+
+@functools.cache
+def _drawn_media() -> frozenset[str]:
+    return frozenset(lora_terms()["drawn_media"])
+
+
+def _asks_for_look(ev: Evidence, p: PromptWords) -> bool:
+    """The words ask for the look itself: a look word in them or in the two words after ("graffiti style",
+    "pixel art style"), or a rendering word just before them ("as a soft watercolor painting", "into pixel
+    art", "in the style of ukiyo-e"), no comma between."""
+    terms = lora_terms()
+    looks = terms["look_words"]
+    for k in range(ev.start, ev.end + 2):
+        token = _at(p, k)
+        if token is None or token.is_separator:
+            break
+        if token.raw in looks or token.stem in looks:
+            return True
+    for k in range(ev.start - 1, max(-1, ev.start - 4), -1):
+        token = p.tokens[k]
+        if token.is_separator:
+            return False
+        if token.raw in terms["as_words"]:
+            return True
+    return False
+
+
+def photo_mention(ev: Evidence, p: PromptWords, known: frozenset[str]) -> str:
+    """Why a style LoRA's evidence ``ev`` names something shown in a photo rather than the picture's look ("" when
+    it does not): the prompt says photo, the LoRA (whose words and categories are ``known``) is no photographic
+    style, the look is not asked for, and either the LoRA is a drawn medium or the words are only its tags."""
+    if not _PHOTO & p.stems or _PHOTO & known or _asks_for_look(ev, p):
+        return ""
+    if not known & _drawn_media() and ev.field in ("trigger", "name"):
+        return ""  # an aesthetic a photo can have, named: "a steampunk airship, photo"
+    return f"'{ev.phrase}' in a photo: a thing shown there, not a style asked for ('{ev.phrase} style' would ask)"
