@@ -7,8 +7,8 @@ steps, CFG 7, seed 1, 2 threads):
 
 - ``raw``: ``StableDiffusionPipeline.from_single_file(FILE, dtype=torch.float32)`` then one call, what a
   diffusers user writes;
-- ``ours``: ``ImageGenerator.generate`` (what ``ml-diffusion generate --model FILE`` runs), with the
-  policy the planner picks for this machine (``planning/cpu_policy.py``).
+- ``ours``: what ``ml-diffusion generate --model FILE`` runs (``ImageGenerator.plan``, the prompt analyzer's
+  encoder freed, ``execute``), with the policy the planner picks for this machine (``planning/cpu_policy.py``).
 
 Seconds are the child's whole life (interpreter start, imports, load, generation); peak RSS is the
 child's ``ru_maxrss`` from ``wait4``. Printed: seconds and peak RSS of each, ours/raw ratios, and the
@@ -89,7 +89,7 @@ def _ours(file: str, out: str, size: int, steps: int, threads: int, home: str | 
 
     where = Path(home) if home else Path(tempfile.mkdtemp(prefix="ml-diffusion-peers-"))
     with ImageGenerator(Settings(home=where, model_roots=(), threads=threads), device="cpu") as gen:
-        result = gen.generate(
+        plan = gen.plan(
             PROMPT,
             model=file,
             width=size,
@@ -98,8 +98,9 @@ def _ours(file: str, out: str, size: int, steps: int, threads: int, home: str | 
             cfg_scale=7.0,
             sampler="Euler",
             seed=SEED,
-            save=False,
         )
+        gen.release_analyzer()  # as `ml-diffusion generate` does: one plan per process
+        result = gen.execute(plan, save=False)
     phases = result.memory.to_dict() if result.memory is not None else {}
     peaks = {k: round(v.get("rss_peak", 0) / 1e9, 2) for k, v in phases.items() if isinstance(v, dict)}
     print(f"  ours: peak RSS per phase (GB) {peaks}", file=sys.stderr)

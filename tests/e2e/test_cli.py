@@ -193,3 +193,25 @@ def test_readme_main_job_uses_the_demo_model_and_says_so(tmp_path: Path, monkeyp
             assert image.size == (64, 64) and "demo" in image.text["parameters"]
             found = analyse(np.asarray(image.convert("RGB")))
         assert (found.color, found.position, found.shape) == ("red", "left", "circle"), path.name
+
+
+def test_generate_frees_the_analyzer_encoder_before_the_model_loads(
+    run, tiny: TinyModelFiles, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One plan per process: the USE encoder (~125 MB) is released once planned, so the model has the memory."""
+    from ml_lib.diffusion.facade import ImageGenerator
+    from ml_lib.diffusion.prompt.use_evidence import _SHARED
+
+    seen: list[bool] = []
+    real_execute = ImageGenerator.execute
+
+    def execute(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        seen.append(_SHARED.loaded)
+        return real_execute(self, *args, **kwargs)
+
+    monkeypatch.setattr(ImageGenerator, "execute", execute)
+    result = run(*_generate_args(tiny, tmp_path / "out"))
+    assert result.exit_code == 0, result.output
+    assert seen == [False]  # the plan loaded it (the default analyzer reads every prompt), then it was freed
+    _SHARED.get()  # the next prompt loads it again
+    assert _SHARED.loaded

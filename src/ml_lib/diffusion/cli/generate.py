@@ -58,6 +58,7 @@ def generate(
         request = make_request()
         with _generator(device) as gen:
             plan = gen.plan(request)
+            gen.release_analyzer()  # one plan per process: its ~125 MB are the model's now
             if not request.model and plan.model.family == "demo":
                 console(stderr=True).print(escape(DEMO_NOTICE + _outside_demo(prompt)))
             progress = Progress(

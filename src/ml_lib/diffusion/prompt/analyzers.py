@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -9,7 +10,7 @@ from ..errors import ConfigError
 from .analysis import PromptAnalysis
 from .syntax import PromptDocument
 
-__all__ = ["make_analyzer", "semantic_similarity"]
+__all__ = ["make_analyzer", "release_encoders", "semantic_similarity"]
 
 
 def make_analyzer(name: str) -> Callable[[str | PromptDocument], PromptAnalysis]:
@@ -40,3 +41,10 @@ def semantic_similarity() -> Callable[[str, Any], Any] | None:
     from . import semantic
 
     return semantic.similarities if semantic.is_available() else None
+
+
+def release_encoders() -> None:
+    """Free the sentence encoder the "use" analyzer loaded (it loads again on the next prompt)."""
+    module = sys.modules.get(f"{__package__}.use_evidence")
+    if module is not None:  # never imported: nothing loaded
+        module.release_shared_encoder()

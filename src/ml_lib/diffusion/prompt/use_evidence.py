@@ -38,6 +38,7 @@ __all__ = [
     "is_available",
     "load_use_encoder",
     "no_content_evidence",
+    "release_shared_encoder",
 ]
 
 log = logging.getLogger(__name__)
@@ -93,6 +94,16 @@ class LazyEncoder:
         """Why the encoder could not be loaded ("" when it was, or has not been tried)."""
         return self._missing
 
+    @property
+    def loaded(self) -> bool:
+        """True while the encoder is in memory."""
+        return self._encode is not None
+
+    def release(self) -> None:
+        """Drop the loaded encoder (~125 MB for USE-multilingual); the next prompt loads it again."""
+        with self._lock:
+            self._encode = None
+
     def encode(self, text: str) -> Sequence[float] | None:
         """``text``'s embedding, or None without the encoder."""
         encode = self.get()
@@ -104,6 +115,12 @@ class LazyEncoder:
 
 #: The process's one USE encoder (nothing is loaded until a prompt needs it).
 _SHARED = LazyEncoder(load_use_encoder)
+
+
+def release_shared_encoder() -> None:
+    """Free the process's USE encoder until the next prompt needs it (a process that plans once and then loads
+    a model wants that memory back)."""
+    _SHARED.release()
 
 
 def no_content_evidence(analysis: PromptAnalysis) -> bool:
