@@ -2,9 +2,9 @@
 
 Run: ``python benchmarks/intelligence.py [--repeat 20] [--no-semantic] [--errors dev] [--dev-only]``. Prints,
 for the dev split (the rules and vocabularies were tuned looking at it), the first held-out ``test`` split,
-the ``heldout`` … ``heldout8`` splits of ``intelligence_heldout*.jsonl`` (each written before a round, looked at,
+the ``heldout`` … ``heldout9`` splits of ``intelligence_heldout*.jsonl`` (each written before a round, looked at,
 then tuned on: dev data now), the ``train8`` and ``train9`` tuning sets written for the USE classifiers, and
-the ``heldout9`` split of ``intelligence_heldout9.jsonl`` (written blind to the code before round 11's tuning;
+the ``heldout10`` split of ``intelligence_heldout10.jsonl`` (written blind to the code before round 12's tuning;
 ``--dev-only`` does not even read its file, and a run without it skips it while it does not exist yet):
 content-type accuracy, aspect accuracy (portrait / landscape / square, and the five orientations), per-class
 accuracy with the confusion of the worst classes, and style-cue recall, for the
@@ -41,6 +41,7 @@ TRAIN8 = DATA.with_name("intelligence_train8.jsonl")
 HELDOUT8 = DATA.with_name("intelligence_heldout8.jsonl")
 TRAIN9 = DATA.with_name("intelligence_train9.jsonl")
 HELDOUT9 = DATA.with_name("intelligence_heldout9.jsonl")
+HELDOUT10 = DATA.with_name("intelligence_heldout10.jsonl")
 #: Which file holds which splits: a run reads only the files of the splits it asks for.
 FILES = {DATA: ("dev", "test"), HELDOUT: ("heldout",), HELDOUT2: ("heldout2",), HELDOUT3: ("heldout3",)}
 FILES[HELDOUT4] = ("heldout4",)
@@ -51,12 +52,13 @@ FILES[TRAIN8] = ("train8",)
 FILES[HELDOUT8] = ("heldout8",)
 FILES[TRAIN9] = ("train9",)
 FILES[HELDOUT9] = ("heldout9",)
+FILES[HELDOUT10] = ("heldout10",)
 #: What the rules and classifiers may be tuned on: ``dev``, the earlier held-out splits (looked at) and train8.
 TUNING = (
     "dev", "heldout", "heldout2", "heldout3", "heldout4", "heldout5", "heldout6", "heldout7", "heldout8",
-    "train8", "train9",
+    "heldout9", "train8", "train9",
 )  # fmt: skip
-SPLITS = (TUNING[0], "test", *TUNING[1:], "heldout9")
+SPLITS = (TUNING[0], "test", *TUNING[1:], "heldout10")
 #: The issue's three frames: tall counts as portrait, wide as landscape.
 COARSE = {"tall": "portrait", "wide": "landscape"}
 
@@ -218,7 +220,7 @@ def main() -> None:
     parser.add_argument(
         "--dev-only",
         action="store_true",
-        help="while tuning: only the tuning splits; test and heldout9 stay unread",
+        help="while tuning: only the tuning splits; test and heldout10 stay unread",
     )
     args = parser.parse_args()
 
@@ -227,8 +229,8 @@ def main() -> None:
     examples = [e for e in load(paths) if e.split in splits]
     print(
         f"{len(examples)} labelled prompts ({', '.join(p.name for p in paths)}); "
-        "dev, heldout … heldout8, train8 and train9 = tuning splits, test = the first held-out split, "
-        "heldout9 = written blind before round 11's tuning\n"
+        "dev, heldout … heldout9, train8 and train9 = tuning splits, test = the first held-out split, "
+        "heldout10 = written blind before round 12's tuning\n"
     )
     rules = run(examples, analyze_prompt)
     report("rules", examples, rules, splits)
@@ -287,7 +289,7 @@ def main() -> None:
 
         lora_report(
             semantic=not args.no_semantic,
-            splits=LORA_TUNING if args.dev_only else (*LORA_TUNING, "heldout9"),
+            splits=LORA_TUNING if args.dev_only else (*LORA_TUNING, "heldout10"),
             timing=not args.no_lora_timing,
         )
 

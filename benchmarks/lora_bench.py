@@ -5,9 +5,9 @@ Run: ``python benchmarks/lora_bench.py [--dev-only] [--no-semantic] [--no-timing
 over N catalogued LoRAs; ``--analyzer use`` times the plans with the ``use`` prompt analyzer.
 
 F1 / precision@3 / recall@3, exact answers and wrong picks of :func:`choose_loras` on the dev and held-out
-queries (``data/lora_eval*.jsonl``, ``data/lora_heldout.jsonl``, ``..._heldout2`` … ``..._heldout8``: tuned on
-since rounds 3, 4, 6, 7, 8, 9, 10 and 11) and the held-out queries (``data/lora_heldout9.jsonl``, written blind
-before round 11; read only without ``--dev-only``, skipped while it does not exist) against the fixture library
+queries (``data/lora_eval*.jsonl``, ``data/lora_heldout.jsonl``, ``..._heldout2`` … ``..._heldout9``: tuned on
+since rounds 3, 4, 6, 7, 8, 9, 10, 11 and 12) and the held-out queries (``data/lora_heldout10.jsonl``, written
+blind before round 12; read only without ``--dev-only``, skipped while it does not exist) against the fixture library
 ``data/lora_library.jsonl`` (``lora_fixture.py``), next to a keyword-trigger baseline (every LoRA whose trigger
 word appears in the prompt, any family); per-kind exact rates and the confusion of the worst kinds; then
 ``ImageGenerator.plan`` over a temporary catalog of 10,000 generated LoRAs (cold, after a catalog change, warm).
@@ -44,10 +44,11 @@ QUERIES = {
     EVAL.with_name("lora_heldout7.jsonl"): "heldout7",
     EVAL.with_name("lora_heldout8.jsonl"): "heldout8",
     EVAL.with_name("lora_heldout9.jsonl"): "heldout9",
+    EVAL.with_name("lora_heldout10.jsonl"): "heldout10",
 }
 #: What the recommender may be tuned and calibrated on: ``dev`` and the earlier held-out splits.
-TUNING = ("dev", *(f"heldout{k}" for k in ("", 2, 3, 4, 5, 6, 7, 8)))
-SPLITS = (*TUNING, "heldout9")
+TUNING = ("dev", *(f"heldout{k}" for k in ("", 2, 3, 4, 5, 6, 7, 8, 9)))
+SPLITS = (*TUNING, "heldout10")
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +68,7 @@ def _load(path) -> list[dict[str, object]]:  # type: ignore[no-untyped-def]
 
 
 def queries(*splits: str) -> list[dict[str, object]]:
-    """The LoRA queries of ``splits`` ("dev", "heldout" … "heldout9"; none: all); other files are not read, and
+    """The LoRA queries of ``splits`` ("dev", "heldout" … "heldout10"; none: all); other files are not read, and
     a missing one is skipped (the newest held-out split may not be written yet)."""
     rows = [
         r

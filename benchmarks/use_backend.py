@@ -4,7 +4,7 @@ against its earlier form (USE only where the rules have no content evidence), on
 Run: ``cd benchmarks && OMP_NUM_THREADS=1 python use_backend.py [--policy TRUST KEEP FRAME]``.
 
 1. Leave-one-split-out over ``intelligence.TUNING`` (the ``test`` rows of ``intelligence_eval.jsonl`` are
-   dropped on load, ``heldout9`` files are not opened): for each split the content and frame classifiers are
+   dropped on load, ``heldout10`` files are not opened): for each split the content and frame classifiers are
    fitted on the others with the build script's settings (``fit_content_model``'s defaults) and the shipped
    code path (``UseEvidenceAnalyzer``) runs with them on the left-out split. These are the honest figures: the
    classifiers never saw the prompts they read. The splits written after the rules (``heldout4`` on) are the
@@ -62,7 +62,7 @@ def accuracy(rows: list[Example], results: dict[str, PromptAnalysis]) -> tuple[f
 
 
 #: The splits written after the rules were built: the fair comparison between the rules and USE.
-FRESH = ("heldout4", "heldout5", "heldout6", "heldout7", "heldout8")
+FRESH = ("heldout4", "heldout5", "heldout6", "heldout7", "heldout8", "heldout9")
 
 
 def table(name: str, examples: list[Example], results: dict[str, PromptAnalysis]) -> None:
@@ -72,8 +72,8 @@ def table(name: str, examples: list[Example], results: dict[str, PromptAnalysis]
     content = " · ".join(f"{c:.1%}" for c, _ in folds)
     aspect = " · ".join(f"{a:.1%}" for _, a in folds)
     print(
-        f"  {name:<24} content {content} (heldout4-8 {fresh[0]:.1%}, non-EN {foreign[0]:.1%})\n"
-        f"  {'':<24} aspect  {aspect} (heldout4-8 {fresh[1]:.1%}, non-EN {foreign[1]:.1%})"
+        f"  {name:<24} content {content} (heldout4-9 {fresh[0]:.1%}, non-EN {foreign[0]:.1%})\n"
+        f"  {'':<24} aspect  {aspect} (heldout4-9 {fresh[1]:.1%}, non-EN {foreign[1]:.1%})"
     )
 
 

