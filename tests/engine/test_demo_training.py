@@ -118,6 +118,7 @@ def test_seeded_vae_trains_again_for_world_2_then_refines_the_decoder(
     assert seeded is not None and seeded["step"] == shipped
     monkeypatch.setattr(train_vae, "WORLD2_FROM", shipped)
     monkeypatch.setattr(train_vae, "_W2_ENCODER_UNTIL", shipped + 2)
+    monkeypatch.setattr(train_vae, "SHAPES_FROM", shipped + 4)
     monkeypatch.setattr(train_vae, "VAE_STEPS", shipped + 2)
     assert train_vae.train_vae(tmp_path, Budget(5.0)) is True
     joint = load_checkpoint(tmp_path / "vae.pt")
@@ -140,3 +141,13 @@ def test_edge_loss_rewards_sharp_edges() -> None:
     blurred = torch.nn.functional.avg_pool2d(sharp, 3, stride=1, padding=1)
     assert train_vae.edge_loss(sharp, sharp).item() == 0.0
     assert train_vae.edge_loss(blurred, sharp).item() > 0.01
+
+
+def test_the_outline_band_covers_the_edge_inside_and_out() -> None:
+    masks = torch.zeros(1, 16, 16, dtype=torch.bool)
+    masks[0, 4:12, 4:12] = True
+    band = train_vae.outline_band(masks.numpy(), width=2)[0, 0]
+    assert band.shape == (16, 16)
+    assert band[4, 8] == 1.0 and band[5, 8] == 1.0 and band[2, 8] == 1.0  # the edge row, in and out
+    assert band[8, 8] == 0.0 and band[0, 0] == 0.0  # the middle and far outside
+    assert band[6, 8] == 0.0 and band[1, 8] == 0.0  # beyond two pixels either way
