@@ -88,14 +88,16 @@ def test_style_lora_draws_its_outline_only_when_applied(demo_pipe: Any) -> None:
 
     from ml_lib.diffusion.demo.assets import demo_lora_path
 
-    prompt = [f"{TRIGGER_WORD}, a big green square in the middle, white background"] * 2
-    before = _generate(demo_pipe, prompt, seed=3)
+    # Without the LoRA the prompt carries no trigger (the planner adds it with the LoRA): the base model never
+    # learned the trigger word, and alone it scrambles the picture.
+    plain = ["a big green square in the middle, white background"] * 2
+    before = _generate(demo_pipe, plain, seed=3)
     demo_pipe.load_lora_weights(str(demo_lora_path()), adapter_name="demo_style")
     try:
-        after = _generate(demo_pipe, prompt, seed=3)
+        after = _generate(demo_pipe, [f"{TRIGGER_WORD}, {p}" for p in plain], seed=3)
     finally:
         demo_pipe.unload_lora_weights()
-    again = _generate(demo_pipe, prompt, seed=3)
+    again = _generate(demo_pipe, plain, seed=3)
     assert [analyse(i).outlined for i in before] == [False, False]
     assert [analyse(i).outlined for i in after] == [True, True]
     assert np.array_equal(again, before)
