@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -45,6 +44,6 @@ def semantic_similarity() -> Callable[[str, Any], Any] | None:
 
 def release_encoders() -> None:
     """Free the sentence encoder the "use" analyzer loaded (it loads again on the next prompt)."""
-    module = sys.modules.get(f"{__package__}.use_evidence")
-    if module is not None:  # never imported: nothing loaded
-        module.release_shared_encoder()
+    from .use_evidence import release_shared_encoder
+
+    release_shared_encoder()
