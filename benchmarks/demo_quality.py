@@ -13,8 +13,9 @@ matches, is unsaid, or conflicts; inpainting (``StableDiffusionInpaintPipeline``
 the engine runs it) by whether the prompt's object appears, in its colour, inside a masked box of a
 background-only image.
 The shape read on the VAE's own reconstructions of the true renders is printed as the ceiling the
-decoder allows; with the LoRA applied, how often the image keeps its object colour, background, position and shape is
-printed too (no target), next to how well the analyser reads true outlined renders.
+decoder allows; with the LoRA applied, how often the image keeps its object colour, background, position
+and shape is printed too (no target), with the trigger first (as the captions are typed) and appended (as
+the planner writes it), next to how well the analyser reads true outlined renders.
 Seconds per image are timed through ``ImageGenerator`` at the planner's default steps. Each figure is
 printed with its target and whether it was met.
 """
@@ -227,20 +228,31 @@ def main() -> None:
         off = _generate(pipe, plain, args.seed + 1, args.steps, args.cfg)
         pipe.load_lora_weights(str(lora), adapter_name="style")
         on = _generate(pipe, styled, args.seed + 1, args.steps, args.cfg)
+        # where the planner puts a picked LoRA's trigger: appended (``loras.insert_triggers``)
+        appended = _generate(
+            pipe, [f"{c}, {TRIGGER_WORD}" for c in plain], args.seed + 1, args.steps, args.cfg
+        )
         pipe.unload_lora_weights()
         figures["style_on"] = float(np.mean([analyse(i).outlined for i in on]))
         figures["style_off"] = float(np.mean([not analyse(i).outlined for i in off]))
+        figures["style_on_appended"] = float(np.mean([analyse(i).outlined for i in appended]))
         print(_line("style LoRA: outline when applied", figures["style_on"], TARGETS["style_on"]))
         print(_line("style LoRA: no outline when not", figures["style_off"], TARGETS["style_off"]))
-        kept = [analyse(i) for i in on]
-        for field in ("color", "background", "position", "shape"):
-            name = f"style_on_{field}"
-            figures[name] = float(
-                np.mean(
-                    [getattr(a, field) == getattr(s, field) for a, s in zip(kept, batch.scenes, strict=False)]
+        print(_line("  … trigger appended, as the planner writes it", figures["style_on_appended"], None))
+        for suffix, images in (("", on), ("_appended", appended)):
+            kept = [analyse(i) for i in images]
+            for field in ("color", "background", "position", "shape"):
+                name = f"style_on_{field}{suffix}"
+                figures[name] = float(
+                    np.mean(
+                        [
+                            getattr(a, field) == getattr(s, field)
+                            for a, s in zip(kept, batch.scenes, strict=False)
+                        ]
+                    )
                 )
-            )
-            print(_line(f"style LoRA: object {_LABEL[field]} kept", figures[name], None))
+                where = ", trigger appended" if suffix else ""
+                print(_line(f"style LoRA{where}: object {_LABEL[field]} kept", figures[name], None))
     else:
         print(f"{'style LoRA':<42} {'absent':>8}   MISSED (no {LORA_FILE})")
 
