@@ -54,6 +54,7 @@ _TARGETS = [
     "conv2",
 ]
 _STREAM = 3
+_OUTLINED = 0.5  # the rest plain, without the trigger: the LoRA learns to change only what the trigger asks
 _OUTPUT_NAME = "dmoutline"
 
 log = stage_logger("lora")
@@ -161,7 +162,7 @@ def train_lora(state: Path, budget: Budget, *, seed: int = 0) -> bool:
     unet.train()
     losses: list[float] = []
     while step < LORA_STEPS and not budget.expired():
-        batch = make_batch(seed, step, _BATCH, outline_fraction=1.0, stream=_STREAM)
+        batch = make_batch(seed, step, _BATCH, outline_fraction=_OUTLINED, stream=_STREAM)
         gen = torch.Generator().manual_seed(seed * 1_000_003 + step)
         with torch.no_grad():
             latents = vae.encode(batch.images).latent_dist.mean * scale
