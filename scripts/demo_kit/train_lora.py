@@ -1,10 +1,12 @@
 """Stage ``lora``: a style LoRA (trigger ``dmoutline``: a thick outline in the complementary colour).
 
 Rank-4 LoRA (peft) on the UNet's attention, feed-forward, projection and resnet convolution layers
-(kohya's LoCon set), trained on outline-style scenes whose captions carry the trigger word, base model
-frozen, AdamW 1e-3 with warm-up and cosine decay. Saved in kohya format
-(``lora_unet_…lora_down/lora_up/alpha``) with kohya-style ``ss_*`` metadata at every checkpoint. The
-checkpoint records the UNet step it was trained against; when the base has moved on, the stage starts over.
+(kohya's LoCon set) and on the text encoder's attention and MLP, trained on outline-style scenes whose
+captions carry the trigger word and, in half of each batch, plain scenes without it; base model frozen,
+AdamW 1e-3 with warm-up and cosine decay. Saved in kohya format (``lora_unet_…`` and
+``lora_te_text_model_…``, ``lora_down/lora_up/alpha``) with kohya-style ``ss_*`` metadata at every
+checkpoint. The checkpoint records the UNet step it was trained against; when the base has moved on, the
+stage starts over.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ _ALPHA = 4.0
 _BATCH = 16
 _LR = 1e-3
 _WARMUP = 50
-_TARGETS = [
+_TARGETS = (
     "to_q",
     "to_k",
     "to_v",
@@ -52,8 +54,12 @@ _TARGETS = [
     "ff.net.2",
     "conv1",
     "conv2",
-]
+)
+#: The text encoder's LoRA (kohya ``lora_te_…``): the trigger's tokens were never trained into the base text
+#: encoder, and first in a caption they scramble every later word's hidden state (the encoder is causal).
+_TE_TARGETS = ("q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2")
 _STREAM = 3
+_OUTLINED = 0.5  # the rest plain, without the trigger: the LoRA learns to change only what the trigger asks
 _OUTPUT_NAME = "dmoutline"
 
 log = stage_logger("lora")
@@ -65,25 +71,28 @@ def _lr(step: int) -> float:
     return _LR * warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / LORA_STEPS)))
 
 
-def _lora_config() -> Any:
+def _lora_config(targets: tuple[str, ...] = _TARGETS) -> Any:
     from peft import LoraConfig
 
-    return LoraConfig(r=LORA_RANK, lora_alpha=_ALPHA, target_modules=_TARGETS, init_lora_weights="gaussian")
+    return LoraConfig(
+        r=LORA_RANK, lora_alpha=_ALPHA, target_modules=list(targets), init_lora_weights="gaussian"
+    )
 
 
 def kohya_lora(
-    unet: Any, *, steps: int, base_step: int, seed: int
+    unet: Any, text_encoder: Any, *, steps: int, base_step: int, seed: int
 ) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """The UNet's LoRA as kohya tensors (fp16) and ``ss_*`` metadata."""
+    """The UNet's and the text encoder's LoRA as kohya tensors (fp16) and ``ss_*`` metadata."""
     from peft import get_peft_model_state_dict
 
     tensors: dict[str, torch.Tensor] = {}
-    for key, value in get_peft_model_state_dict(unet).items():
-        module, kind = key.rsplit(".lora_", 1)
-        name = "lora_unet_" + module.replace(".", "_")
-        suffix = "lora_down.weight" if kind.startswith("A") else "lora_up.weight"
-        tensors[f"{name}.{suffix}"] = value.detach().to(torch.float16).contiguous()
-        tensors[f"{name}.alpha"] = torch.tensor(_ALPHA, dtype=torch.float16)
+    for prefix, model in (("lora_unet_", unet), ("lora_te_text_model_", text_encoder)):  # kohya's names
+        for key, value in get_peft_model_state_dict(model).items():
+            module, kind = key.rsplit(".lora_", 1)
+            name = prefix + module.removeprefix("text_model.").replace(".", "_")
+            suffix = "lora_down.weight" if kind.startswith("A") else "lora_up.weight"
+            tensors[f"{name}.{suffix}"] = value.detach().to(torch.float16).contiguous()
+            tensors[f"{name}.alpha"] = torch.tensor(_ALPHA, dtype=torch.float16)
     tags: Counter[str] = Counter()
     for step in range(0, 40):
         for caption in make_batch(seed, step, _BATCH, outline_fraction=1.0, stream=_STREAM).captions:
@@ -100,8 +109,8 @@ def kohya_lora(
         "ss_lr_scheduler": "cosine",
         "ss_lr_warmup_steps": str(_WARMUP),
         "ss_unet_lr": str(_LR),
-        "ss_text_encoder_lr": "0",
-        "ss_network_train_unet_only": "True",
+        "ss_text_encoder_lr": str(_LR),
+        "ss_network_train_unet_only": "False",
         "ss_max_train_steps": str(LORA_STEPS),
         "ss_steps": str(steps),
         "ss_batch_size_per_device": str(_BATCH),
@@ -130,7 +139,8 @@ def train_lora(state: Path, budget: Budget, *, seed: int = 0) -> bool:
         module.requires_grad_(False)
     torch.manual_seed(seed + 2)
     unet.add_adapter(_lora_config())
-    params = [p for p in unet.parameters() if p.requires_grad]
+    text_encoder.add_adapter(_lora_config(_TE_TARGETS))
+    params = [p for m in (unet, text_encoder) for p in m.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=_LR, weight_decay=0.0)
     step, seconds, started = 0, 0.0, time.monotonic()
     if ckpt is not None:
@@ -138,6 +148,7 @@ def train_lora(state: Path, budget: Budget, *, seed: int = 0) -> bool:
         from peft import set_peft_model_state_dict
 
         set_peft_model_state_dict(unet, ckpt["lora"])
+        set_peft_model_state_dict(text_encoder, ckpt["lora_te"])
         opt.load_state_dict(ckpt["opt"])
         step = ckpt["step"]
         log.info("lora: resumed at step %d", step)
@@ -149,6 +160,7 @@ def train_lora(state: Path, budget: Budget, *, seed: int = 0) -> bool:
             path,
             {
                 "lora": get_peft_model_state_dict(unet),
+                "lora_te": get_peft_model_state_dict(text_encoder),
                 "opt": opt.state_dict(),
                 "step": step,
                 "seconds": seconds + time.monotonic() - started,
@@ -161,11 +173,11 @@ def train_lora(state: Path, budget: Budget, *, seed: int = 0) -> bool:
     unet.train()
     losses: list[float] = []
     while step < LORA_STEPS and not budget.expired():
-        batch = make_batch(seed, step, _BATCH, outline_fraction=1.0, stream=_STREAM)
+        batch = make_batch(seed, step, _BATCH, outline_fraction=_OUTLINED, stream=_STREAM)
         gen = torch.Generator().manual_seed(seed * 1_000_003 + step)
         with torch.no_grad():
             latents = vae.encode(batch.images).latent_dist.mean * scale
-            context = encode_text(tokenizer, text_encoder, batch.captions)
+        context = encode_text(tokenizer, text_encoder, batch.captions)
         t = torch.randint(0, 1000, (_BATCH,), generator=gen)
         noise = torch.randn(latents.shape, generator=gen)
         a = acp[t].view(-1, 1, 1, 1)
@@ -182,7 +194,7 @@ def train_lora(state: Path, budget: Budget, *, seed: int = 0) -> bool:
     save()
     from safetensors.torch import save_file
 
-    tensors, metadata = kohya_lora(unet, steps=step, base_step=base_step, seed=seed)
+    tensors, metadata = kohya_lora(unet, text_encoder, steps=step, base_step=base_step, seed=seed)
     save_file(tensors, str(state / f"{_OUTPUT_NAME}.safetensors"), metadata=metadata)
     log.info("lora: %d tensors at step %d of %d", len(tensors), step, LORA_STEPS)
     return step >= LORA_STEPS
