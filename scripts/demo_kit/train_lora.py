@@ -132,6 +132,9 @@ def train_lora(state: Path, budget: Budget, *, seed: int = 0) -> bool:
     if ckpt is not None and ckpt["base_step"] != base_step:
         log.info("lora: base UNet moved from step %d to %d, starting over", ckpt["base_step"], base_step)
         ckpt = None
+    if ckpt is not None and "lora_te" not in ckpt:
+        log.info("lora: the checkpoint has no text-encoder part (an earlier recipe), starting over")
+        ckpt = None
     if ckpt is not None and ckpt["step"] >= LORA_STEPS:
         return True
     unet, vae, tokenizer, text_encoder = pipe.unet, pipe.vae, pipe.tokenizer, pipe.text_encoder
