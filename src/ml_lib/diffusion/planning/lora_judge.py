@@ -359,8 +359,7 @@ def _in_photo(
     (Civitai) tags count as its words there ("photography" makes a style photographic)."""
     if profile.kind != "style":
         return ""
-    tags = frozenset(t.lower() for t in record.sidecar.tags) if record.sidecar is not None else frozenset()
-    return photo_mention(ev, p, known | tags)
+    return photo_mention(ev, p, known, record.sidecar.tags if record.sidecar is not None else ())
 
 
 @functools.cache

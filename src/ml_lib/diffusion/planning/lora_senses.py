@@ -21,6 +21,7 @@ tattoo": the lexicon lacks most such nouns).
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from ..prompt.lexicon import Token, load_vocab
@@ -210,11 +211,15 @@ def _asks_for_look(ev: Evidence, p: PromptWords) -> bool:
     return False
 
 
-def photo_mention(ev: Evidence, p: PromptWords, known: frozenset[str]) -> str:
+def photo_mention(ev: Evidence, p: PromptWords, known: frozenset[str], categories: Iterable[str] = ()) -> str:
     """Why a style LoRA's evidence ``ev`` names something shown in a photo rather than the picture's look ("" when
-    it does not): the prompt says photo, the LoRA (whose words and categories are ``known``) is no photographic
-    style, the look is not asked for, and either the LoRA is a drawn medium or the words are only its tags."""
-    if not _PHOTO & p.stems or _PHOTO & known or _asks_for_look(ev, p):
+    it does not): the prompt says photo, the LoRA (its words ``known``, its Civitai ``categories``) is no
+    photographic style, the look is not asked for, and either the LoRA is a drawn medium or the words are only
+    its tags."""
+    if not _PHOTO & p.stems:
+        return ""  # most prompts: nothing more to read
+    known = known | {c.lower() for c in categories}
+    if _PHOTO & known or _asks_for_look(ev, p):
         return ""
     if not known & _drawn_media() and ev.field in ("trigger", "name"):
         return ""  # an aesthetic a photo can have, named: "a steampunk airship, photo"
